@@ -1,0 +1,28 @@
+/*
+ * app.c: state shared by the commands.
+ */
+#include "app.h"
+
+volatile sig_atomic_t app_interrupted;
+
+int app_exit_status(const enum tenant_outcome *outcomes, size_t n)
+{
+    size_t unreachable = 0, failed = 0, tempfail = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        switch (outcomes[i]) {
+        case TENANT_OK: break;
+        case TENANT_UNREACHABLE: unreachable++; break;
+        case TENANT_FAILED: failed++; break;
+        case TENANT_LOCKED:
+        case TENANT_INTERRUPTED: tempfail++; break;
+        }
+    }
+    if (n > 0 && unreachable == n)
+        return EXIT_UNAVAILABLE;
+    if (unreachable || failed)
+        return EXIT_SOME_FAILED;
+    if (tempfail)
+        return EXIT_TEMPFAIL;
+    return EXIT_OK;
+}

@@ -1,0 +1,56 @@
+/*
+ * app.h: what every command gets from main(): the validated configuration,
+ * the tenants selected on the command line with their form definitions, and
+ * the identity of this run.
+ */
+#ifndef APP_H
+#define APP_H
+
+#include "config.h"
+#include "definition.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Exit statuses (sysexits.h values, documented in anonymizer(1)). */
+enum app_exit {
+    EXIT_OK = 0,
+    EXIT_SOME_FAILED = 1,
+    EXIT_USAGE = 64,
+    EXIT_UNAVAILABLE = 69,
+    EXIT_TEMPFAIL = 75,
+    EXIT_CONFIG = 78,
+};
+
+struct app_tenant {
+    const struct cfg_tenant *cfg; /* borrowed from app.cfg */
+    struct def_set defs;
+};
+
+struct app {
+    struct cfg *cfg;
+    struct app_tenant *tenants; /* the selected tenants, in configuration order */
+    size_t ntenants;
+    char *config_bytes; /* the file as read, for its checksum in the audit */
+    size_t config_len;
+    char run_id[37];
+    char host[256];
+};
+
+/* Set from signal handlers: stop after the batch in flight. */
+extern volatile sig_atomic_t app_interrupted;
+
+/* Outcome of one tenant, for the exit status. */
+enum tenant_outcome {
+    TENANT_OK = 0,
+    TENANT_FAILED,      /* reached, then something failed */
+    TENANT_UNREACHABLE, /* could not connect */
+    TENANT_LOCKED,      /* another run holds its lock */
+    TENANT_INTERRUPTED,
+};
+
+/* Folds tenant outcomes into the exit status, as documented. */
+int app_exit_status(const enum tenant_outcome *outcomes, size_t n);
+
+#endif

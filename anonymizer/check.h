@@ -1,0 +1,12 @@
+/*
+ * check.h: the "check" command: validates, connects, and prints what each
+ * tenant's forms would get, column by column.  It writes nothing.
+ */
+#ifndef CHECK_H
+#define CHECK_H
+
+#include "app.h"
+
+int cmd_check(const struct app *app);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * classify.h: what happens to each column of a form's main table.
+ *
+ * Precedence, first match wins:
+ *   1. the w.c.s. columns this tool knows (system columns kept, personal
+ *      metadata stripped, statistics_data trimmed);
+ *   2. the configuration's "blank" then "keep" lists (by varname or field id);
+ *   3. the definition's "anonymise" mode ("no"/false: keep; "final",
+ *      "intermediate", true: blank);
+ *   4. anything else is unclassified: blanked (privacy by default) and
+ *      reported.
+ */
+#ifndef CLASSIFY_H
+#define CLASSIFY_H
+
+#include "config.h"
+#include "definition.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum col_class {
+    COL_SYSTEM = 0,   /* technical or statistical, not personal: kept */
+    COL_METADATA,     /* submitter / workflow metadata: set to NULL */
+    COL_STATISTICS,   /* statistics_data: trimmed to done-datetime and kept fields */
+    COL_KEEP,         /* field value kept */
+    COL_BLANK,        /* field value set to NULL */
+    COL_UNCLASSIFIED, /* nobody said: set to NULL and reported */
+};
+
+enum col_reason {
+    REASON_SYSTEM = 0,
+    REASON_METADATA,
+    REASON_STATISTICS,
+    REASON_CONFIG_KEEP,
+    REASON_CONFIG_BLANK,
+    REASON_DEF_NO,
+    REASON_DEF_FINAL,
+    REASON_DEF_INTERMEDIATE,
+    REASON_NO_DEFINITION,     /* a field column, and no definition for the form */
+    REASON_NOT_IN_DEFINITION, /* a field column the definition does not know */
+    REASON_UNKNOWN_COLUMN,    /* not a w.c.s. column this tool knows */
+};
+
+struct column {
+    char *name;
+    char *type; /* format_type() of the column */
+    bool notnull;
+    enum col_class cls;
+    enum col_reason reason;
+    const struct def_field *field; /* borrowed from the definition; may be NULL */
+};
+
+const char *col_class_str(enum col_class c);
+const char *col_reason_str(enum col_reason r);
+
+/* True when the class means "set to NULL". */
+static inline bool col_is_nulled(enum col_class c)
+{
+    return c == COL_METADATA || c == COL_BLANK || c == COL_UNCLASSIFIED;
+}
+
+/*
+ * Classifies every column.  def may be NULL (no definition for the form).
+ * pol gives the configuration's keep/blank lists.
+ */
+void classify_columns(struct column *cols, size_t ncols, const struct definition *def,
+                      const struct cfg_resolved *pol);
+
+/*
+ * Names in the configuration's keep/blank lists that match no field of the
+ * form, for a warning: returns how many were found and sets *names to a
+ * newly allocated array of borrowed strings (caller frees the array only).
+ */
+size_t classify_unmatched_names(const struct column *cols, size_t ncols, const struct definition *def,
+                                const struct cfg_resolved *pol, const char ***names);
+
+/* True for a column that stores a field value (f<id>, f<id>_display, ...). */
+bool classify_is_field_column(const char *name);
+
+#endif

@@ -1,0 +1,244 @@
+/*
+ * main.c: command line, configuration, dispatch.  The work lives in one
+ * module per command; this file only decides what to run and maps the
+ * outcome to an exit status.
+ */
+#include "app.h"
+#include "ax.h"
+#include "check.h"
+#include "config.h"
+#include "definition.h"
+#include "log.h"
+#include "run.h"
+#include "version.h"
+#include "audit.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct command {
+    const char *name;
+    int (*fn)(const struct app *app);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"run", cmd_run, "anonymise every tenant's expired submissions and delete expired drafts"},
+    {"check", cmd_check, "validate the configuration, connect, and print how each column is classified"},
+};
+
+/* One table drives parsing and --help. */
+static const struct opt {
+    const char *long_name;
+    int short_name;
+    int has_arg;
+    const char *arg;
+    const char *help;
+} options[] = {
+    {"config", 'c', required_argument, "FILE", "configuration file (default $ANONYMIZER_CONFIG, then " CFG_DEFAULT_PATH ")"},
+    {"tenant", 't', required_argument, "NAME", "only this tenant (repeatable)"},
+    {"verbose", 'v', no_argument, NULL, "also print one line per batch"},
+    {"quiet", 'q', no_argument, NULL, "print errors only"},
+    {"help", 'h', no_argument, NULL, "show this help and exit"},
+    {"version", 'V', no_argument, NULL, "show the version and exit"},
+};
+
+struct cli {
+    const char *config;
+    const char **tenants;
+    size_t ntenants;
+    int verbose;
+    int quiet;
+    const char *command;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: anonymizer [-c FILE] [-t TENANT]... [-v | -q] COMMAND\n\n");
+    fprintf(out, "Keeps w.c.s. form submissions free of personal data past their retention period.\n\nCommands:\n");
+    for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nOptions:\n");
+    for (size_t i = 0; i < AX_ARRAY_LEN(options); i++) {
+        char left[64];
+        snprintf(left, sizeof left, "-%c, --%s%s%s", options[i].short_name, options[i].long_name,
+                 options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
+        fprintf(out, "  %-24s %s\n", left, options[i].help);
+    }
+    fprintf(out, "\nExit status: 0 done, 1 some tenants failed, 64 usage error, 69 no tenant reachable,\n"
+                 "75 lock held elsewhere or interrupted, 78 configuration error.  See anonymizer(1).\n");
+}
+
+static int usage_error(const char *fmt, ...) AX_PRINTF(1, 2);
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "anonymizer: error: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry \"anonymizer --help\" for more information.\n");
+    return EXIT_USAGE;
+}
+
+/* Returns -1 to go on, or an exit status. */
+static int parse_cli(int argc, char **argv, struct cli *cli)
+{
+    struct option longopts[AX_ARRAY_LEN(options) + 1];
+    char shortopts[2 * AX_ARRAY_LEN(options) + 2];
+    size_t k = 0;
+
+    shortopts[k++] = ':';
+    for (size_t i = 0; i < AX_ARRAY_LEN(options); i++) {
+        longopts[i] = (struct option){options[i].long_name, options[i].has_arg, NULL, options[i].short_name};
+        shortopts[k++] = (char)options[i].short_name;
+        if (options[i].has_arg == required_argument)
+            shortopts[k++] = ':';
+    }
+    shortopts[k] = '\0';
+    memset(&longopts[AX_ARRAY_LEN(options)], 0, sizeof longopts[0]);
+
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': cli->config = optarg; break;
+        case 't':
+            cli->tenants = ax_reallocarray(cli->tenants, cli->ntenants + 1, sizeof *cli->tenants);
+            cli->tenants[cli->ntenants++] = optarg;
+            break;
+        case 'v': cli->verbose = 1; break;
+        case 'q': cli->quiet = 1; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        case 'V': printf("anonymizer %s\n", ANONYMIZER_VERSION); return EXIT_OK;
+        case ':': return usage_error("option \"%s\" needs an argument", argv[optind - 1]);
+        default: return usage_error("unrecognized option \"%s\"", argv[optind - 1]);
+        }
+    }
+    if (cli->verbose && cli->quiet)
+        return usage_error("-v and -q cannot be used together");
+    if (optind >= argc)
+        return usage_error("no command given");
+    cli->command = argv[optind++];
+    if (optind < argc)
+        return usage_error("unexpected argument \"%s\"", argv[optind]);
+    return -1;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    app_interrupted = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    /* a second signal kills: the transaction in flight rolls back */
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void app_free(struct app *app)
+{
+    for (size_t i = 0; i < app->ntenants; i++)
+        def_set_free(&app->tenants[i].defs);
+    free(app->tenants);
+    free(app->config_bytes);
+    cfg_free(app->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {0};
+    struct app app = {0};
+    char err[1024];
+    const struct command *cmd = NULL;
+    int status;
+
+    status = parse_cli(argc, argv, &cli);
+    if (status >= 0)
+        goto out;
+    for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, cli.command) == 0)
+            cmd = &commands[i];
+    if (!cmd) {
+        status = usage_error("unknown command \"%s\"", cli.command);
+        goto out;
+    }
+    log_init(cli.quiet ? LOG_LEVEL_ERROR : cli.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+
+    const char *path = cli.config ? cli.config : getenv("ANONYMIZER_CONFIG");
+    if (!path || !*path)
+        path = CFG_DEFAULT_PATH;
+    if (cfg_load(path, &app.cfg, err, sizeof err) != AX_OK) {
+        log_error("%s", err);
+        status = EXIT_CONFIG;
+        goto out;
+    }
+    log_set_syslog(app.cfg->log_syslog);
+
+    for (size_t i = 0; i < cli.ntenants; i++) {
+        if (!cfg_find_tenant(app.cfg, cli.tenants[i])) {
+            status = usage_error("unknown tenant \"%s\" (not in the configuration)", cli.tenants[i]);
+            goto out;
+        }
+    }
+    app.tenants = ax_calloc(app.cfg->ntenants, sizeof *app.tenants);
+    for (size_t i = 0; i < app.cfg->ntenants; i++) {
+        const struct cfg_tenant *ct = &app.cfg->tenants[i];
+        bool wanted = cli.ntenants == 0;
+        for (size_t k = 0; k < cli.ntenants; k++)
+            wanted |= strcmp(cli.tenants[k], ct->name) == 0;
+        if (wanted)
+            app.tenants[app.ntenants++].cfg = ct;
+    }
+    if (app.ntenants == 0) {
+        log_error("%s: no tenants configured", app.cfg->path);
+        status = EXIT_CONFIG;
+        goto out;
+    }
+    /* every definition is read before anything connects: a broken one
+     * stops the run before it changes anything */
+    for (size_t i = 0; i < app.ntenants; i++) {
+        char *dir = ax_asprintf("%s/%s", app.cfg->schemas, app.tenants[i].cfg->name);
+        int rc = def_set_load(dir, &app.tenants[i].defs, err, sizeof err);
+        free(dir);
+        if (rc != AX_OK) {
+            log_error("%s", err);
+            status = EXIT_CONFIG;
+            goto out;
+        }
+    }
+    app.config_bytes = cfg_read_file(path, &app.config_len);
+    if (!app.config_bytes) {
+        log_error("%s: cannot read configuration file: %s", path, strerror(errno));
+        status = EXIT_CONFIG;
+        goto out;
+    }
+    audit_new_run_id(app.run_id);
+    if (gethostname(app.host, sizeof app.host - 1) != 0)
+        snprintf(app.host, sizeof app.host, "unknown");
+
+    install_signals();
+    status = cmd->fn(&app);
+    if (app_interrupted && status == EXIT_OK)
+        status = EXIT_TEMPFAIL;
+out:
+    fflush(stdout);
+    app_free(&app);
+    free(cli.tenants);
+    return status;
+}

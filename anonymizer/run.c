@@ -1,0 +1,434 @@
+/*
+ * run.c: the nightly job.  For each tenant: lock, discover, then per form
+ * the final anonymisation of due submissions and the removal of expired
+ * drafts, in batches of one transaction each, then VACUUM.
+ *
+ * A batch is a keyset range of ids: first the range is found (the next
+ * batch_size submissions that need work after the previous range), then one
+ * statement locks what it can of that range (FOR UPDATE SKIP LOCKED: rows a
+ * w.c.s. request holds are left for the next run, and counted), rewrites the
+ * rows, clears their history and deletes their tracking codes; a second
+ * statement makes sure wcs_all_forms carries nothing personal even where
+ * its trigger is missing.  A kill at any point loses at most the batch in
+ * flight, which the next run finds again: every predicate is about the
+ * data, never about what a previous run remembers.
+ */
+#include "run.h"
+#include "audit.h"
+#include "ax.h"
+#include "log.h"
+#include "strbuf.h"
+#include "tenant.h"
+#include "timeutil.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct form_counts {
+    long long anonymised;        /* not anonymised before */
+    long long completed;         /* anonymised by w.c.s., finished by us */
+    long long drafts_deleted;
+    long long drafts_anonymised;
+    long long history_cleared;   /* history rows cleared */
+    long long tracking_deleted;  /* tracking codes deleted */
+    long long locked;            /* due, but held by another session */
+    int batches;
+};
+
+struct batch_sql {
+    const char *what; /* for messages */
+    char *range;      /* -> max(id), count */
+    char *work;       /* -> counters */
+    char *allforms;   /* optional second statement */
+};
+
+static void batch_sql_free(struct batch_sql *b)
+{
+    free(b->range);
+    free(b->work);
+    free(b->allforms);
+}
+
+static void build_anonymise_sql(const struct form *f, struct batch_sql *b)
+{
+    struct strbuf sb;
+    bool tc = f->has_tracking_col;
+
+    b->what = "anonymise";
+    sb_init(&sb);
+    sb_appendf(&sb,
+               "SELECT max(s.id), count(*) FROM (SELECT m.id FROM public.%s m"
+               " WHERE m.id > $5 AND %s ORDER BY m.id LIMIT $6) s",
+               f->q_table, f->sql_work);
+    b->range = sb_detach(&sb);
+
+    sb_appendf(&sb,
+               "WITH locked AS (SELECT m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
+               " COALESCE(m.status = 'draft', false) AS draft"
+               " FROM public.%s m WHERE m.id > $5 AND m.id <= $6 AND %s FOR UPDATE OF m SKIP LOCKED),"
+               " upd AS (UPDATE public.%s t SET %s FROM locked l WHERE t.id = l.id RETURNING l.fresh, l.draft)",
+               tc ? "m.tracking_code" : "NULL::varchar", f->q_table, f->sql_work, f->q_table, f->sql_set);
+    if (f->q_evo)
+        sb_appendf(&sb,
+                   ", evo AS (UPDATE public.%s e SET who = NULL, comment = NULL, parts = NULL FROM locked l"
+                   " WHERE e.formdata_id = l.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)"
+                   " RETURNING 1)",
+                   f->q_evo);
+    if (tc)
+        sb_append(&sb, ", tc AS (DELETE FROM public.tracking_codes c USING locked l WHERE c.id = l.tracking_code"
+                       " RETURNING 1)");
+    sb_appendf(&sb,
+               " SELECT count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh),"
+               " count(*) FILTER (WHERE fresh AND draft), %s, %s FROM upd",
+               f->q_evo ? "(SELECT count(*) FROM evo)" : "0", tc ? "(SELECT count(*) FROM tc)" : "0");
+    b->work = sb_detach(&sb);
+
+    if (f->sql_allforms_set) {
+        sb_appendf(&sb,
+                   "UPDATE public.wcs_all_forms w SET %s FROM public.%s m"
+                   " WHERE w.formdef_id = $2 AND w.id = m.id AND m.id > $5 AND m.id <= $6"
+                   " AND m.anonymised IS NOT NULL AND %s AND %s",
+                   f->sql_allforms_set, f->q_table, f->sql_due_base, f->sql_allforms_dirty);
+        b->allforms = sb_detach(&sb);
+    }
+    sb_free(&sb);
+}
+
+static void build_drafts_sql(const struct tenant *t, const struct form *f, struct batch_sql *b)
+{
+    struct strbuf sb;
+    bool tc = f->has_tracking_col;
+    static const char draft_pred[] = "m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1";
+
+    b->what = "delete drafts";
+    sb_init(&sb);
+    sb_appendf(&sb,
+               "SELECT max(s.id), count(*) FROM (SELECT m.id FROM public.%s m"
+               " WHERE m.id > $5 AND %s ORDER BY m.id LIMIT $6) s",
+               f->q_table, draft_pred);
+    b->range = sb_detach(&sb);
+    /* history rows go with the submission (ON DELETE CASCADE), the
+     * wcs_all_forms row with the w.c.s. trigger */
+    sb_appendf(&sb,
+               "WITH locked AS (SELECT m.id, %s AS tracking_code FROM public.%s m"
+               " WHERE m.id > $5 AND m.id <= $6 AND %s FOR UPDATE OF m SKIP LOCKED),"
+               " del AS (DELETE FROM public.%s t USING locked l WHERE t.id = l.id RETURNING 1)",
+               tc ? "m.tracking_code" : "NULL::varchar", f->q_table, draft_pred, f->q_table);
+    if (tc)
+        sb_append(&sb, ", tc AS (DELETE FROM public.tracking_codes c USING locked l WHERE c.id = l.tracking_code"
+                       " RETURNING 1)");
+    sb_appendf(&sb, " SELECT 0, 0, (SELECT count(*) FROM del), 0, %s", tc ? "(SELECT count(*) FROM tc)" : "0");
+    b->work = sb_detach(&sb);
+    if (t->has_allforms) {
+        /* a deleted draft leaves nothing in wcs_all_forms, trigger or not */
+        sb_appendf(&sb,
+                   "DELETE FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6"
+                   " AND NOT EXISTS (SELECT 1 FROM public.%s m WHERE m.id = w.id)",
+                   f->q_table);
+        b->allforms = sb_detach(&sb);
+    }
+    sb_free(&sb);
+}
+
+static long long getll(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : atoll(PQgetvalue(res, row, col));
+}
+
+static bool transient(const struct db *db)
+{
+    return db_error_is(db, DB_SQLSTATE_LOCK_NOT_AVAILABLE) || db_error_is(db, DB_SQLSTATE_DEADLOCK);
+}
+
+/*
+ * Runs batches until the form has no more work, or an interruption.
+ * drafts: the counters go to drafts_deleted.
+ */
+static int run_batches(struct tenant *t, const struct app *app, struct form *f, const struct batch_sql *b,
+                       struct form_counts *c)
+{
+    char lo[32] = "0", limit[32], hi[32], fid[16];
+    const char *values[FORM_NPARAMS];
+    PGresult *res;
+    int rc;
+
+    snprintf(limit, sizeof limit, "%d", app->cfg->batch_size);
+    for (;;) {
+        if (app_interrupted)
+            return AX_ERR_INTERRUPTED;
+        double started = tm_now();
+        if ((rc = db_cmd(&t->db, "BEGIN")))
+            return rc;
+        form_params(f, values, lo, limit, t->now, fid, sizeof fid);
+        if ((rc = db_exec(&t->db, &res, b->range, FORM_NPARAMS, form_param_types, values)))
+            goto fail;
+        long long candidates = getll(res, 0, 1);
+        snprintf(hi, sizeof hi, "%s", PQgetisnull(res, 0, 0) ? "0" : PQgetvalue(res, 0, 0));
+        PQclear(res);
+        if (candidates == 0) {
+            rc = db_cmd(&t->db, "COMMIT");
+            return rc;
+        }
+        form_params(f, values, lo, hi, t->now, fid, sizeof fid);
+        rc = db_exec(&t->db, &res, b->work, FORM_NPARAMS, form_param_types, values);
+        if (rc == AX_OK && b->allforms)
+            rc = db_exec(&t->db, NULL, b->allforms, FORM_NPARAMS, form_param_types, values);
+        if (rc == AX_OK)
+            rc = db_cmd(&t->db, "COMMIT");
+        if (rc != AX_OK) {
+            PQclear(res);
+            if (!transient(&t->db))
+                goto fail;
+            /* a w.c.s. request holds something this batch needs: leave the
+             * whole range for the next run */
+            db_rollback_quietly(&t->db);
+            log_info("%s: form %s: ids %s to %s left for the next run: %s", t->name, f->slug, lo, hi, t->db.error);
+            c->locked += candidates;
+            snprintf(lo, sizeof lo, "%s", hi);
+            continue;
+        }
+        long long anonymised = getll(res, 0, 0), completed = getll(res, 0, 1), drafts = getll(res, 0, 2);
+        long long done = anonymised + completed + drafts;
+        c->anonymised += anonymised;
+        c->completed += completed;
+        if (strcmp(b->what, "delete drafts") == 0)
+            c->drafts_deleted += drafts;
+        else
+            c->drafts_anonymised += drafts;
+        c->history_cleared += getll(res, 0, 3);
+        c->tracking_deleted += getll(res, 0, 4);
+        c->locked += candidates > done ? candidates - done : 0;
+        c->batches++;
+        PQclear(res);
+        log_debug("%s: form %s: %s: ids %s to %s: %lld of %lld done in %.3f s", t->name, f->slug, b->what, lo, hi,
+                  done, candidates, tm_now() - started);
+        snprintf(lo, sizeof lo, "%s", hi);
+    }
+fail:
+    db_rollback_quietly(&t->db);
+    return rc;
+}
+
+static void vacuum(struct tenant *t, const char *qualified_quoted)
+{
+    char *sql = ax_asprintf("VACUUM (ANALYZE) %s", qualified_quoted);
+    if (db_cmd(&t->db, sql) != AX_OK)
+        log_warning("%s: %s: %s (old row versions keep personal data until vacuumed)", t->name, sql, t->db.error);
+    free(sql);
+}
+
+static json_object *form_entry(const struct form *f, const struct form_counts *c, const char *outcome,
+                               const char *error, double seconds)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "slug", json_object_new_string(f->slug));
+    json_object_object_add(o, "table", json_object_new_string(f->table));
+    json_object_object_add(o, "formdef_id", json_object_new_int(f->formdef_id));
+    json_object_object_add(o, "retention_days", json_object_new_int(f->pol.retention_days));
+    json_object_object_add(o, "retention_source", json_object_new_string(cfg_source_str(f->pol.retention_source)));
+    json_object_object_add(o, "cutoff", json_object_new_string(f->cutoff));
+    json_object_object_add(o, "definition", f->def ? json_object_new_string(f->def->path) : NULL);
+    json_object_object_add(o, "anonymised", json_object_new_int64(c->anonymised));
+    json_object_object_add(o, "completed", json_object_new_int64(c->completed));
+    json_object_object_add(o, "drafts_deleted", json_object_new_int64(c->drafts_deleted));
+    json_object_object_add(o, "drafts_anonymised", json_object_new_int64(c->drafts_anonymised));
+    json_object_object_add(o, "history_cleared", json_object_new_int64(c->history_cleared));
+    json_object_object_add(o, "tracking_codes_deleted", json_object_new_int64(c->tracking_deleted));
+    json_object_object_add(o, "locked", json_object_new_int64(c->locked));
+    json_object *uncl = json_object_new_array();
+    for (size_t i = 0; i < f->ncols; i++)
+        if (f->cols[i].cls == COL_UNCLASSIFIED)
+            json_object_array_add(uncl, json_object_new_string(f->cols[i].name));
+    json_object_object_add(o, "unclassified", uncl);
+    json_object_object_add(o, "outcome", json_object_new_string(outcome));
+    json_object_object_add(o, "error", error ? json_object_new_string(error) : NULL);
+    json_object_object_add(o, "seconds", json_object_new_double((double)(long long)(seconds * 1000) / 1000.0));
+    return o;
+}
+
+static void report_unclassified(const struct tenant *t, const struct form *f)
+{
+    if (f->nunclassified == 0)
+        return;
+    struct strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < f->ncols; i++) {
+        if (f->cols[i].cls != COL_UNCLASSIFIED)
+            continue;
+        sb_appendf(&sb, "%s%s", sb.len ? ", " : "", f->cols[i].name);
+    }
+    log_warning("%s: form %s: %zu unclassified column%s blanked (%s): %s", t->name, f->slug, f->nunclassified,
+                f->nunclassified > 1 ? "s" : "",
+                f->def ? "not in the definition" : "no definition", sb.buf);
+    sb_free(&sb);
+}
+
+/* Processes one form; returns AX_OK, AX_ERR_INTERRUPTED, AX_ERR_DATA or AX_ERR_DB. */
+static int run_form(struct tenant *t, const struct app *app, struct form *f, struct run_totals *tot,
+                    bool *shared_changed)
+{
+    struct form_counts c = {0};
+    struct batch_sql anon = {0}, drafts = {0};
+    double started = tm_now();
+    int rc = AX_OK;
+    const char *error = NULL;
+
+    if (f->unsupported) {
+        log_error("%s: form %s: %s; form skipped", t->name, f->slug, f->unsupported);
+        rc = AX_ERR_DATA;
+        error = f->unsupported;
+        goto audit;
+    }
+    report_unclassified(t, f);
+    build_anonymise_sql(f, &anon);
+    rc = run_batches(t, app, f, &anon, &c);
+    if (rc == AX_OK && f->pol.drafts == CFG_DRAFTS_DELETE) {
+        build_drafts_sql(t, f, &drafts);
+        rc = run_batches(t, app, f, &drafts, &c);
+    }
+    if (rc == AX_ERR_DB)
+        error = t->db.error;
+
+    long long changed = c.anonymised + c.completed + c.drafts_deleted + c.drafts_anonymised;
+    if (changed > 0) {
+        *shared_changed = true;
+        if (app->cfg->vacuum && rc != AX_ERR_DB) {
+            char *q = ax_asprintf("public.%s", f->q_table);
+            vacuum(t, q);
+            free(q);
+            if (f->q_evo) {
+                q = ax_asprintf("public.%s", f->q_evo);
+                vacuum(t, q);
+                free(q);
+            }
+        }
+    }
+    if (rc == AX_ERR_DB)
+        log_error("%s: form %s: %s", t->name, f->slug, t->db.error);
+    log_info("%s: form %s: %lld anonymised, %lld completed, %lld drafts %s, %lld locked (cutoff %s, %.2f s)%s",
+             t->name, f->slug, c.anonymised, c.completed,
+             f->pol.drafts == CFG_DRAFTS_DELETE ? c.drafts_deleted : c.drafts_anonymised,
+             f->pol.drafts == CFG_DRAFTS_DELETE ? "deleted" : "anonymised", c.locked, f->cutoff,
+             tm_now() - started, rc == AX_ERR_INTERRUPTED ? " [interrupted]" : rc ? " [failed]" : "");
+audit:
+    tot->anonymised += c.anonymised;
+    tot->completed += c.completed;
+    tot->drafts += c.drafts_deleted + c.drafts_anonymised;
+    tot->locked += c.locked;
+    {
+        const char *outcome = rc == AX_OK ? "ok" : rc == AX_ERR_INTERRUPTED ? "interrupted" : "failed";
+        char *err_copy = error ? ax_strdup(error) : NULL;
+        json_object *entry = form_entry(f, &c, outcome, err_copy, tm_now() - started);
+        /* the audit survives a failed form as long as the connection does */
+        if (audit_add_form(t, app, entry) != AX_OK && rc == AX_OK) {
+            log_error("%s: cannot write the audit row: %s", t->name, t->db.error);
+            rc = AX_ERR_DB;
+        }
+        json_object_put(entry);
+        free(err_copy);
+    }
+    batch_sql_free(&anon);
+    batch_sql_free(&drafts);
+    return rc;
+}
+
+enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, struct run_totals *tot)
+{
+    struct tenant t;
+    enum tenant_outcome outcome = TENANT_OK;
+    bool locked = false, shared_changed = false, audit_open = false;
+    double started = tm_now();
+    char *error = NULL;
+    int rc;
+
+    rc = tenant_open(&t, app, at, false);
+    if (rc) {
+        log_error("%s: cannot connect: %s", at->cfg->name, t.db.error);
+        tenant_close(&t);
+        return TENANT_UNREACHABLE;
+    }
+    if ((rc = tenant_try_lock(&t, &locked)))
+        goto db_failed;
+    if (!locked) {
+        log_warning("%s: another anonymizer run holds this tenant's lock; tenant skipped", t.name);
+        tenant_close(&t);
+        return TENANT_LOCKED;
+    }
+    if ((rc = tenant_discover_forms(&t, app)))
+        goto db_failed;
+    if ((rc = tenant_compute_cutoffs(&t, NULL)))
+        goto db_failed;
+    if ((rc = audit_begin(&t, app, "run")))
+        goto db_failed;
+    audit_open = true;
+
+    for (size_t i = 0; i < t.nforms; i++) {
+        rc = run_form(&t, app, &t.forms[i], tot, &shared_changed);
+        if (rc == AX_ERR_INTERRUPTED) {
+            outcome = TENANT_INTERRUPTED;
+            break;
+        }
+        if (rc == AX_ERR_DATA) {
+            /* this form is left alone; the others are safe to process */
+            outcome = TENANT_FAILED;
+            continue;
+        }
+        if (rc) {
+            outcome = TENANT_FAILED;
+            error = ax_strdup(t.db.error ? t.db.error : ax_status_str(rc));
+            break;
+        }
+    }
+    if (shared_changed && app->cfg->vacuum && outcome != TENANT_FAILED) {
+        if (t.has_tracking_codes)
+            vacuum(&t, "public.tracking_codes");
+        if (t.has_allforms)
+            vacuum(&t, "public.wcs_all_forms");
+    }
+    if (audit_finish(&t, app,
+                     outcome == TENANT_OK ? "ok" : outcome == TENANT_INTERRUPTED ? "interrupted" : "failed",
+                     error ? error : (outcome == TENANT_FAILED ? "some forms could not be processed" : NULL))) {
+        log_error("%s: cannot write the audit row: %s", t.name, t.db.error);
+        outcome = TENANT_FAILED;
+    }
+    log_info("%s: %s: %zu forms in %.2f s", t.name,
+             outcome == TENANT_OK ? "done" : outcome == TENANT_INTERRUPTED ? "interrupted" : "failed", t.nforms,
+             tm_now() - started);
+    free(error);
+    tenant_close(&t);
+    return outcome;
+
+db_failed:
+    log_error("%s: %s", t.name, t.db.error ? t.db.error : ax_status_str(rc));
+    if (audit_open)
+        audit_finish(&t, app, "failed", t.db.error);
+    tenant_close(&t);
+    return TENANT_FAILED;
+}
+
+int cmd_run(const struct app *app)
+{
+    struct run_totals tot = {0};
+    enum tenant_outcome *outcomes = ax_calloc(app->ntenants, sizeof *outcomes);
+    double started = tm_now();
+
+    for (size_t i = 0; i < app->ntenants; i++) {
+        if (app_interrupted) {
+            outcomes[i] = TENANT_INTERRUPTED;
+            continue;
+        }
+        outcomes[i] = run_tenant(app, &app->tenants[i], &tot);
+    }
+    size_t ok = 0;
+    for (size_t i = 0; i < app->ntenants; i++)
+        ok += outcomes[i] == TENANT_OK;
+    log_info("run %s: %zu of %zu tenants done, %lld submissions anonymised, %lld completed, %lld drafts, %lld locked,"
+             " %.2f s",
+             app->run_id, ok, app->ntenants, tot.anonymised, tot.completed, tot.drafts, tot.locked,
+             tm_now() - started);
+    int status = app_exit_status(outcomes, app->ntenants);
+    free(outcomes);
+    return status;
+}

@@ -1,0 +1,22 @@
+/*
+ * run.h: the "run" command, the nightly job.
+ */
+#ifndef RUN_H
+#define RUN_H
+
+#include "app.h"
+
+struct run_totals {
+    long long anonymised;
+    long long completed;
+    long long drafts;
+    long long locked;
+};
+
+/* Processes one tenant: never exits, reports failures in its outcome. */
+enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, struct run_totals *tot);
+
+/* Returns the exit status. */
+int cmd_run(const struct app *app);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * ax.c: status names and allocation helpers.
+ */
+#include "ax.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *ax_status_str(int status)
+{
+    switch (status) {
+    case AX_OK: return "success";
+    case AX_ERR_NOMEM: return "out of memory";
+    case AX_ERR_USAGE: return "usage error";
+    case AX_ERR_CONFIG: return "configuration error";
+    case AX_ERR_IO: return "input/output error";
+    case AX_ERR_DB: return "database error";
+    case AX_ERR_CONNECT: return "connection failed";
+    case AX_ERR_LOCKED: return "locked by another run";
+    case AX_ERR_INTERRUPTED: return "interrupted";
+    case AX_ERR_DATA: return "unsupported tenant data";
+    }
+    return "unknown error";
+}
+
+static void oom(void)
+{
+    fputs("anonymizer: fatal: out of memory\n", stderr);
+    abort();
+}
+
+void *ax_malloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *ax_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *ax_realloc(void *ptr, size_t size)
+{
+    void *p = realloc(ptr, size ? size : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *ax_reallocarray(void *ptr, size_t n, size_t size)
+{
+    if (size && n > (size_t)-1 / size)
+        oom();
+    return ax_realloc(ptr, n * size);
+}
+
+char *ax_strdup(const char *s)
+{
+    char *p = strdup(s ? s : "");
+    if (!p)
+        oom();
+    return p;
+}
+
+char *ax_strndup(const char *s, size_t n)
+{
+    char *p = strndup(s, n);
+    if (!p)
+        oom();
+    return p;
+}
+
+char *ax_asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *out = NULL;
+
+    va_start(ap, fmt);
+    int n = vasprintf(&out, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        oom();
+    return out;
+}

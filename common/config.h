@@ -1,0 +1,100 @@
+/*
+ * config.h: the configuration file (libconfig syntax), validated as a whole
+ * before anything connects anywhere.
+ *
+ * The names of the settings are the tool's interface: see
+ * man/anonymizer.conf.5.  A file that does not validate is refused with one
+ * message naming the file, the line and the setting.
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CFG_DEFAULT_PATH "/etc/anonymizer/anonymizer.conf"
+
+enum cfg_drafts { CFG_DRAFTS_DELETE = 0, CFG_DRAFTS_ANONYMISE = 1 };
+enum cfg_open { CFG_OPEN_SKIP = 0, CFG_OPEN_ANONYMISE = 1 };
+
+/* Where a resolved setting comes from, most general first. */
+enum cfg_source { CFG_SRC_DEFAULT = 0, CFG_SRC_GLOBAL, CFG_SRC_TENANT, CFG_SRC_FORM };
+const char *cfg_source_str(enum cfg_source src);
+
+/* The settings that can be given globally, per tenant and per form. */
+struct cfg_policy {
+    bool has_retention;
+    int retention_days;
+    char *retention_text; /* as written, for reports */
+    bool has_drafts;
+    enum cfg_drafts drafts;
+    bool has_open;
+    enum cfg_open open_submissions;
+};
+
+struct cfg_tenant {
+    char *name;
+    char *conninfo; /* secret-bearing: never logged */
+    struct cfg_policy policy;
+};
+
+struct cfg_form {
+    char *tenant; /* a tenant name, or "*" */
+    char *slug;
+    struct cfg_policy policy;
+    bool has_keep, has_blank;
+    char **keep; /* field varnames or ids */
+    size_t nkeep;
+    char **blank;
+    size_t nblank;
+};
+
+struct cfg {
+    char *path;
+    struct cfg_policy policy; /* global level */
+    int batch_size;
+    int lock_timeout_ms;
+    int statement_timeout_ms;
+    bool vacuum;
+    bool log_syslog;
+    char *schemas; /* directory of form definitions */
+    struct cfg_tenant *tenants;
+    size_t ntenants;
+    struct cfg_form *forms;
+    size_t nforms;
+};
+
+/* What applies to one form of one tenant, every level folded in.  Strings
+ * point into the cfg; the struct owns nothing. */
+struct cfg_resolved {
+    int retention_days;
+    const char *retention_text;
+    enum cfg_source retention_source;
+    enum cfg_drafts drafts;
+    enum cfg_source drafts_source;
+    enum cfg_open open_submissions;
+    enum cfg_source open_source;
+    char *const *keep;
+    size_t nkeep;
+    char *const *blank;
+    size_t nblank;
+};
+
+/*
+ * Loads and validates a configuration file.  On success *out is a new cfg
+ * (caller frees with cfg_free).  On failure returns AX_ERR_CONFIG (or
+ * AX_ERR_IO when the file cannot be read) with one line in err.
+ */
+int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen);
+void cfg_free(struct cfg *cfg);
+
+const struct cfg_tenant *cfg_find_tenant(const struct cfg *cfg, const char *name);
+
+/* Folds global, tenant and form levels for (tenant, slug). */
+void cfg_resolve(const struct cfg *cfg, const struct cfg_tenant *tenant, const char *slug,
+                 struct cfg_resolved *out);
+
+/* Reads the whole file into memory (caller frees); NULL with errno set on failure. */
+char *cfg_read_file(const char *path, size_t *len);
+
+#endif

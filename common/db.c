@@ -1,0 +1,157 @@
+/*
+ * db.c: libpq wrapper.
+ */
+#include "db.h"
+#include "ax.h"
+#include "log.h"
+#include "strbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Server notices ("schema already exists, skipping") are detail, not news. */
+static void notice_to_log(void *arg, const char *message)
+{
+    struct db *db = arg;
+    log_debug("%s: server: %s", db->label ? db->label : "?", message);
+}
+
+static void set_error_text(struct db *db, const char *text)
+{
+    free(db->error);
+    db->error = ax_strdup(text);
+    /* one line: libpq messages end with a newline and may hold several */
+    for (char *p = db->error; *p; p++)
+        if (*p == '\n')
+            *p = (p[1] ? ' ' : '\0');
+}
+
+void db_set_error(struct db *db, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    db->sqlstate[0] = '\0';
+    set_error_text(db, buf);
+}
+
+int db_connect(struct db *db, const char *conninfo, const char *label)
+{
+    /* connect_timeout first so that the conninfo can override it; the
+     * application name is a fallback so that operators can tell runs apart */
+    const char *keywords[] = {"connect_timeout", "dbname", "fallback_application_name", NULL};
+    const char *values[] = {"10", conninfo, "anonymizer", NULL};
+
+    memset(db, 0, sizeof *db);
+    db->label = ax_strdup(label);
+    db->conn = PQconnectdbParams(keywords, values, 1);
+    if (!db->conn) {
+        db_set_error(db, "out of memory");
+        return AX_ERR_CONNECT;
+    }
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        set_error_text(db, PQerrorMessage(db->conn));
+        return AX_ERR_CONNECT;
+    }
+    PQsetNoticeProcessor(db->conn, notice_to_log, db);
+    return AX_OK;
+}
+
+void db_close(struct db *db)
+{
+    if (db->conn)
+        PQfinish(db->conn);
+    db->conn = NULL;
+    free(db->label);
+    db->label = NULL;
+    free(db->error);
+    db->error = NULL;
+}
+
+static int check_result(struct db *db, PGresult *r, const char *sql, PGresult **res)
+{
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        db->sqlstate[0] = '\0';
+        if (res)
+            *res = r;
+        else
+            PQclear(r);
+        return AX_OK;
+    }
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state ? state : "");
+    const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (msg)
+        db_set_error(db, "%s", msg);
+    else
+        set_error_text(db, PQerrorMessage(db->conn));
+    if (state)
+        snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state);
+    log_debug("%s: statement failed (SQLSTATE %s): %.300s", db->label, db->sqlstate[0] ? db->sqlstate : "none",
+              sql);
+    PQclear(r);
+    if (res)
+        *res = NULL;
+    return AX_ERR_DB;
+}
+
+int db_exec(struct db *db, PGresult **res, const char *sql, int nparams, const Oid *types,
+            const char *const *values)
+{
+    PGresult *r = PQexecParams(db->conn, sql, nparams, types, values, NULL, NULL, 0);
+    return check_result(db, r, sql, res);
+}
+
+int db_exec_binary(struct db *db, PGresult **res, const char *sql, int nparams, const Oid *types,
+                   const char *const *values, const int *lengths, const int *formats)
+{
+    PGresult *r = PQexecParams(db->conn, sql, nparams, types, values, lengths, formats, 0);
+    return check_result(db, r, sql, res);
+}
+
+bool db_error_is(const struct db *db, const char *sqlstate)
+{
+    return strcmp(db->sqlstate, sqlstate) == 0;
+}
+
+char *db_quote_ident(struct db *db, const char *ident)
+{
+    char *q = PQescapeIdentifier(db->conn, ident, strlen(ident));
+    if (!q) {
+        /* only on out of memory or invalid encoding of a catalog name */
+        fprintf(stderr, "anonymizer: fatal: cannot quote identifier\n");
+        abort();
+    }
+    char *out = ax_strdup(q);
+    PQfreemem(q);
+    return out;
+}
+
+void db_rollback_quietly(struct db *db)
+{
+    if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
+        return;
+    PGTransactionStatusType ts = PQtransactionStatus(db->conn);
+    if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
+        PGresult *r = PQexec(db->conn, "ROLLBACK");
+        PQclear(r);
+    }
+}
+
+void db_cancel(struct db *db)
+{
+    if (!db->conn)
+        return;
+    PGcancel *c = PQgetCancel(db->conn);
+    if (c) {
+        char buf[256];
+        PQcancel(c, buf, sizeof buf);
+        PQfreeCancel(c);
+    }
+}

@@ -1,0 +1,391 @@
+/*
+ * definition.c: reading w.c.s. form definitions with json-c.
+ */
+#include "definition.h"
+#include "ax.h"
+#include "config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *def_anonymise_str(enum def_anonymise a)
+{
+    switch (a) {
+    case DEF_ANON_NO: return "no";
+    case DEF_ANON_FINAL: return "final";
+    case DEF_ANON_INTERMEDIATE: return "intermediate";
+    }
+    return "?";
+}
+
+char *def_column_for_id(const char *id)
+{
+    char *col = ax_asprintf("f%s", id);
+    for (char *p = col; *p; p++) {
+        if (*p == '-')
+            *p = '_';
+        else
+            *p = (char)tolower((unsigned char)*p);
+    }
+    return col;
+}
+
+/* Field types that have no column (pure layout). */
+static bool type_has_no_column(const char *type)
+{
+    static const char *const layout[] = {"page", "title", "subtitle", "comment"};
+    for (size_t i = 0; i < AX_ARRAY_LEN(layout); i++)
+        if (strcmp(type, layout[i]) == 0)
+            return true;
+    return false;
+}
+
+/* w.c.s. defaults: these types are kept unless told otherwise. */
+static enum def_anonymise default_anonymise(const char *type)
+{
+    if (strcmp(type, "bool") == 0 || strcmp(type, "item") == 0 || strcmp(type, "ranked-items") == 0)
+        return DEF_ANON_NO;
+    return DEF_ANON_FINAL;
+}
+
+static const char *opt_string(json_object *obj, const char *key)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* A field id may be a string ("12") or, in old exports, a number. */
+static char *field_id(json_object *field)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(field, "id", &v) || json_object_is_type(v, json_type_null))
+        return NULL;
+    if (json_object_is_type(v, json_type_string)) {
+        const char *s = json_object_get_string(v);
+        return s[0] ? ax_strdup(s) : NULL;
+    }
+    if (json_object_is_type(v, json_type_int))
+        return ax_asprintf("%lld", (long long)json_object_get_int64(v));
+    return NULL;
+}
+
+static void field_free(struct def_field *f)
+{
+    free(f->id);
+    free(f->column);
+    free(f->type);
+    free(f->label);
+    free(f->varname);
+}
+
+void def_free(struct definition *def)
+{
+    if (!def)
+        return;
+    for (size_t i = 0; i < def->nfields; i++)
+        field_free(&def->fields[i]);
+    free(def->fields);
+    for (size_t i = 0; i < def->nstatuses; i++) {
+        free(def->statuses[i].id);
+        free(def->statuses[i].name);
+    }
+    free(def->statuses);
+    free(def->path);
+    free(def->slug);
+    free(def->name);
+    free(def);
+}
+
+static int parse_fields(json_object *array, bool backoffice, struct definition *def, const char *path, char *err,
+                        size_t errlen)
+{
+    if (!json_object_is_type(array, json_type_array)) {
+        snprintf(err, errlen, "%s: \"fields\" is not a list", path);
+        return AX_ERR_CONFIG;
+    }
+    size_t n = json_object_array_length(array);
+    def->fields = ax_reallocarray(def->fields, def->nfields + n, sizeof *def->fields);
+    for (size_t i = 0; i < n; i++) {
+        json_object *jf = json_object_array_get_idx(array, i);
+        if (!json_object_is_type(jf, json_type_object)) {
+            snprintf(err, errlen, "%s: field #%zu is not an object", path, i + 1);
+            return AX_ERR_CONFIG;
+        }
+        const char *type = opt_string(jf, "type");
+        const char *label = opt_string(jf, "label");
+        if (!type) {
+            snprintf(err, errlen, "%s: field #%zu%s%s%s has no type", path, i + 1, label ? " \"" : "",
+                     label ? label : "", label ? "\"" : "");
+            return AX_ERR_CONFIG;
+        }
+        if (type_has_no_column(type))
+            continue;
+        char *id = field_id(jf);
+        if (!id) {
+            snprintf(err, errlen,
+                     "%s: field \"%s\" has no id, so it cannot be mapped to a column (export the definition "
+                     "from /api/formdefs/<slug>/schema, which includes ids)",
+                     path, label ? label : type);
+            return AX_ERR_CONFIG;
+        }
+        struct def_field *f = &def->fields[def->nfields];
+        memset(f, 0, sizeof *f);
+        def->nfields++;
+        f->id = id;
+        f->column = def_column_for_id(id);
+        f->type = ax_strdup(type);
+        f->label = label ? ax_strdup(label) : NULL;
+        const char *varname = opt_string(jf, "varname");
+        f->varname = varname && varname[0] ? ax_strdup(varname) : NULL;
+        f->backoffice = backoffice;
+
+        json_object *an;
+        if (!json_object_object_get_ex(jf, "anonymise", &an) || json_object_is_type(an, json_type_null)) {
+            f->anonymise = default_anonymise(type);
+        } else if (json_object_is_type(an, json_type_boolean)) {
+            /* exports from before w.c.s. had modes */
+            f->anonymise = json_object_get_boolean(an) ? DEF_ANON_FINAL : DEF_ANON_NO;
+            f->anonymise_explicit = true;
+        } else if (json_object_is_type(an, json_type_string)) {
+            const char *mode = json_object_get_string(an);
+            if (strcmp(mode, "no") == 0)
+                f->anonymise = DEF_ANON_NO;
+            else if (strcmp(mode, "final") == 0)
+                f->anonymise = DEF_ANON_FINAL;
+            else if (strcmp(mode, "intermediate") == 0)
+                f->anonymise = DEF_ANON_INTERMEDIATE;
+            else {
+                snprintf(err, errlen, "%s: field %s: unknown anonymise mode \"%s\"", path, id, mode);
+                return AX_ERR_CONFIG;
+            }
+            f->anonymise_explicit = true;
+        } else {
+            snprintf(err, errlen, "%s: field %s: \"anonymise\" must be a string or a boolean", path, id);
+            return AX_ERR_CONFIG;
+        }
+        for (size_t k = 0; k + 1 < def->nfields; k++) {
+            if (strcmp(def->fields[k].column, f->column) == 0) {
+                snprintf(err, errlen, "%s: fields %s and %s map to the same column %s", path, def->fields[k].id, id,
+                         f->column);
+                return AX_ERR_CONFIG;
+            }
+        }
+    }
+    return AX_OK;
+}
+
+static int parse_workflow(json_object *wf, struct definition *def, const char *path, char *err, size_t errlen)
+{
+    json_object *statuses, *fields;
+
+    if (!json_object_is_type(wf, json_type_object)) {
+        snprintf(err, errlen, "%s: \"workflow\" is not an object", path);
+        return AX_ERR_CONFIG;
+    }
+    if (json_object_object_get_ex(wf, "statuses", &statuses) && !json_object_is_type(statuses, json_type_null)) {
+        if (!json_object_is_type(statuses, json_type_array)) {
+            snprintf(err, errlen, "%s: \"workflow.statuses\" is not a list", path);
+            return AX_ERR_CONFIG;
+        }
+        size_t n = json_object_array_length(statuses);
+        def->statuses = ax_calloc(n, sizeof *def->statuses);
+        for (size_t i = 0; i < n; i++) {
+            json_object *js = json_object_array_get_idx(statuses, i);
+            char *id = json_object_is_type(js, json_type_object) ? field_id(js) : NULL;
+            if (!id) {
+                snprintf(err, errlen, "%s: workflow status #%zu has no id", path, i + 1);
+                return AX_ERR_CONFIG;
+            }
+            struct def_status *st = &def->statuses[def->nstatuses++];
+            st->id = id;
+            const char *name = opt_string(js, "name");
+            st->name = ax_strdup(name ? name : id);
+            json_object *b;
+            if (json_object_object_get_ex(js, "endpoint", &b) && json_object_get_boolean(b))
+                st->endpoint = true;
+            if (json_object_object_get_ex(js, "forced_endpoint", &b) && json_object_get_boolean(b))
+                st->endpoint = true;
+        }
+    }
+    if (json_object_object_get_ex(wf, "fields", &fields) && !json_object_is_type(fields, json_type_null))
+        return parse_fields(fields, true, def, path, err, errlen);
+    return AX_OK;
+}
+
+int def_parse(const char *text, size_t len, const char *path, struct definition **out, char *err, size_t errlen)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *root = NULL, *v;
+    int rc = AX_ERR_CONFIG;
+
+    *out = NULL;
+    if (len > (size_t)INT32_MAX) {
+        snprintf(err, errlen, "%s: file too large", path);
+        json_tokener_free(tok);
+        return AX_ERR_CONFIG;
+    }
+    root = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    if (jerr == json_tokener_continue) {
+        snprintf(err, errlen, "%s: malformed JSON: unexpected end of file", path);
+        goto out;
+    }
+    if (jerr != json_tokener_success || !root) {
+        snprintf(err, errlen, "%s: malformed JSON: %s at offset %zu", path, json_tokener_error_desc(jerr),
+                 json_tokener_get_parse_end(tok));
+        goto out;
+    }
+    for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+        if (!isspace((unsigned char)text[i])) {
+            snprintf(err, errlen, "%s: malformed JSON: trailing data at offset %zu", path, i);
+            goto out;
+        }
+    }
+    if (!json_object_is_type(root, json_type_object)) {
+        snprintf(err, errlen, "%s: not a form definition (the document is not a JSON object)", path);
+        goto out;
+    }
+
+    struct definition *def = ax_calloc(1, sizeof *def);
+    def->path = ax_strdup(path);
+    const char *slug = opt_string(root, "url_name");
+    const char *name = opt_string(root, "name");
+    if (!slug) {
+        snprintf(err, errlen, "%s: not a form definition (no \"url_name\")", path);
+        def_free(def);
+        goto out;
+    }
+    def->slug = ax_strdup(slug);
+    def->name = ax_strdup(name ? name : slug);
+    if (!json_object_object_get_ex(root, "fields", &v) || json_object_is_type(v, json_type_null)) {
+        snprintf(err, errlen, "%s: not a form definition (no \"fields\")", path);
+        def_free(def);
+        goto out;
+    }
+    rc = parse_fields(v, false, def, path, err, errlen);
+    if (rc == AX_OK && json_object_object_get_ex(root, "workflow", &v) && !json_object_is_type(v, json_type_null))
+        rc = parse_workflow(v, def, path, err, errlen);
+    if (rc != AX_OK) {
+        def_free(def);
+        goto out;
+    }
+    *out = def;
+    rc = AX_OK;
+out:
+    json_object_put(root);
+    json_tokener_free(tok);
+    return rc;
+}
+
+int def_load_file(const char *path, struct definition **out, char *err, size_t errlen)
+{
+    size_t len;
+    char *text = cfg_read_file(path, &len);
+    if (!text) {
+        snprintf(err, errlen, "%s: cannot read form definition: %s", path, strerror(errno));
+        *out = NULL;
+        return AX_ERR_IO;
+    }
+    int rc = def_parse(text, len, path, out, err, errlen);
+    free(text);
+    return rc;
+}
+
+const struct def_field *def_find_column(const struct definition *def, const char *column)
+{
+    for (size_t i = 0; def && i < def->nfields; i++)
+        if (strcmp(def->fields[i].column, column) == 0)
+            return &def->fields[i];
+    return NULL;
+}
+
+const struct def_status *def_find_status(const struct definition *def, const char *status_id)
+{
+    for (size_t i = 0; def && i < def->nstatuses; i++)
+        if (strcmp(def->statuses[i].id, status_id) == 0)
+            return &def->statuses[i];
+    return NULL;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int def_set_load(const char *dir, struct def_set *set, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    char **names = NULL;
+    size_t nnames = 0;
+    int rc = AX_OK;
+
+    set->defs = NULL;
+    set->n = 0;
+    if (!d) {
+        if (errno == ENOENT)
+            return AX_OK;
+        snprintf(err, errlen, "%s: cannot read definitions directory: %s", dir, strerror(errno));
+        return AX_ERR_IO;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
+            continue;
+        names = ax_reallocarray(names, nnames + 1, sizeof *names);
+        names[nnames++] = ax_strdup(de->d_name);
+    }
+    closedir(d);
+    /* deterministic order, for messages and reports */
+    qsort(names, nnames, sizeof *names, cmp_names);
+
+    set->defs = ax_calloc(nnames, sizeof *set->defs);
+    for (size_t i = 0; i < nnames && rc == AX_OK; i++) {
+        char *path = ax_asprintf("%s/%s", dir, names[i]);
+        struct definition *def;
+        rc = def_load_file(path, &def, err, errlen);
+        if (rc == AX_OK) {
+            size_t stem = strlen(names[i]) - 5;
+            if (strlen(def->slug) != stem || strncmp(def->slug, names[i], stem) != 0) {
+                snprintf(err, errlen, "%s: url_name \"%s\" does not match the file name", path, def->slug);
+                def_free(def);
+                rc = AX_ERR_CONFIG;
+            } else {
+                set->defs[set->n++] = def;
+            }
+        } else if (rc == AX_ERR_IO) {
+            rc = AX_ERR_CONFIG;
+        }
+        free(path);
+    }
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    if (rc != AX_OK)
+        def_set_free(set);
+    return rc;
+}
+
+void def_set_free(struct def_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        def_free(set->defs[i]);
+    free(set->defs);
+    set->defs = NULL;
+    set->n = 0;
+}
+
+const struct definition *def_set_find(const struct def_set *set, const char *slug)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (strcmp(set->defs[i]->slug, slug) == 0)
+            return set->defs[i];
+    return NULL;
+}

@@ -1,0 +1,86 @@
+/*
+ * log.c: one-line diagnostics on stderr and syslog.
+ */
+#include "log.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static enum log_level current_level = LOG_LEVEL_INFO;
+static bool use_syslog;
+
+void log_init(enum log_level level)
+{
+    current_level = level;
+}
+
+enum log_level log_get_level(void)
+{
+    return current_level;
+}
+
+void log_set_syslog(bool enabled)
+{
+    if (enabled && !use_syslog)
+        openlog("anonymizer", LOG_PID, LOG_DAEMON);
+    else if (!enabled && use_syslog)
+        closelog();
+    use_syslog = enabled;
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    static const char *const prefix[] = {"error: ", "warning: ", "", ""};
+    static const int priority[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+    struct strbuf line;
+    va_list ap;
+
+    bool to_stderr = level <= current_level;
+    /* syslog gets errors, warnings and the per-form summaries, never the
+     * per-batch detail unless -v asked for it */
+    bool to_syslog = use_syslog && level <= (current_level > LOG_LEVEL_INFO ? current_level : LOG_LEVEL_INFO);
+    if (!to_stderr && !to_syslog)
+        return;
+
+    sb_init(&line);
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *msg = ax_malloc((size_t)(n > 0 ? n : 0) + 1);
+    va_start(ap, fmt);
+    vsnprintf(msg, (size_t)(n > 0 ? n : 0) + 1, fmt, ap);
+    va_end(ap);
+    /* a message is one line: fold embedded newlines (server errors have them) */
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = (p[1] ? ' ' : '\0');
+
+    if (to_stderr) {
+        sb_appendf(&line, "anonymizer: %s%s\n", prefix[level], msg);
+        write_all(STDERR_FILENO, line.buf, line.len);
+    }
+    if (to_syslog)
+        syslog(priority[level], "%s%s", prefix[level], msg);
+    free(msg);
+    sb_free(&line);
+}

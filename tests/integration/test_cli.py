@@ -1,0 +1,148 @@
+"""Command line, configuration and definition errors, and the check command.
+
+Bad input gets one clear error line and a documented exit status, and
+changes nothing."""
+
+import os
+
+import harness
+from forms import full_submission, standard_form
+
+
+def ago(days):
+    return f"now() - interval '{days} days'"
+
+
+class CliTests(harness.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.t = self.tenant()
+        self.f = self.t.add_form(standard_form())
+        self.fid = full_submission(self.t, self.f, ref=ago(40))
+        self.sums = self.t.checksums()
+
+    def assert_unchanged(self):
+        self.assertEqual(self.t.checksums(), self.sums)
+        self.assertIsNone(self.t.one("SELECT to_regclass('anonymizer.runs')")[0])
+
+    def assert_one_error_line(self, res, *needles):
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        self.assertTrue(lines and lines[0].startswith('anonymizer: error: '), res)
+        errors = [line for line in lines if line.startswith('anonymizer: error: ')]
+        self.assertEqual(len(errors), 1, res)
+        for n in needles:
+            self.assertIn(n, errors[0])
+
+    # -- usage ---------------------------------------------------------------
+
+    def test_help_and_version(self):
+        res = self.anonymizer('--help', config=False, expect=0)
+        for word in ('run', 'check', '--config', '--tenant', '--verbose', '--quiet', 'Exit status'):
+            self.assertIn(word, res.stdout)
+        res = self.anonymizer('--version', config=False, expect=0)
+        self.assertRegex(res.stdout, r'^anonymizer \d+\.\d+\.\d+\n$')
+
+    def test_usage_errors(self):
+        self.write_config([self.t])
+        for args in ([], ['frobnicate'], ['--frobnicate', 'run'], ['-v', '-q', 'run'], ['run', 'extra'],
+                     ['-t', 'nobody', 'run'], ['-c']):
+            with self.subTest(args=args):
+                res = self.anonymizer(*args, expect=64)
+                self.assert_one_error_line(res)
+                self.assertIn('Try "anonymizer --help"', res.stderr)
+        self.assert_unchanged()
+
+    # -- configuration ------------------------------------------------------
+
+    def test_retention_past_the_cap_is_refused(self):
+        for value in ('91 days', '13 weeks', '4 months'):
+            with self.subTest(value=value):
+                self.write_config([self.t], extra=f'retention = "{value}";')
+                res = self.anonymizer('run', expect=78)
+                self.assert_one_error_line(res, self.config_path + ':2:', 'retention', value, 'three months')
+        self.assert_unchanged()
+
+    def test_configuration_errors(self):
+        cases = [
+            ('retension = "30 days";', 'retension: unknown setting'),
+            ('batch_size = 0;', 'batch_size: 0 is out of range'),
+            ('vacuum = "no";', 'vacuum: must be true or false'),
+            ('forms = ( { tenant = "elsewhere"; slug = "x"; } );', 'unknown tenant "elsewhere"'),
+            ('retention = 30;', 'retention: must be a string'),
+            ('batch_size = ;', 'syntax error'),
+        ]
+        for extra, needle in cases:
+            with self.subTest(extra=extra):
+                self.write_config([self.t], extra=extra)
+                res = self.anonymizer('run', expect=78)
+                self.assert_one_error_line(res, needle)
+        self.assert_unchanged()
+
+    def test_password_in_a_readable_file(self):
+        self.write_config([('x', self.t.conninfo + ' password=Hunter2Secret')], mode=0o644)
+        res = self.anonymizer('run', expect=78)
+        self.assert_one_error_line(res, 'readable by other users', '.pgpass')
+        self.assertNotIn('Hunter2Secret', res.stderr)
+        self.assert_unchanged()
+
+    def test_missing_configuration(self):
+        res = self.anonymizer('run', config=os.path.join(self.dir, 'none.conf'), expect=78)
+        self.assert_one_error_line(res, 'none.conf', 'No such file')
+
+    def test_configuration_from_environment(self):
+        self.write_config([self.t], extra='retention = "30 days";')
+        other = self.write_config([self.t], extra='retention = "91 days";', path=os.path.join(self.dir, 'bad.conf'))
+        # $ANONYMIZER_CONFIG is used without -c ...
+        res = self.anonymizer('check', config=False, env={'ANONYMIZER_CONFIG': other}, expect=78)
+        self.assertIn('bad.conf', res.stderr)
+        # ... and -c wins over it
+        self.anonymizer('check', env={'ANONYMIZER_CONFIG': other}, expect=0)
+
+    # -- definitions -----------------------------------------------------------
+
+    def test_bad_definitions_are_refused(self):
+        path = os.path.join(self.schemas, self.t.name, 'demande-rdv.json')
+        cases = [
+            ('{"url_name": "demande-rdv", "fields": [', 'malformed JSON'),
+            ('{"url_name": "demande-rdv", "fields": [{"type": "string", "label": "Nom"}]}', 'has no id'),
+            ('{"url_name": "autre", "fields": []}', 'does not match the file name'),
+        ]
+        self.write_config([self.t], extra='retention = "30 days";')
+        for text, needle in cases:
+            with self.subTest(needle=needle):
+                with open(path, 'w') as fp:
+                    fp.write(text)
+                res = self.anonymizer('run', expect=78)
+                self.assert_one_error_line(res, path, needle)
+        self.assert_unchanged()
+
+    # -- check -------------------------------------------------------------------
+
+    def test_check_prints_classification_and_writes_nothing(self):
+        import wcs
+        self.t.query(f'ALTER TABLE {wcs.qi(self.f.table)} ADD COLUMN f99 varchar')
+        self.sums = self.t.checksums()
+        self.write_config([self.t], extra='retention = "30 days";',
+                          forms=['{ tenant = "*"; slug = "demande-rdv"; keep = ["nom"]; }'])
+        res = self.anonymizer('check', expect=0)
+        out = res.stdout
+        self.assertIn(f'tenant {self.t.name}: reachable, 1 form', out)
+        self.assertIn('form demande-rdv "Demande de rendez-vous"', out)
+        self.assertIn('retention 30 days (global)', out)
+        self.assertRegex(out, r'f1 +keep +configuration: keep +Nom \[nom\]')
+        self.assertRegex(out, r'f2 +keep +definition: anonymise no +Motif \[motif\]')
+        self.assertRegex(out, r'f3 +blank +definition: anonymise final')
+        self.assertRegex(out, r'f99 +unclassified +not in the definition')
+        self.assertIn('final statuses: wf-done wf-rejected', out)
+        self.assertIn('metadata set to NULL: user_id', out)
+        self.assert_unchanged()
+
+    def test_check_unreachable(self):
+        self.write_config([('down', 'host=/nonexistent dbname=x')])
+        res = self.anonymizer('check', expect=69)
+        self.assertIn('tenant down: UNREACHABLE', res.stdout)
+
+
+if __name__ == '__main__':
+    harness.main()

@@ -1,0 +1,537 @@
+"""w.c.s.-faithful tenant fixtures (SQL layout level 168, see ../shared/wcs-schema.md).
+
+Builds the tables w.c.s. creates: formdefs, users, test_result, tracking_codes,
+wcs_all_forms with one AFTER INSERT OR UPDATE OR DELETE trigger per form,
+workflow_traces, wcs_search_tokens, wcs_meta; per form the main table
+formdata_<id>_<slug> with its static columns, field columns and indexes, and
+the history table <main>_evolutions whose rows cascade on delete.  Also
+writes the JSON definitions w.c.s. serves at /api/formdefs/<slug>/schema.
+"""
+
+import json
+import os
+import re
+
+from psycopg2.extras import Json
+
+# w.c.s. SQL_TYPE_MAPPING (None: no column)
+SQL_TYPES = {
+    'title': None, 'subtitle': None, 'comment': None, 'page': None,
+    'text': 'text', 'bool': 'boolean', 'numeric': 'numeric', 'file': 'bytea', 'date': 'date',
+    'map': 'jsonb', 'items': 'text[]', 'table': 'text[][]', 'table-select': 'text[][]',
+    'tablerows': 'text[][]', 'time-range': 'jsonb', 'ranked-items': 'text[][]', 'password': 'text[][]',
+    'block': 'jsonb', 'computed': 'jsonb',
+}
+DISPLAY_TYPES = {'item', 'items', 'block'}
+STRUCTURED_TYPES = {'item', 'items'}
+
+
+class Field:
+    def __init__(self, id, type, label=None, varname=None, anonymise=None, backoffice=False, **extra):
+        self.id = str(id)
+        self.type = type
+        self.label = label or f'Field {id}'
+        self.varname = varname
+        self.anonymise = anonymise  # None: not in the export (w.c.s. default)
+        self.backoffice = backoffice
+        self.extra = extra
+
+    @property
+    def column(self):
+        return 'f' + self.id.replace('-', '_').lower()
+
+    @property
+    def sql_type(self):
+        return SQL_TYPES.get(self.type, 'varchar')
+
+    def columns(self):
+        if self.sql_type is None:
+            return []
+        cols = [(self.column, self.sql_type)]
+        if self.type in DISPLAY_TYPES:
+            cols.append((self.column + '_display', 'varchar'))
+        if self.type in STRUCTURED_TYPES:
+            cols.append((self.column + '_structured', 'bytea'))
+        return cols
+
+    def export(self, with_ids=True, legacy=False):
+        d = {'type': self.type, 'label': self.label}
+        if with_ids:
+            d['id'] = self.id
+        if self.varname:
+            d['varname'] = self.varname
+        if self.anonymise is not None:
+            a = self.anonymise
+            if legacy and isinstance(a, str):
+                a = a != 'no'
+            d['anonymise'] = a
+        d.update(self.extra)
+        return d
+
+
+DEFAULT_STATUSES = [('new', 'Nouveau', False), ('accepted', 'En cours', False), ('done', 'Terminé', True),
+                    ('rejected', 'Refusé', True)]
+
+
+def sql_identifier(slug):
+    # w.c.s. get_name_as_sql_identifier, for the ASCII slugs used here
+    name = slug
+    for char in "<>|{}!?^*+/='":
+        name = name.replace(char, '')
+    return name.replace('-', '_')
+
+
+class Form:
+    def __init__(self, formdef_id, slug, name, fields, statuses=None, geolocations=('base',), category_id=None,
+                 table=None, criticality_levels=0):
+        self.id = formdef_id
+        self.slug = slug
+        self.name = name
+        self.fields = fields
+        self.statuses = statuses if statuses is not None else DEFAULT_STATUSES
+        self.geolocations = list(geolocations)
+        self.category_id = category_id
+        self.table = table or f'formdata_{formdef_id}_{sql_identifier(slug)[:30]}'
+        self.criticality_levels = criticality_levels
+
+    @property
+    def evolutions(self):
+        return self.table + '_evolutions'
+
+    @property
+    def endpoints(self):
+        return ['wf-' + s[0] for s in self.statuses if s[2]]
+
+    def field(self, key):
+        for f in self.fields:
+            if f.id == str(key) or f.varname == key:
+                return f
+        raise KeyError(key)
+
+    def definition(self, with_ids=True, legacy=False):
+        return {
+            'name': self.name,
+            'url_name': self.slug,
+            'id': str(self.id),
+            'fields': [f.export(with_ids, legacy) for f in self.fields if not f.backoffice],
+            'workflow': {
+                'name': 'Workflow',
+                'statuses': [{'id': s[0], 'name': s[1], 'endpoint': s[2], 'forced_endpoint': False}
+                             for s in self.statuses],
+                'fields': [f.export(with_ids, legacy) for f in self.fields if f.backoffice],
+            },
+        }
+
+    def write_definition(self, schemas_dir, tenant, **kw):
+        d = os.path.join(schemas_dir, tenant)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, self.slug + '.json')
+        with open(path, 'w') as fp:
+            json.dump(self.definition(**kw), fp, ensure_ascii=False, indent=1)
+        return path
+
+
+TENANT_DDL = """
+CREATE TABLE wcs_meta (id serial PRIMARY KEY, key varchar, value varchar,
+    created_at timestamptz DEFAULT now(), updated_at timestamptz DEFAULT now());
+INSERT INTO wcs_meta (key, value) VALUES ('sql_level', '168');
+CREATE TABLE users (id serial PRIMARY KEY, name varchar, ascii_name varchar, email varchar, roles text[],
+    is_active bool, is_admin bool, verified_fields text[], name_identifiers text[], lasso_dump text,
+    last_seen timestamp, deleted_timestamp timestamp, preferences jsonb, test_uuid varchar);
+CREATE TABLE roles (id varchar PRIMARY KEY, name varchar, uuid varchar, slug varchar, internal boolean,
+    details text, emails varchar[], emails_to_members boolean, allows_backoffice_access boolean);
+CREATE TABLE test_result (id serial PRIMARY KEY, test_id integer, timestamp timestamptz, success boolean,
+    reason varchar);
+CREATE TABLE formdefs (id serial PRIMARY KEY, slug varchar NOT NULL, name varchar NOT NULL,
+    category_id varchar, workflow_id varchar, backoffice_submission_roles text[], params bytea, fields bytea);
+CREATE TABLE tracking_codes (id varchar PRIMARY KEY, formdef_id varchar, formdata_id varchar);
+CREATE TABLE wcs_all_forms (
+    category_id integer,
+    formdef_id integer NOT NULL,
+    id integer NOT NULL,
+    user_id character varying,
+    receipt_time timestamp with time zone,
+    status character varying,
+    id_display character varying,
+    submission_agent_id character varying,
+    submission_channel character varying,
+    backoffice_submission boolean,
+    last_update_time timestamp with time zone,
+    digests jsonb,
+    user_label character varying,
+    concerned_roles_array text[],
+    actions_roles_array text[],
+    fts tsvector,
+    is_at_endpoint boolean,
+    formdef_name text,
+    user_name character varying,
+    criticality_level integer,
+    geoloc_base_x double precision,
+    geoloc_base_y double precision,
+    anonymised timestamp with time zone,
+    statistics_data jsonb,
+    relations_data jsonb,
+    PRIMARY KEY (formdef_id, id));
+CREATE INDEX wcs_all_forms_receipt_time ON wcs_all_forms (receipt_time);
+CREATE INDEX wcs_all_forms_anonymised ON wcs_all_forms (anonymised);
+CREATE INDEX wcs_all_forms_user_id ON wcs_all_forms (user_id);
+CREATE INDEX wcs_all_forms_status ON wcs_all_forms (status);
+CREATE INDEX wcs_all_forms_category_id ON wcs_all_forms (category_id);
+CREATE INDEX wcs_all_forms_fts ON wcs_all_forms USING gin (fts);
+CREATE INDEX wcs_all_forms_concerned_roles_array ON wcs_all_forms USING gin (concerned_roles_array);
+CREATE INDEX wcs_all_forms_actions_roles_array ON wcs_all_forms USING gin (actions_roles_array);
+CREATE INDEX wcs_all_forms_actions_roles_live ON wcs_all_forms USING gin (actions_roles_array)
+    WHERE (anonymised IS NULL AND is_at_endpoint = false);
+CREATE TABLE wcs_search_tokens (token varchar, context varchar, PRIMARY KEY (token, context));
+CREATE TABLE workflow_traces (id serial PRIMARY KEY, formdef_type varchar, formdef_id integer,
+    formdata_id integer, status_id varchar, event varchar, event_args jsonb, timestamp timestamptz,
+    action_item_key varchar, action_item_id varchar);
+CREATE INDEX workflow_traces_idx ON workflow_traces (formdef_type, formdef_id, formdata_id);
+"""
+
+MAIN_STATIC = [
+    ('user_id', 'varchar'), ('receipt_time', 'timestamptz'), ('anonymised', 'timestamptz'), ('status', 'varchar'),
+    ('page_no', 'varchar'), ('workflow_data', 'bytea'), ('id_display', 'varchar'), ('fts', 'tsvector'),
+    ('criticality_level', 'integer NOT NULL DEFAULT(0)'),
+    ('test_result_id', 'integer REFERENCES test_result(id) ON DELETE CASCADE'),
+    ('last_update_time', 'timestamptz'), ('digests', 'jsonb'), ('user_label', 'varchar'),
+    ('submission_context', 'bytea'), ('submission_agent_id', 'varchar'), ('submission_channel', 'varchar'),
+    ('backoffice_submission', 'boolean'), ('workflow_roles', 'bytea'), ('workflow_roles_array', 'text[]'),
+    ('concerned_roles_array', 'text[]'), ('actions_roles_array', 'text[]'), ('tracking_code', 'varchar'),
+    ('workflow_merged_roles_dict', 'jsonb'), ('prefilling_data', 'bytea'), ('page_id', 'varchar'),
+    ('statistics_data', 'jsonb'), ('relations_data', 'jsonb'), ('uuid', 'uuid UNIQUE NOT NULL DEFAULT gen_random_uuid()'),
+    ('workflow_processing_timestamp', 'timestamptz'), ('workflow_processing_afterjob_id', 'varchar'),
+    ('auto_geoloc', 'point'),
+]
+
+TRIGGER_TEMPLATE = """
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM wcs_all_forms WHERE formdef_id = {formdef_id} AND id = OLD.id;
+        RETURN OLD;
+    ELSEIF TG_OP = 'INSERT' AND NEW.test_result_id IS NULL THEN
+        INSERT INTO wcs_all_forms VALUES (
+            {category_id}, {formdef_id}, NEW.id, NEW.user_id, NEW.receipt_time, NEW.status, NEW.id_display,
+            NEW.submission_agent_id, NEW.submission_channel, NEW.backoffice_submission, NEW.last_update_time,
+            NEW.digests, NEW.user_label, NEW.concerned_roles_array, NEW.actions_roles_array, NEW.fts,
+            NEW.status IN ({endpoint_status}), {formdef_name},
+            (SELECT name FROM users WHERE users.id = CAST(NEW.user_id AS INTEGER)),
+            NEW.criticality_level - {criticality_levels}, {geoloc_base_x}, {geoloc_base_y},
+            NEW.anonymised, NEW.statistics_data, NEW.relations_data);
+        RETURN NEW;
+    ELSE
+        UPDATE wcs_all_forms SET
+                user_id = NEW.user_id,
+                receipt_time = NEW.receipt_time,
+                status = NEW.status,
+                id_display = NEW.id_display,
+                submission_agent_id = NEW.submission_agent_id,
+                submission_channel = NEW.submission_channel,
+                backoffice_submission = NEW.backoffice_submission,
+                last_update_time = NEW.last_update_time,
+                digests = NEW.digests,
+                user_label = NEW.user_label,
+                concerned_roles_array = NEW.concerned_roles_array,
+                actions_roles_array = NEW.actions_roles_array,
+                fts = NEW.fts,
+                is_at_endpoint = NEW.status IN ({endpoint_status}),
+                formdef_name = {formdef_name},
+                user_name = (SELECT name FROM users WHERE users.id = CAST(NEW.user_id AS INTEGER)),
+                criticality_level = NEW.criticality_level - {criticality_levels},
+                geoloc_base_x = {geoloc_base_x},
+                geoloc_base_y = {geoloc_base_y},
+                anonymised = NEW.anonymised,
+                statistics_data = NEW.statistics_data,
+                relations_data = NEW.relations_data
+            WHERE formdef_id = {formdef_id} AND id = OLD.id;
+        RETURN NEW;
+    END IF;
+END;
+"""
+
+
+def qi(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+def create_tenant(cur):
+    cur.execute(TENANT_DDL)
+
+
+def create_form(cur, form):
+    """Creates the formdefs row, both tables, indexes and the wcs_all_forms trigger."""
+    cur.execute('INSERT INTO formdefs (id, slug, name, category_id, workflow_id, params, fields)'
+                " VALUES (%s, %s, %s, %s, '1', %s, %s)",
+                (form.id, form.slug, form.name, form.category_id, b'\x80\x04}\x94.', b'\x80\x04]\x94.'))
+    cur.execute("SELECT setval('formdefs_id_seq', (SELECT max(id) FROM formdefs))")
+    t = qi(form.table)
+    cols = [f'{c} {ty}' for c, ty in MAIN_STATIC]
+    for f in form.fields:
+        cols += [f'{qi(c)} {ty}' for c, ty in f.columns()]
+    for g in form.geolocations:
+        cols.append(f'{qi("geoloc_" + g)} point')
+    cur.execute(f'CREATE TABLE {t} (id serial PRIMARY KEY, {", ".join(cols)})')
+    cur.execute(f'CREATE TABLE {qi(form.evolutions)} (id serial PRIMARY KEY, who varchar, status varchar,'
+                f' time timestamptz, last_jump_datetime timestamptz, comment text, parts bytea,'
+                f' formdata_id integer REFERENCES {t} (id) ON DELETE CASCADE)')
+    cur.execute(f'CREATE INDEX {qi(form.evolutions + "_fid")} ON {qi(form.evolutions)} (formdata_id, id)')
+    cur.execute(f'CREATE INDEX {qi(form.table + "_fts")} ON {t} USING gin (fts)')
+    for attr in ('receipt_time', 'anonymised', 'user_id', 'status'):
+        cur.execute(f'CREATE INDEX {qi(form.table + "_" + attr + "_idx")} ON {t} ({attr})')
+    for attr in ('concerned_roles_array', 'actions_roles_array', 'workflow_roles_array'):
+        cur.execute(f'CREATE INDEX {qi("idx_" + attr + "_" + form.table)} ON {t} USING gin ({attr})')
+    cur.execute(f'CREATE INDEX {qi("idx_workflow_processing_timestamp_" + form.table)} ON {t}'
+                f' (workflow_processing_timestamp) WHERE (workflow_processing_timestamp IS NOT NULL)')
+    create_trigger(cur, form)
+
+
+def create_trigger(cur, form):
+    endpoint = ', '.join(f"'{e}'" for e in form.endpoints) or "'xxxx'"
+    geo = 'base' in form.geolocations
+    code = TRIGGER_TEMPLATE.format(
+        formdef_id=form.id,
+        category_id=form.category_id if form.category_id is not None else 'NULL',
+        endpoint_status=endpoint,
+        formdef_name="'" + form.name.replace("'", "''") + "'",
+        criticality_levels=form.criticality_levels,
+        geoloc_base_x='NEW.geoloc_base[0]' if geo else 'NULL',
+        geoloc_base_y='NEW.geoloc_base[1]' if geo else 'NULL',
+    )
+    fn = f'formdata_{form.id}_trigger_fn'
+    cur.execute(f'CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $${code}$$')
+    cur.execute(f'CREATE TRIGGER formdata_{form.id}_trigger AFTER INSERT OR UPDATE OR DELETE ON {qi(form.table)}'
+                f' FOR EACH ROW EXECUTE PROCEDURE {fn}()')
+
+
+def insert_submission(cur, form, *, status='wf-done', receipt_time=None, last_update_time=None, anonymised=None,
+                      values=None, history=None, tracking_code=None, **columns):
+    """Inserts one submission; values maps field id or varname to a value.
+
+    receipt_time / last_update_time are SQL expressions (strings) or None.
+    history: list of dicts (who, status, time (SQL expr), comment, parts).
+    Other keyword arguments set static columns (user_id='12', ...).
+    Returns the submission id.
+    """
+    names, params, exprs = [], [], []
+
+    def add(col, value, expr='%s'):
+        names.append(qi(col))
+        exprs.append(expr)
+        params.append(value)
+
+    add('status', status)
+    if receipt_time is not None:
+        names.append('receipt_time')
+        exprs.append(receipt_time)
+    if last_update_time is not None:
+        names.append('last_update_time')
+        exprs.append(last_update_time)
+    if anonymised is not None:
+        names.append('anonymised')
+        exprs.append(anonymised)
+    if tracking_code is not None:
+        add('tracking_code', tracking_code)
+    for k, v in (values or {}).items():
+        if k.endswith('_display') or k.endswith('_structured'):
+            base, suffix = k.rsplit('_', 1)
+            add(form.field(base).column + '_' + suffix, v)
+        else:
+            f = form.field(k)
+            if f.sql_type == 'jsonb' and v is not None:
+                v = Json(v)
+            add(f.column, v)
+    for k, v in columns.items():
+        if isinstance(v, dict):
+            v = Json(v)
+        if k in ('auto_geoloc',) or k.startswith('geoloc_'):
+            add(k, v, '%s::point')
+        elif k == 'fts':
+            add(k, v, "to_tsvector('simple', %s)")
+        else:
+            add(k, v)
+    cur.execute(f'INSERT INTO {qi(form.table)} ({", ".join(names)}) VALUES ({", ".join(exprs)}) RETURNING id',
+                params)
+    fid = cur.fetchone()[0]
+    cur.execute(f"UPDATE {qi(form.table)} SET id_display = %s WHERE id = %s", (f'{form.id}-{fid}', fid))
+    for h in history or []:
+        cur.execute(f'INSERT INTO {qi(form.evolutions)} (who, status, time, comment, parts, formdata_id)'
+                    f' VALUES (%s, %s, {h.get("time", "now()")}, %s, %s, %s)',
+                    (h.get('who'), h.get('status'), h.get('comment'), h.get('parts'), fid))
+    if tracking_code is not None:
+        cur.execute('INSERT INTO tracking_codes (id, formdef_id, formdata_id) VALUES (%s, %s, %s)',
+                    (tracking_code, str(form.id), str(fid)))
+    return fid
+
+
+# ---------------------------------------------------------------------------
+# bulk data, realistic enough for the demo and the benchmark
+
+FIRST_NAMES = ['Camille', 'Léa', 'Manon', 'Chloé', 'Inès', 'Jade', 'Louise', 'Emma', 'Lucas', 'Hugo', 'Louis',
+               'Nathan', 'Gabriel', 'Jules', 'Arthur', 'Raphaël', 'Adam', 'Sacha', 'Zoé', 'Lina', 'Amine', 'Yanis',
+               'Mathis', 'Nolan', 'Clara', 'Sarah', 'Anaïs', 'Baptiste', 'Théo', 'Maël']
+LAST_NAMES = ['Martin', 'Bernard', 'Thomas', 'Petit', 'Robert', 'Richard', 'Durand', 'Dubois', 'Moreau',
+              'Laurent', 'Simon', 'Michel', 'Lefebvre', 'Leroy', 'Roux', 'David', 'Bertrand', 'Morel', 'Fournier',
+              'Girard', 'Bonnet', 'Dupont', 'Lambert', 'Fontaine', 'Rousseau', 'Vincent', 'Muller', 'Lefèvre',
+              'Faure', 'Mercier', 'Nguyen', 'Benali', 'Haddad', 'Garcia', 'Da Silva']
+STREETS = ['rue de la République', 'avenue Jean Jaurès', 'place de la Mairie', 'rue Victor Hugo',
+           'boulevard Gambetta', 'rue des Écoles', 'chemin des Vignes', 'allée des Tilleuls', 'rue Pasteur',
+           'impasse du Moulin', 'quai de Saône', 'cours Lafayette']
+CITIES = ['Lyon', 'Villeurbanne', 'Vénissieux', 'Caluire-et-Cuire', 'Bron', 'Vaulx-en-Velin', 'Saint-Priest',
+          'Oullins', 'Écully', 'Tassin-la-Demi-Lune']
+COMMENTS = ['Merci de me rappeler en fin de journée.', 'Mon enfant a une allergie aux arachides.',
+            'Je serai absent du 3 au 17.', 'Pièce jointe : justificatif de domicile.',
+            'Voir avec ma voisine, Mme Roux, qui a les clés.', 'Urgent, fuite importante sous l\'évier.',
+            'Je souhaite un rendez-vous le matin si possible.', 'Numéro de dossier CAF 1234567.']
+
+
+def _arr(values):
+    return 'ARRAY[' + ', '.join("'" + v.replace("'", "''") + "'" for v in values) + ']'
+
+
+def _pick(values, salt, var='g'):
+    return f'({_arr(values)})[1 + (({var} * {salt}) % {len(values)})]'
+
+
+def kept_by_default(f):
+    """What w.c.s. leaves when it anonymises: fields marked no (or false, or the type's default)."""
+    if f.anonymise is None:
+        return f.type in ('bool', 'item', 'ranked-items')
+    return f.anonymise in ('no', False)
+
+
+def field_expr(f, options=None):
+    """SQL expression (in terms of g, the series index) for a realistic value of field f."""
+    v = (f.varname or '').lower()
+    if f.type in ('string', 'email') or f.sql_type == 'varchar' and f.type not in ('item',):
+        if v in ('nom', 'nom_famille', 'last_name'):
+            return _pick(LAST_NAMES, 7)
+        if v in ('prenom', 'first_name'):
+            return _pick(FIRST_NAMES, 11)
+        if v in ('email', 'courriel') or f.type == 'email':
+            return (f"lower(translate({_pick(FIRST_NAMES, 11)}, 'éèëïîç ', 'eeeiic-')) || '.' || "
+                    f"lower(translate({_pick(LAST_NAMES, 7)}, 'éèëïîç ', 'eeeiic-')) || g || '@example.org'")
+        if v in ('telephone', 'phone', 'tel'):
+            return "'06' || lpad(((g * 7919) % 100000000)::text, 8, '0')"
+        if v in ('adresse', 'address'):
+            return f"(1 + g % 120)::text || ' ' || {_pick(STREETS, 13)}"
+        if v in ('ville', 'city', 'commune'):
+            return _pick(CITIES, 17)
+        if v in ('code_postal', 'zipcode'):
+            return "'69' || lpad((g % 1000)::text, 3, '0')"
+        return f"'{f.label} ' || substr(md5(g::text), 1, 12)"
+    if f.type == 'text':
+        return f"{_pick(COMMENTS, 19)} || ' ' || repeat(md5(g::text), 1 + g % 4)"
+    if f.type == 'bool':
+        return '(g % 3 = 0)'
+    if f.type == 'date':
+        return "date '1940-01-01' + ((g * 37) % 25000)"
+    if f.type == 'numeric':
+        return '((g * 13) % 5000)::numeric / 10'
+    if f.type == 'item':
+        return _pick(options or ['a', 'b', 'c'], 23)
+    if f.type == 'items':
+        opts = options or ['a', 'b', 'c']
+        return f"ARRAY[{_pick(opts, 29)}, {_pick(opts, 31)}]"
+    if f.type == 'map':
+        return ("jsonb_build_object('lat', 45.70 + (g % 1000) / 10000.0, 'lon', 4.80 + (g % 777) / 10000.0)")
+    if f.type == 'file':
+        return ("convert_to('(dp0\\nVfilename\\np1\\nVpiece-' || g || '.pdf\\np2\\ns.', 'UTF8')")
+    if f.type == 'block':
+        return (f"jsonb_build_object('data', jsonb_build_array(jsonb_build_object('1', {_pick(FIRST_NAMES, 37)})),"
+                f" 'schema', jsonb_build_object('1', 'string'))")
+    if f.sql_type == 'jsonb':
+        return "jsonb_build_object('value', g)"
+    if f.sql_type == 'text[][]':
+        return "ARRAY[ARRAY['x', (g % 10)::text]]"
+    return 'NULL'
+
+
+def populate(cur, form, n, *, start=0, now='now()', max_age_days=200, seed_users=True, history=True,
+             tracking=True, options=None):
+    """Inserts n submissions with realistic values, history and tracking codes, with one set-based
+    statement per table (the wcs_all_forms trigger fires per row, as in w.c.s.).
+
+    Status mix: about 10% drafts, 25% open (new/accepted), 65% final; reference times spread over
+    max_age_days; a few already anonymised by w.c.s. itself (fields marked final cleared, tracking
+    code removed, prefilling data and geolocation left, as w.c.s. does).
+    """
+    options = options or {}
+    cols, exprs = [], []
+    for f in form.fields:
+        if f.sql_type is None:
+            continue
+        e = field_expr(f, options.get(f.id))
+        cols.append(qi(f.column))
+        exprs.append(e if kept_by_default(f) else f"CASE WHEN NOT wcs_anon THEN {e} END")
+        if f.type in DISPLAY_TYPES:
+            cols.append(qi(f.column + '_display'))
+            exprs.append(f"({e})::text" if kept_by_default(f) else f"CASE WHEN NOT wcs_anon THEN ({e})::text END")
+        if f.type in STRUCTURED_TYPES:
+            cols.append(qi(f.column + '_structured'))
+            exprs.append(f"CASE WHEN NOT wcs_anon THEN convert_to('(dp0\\nVid\\np1\\n', 'UTF8') END")
+    for g in form.geolocations:
+        cols.append(qi('geoloc_' + g))
+        exprs.append('point(4.80 + (g % 777) / 10000.0, 45.70 + (g % 1000) / 10000.0)')
+    open_ids = ['wf-' + s[0] for s in form.statuses if not s[2]]
+    final_ids = ['wf-' + s[0] for s in form.statuses if s[2]]
+    if not open_ids:
+        open_ids = final_ids
+    status_expr = (f"CASE WHEN g % 10 = 0 THEN 'draft' WHEN g % 4 = 1 THEN {_pick(open_ids, 1, '(g / 4)')}"
+                   f" ELSE {_pick(final_ids, 5)} END")
+    sql = f"""
+    INSERT INTO {qi(form.table)} (user_id, receipt_time, last_update_time, status, anonymised, id_display,
+        user_label, workflow_data, prefilling_data, workflow_roles, workflow_merged_roles_dict,
+        workflow_roles_array, concerned_roles_array, actions_roles_array, tracking_code, backoffice_submission,
+        submission_context, submission_agent_id, submission_channel, criticality_level, digests, auto_geoloc,
+        statistics_data, relations_data, fts, page_no {''.join(', ' + c for c in cols)})
+    SELECT CASE WHEN wcs_anon THEN NULL ELSE (1 + g % 500)::text END,
+           ref - interval '3 days', ref,
+           CASE WHEN wcs_anon THEN {_pick(final_ids, 5)} ELSE {status_expr} END,
+           CASE WHEN wcs_anon THEN ref + interval '1 day' END,
+           '{form.id}-' || g,
+           CASE WHEN wcs_anon THEN NULL ELSE {_pick(FIRST_NAMES, 11)} || ' ' || {_pick(LAST_NAMES, 7)} END,
+           CASE WHEN wcs_anon THEN NULL ELSE convert_to('(dp0\\nVnom\\np1\\nV' || g || '\\np2\\ns.', 'UTF8') END,
+           convert_to('(dp0\\nVemail\\np1\\nVuser' || g || '@example.org\\np2\\ns.', 'UTF8'),
+           CASE WHEN wcs_anon THEN NULL ELSE convert_to('(dp0\\nV_receiver\\np1\\n(lp2\\nV' || (g % 9) || '\\nas.', 'UTF8') END,
+           jsonb_build_object('_receiver', jsonb_build_array((g % 9)::text)),
+           ARRAY[(g % 9)::text], ARRAY[(g % 9)::text, '_user:' || (1 + g % 500)], ARRAY[(g % 9)::text],
+           CASE WHEN NOT wcs_anon AND {'true' if tracking else 'false'} AND g % 2 = 0
+                THEN upper(substr(md5('tc' || {form.id} || '-' || g), 1, 8)) END,
+           g % 5 = 0,
+           CASE WHEN wcs_anon THEN NULL ELSE convert_to('(dp0\\nVlanguage\\np1\\nVfr\\ns.', 'UTF8') END,
+           CASE WHEN g % 5 = 0 THEN (900 + g % 7)::text END,
+           (ARRAY['web', 'web', 'web', 'mail', 'phone', 'counter'])[1 + g % 6],
+           g % 3,
+           jsonb_build_object('default', {_pick(FIRST_NAMES, 11)} || ' ' || {_pick(LAST_NAMES, 7)}),
+           point(4.80 + (g % 777) / 10000.0, 45.70 + (g % 1000) / 10000.0),
+           jsonb_build_object('done-datetime', ref) || jsonb_build_object('ville', {_pick(CITIES, 17)}),
+           jsonb_build_object('data', jsonb_build_array()),
+           to_tsvector('simple', {_pick(FIRST_NAMES, 11)} || ' ' || {_pick(LAST_NAMES, 7)}),
+           NULL {''.join(', ' + e for e in exprs)}
+    FROM (SELECT g, {now} - ((g * 7919) % ({max_age_days} * 1440)) * interval '1 minute' AS ref,
+                 (g % 97 = 3) AS wcs_anon
+          FROM generate_series({start + 1}, {start + n}) g) s
+    """
+    if seed_users:
+        cur.execute("""INSERT INTO users (id, name, email, is_active)
+                       SELECT g, 'Usager ' || g, 'usager' || g || '@example.org', true
+                       FROM generate_series(1, 500) g ON CONFLICT DO NOTHING""")
+    cur.execute(sql)
+    if history:
+        cur.execute(f"""
+        INSERT INTO {qi(form.evolutions)} (who, status, time, last_jump_datetime, comment, parts, formdata_id)
+        SELECT CASE WHEN m.anonymised IS NULL THEN m.user_id END, 'wf-new', m.receipt_time, m.receipt_time,
+               CASE WHEN m.anonymised IS NULL THEN 'Demande déposée par ' || m.user_label END, NULL, m.id
+          FROM {qi(form.table)} m WHERE m.id > {start}
+        UNION ALL
+        SELECT CASE WHEN m.anonymised IS NULL THEN (900 + m.id % 7)::text END, m.status, m.last_update_time,
+               m.last_update_time,
+               CASE WHEN m.anonymised IS NULL THEN {_pick(COMMENTS, 41, 'm.id')} END,
+               CASE WHEN m.anonymised IS NULL AND m.id % 3 = 0
+                    THEN convert_to('(lp0\\nccopy_reg\\nAttachmentEvolutionPart\\n' || m.id, 'UTF8') END, m.id
+          FROM {qi(form.table)} m WHERE m.id > {start} AND m.status <> 'draft'
+        """)
+    if tracking:
+        cur.execute(f"""INSERT INTO tracking_codes (id, formdef_id, formdata_id)
+                        SELECT tracking_code, '{form.id}', id::text FROM {qi(form.table)}
+                        WHERE id > {start} AND tracking_code IS NOT NULL""")
