@@ -9,6 +9,7 @@
 #include "config.h"
 #include "definition.h"
 #include "log.h"
+#include "report.h"
 #include "run.h"
 #include "version.h"
 #include "audit.h"
@@ -22,31 +23,43 @@
 #include <string.h>
 #include <unistd.h>
 
-struct command {
+enum command_id { CMD_RUN = 1 << 0, CMD_CHECK = 1 << 1, CMD_REPORT = 1 << 2 };
+#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT)
+
+static const struct command {
     const char *name;
-    int (*fn)(const struct app *app);
+    enum command_id id;
     const char *summary;
+} commands[] = {
+    {"run", CMD_RUN, "anonymise every tenant's expired submissions and delete expired drafts"},
+    {"check", CMD_CHECK, "validate the configuration, connect, and print how each column is classified"},
+    {"report", CMD_REPORT, "what a run would do now, and whether anything is past the legal limit (writes nothing)"},
 };
 
-static const struct command commands[] = {
-    {"run", cmd_run, "anonymise every tenant's expired submissions and delete expired drafts"},
-    {"check", cmd_check, "validate the configuration, connect, and print how each column is classified"},
-};
+/* Long-only options get codes past the ASCII range. */
+enum { OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN };
 
-/* One table drives parsing and --help. */
+/* One table drives parsing, validation and --help. */
 static const struct opt {
     const char *long_name;
-    int short_name;
+    int code; /* the short option letter, or OPT_* */
     int has_arg;
     const char *arg;
+    unsigned commands; /* where the option is accepted */
     const char *help;
 } options[] = {
-    {"config", 'c', required_argument, "FILE", "configuration file (default $ANONYMIZER_CONFIG, then " CFG_DEFAULT_PATH ")"},
-    {"tenant", 't', required_argument, "NAME", "only this tenant (repeatable)"},
-    {"verbose", 'v', no_argument, NULL, "also print one line per batch"},
-    {"quiet", 'q', no_argument, NULL, "print errors only"},
-    {"help", 'h', no_argument, NULL, "show this help and exit"},
-    {"version", 'V', no_argument, NULL, "show the version and exit"},
+    {"config", 'c', required_argument, "FILE", CMD_ALL,
+     "configuration file (default $ANONYMIZER_CONFIG, then " CFG_DEFAULT_PATH ")"},
+    {"tenant", 't', required_argument, "NAME", CMD_ALL, "only this tenant (repeatable)"},
+    {"verbose", 'v', no_argument, NULL, CMD_ALL, "also print one line per batch"},
+    {"quiet", 'q', no_argument, NULL, CMD_ALL, "print errors only"},
+    {"format", OPT_FORMAT, required_argument, "FORMAT", CMD_REPORT | CMD_RUN,
+     "report: text (default), json or csv"},
+    {"at", OPT_AT, required_argument, "TIMESTAMP", CMD_REPORT | CMD_RUN,
+     "report: compute cutoffs as of this instant (ISO 8601, UTC unless a zone is given)"},
+    {"dry-run", OPT_DRY_RUN, no_argument, NULL, CMD_RUN, "run: change nothing, print the report instead"},
+    {"help", 'h', no_argument, NULL, CMD_ALL, "show this help and exit"},
+    {"version", 'V', no_argument, NULL, CMD_ALL, "show the version and exit"},
 };
 
 struct cli {
@@ -55,24 +68,35 @@ struct cli {
     size_t ntenants;
     int verbose;
     int quiet;
+    const char *format;
+    const char *at;
+    bool dry_run;
+    unsigned seen;     /* CMD_* masks of the options given, to check them against the command */
     const char *command;
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: anonymizer [-c FILE] [-t TENANT]... [-v | -q] COMMAND\n\n");
+    fprintf(out, "Usage: anonymizer [-c FILE] [-t TENANT]... [-v | -q] COMMAND\n"
+                 "       anonymizer report [--format text|json|csv] [--at TIMESTAMP]\n"
+                 "       anonymizer run [--dry-run [--format FORMAT] [--at TIMESTAMP]]\n\n");
     fprintf(out, "Keeps w.c.s. form submissions free of personal data past their retention period.\n\nCommands:\n");
     for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nOptions:\n");
     for (size_t i = 0; i < AX_ARRAY_LEN(options); i++) {
         char left[64];
-        snprintf(left, sizeof left, "-%c, --%s%s%s", options[i].short_name, options[i].long_name,
-                 options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
-        fprintf(out, "  %-24s %s\n", left, options[i].help);
+        if (options[i].code < 256)
+            snprintf(left, sizeof left, "-%c, --%s%s%s", options[i].code, options[i].long_name,
+                     options[i].arg ? " " : "", options[i].arg ? options[i].arg : "");
+        else
+            snprintf(left, sizeof left, "    --%s%s%s", options[i].long_name, options[i].arg ? " " : "",
+                     options[i].arg ? options[i].arg : "");
+        fprintf(out, "  %-26s %s\n", left, options[i].help);
     }
-    fprintf(out, "\nExit status: 0 done, 1 some tenants failed, 64 usage error, 69 no tenant reachable,\n"
-                 "75 lock held elsewhere or interrupted, 78 configuration error.  See anonymizer(1).\n");
+    fprintf(out, "\nExit status: 0 done (report: compliant), 1 some tenants failed (report: some form past the\n"
+                 "limit), 64 usage error, 69 no tenant reachable, 75 lock held elsewhere or interrupted,\n"
+                 "78 configuration error.  See anonymizer(1).\n");
 }
 
 static int usage_error(const char *fmt, ...) AX_PRINTF(1, 2);
@@ -97,8 +121,10 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 
     shortopts[k++] = ':';
     for (size_t i = 0; i < AX_ARRAY_LEN(options); i++) {
-        longopts[i] = (struct option){options[i].long_name, options[i].has_arg, NULL, options[i].short_name};
-        shortopts[k++] = (char)options[i].short_name;
+        longopts[i] = (struct option){options[i].long_name, options[i].has_arg, NULL, options[i].code};
+        if (options[i].code >= 256)
+            continue;
+        shortopts[k++] = (char)options[i].code;
         if (options[i].has_arg == required_argument)
             shortopts[k++] = ':';
     }
@@ -108,6 +134,9 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        for (size_t i = 0; i < AX_ARRAY_LEN(options); i++)
+            if (options[i].code == c && options[i].commands != CMD_ALL)
+                cli->seen |= 1u << i;
         switch (c) {
         case 'c': cli->config = optarg; break;
         case 't':
@@ -116,6 +145,18 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
             break;
         case 'v': cli->verbose = 1; break;
         case 'q': cli->quiet = 1; break;
+        case OPT_FORMAT:
+            if (report_parse_format(optarg) < 0)
+                return usage_error("unknown format \"%s\" (text, json or csv)", optarg);
+            cli->format = optarg;
+            break;
+        case OPT_AT:
+            if (report_check_timestamp(optarg) != 0)
+                return usage_error("invalid --at \"%s\" (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])",
+                                   optarg);
+            cli->at = optarg;
+            break;
+        case OPT_DRY_RUN: cli->dry_run = true; break;
         case 'h': usage(stdout); return EXIT_OK;
         case 'V': printf("anonymizer %s\n", ANONYMIZER_VERSION); return EXIT_OK;
         case ':': return usage_error("option \"%s\" needs an argument", argv[optind - 1]);
@@ -129,6 +170,17 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
     cli->command = argv[optind++];
     if (optind < argc)
         return usage_error("unexpected argument \"%s\"", argv[optind]);
+    const struct command *cmd = NULL;
+    for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, cli->command) == 0)
+            cmd = &commands[i];
+    if (!cmd)
+        return usage_error("unknown command \"%s\"", cli->command);
+    for (size_t i = 0; i < AX_ARRAY_LEN(options); i++)
+        if ((cli->seen & (1u << i)) && !(options[i].commands & cmd->id))
+            return usage_error("option --%s does not apply to %s", options[i].long_name, cmd->name);
+    if (cmd->id == CMD_RUN && !cli->dry_run && (cli->format || cli->at))
+        return usage_error("--format and --at apply to reports: add --dry-run");
     return -1;
 }
 
@@ -174,10 +226,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
         if (strcmp(commands[i].name, cli.command) == 0)
             cmd = &commands[i];
-    if (!cmd) {
-        status = usage_error("unknown command \"%s\"", cli.command);
-        goto out;
-    }
     log_init(cli.quiet ? LOG_LEVEL_ERROR : cli.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 
     const char *path = cli.config ? cli.config : getenv("ANONYMIZER_CONFIG");
@@ -233,7 +281,17 @@ int main(int argc, char **argv)
         snprintf(app.host, sizeof app.host, "unknown");
 
     install_signals();
-    status = cmd->fn(&app);
+    if (cmd->id == CMD_CHECK) {
+        status = cmd_check(&app);
+    } else if (cmd->id == CMD_REPORT || cli.dry_run) {
+        struct report_options ropts = {
+            .format = cli.format ? (enum report_format)report_parse_format(cli.format) : REPORT_TEXT,
+            .at = cli.at,
+        };
+        status = cmd_report(&app, &ropts, stdout);
+    } else {
+        status = cmd_run(&app);
+    }
     if (app_interrupted && status == EXIT_OK)
         status = EXIT_TEMPFAIL;
 out:

@@ -100,7 +100,7 @@ static void build_drafts_sql(const struct tenant *t, const struct form *f, struc
 {
     struct strbuf sb;
     bool tc = f->has_tracking_col;
-    static const char draft_pred[] = "m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1";
+    static const char draft_pred[] = "m.status = 'draft' AND " SQL_PAST;
 
     b->what = "delete drafts";
     sb_init(&sb);

@@ -71,6 +71,7 @@ static void form_free(struct form *f)
     free(f->q_evo);
     free(f->endpoints);
     free(f->stat_keys);
+    free(f->sql_final);
     free(f->sql_due_base);
     free(f->sql_dirty);
     free(f->sql_work);
@@ -228,22 +229,20 @@ static void prepare_sql(struct tenant *t, struct form *f, char **allforms_cols, 
         free(keys[i]);
     free(keys);
 
-    /* which submissions the final anonymisation applies to */
-    sb_append(&sb, "COALESCE(m.last_update_time, m.receipt_time) < $1 AND (");
-    sb_append(&sb, "(m.status IS DISTINCT FROM 'draft' AND ");
-    if (f->pol.open_submissions == CFG_OPEN_ANONYMISE)
-        sb_append(&sb, "true");
-    else if (f->endpoints)
-        sb_append(&sb, "m.status = ANY ($3)");
+    /* at a final status (drafts never are) */
+    if (f->endpoints)
+        sb_append(&sb, "COALESCE(m.status = ANY ($3), false)");
     else if (t->has_allforms)
         sb_append(&sb, "EXISTS (SELECT 1 FROM public.wcs_all_forms w"
                        " WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint)");
     else
         sb_append(&sb, "false");
-    sb_append(&sb, ")");
-    if (f->pol.drafts == CFG_DRAFTS_ANONYMISE)
-        sb_append(&sb, " OR m.status = 'draft'");
-    sb_append(&sb, ")");
+    f->sql_final = sb_detach(&sb);
+
+    /* which submissions the final anonymisation applies to */
+    sb_appendf(&sb, "%s AND ((m.status IS DISTINCT FROM 'draft' AND %s)%s)", SQL_PAST,
+               f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : f->sql_final,
+               f->pol.drafts == CFG_DRAFTS_ANONYMISE ? " OR m.status = 'draft'" : "");
     f->sql_due_base = sb_detach(&sb);
 
     /* anything left that the final anonymisation removes */

@@ -11,6 +11,10 @@
 
 #include <stdbool.h>
 
+/* A submission's reference time, and "before the cutoff" ($1), on alias m. */
+#define SQL_REF "COALESCE(m.last_update_time, m.receipt_time)"
+#define SQL_PAST SQL_REF " < $1"
+
 /* Session-level advisory lock taken by run (classid 'anon' = 0x616e6f6e, objid 1). */
 #define TENANT_LOCK_CLASSID "1634627438"
 #define TENANT_LOCK_OBJID "1"
@@ -33,6 +37,7 @@ struct form {
     char *q_table, *q_evo;  /* quoted identifiers */
     char *endpoints;        /* text[] literal of final statuses ("wf-<id>"); NULL without definition */
     char *stat_keys;        /* text[] literal of statistics_data keys that are kept */
+    char *sql_final;        /* at a final status (alias m) */
     char *sql_due_base;     /* past the cutoff, at a status the run anonymises (alias m) */
     char *sql_dirty;        /* still holds something the run blanks (alias m) */
     char *sql_work;         /* due and not yet anonymised, or anonymised but incomplete (alias m) */

@@ -333,6 +333,7 @@ void cfg_free(struct cfg *cfg)
         return;
     free(cfg->path);
     free(cfg->schemas);
+    free(cfg->backup_retention_text);
     policy_free(&cfg->policy);
     for (size_t i = 0; i < cfg->ntenants; i++) {
         free(cfg->tenants[i].name);
@@ -389,6 +390,17 @@ static int load_root(struct loader *ld, const config_setting_t *root, struct cfg
                 return rc;
             free(cfg->schemas);
             cfg->schemas = ax_strdup(text);
+        } else if (strcmp(name, "backup_retention") == 0) {
+            char msg[256];
+            int days;
+            if ((rc = get_string(ld, s, &text)))
+                return rc;
+            /* not capped: it describes the backups, it does not set them */
+            if (tm_parse_period(text, &days, msg, sizeof msg) != AX_OK)
+                return bad(ld, s, "%s", msg);
+            cfg->backup_retention_days = days;
+            free(cfg->backup_retention_text);
+            cfg->backup_retention_text = ax_strdup(text);
         } else if (strcmp(name, "tenants") == 0) {
             if (!config_setting_is_list(s) && !config_setting_is_array(s))
                 return bad(ld, s, "must be a list of groups: ( { name = ...; conninfo = ...; } )");
@@ -490,6 +502,8 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     cfg->statement_timeout_ms = 600000;
     cfg->vacuum = true;
     cfg->schemas = ax_strdup("/var/lib/anonymizer/schemas");
+    cfg->backup_retention_days = 120;
+    cfg->backup_retention_text = ax_strdup("4 months");
     rc = load_root(&ld, config_root_setting(&lc), cfg);
     config_destroy(&lc);
     if (rc) {

@@ -58,6 +58,8 @@ struct cfg {
     bool vacuum;
     bool log_syslog;
     char *schemas; /* directory of form definitions */
+    int backup_retention_days; /* how long backups keep what the database held */
+    char *backup_retention_text;
     struct cfg_tenant *tenants;
     size_t ntenants;
     struct cfg_form *forms;

@@ -23,9 +23,12 @@ static void set_error_text(struct db *db, const char *text)
     free(db->error);
     db->error = ax_strdup(text);
     /* one line: libpq messages end with a newline and may hold several */
-    for (char *p = db->error; *p; p++)
+    for (char *p = db->error; *p; p++) {
         if (*p == '\n')
             *p = (p[1] ? ' ' : '\0');
+        else if (*p == '\t')
+            *p = ' ';
+    }
 }
 
 void db_set_error(struct db *db, const char *fmt, ...)

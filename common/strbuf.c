@@ -81,6 +81,14 @@ char *sb_detach(struct strbuf *sb)
     return out;
 }
 
+char *sb_finish(struct strbuf *sb)
+{
+    char *out = sb->buf;
+    sb->buf = NULL;
+    sb->len = sb->cap = 0;
+    return out;
+}
+
 void sb_append_pg_text_array(struct strbuf *sb, char *const *items, size_t n)
 {
     sb_appendc(sb, '{');

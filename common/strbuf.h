@@ -22,8 +22,10 @@ void sb_append(struct strbuf *sb, const char *s);
 void sb_appendn(struct strbuf *sb, const char *s, size_t n);
 void sb_appendc(struct strbuf *sb, char c);
 void sb_appendf(struct strbuf *sb, const char *fmt, ...) AX_PRINTF(2, 3);
-/* Hands the buffer to the caller (who frees it) and resets sb. */
+/* Hands the buffer to the caller (who frees it) and resets sb for reuse. */
 char *sb_detach(struct strbuf *sb);
+/* Hands the buffer to the caller (who frees it); sb is done with. */
+char *sb_finish(struct strbuf *sb);
 
 /* Appends a PostgreSQL array literal ({"a","b"}) of the given strings, for a
  * text[] parameter value. */

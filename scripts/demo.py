@@ -150,10 +150,17 @@ def main():
         banner('What the run will do to each column')
         show(binary, config, 'check')
 
+        banner('The DPO report before the run')
+        show(binary, config, 'report')
+
         banner('The nightly run')
         status = show(binary, config, 'run')
         for tenant, db in dbs.items():
             psql_show(cluster, db, STATE_SQL, f'{tenant} after the run')
+
+        banner('The DPO report after the run, as CSV and JSON')
+        show(binary, config, 'report', '--format', 'csv')
+        show(binary, config, '-t', 'eservices.agglo-exemple.fr', 'report', '--format', 'json')
 
         banner('The same run again: nothing left to do')
         status2 = show(binary, config, 'run')

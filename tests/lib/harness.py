@@ -205,8 +205,9 @@ class TestCase(unittest.TestCase):
         cmd += list(args)
         full_env = dict(os.environ)
         full_env.update(env or {})
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
-        res = Result(proc, proc.stdout, proc.stderr)
+        # bytes, decoded without newline translation (CSV lines end with CRLF)
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, env=full_env)
+        res = Result(proc, proc.stdout.decode(), proc.stderr.decode())
         self.assert_no_sanitizer_report(res.stderr)
         if expect is not None:
             self.assertEqual(res.returncode, expect, res)
