@@ -229,7 +229,7 @@ static char *form_sql(const struct form *f)
                "  COALESCE(" SQL_PAST ", false) AS past,"
                "  CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty"
                "  FROM public.%s m OFFSET 0) s",
-               open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending, pending, f->sql_final, f->sql_dirty, f->q_table);
+               open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending, pending, f->pred.final, f->pred.dirty, f->q_table);
     free(pending);
     return sb_finish(&sb);
 }

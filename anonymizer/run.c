@@ -61,7 +61,7 @@ static void build_anonymise_sql(const struct form *f, struct batch_sql *b)
     sb_appendf(&sb,
                "SELECT max(s.id), count(*) FROM (SELECT m.id FROM public.%s m"
                " WHERE m.id > $5 AND %s ORDER BY m.id LIMIT $6) s",
-               f->q_table, f->sql_work);
+               f->q_table, f->pred.work);
     b->range = sb_detach(&sb);
 
     sb_appendf(&sb,
@@ -69,7 +69,7 @@ static void build_anonymise_sql(const struct form *f, struct batch_sql *b)
                " COALESCE(m.status = 'draft', false) AS draft"
                " FROM public.%s m WHERE m.id > $5 AND m.id <= $6 AND %s FOR UPDATE OF m SKIP LOCKED),"
                " upd AS (UPDATE public.%s t SET %s FROM locked l WHERE t.id = l.id RETURNING l.fresh, l.draft)",
-               tc ? "m.tracking_code" : "NULL::varchar", f->q_table, f->sql_work, f->q_table, f->sql_set);
+               tc ? "m.tracking_code" : "NULL::varchar", f->q_table, f->pred.work, f->q_table, f->sql_set);
     if (f->q_evo)
         sb_appendf(&sb,
                    ", evo AS (UPDATE public.%s e SET who = NULL, comment = NULL, parts = NULL FROM locked l"
@@ -90,7 +90,7 @@ static void build_anonymise_sql(const struct form *f, struct batch_sql *b)
                    "UPDATE public.wcs_all_forms w SET %s FROM public.%s m"
                    " WHERE w.formdef_id = $2 AND w.id = m.id AND m.id > $5 AND m.id <= $6"
                    " AND m.anonymised IS NOT NULL AND %s AND %s",
-                   f->sql_allforms_set, f->q_table, f->sql_due_base, f->sql_allforms_dirty);
+                   f->sql_allforms_set, f->q_table, f->pred.due_base, f->sql_allforms_dirty);
         b->allforms = sb_detach(&sb);
     }
     sb_free(&sb);

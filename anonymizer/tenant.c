@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const form_dollar_params[FORM_NPARAMS + 1] = {"", "$1", "$2", "$3", "$4", "$5", "$6", "$7"};
+
 const Oid form_param_types[FORM_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_INT8OID, DB_INT8OID, DB_TIMESTAMPTZOID,
 };
@@ -71,10 +73,7 @@ static void form_free(struct form *f)
     free(f->q_evo);
     free(f->endpoints);
     free(f->stat_keys);
-    free(f->sql_final);
-    free(f->sql_due_base);
-    free(f->sql_dirty);
-    free(f->sql_work);
+    tenant_free_preds(&f->pred);
     free(f->sql_set);
     free(f->sql_allforms_set);
     free(f->sql_allforms_dirty);
@@ -83,6 +82,11 @@ static void form_free(struct form *f)
 
 void tenant_close(struct tenant *t)
 {
+    for (size_t i = 0; i < t->nallforms; i++)
+        free(t->allforms_cols[i]);
+    free(t->allforms_cols);
+    t->allforms_cols = NULL;
+    t->nallforms = 0;
     for (size_t i = 0; i < t->nforms; i++)
         form_free(&t->forms[i]);
     free(t->forms);
@@ -161,7 +165,7 @@ static void add_key(char ***keys, size_t *n, const char *key)
 }
 
 /* Builds the predicates and SET lists of one form (see tenant.h). */
-static void prepare_sql(struct tenant *t, struct form *f, char **allforms_cols, size_t nallforms)
+static void prepare_sql(struct tenant *t, struct form *f)
 {
     struct strbuf sb;
     sb_init(&sb);
@@ -229,25 +233,67 @@ static void prepare_sql(struct tenant *t, struct form *f, char **allforms_cols, 
         free(keys[i]);
     free(keys);
 
-    /* at a final status (drafts never are) */
-    if (f->endpoints)
-        sb_append(&sb, "COALESCE(m.status = ANY ($3), false)");
-    else if (t->has_allforms)
-        sb_append(&sb, "EXISTS (SELECT 1 FROM public.wcs_all_forms w"
-                       " WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint)");
-    else
-        sb_append(&sb, "false");
-    f->sql_final = sb_detach(&sb);
-
-    /* which submissions the final anonymisation applies to */
-    sb_appendf(&sb, "%s AND ((m.status IS DISTINCT FROM 'draft' AND %s)%s)", SQL_PAST,
-               f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : f->sql_final,
-               f->pol.drafts == CFG_DRAFTS_ANONYMISE ? " OR m.status = 'draft'" : "");
-    f->sql_due_base = sb_detach(&sb);
-
-    /* anything left that the final anonymisation removes */
+    /* the SET lists of the final anonymisation */
     struct strbuf set;
     sb_init(&set);
+    for (size_t i = 0; i < f->ncols; i++) {
+        const struct column *c = &f->cols[i];
+        if (!col_is_nulled(c->cls))
+            continue;
+        char *q = db_quote_ident(&t->db, c->name);
+        sb_appendf(&set, "%s = NULL, ", q);
+        free(q);
+    }
+    if (find_col(f, "statistics_data"))
+        sb_append(&set, "statistics_data = CASE WHEN pg_catalog.jsonb_typeof(t.statistics_data) = 'object'"
+                        " THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
+                        " FROM pg_catalog.jsonb_each(t.statistics_data) s WHERE s.key = ANY ($4)) END, ");
+    sb_append(&set, "anonymised = COALESCE(t.anonymised, $7)");
+    f->sql_set = sb_finish(&set);
+    if (t->nallforms > 0) {
+        struct strbuf dirty;
+        sb_init(&dirty);
+        sb_append(&dirty, "(");
+        for (size_t i = 0; i < t->nallforms; i++) {
+            char *q = db_quote_ident(&t->db, t->allforms_cols[i]);
+            sb_appendf(&sb, "%s = NULL, ", q);
+            sb_appendf(&dirty, "w.%s IS NOT NULL OR ", q);
+            free(q);
+        }
+        sb_append(&sb, "statistics_data = m.statistics_data, anonymised = m.anonymised");
+        sb_append(&dirty, "w.statistics_data IS DISTINCT FROM m.statistics_data"
+                          " OR w.anonymised IS DISTINCT FROM m.anonymised)");
+        f->sql_allforms_set = sb_detach(&sb);
+        f->sql_allforms_dirty = sb_finish(&dirty);
+    }
+    sb_free(&sb);
+
+    tenant_build_preds(t, f, form_dollar_params, &f->pred);
+}
+
+void tenant_build_preds(struct tenant *t, const struct form *f, const char *const p[FORM_NPARAMS + 1],
+                        struct form_preds *out)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+
+    /* at a final status (drafts never are) */
+    if (f->endpoints)
+        sb_appendf(&sb, "COALESCE(m.status = ANY (%s), false)", p[3]);
+    else if (t->has_allforms)
+        sb_appendf(&sb, "EXISTS (SELECT 1 FROM public.wcs_all_forms w"
+                        " WHERE w.formdef_id = %s AND w.id = m.id AND w.is_at_endpoint)", p[2]);
+    else
+        sb_append(&sb, "false");
+    out->final = sb_detach(&sb);
+
+    /* which submissions the final anonymisation applies to */
+    sb_appendf(&sb, "%s < %s AND ((m.status IS DISTINCT FROM 'draft' AND %s)%s)", SQL_REF, p[1],
+               f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : out->final,
+               f->pol.drafts == CFG_DRAFTS_ANONYMISE ? " OR m.status = 'draft'" : "");
+    out->due_base = sb_detach(&sb);
+
+    /* anything left that the final anonymisation removes */
     const char *sep = "";
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
@@ -255,7 +301,6 @@ static void prepare_sql(struct tenant *t, struct form *f, char **allforms_cols, 
             continue;
         char *q = db_quote_ident(&t->db, c->name);
         sb_appendf(&sb, "%sm.%s IS NOT NULL", sep, q);
-        sb_appendf(&set, "%s = NULL, ", q);
         sep = " OR ";
         free(q);
     }
@@ -263,11 +308,8 @@ static void prepare_sql(struct tenant *t, struct form *f, char **allforms_cols, 
         sb_appendf(&sb,
                    "%s(CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object'"
                    " THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k"
-                   " WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)",
-                   sep);
-        sb_append(&set, "statistics_data = CASE WHEN pg_catalog.jsonb_typeof(t.statistics_data) = 'object'"
-                        " THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
-                        " FROM pg_catalog.jsonb_each(t.statistics_data) s WHERE s.key = ANY ($4)) END, ");
+                   " WHERE k <> ALL (%s)) ELSE m.statistics_data IS NOT NULL END)",
+                   sep, p[4]);
         sep = " OR ";
     }
     if (f->q_evo) {
@@ -277,38 +319,26 @@ static void prepare_sql(struct tenant *t, struct form *f, char **allforms_cols, 
                    sep, f->q_evo);
         sep = " OR ";
     }
-    if (nallforms > 0) {
-        struct strbuf ad, as;
-        sb_init(&ad);
-        sb_init(&as);
-        sb_append(&ad, "(");
-        for (size_t i = 0; i < nallforms; i++) {
-            char *q = db_quote_ident(&t->db, allforms_cols[i]);
-            sb_appendf(&ad, "w.%s IS NOT NULL OR ", q);
-            sb_appendf(&as, "%s = NULL, ", q);
-            free(q);
-        }
-        sb_append(&ad, "w.statistics_data IS DISTINCT FROM m.statistics_data"
-                       " OR w.anonymised IS DISTINCT FROM m.anonymised)");
-        sb_append(&as, "statistics_data = m.statistics_data, anonymised = m.anonymised");
-        f->sql_allforms_dirty = sb_detach(&ad);
-        f->sql_allforms_set = sb_detach(&as);
-        sb_free(&ad);
-        sb_free(&as);
-        sb_appendf(&sb, "%sEXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND %s)",
-                   sep, f->sql_allforms_dirty);
+    if (f->sql_allforms_dirty) {
+        sb_appendf(&sb, "%sEXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND %s)",
+                   sep, p[2], f->sql_allforms_dirty);
         sep = " OR ";
     }
     if (!*sep)
         sb_append(&sb, "false");
-    f->sql_dirty = sb_detach(&sb);
-    sb_append(&set, "anonymised = COALESCE(t.anonymised, $7)");
-    f->sql_set = sb_detach(&set);
-    sb_free(&set);
+    out->dirty = sb_detach(&sb);
 
-    sb_appendf(&sb, "(%s) AND (m.anonymised IS NULL OR %s)", f->sql_due_base, f->sql_dirty);
-    f->sql_work = sb_detach(&sb);
-    sb_free(&sb);
+    sb_appendf(&sb, "(%s) AND (m.anonymised IS NULL OR %s)", out->due_base, out->dirty);
+    out->work = sb_finish(&sb);
+}
+
+void tenant_free_preds(struct form_preds *p)
+{
+    free(p->final);
+    free(p->due_base);
+    free(p->dirty);
+    free(p->work);
+    memset(p, 0, sizeof *p);
 }
 
 static int load_allforms_columns(struct tenant *t, char ***cols, size_t *n)
@@ -353,8 +383,6 @@ static int load_allforms_columns(struct tenant *t, char ***cols, size_t *n)
 int tenant_discover_forms(struct tenant *t, const struct app *app)
 {
     PGresult *res = NULL;
-    char **allforms_cols = NULL;
-    size_t nallforms = 0;
     int rc;
 
     t->has_tracking_codes = relation_exists(t, "public.tracking_codes", &rc);
@@ -366,7 +394,7 @@ int tenant_discover_forms(struct tenant *t, const struct app *app)
     bool has_formdefs = relation_exists(t, "public.formdefs", &rc);
     if (rc)
         return rc;
-    if (t->has_allforms && (rc = load_allforms_columns(t, &allforms_cols, &nallforms)))
+    if (t->has_allforms && (rc = load_allforms_columns(t, &t->allforms_cols, &t->nallforms)))
         return rc;
 
     /* Main tables: formdata_<id>_<slug> in public that have the w.c.s. main
@@ -434,13 +462,10 @@ int tenant_discover_forms(struct tenant *t, const struct app *app)
         for (size_t k = 0; k < nun; k++)
             log_warning("%s: form %s: configured field \"%s\" matches no field", t->name, f->slug, unmatched[k]);
         free(unmatched);
-        prepare_sql(t, f, allforms_cols, nallforms);
+        prepare_sql(t, f);
     }
 out:
     PQclear(res);
-    for (size_t i = 0; i < nallforms; i++)
-        free(allforms_cols[i]);
-    free(allforms_cols);
     return rc;
 }
 

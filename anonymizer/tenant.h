@@ -19,6 +19,14 @@
 #define TENANT_LOCK_CLASSID "1634627438"
 #define TENANT_LOCK_OBJID "1"
 
+/* The predicates that select submissions, on alias m (see tenant_build_preds). */
+struct form_preds {
+    char *final;    /* at a final status */
+    char *due_base; /* past the cutoff, at a status the run anonymises */
+    char *dirty;    /* still holds something the run blanks */
+    char *work;     /* due and not yet anonymised, or anonymised but incomplete */
+};
+
 struct form {
     int formdef_id;
     char *table;     /* catalog name of the main table */
@@ -37,13 +45,10 @@ struct form {
     char *q_table, *q_evo;  /* quoted identifiers */
     char *endpoints;        /* text[] literal of final statuses ("wf-<id>"); NULL without definition */
     char *stat_keys;        /* text[] literal of statistics_data keys that are kept */
-    char *sql_final;        /* at a final status (alias m) */
-    char *sql_due_base;     /* past the cutoff, at a status the run anonymises (alias m) */
-    char *sql_dirty;        /* still holds something the run blanks (alias m) */
-    char *sql_work;         /* due and not yet anonymised, or anonymised but incomplete (alias m) */
-    char *sql_set;          /* SET list of the final anonymisation (alias t, locked row l) */
-    char *sql_allforms_set; /* SET list for wcs_all_forms (alias w, main row m); NULL when absent */
-    char *sql_allforms_dirty;
+    struct form_preds pred;  /* with $1..$7 parameters */
+    char *sql_set;           /* SET list of the final anonymisation (alias t) */
+    char *sql_allforms_set;  /* SET list for wcs_all_forms (alias w, main row m); NULL when absent */
+    char *sql_allforms_dirty; /* its row still holds personal data (alias w, main row m) */
     char *unsupported;      /* why the form cannot be processed safely, or NULL */
 
     char cutoff[64];        /* computed once per run */
@@ -55,6 +60,8 @@ struct tenant {
     struct db db;
     bool has_tracking_codes;
     bool has_allforms;
+    char **allforms_cols; /* personal columns of wcs_all_forms */
+    size_t nallforms;
     char now[64]; /* the clock reading cutoffs derive from */
     struct form *forms;
     size_t nforms;
@@ -85,6 +92,18 @@ int tenant_compute_cutoffs(struct tenant *t, const char *at);
  */
 #define FORM_NPARAMS 7
 extern const Oid form_param_types[FORM_NPARAMS];
+/* "$1".."$7" (index 0 unused), for tenant_build_preds */
+extern const char *const form_dollar_params[FORM_NPARAMS + 1];
+
+/*
+ * Builds the predicates of a form with p[n] as the text of parameter n
+ * ($1 cutoff, $2 formdef id, $3 final statuses, $4 kept statistics keys):
+ * "$n", or an expression reading the value where parameters cannot go
+ * (COPY).  Free with tenant_free_preds.
+ */
+void tenant_build_preds(struct tenant *t, const struct form *f, const char *const p[FORM_NPARAMS + 1],
+                        struct form_preds *out);
+void tenant_free_preds(struct form_preds *p);
 void form_params(const struct form *f, const char *values[FORM_NPARAMS], const char *lo, const char *hi,
                  const char *run_ts, char *formdef_id_buf, size_t buflen);
 
