@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <time.h>
 
 void audit_new_run_id(char buf[37])
@@ -59,6 +60,25 @@ int audit_begin(struct tenant *t, const struct app *app, const char *command)
                         " outcome text NOT NULL,"
                         " error text,"
                         " PRIMARY KEY (run_id, tenant))");
+        if (rc)
+            return rc;
+    }
+    /* the change log the export reads (see export.c): one row per batch */
+    rc = db_exec(&t->db, &res, "SELECT pg_catalog.to_regclass('anonymizer.changes') IS NULL", 0, NULL, NULL);
+    if (rc)
+        return rc;
+    missing = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (missing) {
+        rc = db_cmd(&t->db, "CREATE TABLE IF NOT EXISTS anonymizer.changes ("
+                            " seq bigserial PRIMARY KEY,"
+                            " run_id uuid NOT NULL,"
+                            " table_name text NOT NULL,"
+                            " lo bigint NOT NULL,"
+                            " hi bigint NOT NULL,"
+                            " changed_at timestamptz NOT NULL DEFAULT pg_catalog.now())");
+        if (!rc)
+            rc = db_cmd(&t->db, "CREATE INDEX IF NOT EXISTS changes_table_seq ON anonymizer.changes (table_name, seq)");
         if (rc)
             return rc;
     }

@@ -7,6 +7,7 @@
 #include "ax.h"
 #include "check.h"
 #include "config.h"
+#include "export.h"
 #include "definition.h"
 #include "log.h"
 #include "report.h"
@@ -23,17 +24,18 @@
 #include <string.h>
 #include <unistd.h>
 
-enum command_id { CMD_RUN = 1 << 0, CMD_CHECK = 1 << 1, CMD_REPORT = 1 << 2 };
-#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT)
+enum command_id { CMD_RUN = 1 << 0, CMD_CHECK = 1 << 1, CMD_REPORT = 1 << 2, CMD_EXPORT = 1 << 3 };
+#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT | CMD_EXPORT)
 
 static const struct command {
     const char *name;
     enum command_id id;
     const char *summary;
 } commands[] = {
-    {"run", CMD_RUN, "anonymise every tenant's expired submissions and delete expired drafts"},
+    {"run", CMD_RUN, "anonymise every tenant's expired submissions, delete expired drafts, then export"},
     {"check", CMD_CHECK, "validate the configuration, connect, and print how each column is classified"},
     {"report", CMD_REPORT, "what a run would do now, and whether anything is past the legal limit (writes nothing)"},
+    {"export", CMD_EXPORT, "export anonymised submissions to the BI staging schema (the bi group)"},
 };
 
 /* Long-only options get codes past the ASCII range. */
@@ -280,8 +282,15 @@ int main(int argc, char **argv)
     if (gethostname(app.host, sizeof app.host - 1) != 0)
         snprintf(app.host, sizeof app.host, "unknown");
 
+    if (cmd->id == CMD_EXPORT && !app.cfg->bi.conninfo) {
+        log_error("%s: no bi group: nothing to export to (see anonymizer.conf(5))", app.cfg->path);
+        status = EXIT_CONFIG;
+        goto out;
+    }
     install_signals();
-    if (cmd->id == CMD_CHECK) {
+    if (cmd->id == CMD_EXPORT) {
+        status = cmd_export(&app);
+    } else if (cmd->id == CMD_CHECK) {
         status = cmd_check(&app);
     } else if (cmd->id == CMD_REPORT || cli.dry_run) {
         struct report_options ropts = {

@@ -301,18 +301,10 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
 static int collect_audit(struct tenant *t, struct tenant_report *tr)
 {
     PGresult *res;
-    /* from the catalog: to_regclass() would fail without USAGE on the schema */
-    int rc = db_exec(&t->db, &res,
-                     "SELECT count(*) > 0, COALESCE(bool_and(pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
-                     "  AND pg_catalog.has_table_privilege(c.oid, 'SELECT')), false)"
-                     " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                     " WHERE n.nspname = 'anonymizer' AND c.relname = 'runs'",
-                     0, NULL, NULL);
+    bool exists, readable;
+    int rc = tenant_can_read(t, "anonymizer", "runs", &exists, &readable);
     if (rc)
         return rc;
-    bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    bool readable = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-    PQclear(res);
     if (!exists)
         return AX_OK; /* never ran here */
     if (!readable) {

@@ -15,6 +15,7 @@
  */
 #include "run.h"
 #include "audit.h"
+#include "export.h"
 #include "ax.h"
 #include "log.h"
 #include "strbuf.h"
@@ -39,6 +40,7 @@ struct form_counts {
 
 struct batch_sql {
     const char *what; /* for messages */
+    bool log_changes; /* record the range in anonymizer.changes */
     char *range;      /* -> max(id), count */
     char *work;       /* -> counters */
     char *allforms;   /* optional second statement */
@@ -57,6 +59,7 @@ static void build_anonymise_sql(const struct form *f, struct batch_sql *b)
     bool tc = f->has_tracking_col;
 
     b->what = "anonymise";
+    b->log_changes = true;
     sb_init(&sb);
     sb_appendf(&sb,
                "SELECT max(s.id), count(*) FROM (SELECT m.id FROM public.%s m"
@@ -175,6 +178,14 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
         rc = db_exec(&t->db, &res, b->work, FORM_NPARAMS, form_param_types, values);
         if (rc == AX_OK && b->allforms)
             rc = db_exec(&t->db, NULL, b->allforms, FORM_NPARAMS, form_param_types, values);
+        if (rc == AX_OK && b->log_changes) {
+            /* in the batch's transaction: the export finds exactly what committed */
+            const char *cv[4] = {app->run_id, f->table, lo, hi};
+            const Oid ct[4] = {DB_TEXTOID, DB_TEXTOID, DB_INT8OID, DB_INT8OID};
+            rc = db_exec(&t->db, NULL,
+                         "INSERT INTO anonymizer.changes (run_id, table_name, lo, hi) VALUES ($1::uuid, $2, $3 + 1, $4)",
+                         4, ct, cv);
+        }
         if (rc == AX_OK)
             rc = db_cmd(&t->db, "COMMIT");
         if (rc != AX_OK) {
@@ -387,6 +398,27 @@ enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, str
         if (t.has_allforms)
             vacuum(&t, "public.wcs_all_forms");
     }
+    /* then the export, under the same lock; not after a server error (the
+     * session may be gone) nor when interrupted: the next run catches up */
+    if (app->cfg->bi.conninfo && !error && outcome != TENANT_INTERRUPTED) {
+        struct export_totals etot = {0};
+        long long seq;
+        enum tenant_outcome eo = export_tenant(app, &t, &etot, &seq);
+        tot->exported += etot.inserted + etot.updated;
+        if (eo != TENANT_OK) {
+            if (outcome == TENANT_OK)
+                outcome = eo == TENANT_INTERRUPTED ? TENANT_INTERRUPTED : TENANT_FAILED;
+            error = ax_strdup("the export to the BI database failed");
+        } else if (seq > 0) {
+            /* every form has exported the change log up to seq: forget it */
+            char s[32];
+            snprintf(s, sizeof s, "%lld", seq);
+            const char *v[1] = {s};
+            const Oid ty[1] = {DB_INT8OID};
+            if (db_exec(&t.db, NULL, "DELETE FROM anonymizer.changes WHERE seq <= $1", 1, ty, v) != AX_OK)
+                log_warning("%s: cannot prune anonymizer.changes: %s", t.name, t.db.error);
+        }
+    }
     if (audit_finish(&t, app,
                      outcome == TENANT_OK ? "ok" : outcome == TENANT_INTERRUPTED ? "interrupted" : "failed",
                      error ? error : (outcome == TENANT_FAILED ? "some forms could not be processed" : NULL))) {
@@ -414,6 +446,8 @@ int cmd_run(const struct app *app)
     enum tenant_outcome *outcomes = ax_calloc(app->ntenants, sizeof *outcomes);
     double started = tm_now();
 
+    if (!app->cfg->bi.conninfo)
+        log_info("no bi group in the configuration: nothing is exported");
     for (size_t i = 0; i < app->ntenants; i++) {
         if (app_interrupted) {
             outcomes[i] = TENANT_INTERRUPTED;
@@ -425,8 +459,8 @@ int cmd_run(const struct app *app)
     for (size_t i = 0; i < app->ntenants; i++)
         ok += outcomes[i] == TENANT_OK;
     log_info("run %s: %zu of %zu tenants done, %lld submissions anonymised, %lld completed, %lld drafts, %lld locked,"
-             " %.2f s",
-             app->run_id, ok, app->ntenants, tot.anonymised, tot.completed, tot.drafts, tot.locked,
+             " %lld rows exported, %.2f s",
+             app->run_id, ok, app->ntenants, tot.anonymised, tot.completed, tot.drafts, tot.locked, tot.exported,
              tm_now() - started);
     int status = app_exit_status(outcomes, app->ntenants);
     free(outcomes);

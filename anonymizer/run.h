@@ -11,6 +11,7 @@ struct run_totals {
     long long completed;
     long long drafts;
     long long locked;
+    long long exported;
 };
 
 /* Processes one tenant: never exits, reports failures in its outcome. */

@@ -469,6 +469,26 @@ out:
     return rc;
 }
 
+int tenant_can_read(struct tenant *t, const char *schema, const char *table, bool *exists, bool *readable)
+{
+    PGresult *res;
+    const char *values[2] = {schema, table};
+    const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
+    /* from the catalog: to_regclass() would fail without USAGE on the schema */
+    int rc = db_exec(&t->db, &res,
+                     "SELECT count(*) > 0, COALESCE(bool_and(pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+                     "  AND pg_catalog.has_table_privilege(c.oid, 'SELECT')), false)"
+                     " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                     " WHERE n.nspname = $1 AND c.relname = $2",
+                     2, types, values);
+    if (rc)
+        return rc;
+    *exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    *readable = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    PQclear(res);
+    return AX_OK;
+}
+
 int tenant_compute_cutoffs(struct tenant *t, const char *at)
 {
     PGresult *res;

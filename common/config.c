@@ -10,6 +10,7 @@
 #include "strbuf.h"
 #include "timeutil.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <libpq-fe.h>
@@ -257,6 +258,53 @@ static int load_tenant(struct loader *ld, const config_setting_t *g, struct cfg_
     return AX_OK;
 }
 
+static bool simple_identifier(const char *s)
+{
+    if (!s[0] || strlen(s) > 63 || !(islower((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
+            return false;
+    return true;
+}
+
+static int load_bi(struct loader *ld, const config_setting_t *g, struct cfg_bi *bi)
+{
+    int rc;
+    const char *text;
+
+    if (!config_setting_is_group(g))
+        return bad(ld, g, "must be a group { conninfo = ...; schema = ...; time_precision = ...; }");
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        if (strcmp(name, "conninfo") == 0) {
+            if ((rc = get_nonempty_string(ld, s, &text)) || (rc = check_conninfo(ld, s, text)))
+                return rc;
+            bi->conninfo = ax_strdup(text);
+        } else if (strcmp(name, "schema") == 0) {
+            if ((rc = get_nonempty_string(ld, s, &text)))
+                return rc;
+            if (!simple_identifier(text))
+                return bad(ld, s, "\"%s\" is not a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63)", text);
+            free(bi->schema);
+            bi->schema = ax_strdup(text);
+        } else if (strcmp(name, "time_precision") == 0) {
+            if ((rc = get_string(ld, s, &text)))
+                return rc;
+            if (strcmp(text, "minute") != 0 && strcmp(text, "hour") != 0 && strcmp(text, "day") != 0)
+                return bad(ld, s, "\"%s\" is not one of \"minute\", \"hour\", \"day\"", text);
+            free(bi->time_precision);
+            bi->time_precision = ax_strdup(text);
+        } else {
+            return bad(ld, s, "unknown setting (bi settings: conninfo, schema, time_precision)");
+        }
+    }
+    if (!bi->conninfo)
+        return bad(ld, g, "missing \"conninfo\"");
+    return AX_OK;
+}
+
 static int load_name_list(struct loader *ld, const config_setting_t *s, char ***out, size_t *n)
 {
     if (!config_setting_is_array(s) && !config_setting_is_list(s))
@@ -334,6 +382,9 @@ void cfg_free(struct cfg *cfg)
     free(cfg->path);
     free(cfg->schemas);
     free(cfg->backup_retention_text);
+    free(cfg->bi.conninfo);
+    free(cfg->bi.schema);
+    free(cfg->bi.time_precision);
     policy_free(&cfg->policy);
     for (size_t i = 0; i < cfg->ntenants; i++) {
         free(cfg->tenants[i].name);
@@ -401,6 +452,9 @@ static int load_root(struct loader *ld, const config_setting_t *root, struct cfg
             cfg->backup_retention_days = days;
             free(cfg->backup_retention_text);
             cfg->backup_retention_text = ax_strdup(text);
+        } else if (strcmp(name, "bi") == 0) {
+            if ((rc = load_bi(ld, s, &cfg->bi)))
+                return rc;
         } else if (strcmp(name, "tenants") == 0) {
             if (!config_setting_is_list(s) && !config_setting_is_array(s))
                 return bad(ld, s, "must be a list of groups: ( { name = ...; conninfo = ...; } )");
@@ -502,6 +556,8 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     cfg->statement_timeout_ms = 600000;
     cfg->vacuum = true;
     cfg->schemas = ax_strdup("/var/lib/anonymizer/schemas");
+    cfg->bi.schema = ax_strdup("anonymised");
+    cfg->bi.time_precision = ax_strdup("hour");
     cfg->backup_retention_days = 120;
     cfg->backup_retention_text = ax_strdup("4 months");
     rc = load_root(&ld, config_root_setting(&lc), cfg);

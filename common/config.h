@@ -49,6 +49,13 @@ struct cfg_form {
     size_t nblank;
 };
 
+/* The BI staging database (the "bi" group); absent when bi.conninfo is NULL. */
+struct cfg_bi {
+    char *conninfo; /* secret-bearing: never logged */
+    char *schema;
+    char *time_precision; /* "minute", "hour" or "day" */
+};
+
 struct cfg {
     char *path;
     struct cfg_policy policy; /* global level */
@@ -60,6 +67,7 @@ struct cfg {
     char *schemas; /* directory of form definitions */
     int backup_retention_days; /* how long backups keep what the database held */
     char *backup_retention_text;
+    struct cfg_bi bi;
     struct cfg_tenant *tenants;
     size_t ntenants;
     struct cfg_form *forms;

@@ -118,6 +118,13 @@ int db_exec_binary(struct db *db, PGresult **res, const char *sql, int nparams, 
     return check_result(db, r, sql, res);
 }
 
+void db_clear_error(struct db *db)
+{
+    free(db->error);
+    db->error = NULL;
+    db->sqlstate[0] = '\0';
+}
+
 bool db_error_is(const struct db *db, const char *sqlstate)
 {
     return strcmp(db->sqlstate, sqlstate) == 0;

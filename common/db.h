@@ -67,6 +67,9 @@ bool db_error_is(const struct db *db, const char *sqlstate);
 /* Records an error message of our own (sqlstate left empty). */
 void db_set_error(struct db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Forgets the last error. */
+void db_clear_error(struct db *db);
+
 /* Quoted identifier, caller frees with free(). */
 char *db_quote_ident(struct db *db, const char *ident);
 

@@ -61,6 +61,7 @@ drafts = "delete";
 open_submissions = "skip";
 batch_size = 500;
 schemas = "{schemas}";
+bi = {{ conninfo = "{bi}"; schema = "anonymised"; time_precision = "hour"; }};
 tenants = (
   {{ name = "demarches.ville-exemple.fr"; conninfo = "{c1}"; }},
   {{ name = "eservices.agglo-exemple.fr"; conninfo = "{c2}"; retention = "60 days"; }}
@@ -137,13 +138,16 @@ def main():
             print(f'tenant {tenant}: database {db}, '
                   + ', '.join(f'{f.slug} ({n} submissions{"" if d else ", no definition"})'
                               for f, n, _, d in forms))
+        cluster.createdb('bi')
+        print('BI database: bi (empty)')
         with open(config, 'w') as fp:
             fp.write(CONFIG.format(schemas=schemas, c1=cluster.conninfo(dbs['demarches.ville-exemple.fr']),
-                                   c2=cluster.conninfo(dbs['eservices.agglo-exemple.fr'])))
+                                   c2=cluster.conninfo(dbs['eservices.agglo-exemple.fr']),
+                                   bi=cluster.conninfo('bi')))
         os.chmod(config, 0o600)
         print(f'\nconfiguration ({config}):\n')
         print(CONFIG.format(schemas=schemas, c1='dbname=wcs_demarches_ville_exemple_fr',
-                            c2='dbname=wcs_eservices_agglo_exemple_fr'))
+                            c2='dbname=wcs_eservices_agglo_exemple_fr', bi='dbname=bi'))
         for tenant, db in dbs.items():
             psql_show(cluster, db, STATE_SQL, f'{tenant} before the run')
 
@@ -169,6 +173,20 @@ def main():
                   " (SELECT sum((f->>'anonymised')::int) FROM jsonb_array_elements(forms) f) AS anonymised,"
                   " (SELECT sum((f->>'drafts_deleted')::int) FROM jsonb_array_elements(forms) f) AS drafts_deleted"
                   " FROM anonymizer.runs ORDER BY started_at", 'the audit trail (anonymizer.runs)')
+
+        banner('What the statistics team gets: the BI staging schema')
+        psql_show(cluster, 'bi',
+                  "SELECT tenant, form_slug, status, count(*) AS submissions,"
+                  " avg(processing_time)::interval(0) AS avg_processing, max(exported_at)::timestamp(0) AS exported"
+                  " FROM anonymised.submissions GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                  'anonymised.submissions, per tenant, form and status')
+        psql_show(cluster, 'bi',
+                  "SELECT form_slug, submission_id, receipt_time, anonymised_at, status_name, channel, fields::text AS fields"
+                  " FROM anonymised.submissions ORDER BY tenant, form_id, submission_id LIMIT 4",
+                  'a few rows: times truncated to the hour, kept fields only')
+        psql_show(cluster, 'bi',
+                  "SELECT tenant, outcome, rows_exported, started_at::timestamp(0) AS started FROM anonymised.runs"
+                  " ORDER BY started_at", 'anonymised.runs')
     return 0 if status == 0 and status2 == 0 else 1
 
 

@@ -103,6 +103,10 @@ static void test_defaults(void **state)
     assert_true(cfg->vacuum);
     assert_false(cfg->log_syslog);
     assert_string_equal(cfg->schemas, "/var/lib/anonymizer/schemas");
+    assert_null(cfg->bi.conninfo);
+    assert_string_equal(cfg->bi.schema, "anonymised");
+    assert_string_equal(cfg->bi.time_precision, "hour");
+    assert_int_equal(cfg->backup_retention_days, 120);
     struct cfg_resolved r;
     cfg_resolve(cfg, &cfg->tenants[0], "x", &r);
     assert_int_equal(r.retention_days, 90);
@@ -217,6 +221,13 @@ static void test_errors(void **state)
     expect_error("tenants = ( { name = \"../etc\"; conninfo = \"dbname=a\"; } );\n", "cannot name a directory", NULL);
     expect_error("tenants = ( { name = \"a\"; conninfo = \"dbname\"; } );\n", "not a valid connection string", NULL);
     expect_error("tenants = ( { name = \"a\";\n conninfo = ; } );\n", ":2: syntax error", NULL);
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; schema = \"Anonymised; DROP\"; };\n"), "bi.schema",
+                 "not a lower-case SQL identifier");
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; time_precision = \"second\"; };\n"), "bi.time_precision",
+                 "not one of");
+    expect_error(WITH("bi = { schema = \"x\"; };\n"), "bi: missing \"conninfo\"", NULL);
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; host = \"x\"; };\n"), "bi.host: unknown setting", NULL);
+    expect_error(WITH("backup_retention = \"forever\";\n"), "backup_retention", "invalid period");
 #undef WITH
 }
 

@@ -1,0 +1,32 @@
+/*
+ * export.h: the BI export: anonymised submissions, kept fields only, into
+ * the staging schema of a BI database, incrementally and exactly once.
+ * The contract is documented in man/anonymizer-bi.7.
+ */
+#ifndef EXPORT_H
+#define EXPORT_H
+
+#include "app.h"
+#include "tenant.h"
+
+#define EXPORT_CONTRACT_VERSION 1
+
+struct export_totals {
+    long long inserted;
+    long long updated;
+};
+
+/*
+ * Exports one tenant whose session is open, locked and discovered.  The
+ * tenant is only read, in one REPEATABLE READ READ ONLY transaction; each
+ * form is one BI transaction (rows, watermark, run counters together).
+ * On success *watermark_seq is the change-log position now exported for
+ * every form (-1 when some form was not exported).  Returns the outcome.
+ */
+enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, struct export_totals *tot,
+                                  long long *watermark_seq);
+
+/* The "export" command; returns the exit status. */
+int cmd_export(const struct app *app);
+
+#endif

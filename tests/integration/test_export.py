@@ -1,0 +1,379 @@
+"""The BI export: the contract, only anonymised rows and kept fields, time
+truncation, exactly once across reruns and kills, two servers, restricted
+roles."""
+
+import datetime
+import json
+import os
+import signal
+
+import harness
+import wcs
+from forms import full_submission, standard_form
+
+F = wcs.Field
+
+
+def ago(days, minutes=0):
+    return f"now() - interval '{days} days' - interval '{minutes} minutes'"
+
+
+def typed_form(formdef_id=5, slug='typed'):
+    """Kept fields of every JSON type, and personal ones."""
+    return wcs.Form(formdef_id, slug, 'Typed', [
+        F('1', 'string', 'Nom', 'nom', 'final'),
+        F('2', 'item', 'Motif', 'motif', 'no'),
+        F('3', 'numeric', 'Montant', 'montant', 'no'),
+        F('4', 'bool', 'Accord', 'accord', 'no'),
+        F('5', 'items', 'Jours', None, 'no'),            # no varname: keyed f5
+        F('6', 'date', 'Date', 'date_rdv', 'no'),
+        F('7', 'file', 'Pièce', 'piece', 'no'),          # kept but a pickled file reference: not exported
+        F('8', 'text', 'Commentaire', 'commentaire', 'final'),
+    ])
+
+
+class ExportTests(harness.TestCase):
+
+    def setup_pair(self, bi_cluster='main', extra='retention = "30 days";', bi_extra='', form=None, bi_user=None,
+                   tenant_conninfo=None):
+        t = self.tenant()
+        f = t.add_form(form or standard_form())
+        self.bi_cluster = harness.cluster(bi_cluster)
+        self.bi_db = harness.unique('bi')
+        self.bi_cluster.createdb(self.bi_db)
+        self.bi = self.bi_cluster.connect(self.bi_db)
+        self.addCleanup(self.bi.close)
+        bi_conninfo = self.bi_cluster.conninfo(self.bi_db, user=bi_user or 'postgres')
+        self.extra = extra + f' bi = {{ conninfo = "{harness.cfgstr(bi_conninfo)}"; {bi_extra} }};'
+        if tenant_conninfo:
+            self.write_config([(t.name, tenant_conninfo)], extra=self.extra)
+        else:
+            self.write_config([t], extra=self.extra)
+        return t, f
+
+    def bi_query(self, sql, params=None):
+        with self.bi.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else None
+
+    def bi_rows(self, schema='anonymised'):
+        with self.bi.cursor() as cur:
+            cur.execute(f'SELECT * FROM {schema}.submissions ORDER BY tenant, form_id, submission_id')
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def bi_dump(self):
+        """Every row of every table of the BI database, as text."""
+        out = []
+        with self.bi.cursor() as cur:
+            cur.execute("""SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                           WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                           AND n.nspname NOT LIKE 'pg_toast%'""")
+            for nsp, rel in cur.fetchall():
+                cur.execute(f'SELECT t::text FROM {wcs.qi(nsp)}.{wcs.qi(rel)} t')
+                out.extend(r[0] for r in cur.fetchall())
+        return '\n'.join(out)
+
+    # -- the contract ------------------------------------------------------------------
+
+    def test_contract(self):
+        t, f = self.setup_pair()
+        full_submission(t, f, ref=ago(40))
+        self.anonymizer('run', expect=0)
+        cols = self.bi_query("""SELECT table_name, column_name, data_type FROM information_schema.columns
+                                WHERE table_schema = 'anonymised' ORDER BY table_name, ordinal_position""")
+        by_table = {}
+        for table, col, typ in cols:
+            by_table.setdefault(table, []).append((col, typ))
+        self.assertEqual(by_table['submissions'], [
+            ('tenant', 'text'), ('form_id', 'integer'), ('form_slug', 'text'), ('submission_id', 'integer'),
+            ('receipt_time', 'timestamp with time zone'), ('last_update_time', 'timestamp with time zone'),
+            ('anonymised_at', 'timestamp with time zone'), ('status', 'text'), ('status_name', 'text'),
+            ('is_final', 'boolean'), ('channel', 'text'), ('backoffice_submission', 'boolean'),
+            ('criticality_level', 'integer'), ('processing_time', 'interval'), ('fields', 'jsonb'),
+            ('exported_at', 'timestamp with time zone')])
+        self.assertEqual(by_table['forms'], [
+            ('tenant', 'text'), ('form_id', 'integer'), ('form_slug', 'text'), ('form_name', 'text'),
+            ('kept_fields', 'jsonb'), ('updated_at', 'timestamp with time zone')])
+        self.assertEqual([c for c, _ in by_table['export_state']],
+                         ['tenant', 'form_id', 'form_slug', 'change_seq', 'anonymised_until', 'rows_exported',
+                          'updated_at'])
+        self.assertEqual([c for c, _ in by_table['runs']],
+                         ['run_id', 'tenant', 'started_at', 'finished_at', 'rows_exported', 'outcome', 'error'])
+        self.assertEqual([c for c, _ in by_table['contract']], ['version', 'installed_at', 'tool_version'])
+        pks = dict(self.bi_query("""SELECT tc.table_name, string_agg(kcu.column_name, ',' ORDER BY kcu.ordinal_position)
+                                    FROM information_schema.table_constraints tc
+                                    JOIN information_schema.key_column_usage kcu USING (constraint_schema, constraint_name)
+                                    WHERE tc.table_schema = 'anonymised' AND tc.constraint_type = 'PRIMARY KEY'
+                                    GROUP BY 1"""))
+        self.assertEqual(pks['submissions'], 'tenant,form_id,submission_id')
+        self.assertEqual(pks['forms'], 'tenant,form_id')
+        self.assertEqual(pks['export_state'], 'tenant,form_id')
+        self.assertEqual(self.bi_query('SELECT version FROM anonymised.contract'), [(1,)])
+
+    def test_newer_contract_is_refused(self):
+        t, f = self.setup_pair()
+        full_submission(t, f, ref=ago(40))
+        self.anonymizer('export', expect=0)
+        self.bi_query('INSERT INTO anonymised.contract (version, tool_version) VALUES (2, %s)', ('9.9',))
+        res = self.anonymizer('run', expect=1)
+        self.assertIn('contract version 2', res.stderr)
+        self.assertEqual(self.bi_query('SELECT count(*) FROM anonymised.submissions'), [(0,)])
+
+    # -- what reaches the BI database --------------------------------------------------
+
+    def test_no_personal_data_reaches_bi(self):
+        t, f = self.setup_pair()
+        personal_text = ['user_label', 'submission_agent_id', 'tracking_code']
+        markers = []
+        ids = {}
+        for kind, ref, status in (('due', ago(40), 'wf-done'), ('due2', ago(50), 'wf-rejected'),
+                                  ('open', ago(40), 'wf-new'), ('young', ago(5), 'wf-done'),
+                                  ('draft', ago(40), 'draft'), ('ydraft', ago(3), 'draft')):
+            m = f'MRK{kind.upper()}'
+            ids[kind] = full_submission(t, f, ref=ref, status=status, marker=m, with_tracking=False)
+            sets = {c: f'{m}-{c}' for c in personal_text}
+            # w.c.s. casts user_id to an integer in its trigger: a number nobody else uses
+            user_id = str(1987650000 + len(markers))
+            sets['user_id'] = user_id
+            markers.append(user_id)
+            sets.update({'f1': f'{m}-nom', 'f3': f'{m}-commentaire', 'f4': f'{m}-email', 'fbo1': f'{m}-bo',
+                         'f9_display': f'{m}-enfants'})
+            assignments = ', '.join(f'{wcs.qi(c)} = %s' for c in sets)
+            t.query(f'UPDATE {wcs.qi(f.table)} SET {assignments},'
+                    f" workflow_data = convert_to(%s, 'UTF8'), prefilling_data = convert_to(%s, 'UTF8'),"
+                    f" submission_context = convert_to(%s, 'UTF8'), f7 = convert_to(%s, 'UTF8'),"
+                    f" digests = jsonb_build_object('default', %s::text), fts = to_tsvector('simple', %s),"
+                    f" relations_data = jsonb_build_object('x', %s::text),"
+                    f" statistics_data = statistics_data || jsonb_build_object('nom', %s::text),"
+                    f" f9 = jsonb_build_object('data', %s::text), f11 = jsonb_build_object('lat', %s::text)"
+                    f' WHERE id = %s',
+                    list(sets.values()) + [f'{m}-wfdata', f'{m}-prefill', f'{m}-ctx', f'{m}-file', f'{m}-digest',
+                                           f'{m}fts', f'{m}-rel', f'{m}-stat', f'{m}-block', f'{m}-map',
+                                           ids[kind]])
+            markers.append(m)
+            # kept fields carry a marker that must arrive
+            t.query(f"UPDATE {wcs.qi(f.table)} SET f2 = %s WHERE id = %s", (f'KEEP{kind}', ids[kind]))
+        self.anonymizer('run', expect=0)
+        self.anonymizer('export', expect=0)
+        dump = self.bi_dump()
+        for m in markers:
+            self.assertNotIn(m, dump)
+            self.assertNotIn(m.encode().hex(), dump)     # bytea as hex
+        self.assertIn('KEEPdue', dump)
+        self.assertIn('KEEPdue2', dump)
+        for kind in ('open', 'young', 'draft', 'ydraft'):
+            self.assertNotIn(f'KEEP{kind}', dump, f'{kind} should not be exported')
+        rows = self.bi_rows()
+        self.assertEqual(sorted(r['submission_id'] for r in rows), sorted([ids['due'], ids['due2']]))
+        row = {r['submission_id']: r for r in rows}[ids['due']]
+        self.assertEqual(row['fields'], {'motif': 'KEEPdue', 'motif_display': 'Rendez-vous', 'accord': True,
+                                         'creneaux': ['lundi', 'mardi'], 'creneaux_display': 'lundi, mardi'})
+        self.assertEqual((row['status'], row['status_name'], row['is_final']), ('done', 'Terminé', True))
+        self.assertEqual(row['form_slug'], 'demande-rdv')
+        self.assertEqual(row['tenant'], t.name)
+
+    def test_field_types(self):
+        t, f = self.setup_pair(form=typed_form())
+        fid = t.insert(f, status='wf-done', receipt_time=ago(50), last_update_time=ago(40), values={
+            '1': 'Durand', '2': 'a', '2_display': 'Option A', '3': '12.50', '4': False, '5': ['lun', 'mar'],
+            '6': '2026-03-04', '7': b'pickle', '8': 'secret'})
+        self.anonymizer('run', expect=0)
+        row = self.bi_rows()[0]
+        self.assertEqual(row['submission_id'], fid)
+        self.assertEqual(row['fields'], {'motif': 'a', 'motif_display': 'Option A', 'montant': 12.5,
+                                         'accord': False, 'f5': ['lun', 'mar'], 'f5_display': None,
+                                         'date_rdv': '2026-03-04'})
+        kept = self.bi_query('SELECT kept_fields FROM anonymised.forms')[0][0]
+        self.assertEqual([k['key'] for k in kept],
+                         ['motif', 'motif_display', 'montant', 'accord', 'f5', 'f5_display', 'date_rdv'])
+        self.assertEqual(kept[0], {'key': 'motif', 'column': 'f2', 'label': 'Motif', 'type': 'item'})
+
+    def test_wcs_anonymised_rows_are_exported(self):
+        t, f = self.setup_pair()
+        clean = t.insert(f, status='wf-done', receipt_time=ago(10), last_update_time=ago(9), anonymised=ago(8),
+                         values={'2': 'x'})
+        incomplete = full_submission(t, f, ref=ago(60), anonymised=ago(50))
+        self.anonymizer('export', expect=0)
+        self.assertEqual([r['submission_id'] for r in self.bi_rows()], [clean])
+        # w.c.s. anonymises another one later: the incremental export finds it
+        later = t.insert(f, status='wf-rejected', receipt_time=ago(3), last_update_time=ago(2), anonymised='now()')
+        self.anonymizer('run', expect=0)   # completes the incomplete one, then exports
+        self.assertEqual(sorted(r['submission_id'] for r in self.bi_rows()), sorted([clean, incomplete, later]))
+
+    def test_time_precision(self):
+        for precision, expected in (('minute', '10:47:00'), ('hour', '10:00:00'), ('day', '00:00:00')):
+            with self.subTest(precision=precision):
+                t, f = self.setup_pair(bi_extra=f'time_precision = "{precision}";')
+                t.insert(f, status='wf-done', receipt_time="'2026-01-05 10:47:33.5+00'",
+                         last_update_time="'2026-01-08 16:12:09+00'", values={'2': 'x'})
+                self.anonymizer('run', expect=0)
+                row = self.bi_rows()[0]
+                self.assertEqual(row['receipt_time'].astimezone(datetime.timezone.utc).strftime('%H:%M:%S'),
+                                 expected)
+                self.assertEqual(row['receipt_time'].date(), datetime.date(2026, 1, 5))
+                last = row['last_update_time'].astimezone(datetime.timezone.utc)
+                self.assertEqual(last.second, 0)
+                if precision != 'minute':
+                    self.assertEqual(last.minute, 0)
+                # computed before truncation
+                self.assertEqual(row['processing_time'], datetime.timedelta(days=3, hours=5, minutes=24,
+                                                                            seconds=35.5))
+
+    # -- exactly once --------------------------------------------------------------------
+
+    def test_exactly_once_across_reruns(self):
+        t, f = self.setup_pair(extra='retention = "30 days"; batch_size = 50;')
+        with t.conn.cursor() as cur:
+            wcs.populate(cur, f, 1200)
+        self.anonymizer('run', expect=0)
+        expected = t.one(f"""SELECT count(*) FROM {wcs.qi(f.table)} WHERE anonymised IS NOT NULL
+                             AND status <> 'draft' AND user_id IS NULL AND prefilling_data IS NULL""")[0]
+        rows = self.bi_rows()
+        self.assertEqual(len(rows), expected)
+        stamps = {r['submission_id']: r['exported_at'] for r in rows}
+        for _ in range(2):
+            res = self.anonymizer('run', expect=0)
+            self.assertIn('exported 0 new, 0 updated', res.stderr)
+            self.anonymizer('export', expect=0)
+        rows = self.bi_rows()
+        self.assertEqual(len(rows), expected)
+        self.assertEqual({r['submission_id']: r['exported_at'] for r in rows}, stamps, 'rows were rewritten')
+        self.assertEqual(self.bi_query("SELECT sum(rows_exported) FROM anonymised.runs WHERE outcome = 'ok'"),
+                         [(expected,)])
+        # the change log the export consumed is pruned
+        self.assertEqual(t.one('SELECT count(*) FROM anonymizer.changes')[0], 0)
+
+    def test_late_completion_updates_the_row(self):
+        t, f = self.setup_pair()
+        fid = full_submission(t, f, ref=ago(40))
+        self.anonymizer('run', expect=0)
+        self.assertEqual(self.bi_rows()[0]['fields']['motif'], 'rdv')
+        first = self.bi_rows()[0]['exported_at']
+        # the DPO decides motif is personal after all: the next run blanks it, the export follows
+        self.write_config([t], extra=self.extra,
+                          forms=['{ tenant = "*"; slug = "demande-rdv"; blank = ["motif"]; }'])
+        res = self.anonymizer('run', expect=0)
+        self.assertIn('1 completed', res.stderr)
+        rows = self.bi_rows()
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0]['submission_id'], fid)
+        self.assertNotIn('motif', rows[0]['fields'])
+        self.assertGreater(rows[0]['exported_at'], first)
+        self.assertIn('exported 0 new, 1 updated', res.stderr)
+
+    def wait_for_bi_lock_wait(self):
+        return self.wait_until(lambda: self.bi_query(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
+            " AND application_name = 'anonymizer'", (self.bi_db,))[0][0] > 0, timeout=60)
+
+    def test_sigkill_after_anonymisation_before_export(self):
+        t, f = self.setup_pair(extra='retention = "30 days"; lock_timeout = "5min";')
+        ids = [full_submission(t, f, ref=ago(40), marker=str(i)) for i in range(5)]
+        self.anonymizer('export', expect=0)        # installs the contract
+        holder = self.bi_cluster.connect(self.bi_db, autocommit=False)
+        try:
+            # the export's first write waits: anonymisation is committed, the export is not
+            holder.cursor().execute('LOCK TABLE anonymised.export_state IN ACCESS EXCLUSIVE MODE')
+            proc = self.start_anonymizer('run')
+            self.assertTrue(self.wait_for_bi_lock_wait(), 'the export never started')
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+        finally:
+            holder.rollback()
+            holder.close()
+        self.assertTrue(all(t.row(f, i)['anonymised'] for i in ids))
+        self.assertEqual(self.bi_rows(), [])
+        self.anonymizer('run', expect=0)
+        self.assertEqual(sorted(r['submission_id'] for r in self.bi_rows()), sorted(ids))
+        self.assertEqual([r[0] for r in self.bi_query('SELECT outcome FROM anonymised.runs ORDER BY started_at')],
+                         ['ok', 'crashed', 'ok'])
+
+    def test_sigkill_during_export(self):
+        t, f = self.setup_pair(extra='retention = "30 days"; lock_timeout = "5min";')
+        g = t.add_form(standard_form(2, 'second', 'Second'))
+        a = [full_submission(t, f, ref=ago(40), marker=f'a{i}') for i in range(4)]
+        b = [full_submission(t, g, ref=ago(40), marker=f'b{i}') for i in range(3)]
+        self.anonymizer('export', expect=0)
+        holder = self.bi_cluster.connect(self.bi_db, autocommit=False)
+        try:
+            # rows are copied, the merge into submissions waits
+            holder.cursor().execute('LOCK TABLE anonymised.submissions IN EXCLUSIVE MODE')
+            proc = self.start_anonymizer('run')
+            self.assertTrue(self.wait_for_bi_lock_wait(), 'the export never reached the merge')
+            copied = self.bi_query("SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                                   " AND query LIKE 'WITH up AS (INSERT INTO%%'", (self.bi_db,))[0][0]
+            self.assertEqual(copied, 1)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+        finally:
+            holder.rollback()
+            holder.close()
+        # nothing half visible
+        self.assertTrue(self.wait_until(lambda: self.bi_query(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = 'anonymizer'",
+            (self.bi_db,))[0][0] == 0, timeout=30))
+        self.assertEqual(self.bi_rows(), [])
+        self.assertEqual(self.bi_query('SELECT sum(rows_exported) FROM anonymised.export_state'), [(0,)])
+        self.anonymizer('export', expect=0)
+        rows = self.bi_rows()
+        self.assertEqual(sorted((r['form_id'], r['submission_id']) for r in rows),
+                         sorted([(1, i) for i in a] + [(2, i) for i in b]))
+
+    # -- servers and roles ----------------------------------------------------------------
+
+    def test_tenant_and_bi_on_two_servers_with_restricted_roles(self):
+        bi_cluster = harness.cluster('bi')
+        bi_db = harness.unique('bi')
+        bi_cluster.createdb(bi_db)
+        admin = bi_cluster.connect(bi_db)
+        role = harness.unique('bi_writer')
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE ROLE {role} LOGIN')
+            cur.execute(f'REVOKE CREATE ON DATABASE {wcs.qi(bi_db)} FROM PUBLIC')
+            cur.execute(f'CREATE SCHEMA staging AUTHORIZATION {role}')
+        admin.close()
+        # the BI role is unknown to the tenant's server
+        self.assertNotEqual(bi_cluster.port, harness.cluster('main').port)
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        reader = harness.unique('reader')
+        t.query(f'CREATE ROLE {reader} LOGIN')
+        t.query(f'GRANT USAGE ON SCHEMA public TO {reader}')
+        t.query(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}')
+        ids = [full_submission(t, f, ref=ago(40), marker=str(i)) for i in range(3)]
+        # anonymise with the owner's rights, without export
+        self.write_config([t], extra='retention = "30 days";')
+        self.anonymizer('run', expect=0)
+        t.query(f'GRANT USAGE ON SCHEMA anonymizer TO {reader}')
+        t.query(f'GRANT SELECT ON ALL TABLES IN SCHEMA anonymizer TO {reader}')
+        sums = t.checksums()
+        bi_conninfo = bi_cluster.conninfo(bi_db, user=role)
+        self.write_config([(t.name, t.cluster.conninfo(t.dbname, user=reader))],
+                          extra=f'retention = "30 days"; bi = {{ conninfo = "{harness.cfgstr(bi_conninfo)}";'
+                                f' schema = "staging"; }};')
+        self.anonymizer('export', expect=0)
+        self.assertEqual(t.checksums(), sums, 'the export wrote to the tenant')
+        bi = bi_cluster.connect(bi_db)
+        self.addCleanup(bi.close)
+        with bi.cursor() as cur:
+            cur.execute('SELECT submission_id FROM staging.submissions ORDER BY 1')
+            self.assertEqual([r[0] for r in cur.fetchall()], sorted(ids))
+            cur.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'staging' AND tablename = 'submissions'")
+            self.assertEqual(cur.fetchone()[0], role)
+
+    # -- without a bi group --------------------------------------------------------------------
+
+    def test_without_bi_group(self):
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        full_submission(t, f, ref=ago(40))
+        self.write_config([t], extra='retention = "30 days";')
+        res = self.anonymizer('run', expect=0)
+        self.assertEqual(res.stderr.count('no bi group'), 1)
+        res = self.anonymizer('export', expect=78)
+        self.assertIn('no bi group', res.stderr)
+
+
+if __name__ == '__main__':
+    harness.main()
