@@ -2,8 +2,29 @@
  * app.c: state shared by the commands.
  */
 #include "app.h"
+#include "timeutil.h"
+
+#include <stdlib.h>
 
 volatile sig_atomic_t app_interrupted;
+volatile sig_atomic_t app_role;
+volatile sig_atomic_t app_budget_exhausted;
+
+bool app_out_of_time(const struct app *app)
+{
+    if (!app_budget_exhausted && app->deadline > 0 && tm_now() >= app->deadline)
+        app_budget_exhausted = 1;
+    return app_budget_exhausted;
+}
+
+void app_free(struct app *app)
+{
+    for (size_t i = 0; i < app->ntenants; i++)
+        def_set_free(&app->tenants[i].defs);
+    free(app->tenants);
+    free(app->config_bytes);
+    cfg_free(app->cfg);
+}
 
 int app_exit_status(const enum tenant_outcome *outcomes, size_t n)
 {

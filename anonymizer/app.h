@@ -30,6 +30,10 @@ struct app_tenant {
 
 struct app {
     struct cfg *cfg;
+    int jobs;                  /* tenants at once */
+    double deadline;           /* tm_now() past which no batch starts; 0: none */
+    bool progress_live;        /* stderr is a terminal: draw a live progress line */
+    size_t discovery_failures; /* discover entries that could not be read */
     struct app_tenant *tenants; /* the selected tenants, in configuration order */
     size_t ntenants;
     char *config_bytes; /* the file as read, for its checksum in the audit */
@@ -40,6 +44,17 @@ struct app {
 
 /* Set from signal handlers: stop after the batch in flight. */
 extern volatile sig_atomic_t app_interrupted;
+
+/* Which process this is, for the signal handler. */
+enum app_role { APP_ROLE_SINGLE = 0, APP_ROLE_PARENT, APP_ROLE_WORKER };
+extern volatile sig_atomic_t app_role;
+
+/* True once the time budget (max_runtime) is spent; remembers it. */
+bool app_out_of_time(const struct app *app);
+extern volatile sig_atomic_t app_budget_exhausted;
+
+/* Frees everything main() put in app. */
+void app_free(struct app *app);
 
 /* Outcome of one tenant, for the exit status. */
 enum tenant_outcome {

@@ -79,8 +79,12 @@ int cmd_check(const struct app *app)
             tenant_close(&t);
             continue;
         }
-        printf("tenant %s: reachable, %zu form%s, %zu definition%s\n", t.name, t.nforms, t.nforms == 1 ? "" : "s",
+        printf("tenant %s: reachable, %zu form%s, %zu definition%s, ", t.name, t.nforms, t.nforms == 1 ? "" : "s",
                at->defs.n, at->defs.n == 1 ? "" : "s");
+        if (at->cfg->discovered)
+            printf("discovered by discover entry %d\n", at->cfg->discovered);
+        else
+            printf("listed in tenants\n");
         for (size_t k = 0; k < t.nforms; k++) {
             print_form(&t, &t.forms[k]);
             if (t.forms[k].unsupported)

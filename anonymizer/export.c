@@ -28,6 +28,7 @@
  * current_setting().
  */
 #include "export.h"
+#include "jobs.h"
 #include "ax.h"
 #include "classify.h"
 #include "log.h"
@@ -179,7 +180,7 @@ static int bi_open(const struct app *app, struct bi *bi)
 
     memset(bi, 0, sizeof *bi);
     bi->schema = app->cfg->bi.schema;
-    int rc = db_connect(&bi->db, app->cfg->bi.conninfo, "bi");
+    int rc = db_connect(&bi->db, app->cfg->bi.conninfo, NULL, "bi");
     if (rc)
         return rc;
     bi->schema_q = db_quote_ident(&bi->db, bi->schema);
@@ -657,7 +658,7 @@ enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, struc
     }
     for (size_t i = 0; i < t->nforms; i++) {
         const struct form *f = &t->forms[i];
-        if (app_interrupted) {
+        if (app_interrupted || app_out_of_time(app)) {
             outcome = TENANT_INTERRUPTED;
             break;
         }
@@ -667,7 +668,13 @@ enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, struc
         }
         db_clear_error(&bi.db);
         db_clear_error(&t->db);
+        progress_form_start(t->name, f->slug, -1);
         rc = export_form(app, t, &bi, f, &snap, tot);
+        progress_form_end();
+        if (rc && app_interrupted) {
+            outcome = TENANT_INTERRUPTED; /* its BI transaction rolled back */
+            break;
+        }
         if (rc) {
             /* whichever side failed has the message */
             const char *msg = bi.db.error ? bi.db.error : t->db.error;
@@ -691,40 +698,45 @@ done:
     return outcome;
 }
 
+/* The export command's work for one tenant (run in a worker, see jobs.h). */
+static enum tenant_outcome export_job(const struct app *app, struct app_tenant *at, struct run_totals *tot)
+{
+    struct tenant t;
+    struct export_totals etot = {0};
+    enum tenant_outcome outcome;
+    bool locked = false;
+    long long seq;
+
+    if (tenant_open(&t, app, at, true) != AX_OK) {
+        log_error("%s: cannot connect: %s", at->cfg->name, t.db.error);
+        outcome = TENANT_UNREACHABLE;
+    } else if (tenant_try_lock(&t, &locked) != AX_OK || (locked && tenant_discover_forms(&t, app) != AX_OK)) {
+        log_error("%s: %s", t.name, t.db.error);
+        outcome = TENANT_FAILED;
+    } else if (!locked) {
+        log_warning("%s: another anonymizer run holds this tenant's lock; tenant skipped", t.name);
+        outcome = TENANT_LOCKED;
+    } else {
+        outcome = export_tenant(app, &t, &etot, &seq);
+    }
+    tot->exported += etot.inserted + etot.updated;
+    tenant_close(&t);
+    return outcome;
+}
+
 int cmd_export(const struct app *app)
 {
     enum tenant_outcome *outcomes = ax_calloc(app->ntenants, sizeof *outcomes);
-    struct export_totals tot = {0};
+    struct run_totals tot = {0};
     double started = tm_now();
 
-    for (size_t i = 0; i < app->ntenants; i++) {
-        struct app_tenant *at = &app->tenants[i];
-        struct tenant t;
-        bool locked = false;
-        long long seq;
-        if (app_interrupted) {
-            outcomes[i] = TENANT_INTERRUPTED;
-            continue;
-        }
-        if (tenant_open(&t, app, at, true) != AX_OK) {
-            log_error("%s: cannot connect: %s", at->cfg->name, t.db.error);
-            outcomes[i] = TENANT_UNREACHABLE;
-        } else if (tenant_try_lock(&t, &locked) != AX_OK || tenant_discover_forms(&t, app) != AX_OK) {
-            log_error("%s: %s", t.name, t.db.error);
-            outcomes[i] = TENANT_FAILED;
-        } else if (!locked) {
-            log_warning("%s: another anonymizer run holds this tenant's lock; tenant skipped", t.name);
-            outcomes[i] = TENANT_LOCKED;
-        } else {
-            outcomes[i] = export_tenant(app, &t, &tot, &seq);
-        }
-        tenant_close(&t);
-    }
+    jobs_run(app, app->jobs, export_job, outcomes, &tot);
     size_t ok = 0;
     for (size_t i = 0; i < app->ntenants; i++)
         ok += outcomes[i] == TENANT_OK;
-    log_info("export %s: %zu of %zu tenants exported, %lld new, %lld updated, %.2f s", app->run_id, ok, app->ntenants,
-             tot.inserted, tot.updated, tm_now() - started);
+    log_info("export %s: %zu of %zu tenants exported, %lld rows written, %.2f s%s", app->run_id, ok, app->ntenants,
+             tot.exported, tm_now() - started,
+             app_budget_exhausted ? " (time budget exhausted)" : app_interrupted ? " (interrupted)" : "");
     int status = app_exit_status(outcomes, app->ntenants);
     free(outcomes);
     return status;

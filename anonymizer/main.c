@@ -4,16 +4,20 @@
  * outcome to an exit status.
  */
 #include "app.h"
+#include "audit.h"
 #include "ax.h"
 #include "check.h"
 #include "config.h"
-#include "export.h"
+#include "db.h"
 #include "definition.h"
+#include "discover.h"
+#include "export.h"
+#include "jobs.h"
 #include "log.h"
 #include "report.h"
 #include "run.h"
+#include "timeutil.h"
 #include "version.h"
-#include "audit.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -39,7 +43,7 @@ static const struct command {
 };
 
 /* Long-only options get codes past the ASCII range. */
-enum { OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN };
+enum { OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN, OPT_JOBS, OPT_MAX_RUNTIME };
 
 /* One table drives parsing, validation and --help. */
 static const struct opt {
@@ -60,6 +64,9 @@ static const struct opt {
     {"at", OPT_AT, required_argument, "TIMESTAMP", CMD_REPORT | CMD_RUN,
      "report: compute cutoffs as of this instant (ISO 8601, UTC unless a zone is given)"},
     {"dry-run", OPT_DRY_RUN, no_argument, NULL, CMD_RUN, "run: change nothing, print the report instead"},
+    {"jobs", OPT_JOBS, required_argument, "N", CMD_RUN | CMD_EXPORT, "run, export: up to N tenants at once (1 to 64)"},
+    {"max-runtime", OPT_MAX_RUNTIME, required_argument, "DURATION", CMD_RUN | CMD_EXPORT,
+     "run, export: start no batch after this long (like 4h or 90min)"},
     {"help", 'h', no_argument, NULL, CMD_ALL, "show this help and exit"},
     {"version", 'V', no_argument, NULL, CMD_ALL, "show the version and exit"},
 };
@@ -73,6 +80,8 @@ struct cli {
     const char *format;
     const char *at;
     bool dry_run;
+    int jobs;           /* 0: from the configuration */
+    int max_runtime_ms; /* -1: from the configuration */
     unsigned seen;     /* CMD_* masks of the options given, to check them against the command */
     const char *command;
 };
@@ -159,6 +168,22 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
             cli->at = optarg;
             break;
         case OPT_DRY_RUN: cli->dry_run = true; break;
+        case OPT_JOBS: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 1 || v > 64)
+                return usage_error("--jobs must be a number from 1 to 64, not \"%s\"", optarg);
+            cli->jobs = (int)v;
+            break;
+        }
+        case OPT_MAX_RUNTIME: {
+            char msg[256];
+            long long ms;
+            if (tm_parse_duration_ms(optarg, &ms, msg, sizeof msg) != AX_OK || ms <= 0)
+                return usage_error("--max-runtime: %s", ms <= 0 && !strstr(msg, "invalid") ? "must be positive" : msg);
+            cli->max_runtime_ms = (int)ms;
+            break;
+        }
         case 'h': usage(stdout); return EXIT_OK;
         case 'V': printf("anonymizer %s\n", ANONYMIZER_VERSION); return EXIT_OK;
         case ':': return usage_error("option \"%s\" needs an argument", argv[optind - 1]);
@@ -183,13 +208,27 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
             return usage_error("option --%s does not apply to %s", options[i].long_name, cmd->name);
     if (cmd->id == CMD_RUN && !cli->dry_run && (cli->format || cli->at))
         return usage_error("--format and --at apply to reports: add --dry-run");
+    if (cmd->id == CMD_RUN && cli->dry_run && (cli->jobs || cli->max_runtime_ms >= 0))
+        return usage_error("--jobs and --max-runtime do not apply to --dry-run");
     return -1;
 }
 
+/*
+ * SIGINT, SIGTERM: stop after the batch in flight, whose statement is
+ * cancelled (it rolls back; the next run does it again).  A second signal
+ * kills: the single process dies of it, the parent of workers kills them.
+ */
 static void on_signal(int sig)
 {
-    (void)sig;
+    if (app_interrupted && app_role == APP_ROLE_SINGLE) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     app_interrupted = 1;
+    db_cancel_watched();
+    if (app_role == APP_ROLE_PARENT)
+        jobs_on_signal();
 }
 
 static void install_signals(void)
@@ -197,26 +236,16 @@ static void install_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
-    /* a second signal kills: the transaction in flight rolls back */
-    sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
-static void app_free(struct app *app)
-{
-    for (size_t i = 0; i < app->ntenants; i++)
-        def_set_free(&app->tenants[i].defs);
-    free(app->tenants);
-    free(app->config_bytes);
-    cfg_free(app->cfg);
-}
 
 int main(int argc, char **argv)
 {
-    struct cli cli = {0};
+    struct cli cli = {.max_runtime_ms = -1};
     struct app app = {0};
     char err[1024];
     const struct command *cmd = NULL;
@@ -239,10 +268,31 @@ int main(int argc, char **argv)
         goto out;
     }
     log_set_syslog(app.cfg->log_syslog);
+    if (cmd->id == CMD_EXPORT && !app.cfg->bi.conninfo) {
+        log_error("%s: no bi group: nothing to export to (see anonymizer.conf(5))", app.cfg->path);
+        status = EXIT_CONFIG;
+        goto out;
+    }
 
+    /* tenants found on servers join the listed ones before anything else */
+    if (app.cfg->ndiscover > 0) {
+        app.discovery_failures = discover_tenants(app.cfg);
+        const struct cfg_form *f = cfg_unknown_form_tenant(app.cfg);
+        if (f && app.discovery_failures == 0) {
+            log_error("%s: forms: unknown tenant \"%s\" (neither listed nor discovered)", app.cfg->path, f->tenant);
+            status = EXIT_CONFIG;
+            goto out;
+        } else if (f) {
+            log_warning("forms: tenant \"%s\" not found (some discover entries failed)", f->tenant);
+        }
+    }
     for (size_t i = 0; i < cli.ntenants; i++) {
         if (!cfg_find_tenant(app.cfg, cli.tenants[i])) {
-            status = usage_error("unknown tenant \"%s\" (not in the configuration)", cli.tenants[i]);
+            status = app.discovery_failures ? EXIT_SOME_FAILED
+                                            : usage_error("unknown tenant \"%s\" (neither listed nor discovered)",
+                                                          cli.tenants[i]);
+            if (app.discovery_failures)
+                log_error("unknown tenant \"%s\" (some discover entries failed)", cli.tenants[i]);
             goto out;
         }
     }
@@ -256,8 +306,13 @@ int main(int argc, char **argv)
             app.tenants[app.ntenants++].cfg = ct;
     }
     if (app.ntenants == 0) {
-        log_error("%s: no tenants configured", app.cfg->path);
-        status = EXIT_CONFIG;
+        if (app.discovery_failures) {
+            log_error("no tenant reachable: every discover entry failed");
+            status = EXIT_UNAVAILABLE;
+        } else {
+            log_error("%s: no tenants (listed or discovered)", app.cfg->path);
+            status = EXIT_CONFIG;
+        }
         goto out;
     }
     /* every definition is read before anything connects: a broken one
@@ -282,11 +337,11 @@ int main(int argc, char **argv)
     if (gethostname(app.host, sizeof app.host - 1) != 0)
         snprintf(app.host, sizeof app.host, "unknown");
 
-    if (cmd->id == CMD_EXPORT && !app.cfg->bi.conninfo) {
-        log_error("%s: no bi group: nothing to export to (see anonymizer.conf(5))", app.cfg->path);
-        status = EXIT_CONFIG;
-        goto out;
-    }
+    app.jobs = cli.jobs ? cli.jobs : app.cfg->jobs;
+    int budget_ms = cli.max_runtime_ms >= 0 ? cli.max_runtime_ms : app.cfg->max_runtime_ms;
+    if (budget_ms > 0)
+        app.deadline = tm_now() + budget_ms / 1000.0;
+    app.progress_live = isatty(STDERR_FILENO) && log_get_level() >= LOG_LEVEL_INFO;
     install_signals();
     if (cmd->id == CMD_EXPORT) {
         status = cmd_export(&app);
@@ -301,8 +356,11 @@ int main(int argc, char **argv)
     } else {
         status = cmd_run(&app);
     }
-    if (app_interrupted && status == EXIT_OK)
+    if ((app_interrupted || app_budget_exhausted) && status == EXIT_OK)
         status = EXIT_TEMPFAIL;
+    /* tenants a failed discover entry would have found were not processed */
+    if (app.discovery_failures && (status == EXIT_OK || status == EXIT_TEMPFAIL))
+        status = EXIT_SOME_FAILED;
 out:
     fflush(stdout);
     app_free(&app);

@@ -16,6 +16,7 @@
 #include "run.h"
 #include "audit.h"
 #include "export.h"
+#include "jobs.h"
 #include "ax.h"
 #include "log.h"
 #include "strbuf.h"
@@ -159,7 +160,7 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
 
     snprintf(limit, sizeof limit, "%d", app->cfg->batch_size);
     for (;;) {
-        if (app_interrupted)
+        if (app_interrupted || app_out_of_time(app))
             return AX_ERR_INTERRUPTED;
         double started = tm_now();
         if ((rc = db_cmd(&t->db, "BEGIN")))
@@ -190,6 +191,11 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
             rc = db_cmd(&t->db, "COMMIT");
         if (rc != AX_OK) {
             PQclear(res);
+            if (app_interrupted && db_error_is(&t->db, DB_SQLSTATE_QUERY_CANCELED)) {
+                /* cancelled by SIGINT/SIGTERM: this batch rolls back, the next run redoes it */
+                rc = AX_ERR_INTERRUPTED;
+                goto fail;
+            }
             if (!transient(&t->db))
                 goto fail;
             /* a w.c.s. request holds something this batch needs: leave the
@@ -213,13 +219,32 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
         c->locked += candidates > done ? candidates - done : 0;
         c->batches++;
         PQclear(res);
+        progress_add(done);
         log_debug("%s: form %s: %s: ids %s to %s: %lld of %lld done in %.3f s", t->name, f->slug, b->what, lo, hi,
                   done, candidates, tm_now() - started);
         snprintf(lo, sizeof lo, "%s", hi);
     }
 fail:
+    if (rc == AX_ERR_DB && app_interrupted && db_error_is(&t->db, DB_SQLSTATE_QUERY_CANCELED))
+        rc = AX_ERR_INTERRUPTED;
     db_rollback_quietly(&t->db);
     return rc;
+}
+
+/* How many submissions of the form the run still has to anonymise. */
+static int count_work(struct tenant *t, const struct form *f, long long *n)
+{
+    char fid[16], *sql = ax_asprintf("SELECT count(*) FROM public.%s m WHERE %s", f->q_table, f->pred.work);
+    const char *values[FORM_NPARAMS];
+    PGresult *res;
+    form_params(f, values, "0", "0", t->now, fid, sizeof fid);
+    int rc = db_exec(&t->db, &res, sql, FORM_NPARAMS, form_param_types, values);
+    free(sql);
+    if (rc)
+        return rc;
+    *n = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return AX_OK;
 }
 
 static void vacuum(struct tenant *t, const char *qualified_quoted)
@@ -293,14 +318,29 @@ static int run_form(struct tenant *t, const struct app *app, struct form *f, str
         goto audit;
     }
     report_unclassified(t, f);
+    long long due = -1;
+    /* counting costs a pass over the table: only for someone watching */
+    if (app->progress_live && count_work(t, f, &due) != AX_OK)
+        due = -1;
+    progress_form_start(t->name, f->slug, due);
     build_anonymise_sql(f, &anon);
     rc = run_batches(t, app, f, &anon, &c);
     if (rc == AX_OK && f->pol.drafts == CFG_DRAFTS_DELETE) {
         build_drafts_sql(t, f, &drafts);
         rc = run_batches(t, app, f, &drafts, &c);
     }
+    progress_form_end();
     if (rc == AX_ERR_DB)
         error = t->db.error;
+    if (rc == AX_ERR_INTERRUPTED && app_budget_exhausted && !app_interrupted) {
+        long long left;
+        if (count_work(t, f, &left) == AX_OK)
+            log_info("%s: form %s: time budget exhausted, %lld submissions left for the next run", t->name, f->slug,
+                     left);
+        error = "time budget exhausted";
+    } else if (rc == AX_ERR_INTERRUPTED) {
+        error = "interrupted by a signal";
+    }
 
     long long changed = c.anonymised + c.completed + c.drafts_deleted + c.drafts_anonymised;
     if (changed > 0) {
@@ -379,6 +419,14 @@ enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, str
         rc = run_form(&t, app, &t.forms[i], tot, &shared_changed);
         if (rc == AX_ERR_INTERRUPTED) {
             outcome = TENANT_INTERRUPTED;
+            if (i + 1 < t.nforms) {
+                struct strbuf sb;
+                sb_init(&sb);
+                for (size_t k = i + 1; k < t.nforms; k++)
+                    sb_appendf(&sb, "%s%s", sb.len ? ", " : "", t.forms[k].slug);
+                log_info("%s: forms not started, left for the next run: %s", t.name, sb.buf);
+                sb_free(&sb);
+            }
             break;
         }
         if (rc == AX_ERR_DATA) {
@@ -421,7 +469,11 @@ enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, str
     }
     if (audit_finish(&t, app,
                      outcome == TENANT_OK ? "ok" : outcome == TENANT_INTERRUPTED ? "interrupted" : "failed",
-                     error ? error : (outcome == TENANT_FAILED ? "some forms could not be processed" : NULL))) {
+                     error ? error
+                           : outcome == TENANT_FAILED ? "some forms could not be processed"
+                           : outcome == TENANT_INTERRUPTED
+                               ? (app_budget_exhausted && !app_interrupted ? "time budget exhausted" : "interrupted by a signal")
+                               : NULL)) {
         log_error("%s: cannot write the audit row: %s", t.name, t.db.error);
         outcome = TENANT_FAILED;
     }
@@ -448,20 +500,16 @@ int cmd_run(const struct app *app)
 
     if (!app->cfg->bi.conninfo)
         log_info("no bi group in the configuration: nothing is exported");
-    for (size_t i = 0; i < app->ntenants; i++) {
-        if (app_interrupted) {
-            outcomes[i] = TENANT_INTERRUPTED;
-            continue;
-        }
-        outcomes[i] = run_tenant(app, &app->tenants[i], &tot);
-    }
+    jobs_run(app, app->jobs, run_tenant, outcomes, &tot);
     size_t ok = 0;
     for (size_t i = 0; i < app->ntenants; i++)
         ok += outcomes[i] == TENANT_OK;
+    double seconds = tm_now() - started;
     log_info("run %s: %zu of %zu tenants done, %lld submissions anonymised, %lld completed, %lld drafts, %lld locked,"
-             " %lld rows exported, %.2f s",
+             " %lld rows exported, %.2f s, %.0f submissions/s%s",
              app->run_id, ok, app->ntenants, tot.anonymised, tot.completed, tot.drafts, tot.locked, tot.exported,
-             tm_now() - started);
+             seconds, seconds > 0 ? (double)(tot.anonymised + tot.completed + tot.drafts) / seconds : 0.0,
+             app_budget_exhausted ? " (time budget exhausted)" : app_interrupted ? " (interrupted)" : "");
     int status = app_exit_status(outcomes, app->ntenants);
     free(outcomes);
     return status;

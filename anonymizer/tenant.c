@@ -37,9 +37,11 @@ int tenant_open(struct tenant *t, const struct app *app, struct app_tenant *at, 
     memset(t, 0, sizeof *t);
     t->app_tenant = at;
     t->name = at->cfg->name;
-    int rc = db_connect(&t->db, at->cfg->conninfo, t->name);
+    int rc = db_connect(&t->db, at->cfg->conninfo, at->cfg->dbname, t->name);
     if (rc)
         return rc;
+    /* SIGINT/SIGTERM cancel this session's statement: the batch in flight rolls back */
+    db_watch_cancel(&t->db);
     snprintf(lock_ms, sizeof lock_ms, "%d", app->cfg->lock_timeout_ms);
     snprintf(stmt_ms, sizeof stmt_ms, "%d", app->cfg->statement_timeout_ms);
     values[0] = lock_ms;
@@ -82,6 +84,7 @@ static void form_free(struct form *f)
 
 void tenant_close(struct tenant *t)
 {
+    db_watch_cancel(NULL);
     for (size_t i = 0; i < t->nallforms; i++)
         free(t->allforms_cols[i]);
     free(t->allforms_cols);

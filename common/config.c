@@ -238,7 +238,7 @@ static int load_tenant(struct loader *ld, const config_setting_t *g, struct cfg_
         if (strcmp(name, "name") == 0) {
             if ((rc = get_nonempty_string(ld, s, &text)))
                 return rc;
-            if (strchr(text, '/') || text[0] == '.')
+            if (!cfg_valid_tenant_name(text))
                 return bad(ld, s, "\"%s\" cannot name a directory (no \"/\", no leading \".\")", text);
             t->name = ax_strdup(text);
         } else if (strcmp(name, "conninfo") == 0) {
@@ -302,6 +302,40 @@ static int load_bi(struct loader *ld, const config_setting_t *g, struct cfg_bi *
     }
     if (!bi->conninfo)
         return bad(ld, g, "missing \"conninfo\"");
+    return AX_OK;
+}
+
+static int load_name_list(struct loader *ld, const config_setting_t *s, char ***out, size_t *n);
+
+static int load_discover(struct loader *ld, const config_setting_t *g, struct cfg_discover *d)
+{
+    int rc;
+    const char *text;
+
+    if (!config_setting_is_group(g))
+        return bad(ld, g, "must be a group { conninfo = ...; databases = \"wcs_%%\"; }");
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        if (strcmp(name, "conninfo") == 0) {
+            if ((rc = get_nonempty_string(ld, s, &text)) || (rc = check_conninfo(ld, s, text)))
+                return rc;
+            d->conninfo = ax_strdup(text);
+        } else if (strcmp(name, "databases") == 0) {
+            if ((rc = get_nonempty_string(ld, s, &text)))
+                return rc;
+            d->databases = ax_strdup(text);
+        } else if (strcmp(name, "exclude") == 0) {
+            if ((rc = load_name_list(ld, s, &d->exclude, &d->nexclude)))
+                return rc;
+        } else {
+            return bad(ld, s, "unknown setting (discover settings: conninfo, databases, exclude)");
+        }
+    }
+    if (!d->conninfo)
+        return bad(ld, g, "missing \"conninfo\"");
+    if (!d->databases)
+        return bad(ld, g, "missing \"databases\" (a LIKE pattern, like \"wcs_%%\")");
     return AX_OK;
 }
 
@@ -389,8 +423,17 @@ void cfg_free(struct cfg *cfg)
     for (size_t i = 0; i < cfg->ntenants; i++) {
         free(cfg->tenants[i].name);
         free(cfg->tenants[i].conninfo);
+        free(cfg->tenants[i].dbname);
         policy_free(&cfg->tenants[i].policy);
     }
+    for (size_t i = 0; i < cfg->ndiscover; i++) {
+        free(cfg->discover[i].conninfo);
+        free(cfg->discover[i].databases);
+        for (size_t j = 0; j < cfg->discover[i].nexclude; j++)
+            free(cfg->discover[i].exclude[j]);
+        free(cfg->discover[i].exclude);
+    }
+    free(cfg->discover);
     free(cfg->tenants);
     for (size_t i = 0; i < cfg->nforms; i++) {
         struct cfg_form *f = &cfg->forms[i];
@@ -452,6 +495,22 @@ static int load_root(struct loader *ld, const config_setting_t *root, struct cfg
             cfg->backup_retention_days = days;
             free(cfg->backup_retention_text);
             cfg->backup_retention_text = ax_strdup(text);
+        } else if (strcmp(name, "jobs") == 0) {
+            if ((rc = get_int_range(ld, s, 1, 64, &cfg->jobs)))
+                return rc;
+        } else if (strcmp(name, "max_runtime") == 0) {
+            if ((rc = get_duration(ld, s, &cfg->max_runtime_ms)))
+                return rc;
+        } else if (strcmp(name, "discover") == 0) {
+            if (!config_setting_is_list(s) && !config_setting_is_array(s))
+                return bad(ld, s, "must be a list of groups: ( { conninfo = ...; databases = \"wcs_%%\"; } )");
+            size_t n = (size_t)config_setting_length(s);
+            cfg->discover = ax_calloc(n, sizeof *cfg->discover);
+            for (size_t j = 0; j < n; j++) {
+                cfg->ndiscover = j + 1;
+                if ((rc = load_discover(ld, config_setting_get_elem(s, (unsigned)j), &cfg->discover[j])))
+                    return rc;
+            }
         } else if (strcmp(name, "bi") == 0) {
             if ((rc = load_bi(ld, s, &cfg->bi)))
                 return rc;
@@ -489,7 +548,8 @@ static int load_root(struct loader *ld, const config_setting_t *root, struct cfg
     for (size_t j = 0; j < cfg->nforms; j++) {
         struct cfg_form *f = &cfg->forms[j];
         const config_setting_t *g = config_setting_get_elem(forms, (unsigned)j);
-        if (strcmp(f->tenant, "*") != 0 && !cfg_find_tenant(cfg, f->tenant))
+        /* with discovery, tenant names are known only once the servers answered */
+        if (cfg->ndiscover == 0 && strcmp(f->tenant, "*") != 0 && !cfg_find_tenant(cfg, f->tenant))
             return bad(ld, config_setting_get_member(g, "tenant"), "unknown tenant \"%s\"", f->tenant);
         for (size_t k = 0; k < j; k++)
             if (strcmp(cfg->forms[k].tenant, f->tenant) == 0 && strcmp(cfg->forms[k].slug, f->slug) == 0)
@@ -556,6 +616,7 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     cfg->statement_timeout_ms = 600000;
     cfg->vacuum = true;
     cfg->schemas = ax_strdup("/var/lib/anonymizer/schemas");
+    cfg->jobs = 1;
     cfg->bi.schema = ax_strdup("anonymised");
     cfg->bi.time_precision = ax_strdup("hour");
     cfg->backup_retention_days = 120;
@@ -568,6 +629,30 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     }
     *out = cfg;
     return AX_OK;
+}
+
+int cfg_valid_tenant_name(const char *name)
+{
+    return name[0] != '\0' && name[0] != '.' && strchr(name, '/') == NULL;
+}
+
+void cfg_add_discovered(struct cfg *cfg, const char *name, const char *conninfo, const char *dbname, int entry)
+{
+    cfg->tenants = ax_reallocarray(cfg->tenants, cfg->ntenants + 1, sizeof *cfg->tenants);
+    struct cfg_tenant *t = &cfg->tenants[cfg->ntenants++];
+    memset(t, 0, sizeof *t);
+    t->name = ax_strdup(name);
+    t->conninfo = ax_strdup(conninfo);
+    t->dbname = ax_strdup(dbname);
+    t->discovered = entry;
+}
+
+const struct cfg_form *cfg_unknown_form_tenant(const struct cfg *cfg)
+{
+    for (size_t i = 0; i < cfg->nforms; i++)
+        if (strcmp(cfg->forms[i].tenant, "*") != 0 && !cfg_find_tenant(cfg, cfg->forms[i].tenant))
+            return &cfg->forms[i];
+    return NULL;
 }
 
 const struct cfg_tenant *cfg_find_tenant(const struct cfg *cfg, const char *name)

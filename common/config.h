@@ -35,7 +35,17 @@ struct cfg_policy {
 struct cfg_tenant {
     char *name;
     char *conninfo; /* secret-bearing: never logged */
+    char *dbname;   /* overrides the conninfo's database (discovered tenants); NULL otherwise */
+    int discovered; /* 0: listed in tenants; n: found by discover entry n (1-based) */
     struct cfg_policy policy;
+};
+
+/* One "discover" entry: the databases of a server that match a LIKE pattern. */
+struct cfg_discover {
+    char *conninfo; /* secret-bearing: never logged */
+    char *databases;
+    char **exclude;
+    size_t nexclude;
 };
 
 struct cfg_form {
@@ -68,6 +78,10 @@ struct cfg {
     int backup_retention_days; /* how long backups keep what the database held */
     char *backup_retention_text;
     struct cfg_bi bi;
+    int jobs;              /* tenants processed at once */
+    int max_runtime_ms;    /* 0: no time budget */
+    struct cfg_discover *discover;
+    size_t ndiscover;
     struct cfg_tenant *tenants;
     size_t ntenants;
     struct cfg_form *forms;
@@ -99,6 +113,15 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen);
 void cfg_free(struct cfg *cfg);
 
 const struct cfg_tenant *cfg_find_tenant(const struct cfg *cfg, const char *name);
+
+/* Adds a discovered tenant (takes copies); explicit tenants must be checked by the caller. */
+void cfg_add_discovered(struct cfg *cfg, const char *name, const char *conninfo, const char *dbname, int entry);
+
+/* The first forms entry naming a tenant that is not in cfg->tenants, or NULL. */
+const struct cfg_form *cfg_unknown_form_tenant(const struct cfg *cfg);
+
+/* Whether a name can be a tenant's (it names a definitions directory). */
+int cfg_valid_tenant_name(const char *name);
 
 /* Folds global, tenant and form levels for (tenant, slug). */
 void cfg_resolve(const struct cfg *cfg, const struct cfg_tenant *tenant, const char *slug,

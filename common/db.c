@@ -6,6 +6,7 @@
 #include "log.h"
 #include "strbuf.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,12 +43,14 @@ void db_set_error(struct db *db, const char *fmt, ...)
     set_error_text(db, buf);
 }
 
-int db_connect(struct db *db, const char *conninfo, const char *label)
+int db_connect(struct db *db, const char *conninfo, const char *dbname, const char *label)
 {
     /* connect_timeout first so that the conninfo can override it; the
-     * application name is a fallback so that operators can tell runs apart */
-    const char *keywords[] = {"connect_timeout", "dbname", "fallback_application_name", NULL};
-    const char *values[] = {"10", conninfo, "anonymizer", NULL};
+     * application name is a fallback so that operators can tell runs apart;
+     * a second dbname is a plain database name that wins over the first */
+    const char *keywords[] = {"connect_timeout", "dbname", "fallback_application_name", dbname ? "dbname" : NULL,
+                              NULL};
+    const char *values[] = {"10", conninfo, "anonymizer", dbname, NULL};
 
     memset(db, 0, sizeof *db);
     db->label = ax_strdup(label);
@@ -163,5 +166,31 @@ void db_cancel(struct db *db)
         char buf[256];
         PQcancel(c, buf, sizeof buf);
         PQfreeCancel(c);
+    }
+}
+
+static PGcancel *volatile watched;
+
+void db_watch_cancel(struct db *db)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    /* the handler must never see a handle being freed */
+    sigprocmask(SIG_BLOCK, &block, &old);
+    PGcancel *prev = watched;
+    watched = db && db->conn ? PQgetCancel(db->conn) : NULL;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (prev)
+        PQfreeCancel(prev);
+}
+
+void db_cancel_watched(void)
+{
+    PGcancel *c = watched;
+    if (c) {
+        char buf[256];
+        PQcancel(c, buf, sizeof buf);
     }
 }

@@ -39,11 +39,11 @@ struct db {
 
 /*
  * Connects with the given conninfo (expanded, so it may be a full connection
- * string), application name "anonymizer" unless the conninfo sets one.
- * Returns 0, or AX_ERR_CONNECT with db->error set.  db_close must be called
- * in both cases.
+ * string), application name "anonymizer" unless the conninfo sets one;
+ * dbname, when not NULL, replaces the conninfo's database.  Returns 0, or
+ * AX_ERR_CONNECT with db->error set.  db_close must be called in both cases.
  */
-int db_connect(struct db *db, const char *conninfo, const char *label);
+int db_connect(struct db *db, const char *conninfo, const char *dbname, const char *label);
 void db_close(struct db *db);
 
 /*
@@ -76,7 +76,12 @@ char *db_quote_ident(struct db *db, const char *ident);
 /* Rolls back if a transaction is open; errors are ignored (used on error paths). */
 void db_rollback_quietly(struct db *db);
 
-/* Asks the server to cancel the statement in progress (signal-safe use not required). */
+/* Asks the server to cancel the statement in progress. */
 void db_cancel(struct db *db);
+
+/* The connection whose statement a signal cancels (NULL: none). */
+void db_watch_cancel(struct db *db);
+/* Cancels the watched connection's statement; async-signal-safe. */
+void db_cancel_watched(void);
 
 #endif

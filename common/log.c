@@ -14,6 +14,12 @@
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 static bool use_syslog;
+static void (*line_sink)(enum log_level level, const char *line, size_t len);
+
+void log_set_sink(void (*sink)(enum log_level level, const char *line, size_t len))
+{
+    line_sink = sink;
+}
 
 void log_init(enum log_level level)
 {
@@ -77,7 +83,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
     if (to_stderr) {
         sb_appendf(&line, "anonymizer: %s%s\n", prefix[level], msg);
-        write_all(STDERR_FILENO, line.buf, line.len);
+        if (line_sink)
+            line_sink(level, line.buf, line.len);
+        else
+            write_all(STDERR_FILENO, line.buf, line.len);
     }
     if (to_syslog)
         syslog(priority[level], "%s%s", prefix[level], msg);

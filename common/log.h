@@ -27,6 +27,9 @@ enum log_level log_get_level(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) AX_PRINTF(2, 3);
 
+/* Sends the stderr lines (newline included) to sink instead; NULL restores stderr. */
+void log_set_sink(void (*sink)(enum log_level level, const char *line, size_t len));
+
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)

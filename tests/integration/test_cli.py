@@ -127,7 +127,7 @@ class CliTests(harness.TestCase):
                           forms=['{ tenant = "*"; slug = "demande-rdv"; keep = ["nom"]; }'])
         res = self.anonymizer('check', expect=0)
         out = res.stdout
-        self.assertIn(f'tenant {self.t.name}: reachable, 1 form', out)
+        self.assertIn(f'tenant {self.t.name}: reachable, 1 form, 1 definition, listed in tenants', out)
         self.assertIn('form demande-rdv "Demande de rendez-vous"', out)
         self.assertIn('retention 30 days (global)', out)
         self.assertRegex(out, r'f1 +keep +configuration: keep +Nom \[nom\]')

@@ -228,7 +228,35 @@ static void test_errors(void **state)
     expect_error(WITH("bi = { schema = \"x\"; };\n"), "bi: missing \"conninfo\"", NULL);
     expect_error(WITH("bi = { conninfo = \"dbname=bi\"; host = \"x\"; };\n"), "bi.host: unknown setting", NULL);
     expect_error(WITH("backup_retention = \"forever\";\n"), "backup_retention", "invalid period");
+    expect_error(WITH("jobs = 0;\n"), "jobs: 0 is out of range", NULL);
+    expect_error(WITH("jobs = 65;\n"), "jobs: 65 is out of range", NULL);
+    expect_error(WITH("max_runtime = \"4 hours\";\n"), "max_runtime", "invalid duration");
+    expect_error(WITH("discover = ( { conninfo = \"host=db1\"; } );\n"), "missing \"databases\"", NULL);
+    expect_error(WITH("discover = ( { databases = \"wcs_%\"; } );\n"), "missing \"conninfo\"", NULL);
+    expect_error(WITH("discover = ( { conninfo = \"host=db1\"; databases = \"wcs_%\"; pattern = \"x\"; } );\n"),
+                 "discover[0].pattern: unknown setting", NULL);
 #undef WITH
+}
+
+static void test_discovery_defers_form_tenants(void **state)
+{
+    (void)state;
+    struct cfg *cfg;
+    /* with discovery, a forms entry may name a tenant found later */
+    assert_int_equal(load("discover = ( { conninfo = \"host=db1\"; databases = \"wcs_%\"; exclude = [\"wcs_t\"]; } );\n"
+                          "forms = ( { tenant = \"wcs_ville\"; slug = \"s\"; } );\n",
+                          &cfg),
+                     AX_OK);
+    assert_int_equal(cfg->ntenants, 0);
+    assert_int_equal(cfg->ndiscover, 1);
+    assert_string_equal(cfg->discover[0].exclude[0], "wcs_t");
+    assert_non_null(cfg_unknown_form_tenant(cfg));
+    cfg_add_discovered(cfg, "wcs_ville", "host=db1", "wcs_ville", 1);
+    assert_null(cfg_unknown_form_tenant(cfg));
+    assert_int_equal(cfg_find_tenant(cfg, "wcs_ville")->discovered, 1);
+    assert_int_equal(cfg->jobs, 1);
+    assert_int_equal(cfg->max_runtime_ms, 0);
+    cfg_free(cfg);
 }
 
 static void test_password_permissions(void **state)
@@ -274,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_retention_cap_edges),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_discovery_defers_form_tenants),
         cmocka_unit_test(test_password_permissions),
         cmocka_unit_test(test_missing_file),
     };
