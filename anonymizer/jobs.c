@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -445,6 +446,10 @@ void jobs_run(const struct app *app, int jobs, job_fn fn, enum tenant_outcome *o
                     sb.buf);
         sb_free(&sb);
     }
+    struct rusage self, children;
+    if (getrusage(RUSAGE_SELF, &self) == 0 && getrusage(RUSAGE_CHILDREN, &children) == 0)
+        log_debug("peak memory (max RSS): main process %ld KiB, largest worker %ld KiB", self.ru_maxrss,
+                  children.ru_maxrss);
     log_set_sink(NULL);
     free(pfds);
     free(workers);

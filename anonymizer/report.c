@@ -199,9 +199,12 @@ static void tenant_report_free(struct tenant_report *tr)
 }
 
 /* One pass over the main table: the flags of each row, then the counts. */
-static char *form_sql(const struct form *f)
+static char *form_sql(struct tenant *t, const struct form *f)
 {
     struct strbuf sb;
+    struct form_preds p;
+    /* one pass over the table: related rows may be hashed */
+    tenant_build_preds(t, f, form_dollar_params, true, &p);
     const char *open_anon = f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : "false";
     const char *drafts_anon = f->pol.drafts == CFG_DRAFTS_ANONYMISE ? "true" : "false";
     /* still holds personal data, and the limit applies to it */
@@ -229,8 +232,9 @@ static char *form_sql(const struct form *f)
                "  COALESCE(" SQL_PAST ", false) AS past,"
                "  CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty"
                "  FROM public.%s m OFFSET 0) s",
-               open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending, pending, f->pred.final, f->pred.dirty, f->q_table);
+               open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending, pending, p.final, p.dirty, f->q_table);
     free(pending);
+    tenant_free_preds(&p);
     return sb_finish(&sb);
 }
 
@@ -275,7 +279,7 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     values[4] = tr->legal_limit;
     values[5] = t->now;
     values[6] = days;
-    char *sql = form_sql(f);
+    char *sql = form_sql(t, f);
     int rc = db_exec(&t->db, &res, sql, 7, report_param_types, values);
     free(sql);
     if (rc)

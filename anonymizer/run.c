@@ -42,9 +42,9 @@ struct form_counts {
 struct batch_sql {
     const char *what; /* for messages */
     bool log_changes; /* record the range in anonymizer.changes */
-    char *range;      /* -> max(id), count */
-    char *work;       /* -> counters */
-    char *allforms;   /* optional second statement */
+    char *range;      /* $5 lo, $6 limit -> max(id), count: to skip a range that could not be locked */
+    char *work;       /* $5 lo, $6 limit -> hi, candidates, counters */
+    char *allforms;   /* optional second statement, over ($5, $6] */
 };
 
 static void batch_sql_free(struct batch_sql *b)
@@ -54,86 +54,87 @@ static void batch_sql_free(struct batch_sql *b)
     free(b->allforms);
 }
 
-static void build_anonymise_sql(const struct form *f, struct batch_sql *b)
+/*
+ * One statement per batch: the next $6 candidates after $5 in id order,
+ * locked (those a w.c.s. request holds are skipped), changed; it returns the
+ * range's upper bound, the number of candidates and what was done.  change
+ * is the data-modifying CTE over "locked l", returning (fresh, draft).
+ */
+static char *batch_statement(const struct form *f, const char *pred, const char *change, bool clear_history,
+                             const char *lock_mode)
 {
     struct strbuf sb;
     bool tc = f->has_tracking_col;
 
-    b->what = "anonymise";
-    b->log_changes = true;
     sb_init(&sb);
     sb_appendf(&sb,
-               "SELECT max(s.id), count(*) FROM (SELECT m.id FROM public.%s m"
-               " WHERE m.id > $5 AND %s ORDER BY m.id LIMIT $6) s",
-               f->q_table, f->pred.work);
-    b->range = sb_detach(&sb);
-
-    sb_appendf(&sb,
-               "WITH locked AS (SELECT m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
-               " COALESCE(m.status = 'draft', false) AS draft"
-               " FROM public.%s m WHERE m.id > $5 AND m.id <= $6 AND %s FOR UPDATE OF m SKIP LOCKED),"
-               " upd AS (UPDATE public.%s t SET %s FROM locked l WHERE t.id = l.id RETURNING l.fresh, l.draft)",
-               tc ? "m.tracking_code" : "NULL::varchar", f->q_table, f->pred.work, f->q_table, f->sql_set);
-    if (f->q_evo)
+               "WITH cand AS MATERIALIZED (SELECT m.id FROM public.%s m WHERE m.id > $5 AND %s ORDER BY m.id LIMIT $6),"
+               " locked AS (SELECT m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
+               "  COALESCE(m.status = 'draft', false) AS draft FROM public.%s m"
+               "  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND %s FOR %s OF m SKIP LOCKED),"
+               " chg AS (%s)",
+               f->q_table, pred, tc ? "m.tracking_code" : "NULL::varchar", f->q_table, pred, lock_mode, change);
+    if (clear_history && f->q_evo)
         sb_appendf(&sb,
                    ", evo AS (UPDATE public.%s e SET who = NULL, comment = NULL, parts = NULL FROM locked l"
                    " WHERE e.formdata_id = l.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)"
                    " RETURNING 1)",
                    f->q_evo);
+    /* by primary key: a join could read the whole tenant-wide table per batch */
     if (tc)
-        sb_append(&sb, ", tc AS (DELETE FROM public.tracking_codes c USING locked l WHERE c.id = l.tracking_code"
-                       " RETURNING 1)");
+        sb_append(&sb, ", tc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY("
+                       "SELECT l.tracking_code FROM locked l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)");
     sb_appendf(&sb,
-               " SELECT count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh),"
-               " count(*) FILTER (WHERE fresh AND draft), %s, %s FROM upd",
-               f->q_evo ? "(SELECT count(*) FROM evo)" : "0", tc ? "(SELECT count(*) FROM tc)" : "0");
-    b->work = sb_detach(&sb);
+               " SELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand),"
+               " count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh),"
+               " count(*) FILTER (WHERE fresh AND draft), %s, %s FROM chg",
+               clear_history && f->q_evo ? "(SELECT count(*) FROM evo)" : "0", tc ? "(SELECT count(*) FROM tc)" : "0");
+    return sb_finish(&sb);
+}
 
-    if (f->sql_allforms_set) {
-        sb_appendf(&sb,
-                   "UPDATE public.wcs_all_forms w SET %s FROM public.%s m"
-                   " WHERE w.formdef_id = $2 AND w.id = m.id AND m.id > $5 AND m.id <= $6"
-                   " AND m.anonymised IS NOT NULL AND %s AND %s",
-                   f->sql_allforms_set, f->q_table, f->pred.due_base, f->sql_allforms_dirty);
-        b->allforms = sb_detach(&sb);
-    }
-    sb_free(&sb);
+static char *range_statement(const struct form *f, const char *pred)
+{
+    return ax_asprintf("SELECT max(s.id), count(*) FROM (SELECT m.id FROM public.%s m"
+                       " WHERE m.id > $5 AND %s ORDER BY m.id LIMIT $6) s",
+                       f->q_table, pred);
+}
+
+static void build_anonymise_sql(const struct form *f, struct batch_sql *b)
+{
+    b->what = "anonymise";
+    b->log_changes = true;
+    b->range = range_statement(f, f->pred.work);
+    char *change = ax_asprintf("UPDATE public.%s t SET %s FROM locked l WHERE t.id = l.id RETURNING l.fresh, l.draft",
+                               f->q_table, f->sql_set);
+    /* the lock an UPDATE that changes no key takes: new history rows (which
+     * reference the submission) are not blocked by it */
+    b->work = batch_statement(f, f->pred.work, change, true, "NO KEY UPDATE");
+    free(change);
+    if (f->sql_allforms_set)
+        b->allforms = ax_asprintf("UPDATE public.wcs_all_forms w SET %s FROM public.%s m"
+                                  " WHERE w.formdef_id = $2 AND w.id = m.id AND m.id > $5 AND m.id <= $6"
+                                  " AND m.anonymised IS NOT NULL AND %s AND %s",
+                                  f->sql_allforms_set, f->q_table, f->pred.due_base, f->sql_allforms_dirty);
 }
 
 static void build_drafts_sql(const struct tenant *t, const struct form *f, struct batch_sql *b)
 {
-    struct strbuf sb;
-    bool tc = f->has_tracking_col;
     static const char draft_pred[] = "m.status = 'draft' AND " SQL_PAST;
 
     b->what = "delete drafts";
-    sb_init(&sb);
-    sb_appendf(&sb,
-               "SELECT max(s.id), count(*) FROM (SELECT m.id FROM public.%s m"
-               " WHERE m.id > $5 AND %s ORDER BY m.id LIMIT $6) s",
-               f->q_table, draft_pred);
-    b->range = sb_detach(&sb);
+    b->range = range_statement(f, draft_pred);
     /* history rows go with the submission (ON DELETE CASCADE), the
      * wcs_all_forms row with the w.c.s. trigger */
-    sb_appendf(&sb,
-               "WITH locked AS (SELECT m.id, %s AS tracking_code FROM public.%s m"
-               " WHERE m.id > $5 AND m.id <= $6 AND %s FOR UPDATE OF m SKIP LOCKED),"
-               " del AS (DELETE FROM public.%s t USING locked l WHERE t.id = l.id RETURNING 1)",
-               tc ? "m.tracking_code" : "NULL::varchar", f->q_table, draft_pred, f->q_table);
-    if (tc)
-        sb_append(&sb, ", tc AS (DELETE FROM public.tracking_codes c USING locked l WHERE c.id = l.tracking_code"
-                       " RETURNING 1)");
-    sb_appendf(&sb, " SELECT 0, 0, (SELECT count(*) FROM del), 0, %s", tc ? "(SELECT count(*) FROM tc)" : "0");
-    b->work = sb_detach(&sb);
-    if (t->has_allforms) {
-        /* a deleted draft leaves nothing in wcs_all_forms, trigger or not */
-        sb_appendf(&sb,
-                   "DELETE FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6"
-                   " AND NOT EXISTS (SELECT 1 FROM public.%s m WHERE m.id = w.id)",
-                   f->q_table);
-        b->allforms = sb_detach(&sb);
-    }
-    sb_free(&sb);
+    char *change = ax_asprintf("DELETE FROM public.%s t USING locked l WHERE t.id = l.id RETURNING true AS fresh,"
+                               " true AS draft",
+                               f->q_table);
+    b->work = batch_statement(f, draft_pred, change, false, "UPDATE");
+    free(change);
+    /* a deleted draft leaves nothing in wcs_all_forms, trigger or not */
+    if (t->has_allforms)
+        b->allforms = ax_asprintf("DELETE FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id > $5"
+                                  " AND w.id <= $6 AND NOT EXISTS (SELECT 1 FROM public.%s m WHERE m.id = w.id)",
+                                  f->q_table);
 }
 
 static long long getll(PGresult *res, int row, int col)
@@ -155,7 +156,7 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
 {
     char lo[32] = "0", limit[32], hi[32], fid[16];
     const char *values[FORM_NPARAMS];
-    PGresult *res;
+    PGresult *res = NULL;
     int rc;
 
     snprintf(limit, sizeof limit, "%d", app->cfg->batch_size);
@@ -166,19 +167,19 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
         if ((rc = db_cmd(&t->db, "BEGIN")))
             return rc;
         form_params(f, values, lo, limit, t->now, fid, sizeof fid);
-        if ((rc = db_exec(&t->db, &res, b->range, FORM_NPARAMS, form_param_types, values)))
-            goto fail;
-        long long candidates = getll(res, 0, 1);
-        snprintf(hi, sizeof hi, "%s", PQgetisnull(res, 0, 0) ? "0" : PQgetvalue(res, 0, 0));
-        PQclear(res);
-        if (candidates == 0) {
-            rc = db_cmd(&t->db, "COMMIT");
-            return rc;
-        }
-        form_params(f, values, lo, hi, t->now, fid, sizeof fid);
         rc = db_exec(&t->db, &res, b->work, FORM_NPARAMS, form_param_types, values);
-        if (rc == AX_OK && b->allforms)
-            rc = db_exec(&t->db, NULL, b->allforms, FORM_NPARAMS, form_param_types, values);
+        long long candidates = 0;
+        if (rc == AX_OK) {
+            candidates = getll(res, 0, 1);
+            if (candidates == 0) {
+                PQclear(res);
+                return db_cmd(&t->db, "COMMIT");
+            }
+            snprintf(hi, sizeof hi, "%s", PQgetvalue(res, 0, 0));
+            form_params(f, values, lo, hi, t->now, fid, sizeof fid);
+            if (b->allforms)
+                rc = db_exec(&t->db, NULL, b->allforms, FORM_NPARAMS, form_param_types, values);
+        }
         if (rc == AX_OK && b->log_changes) {
             /* in the batch's transaction: the export finds exactly what committed */
             const char *cv[4] = {app->run_id, f->table, lo, hi};
@@ -191,6 +192,7 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
             rc = db_cmd(&t->db, "COMMIT");
         if (rc != AX_OK) {
             PQclear(res);
+            res = NULL;
             if (app_interrupted && db_error_is(&t->db, DB_SQLSTATE_QUERY_CANCELED)) {
                 /* cancelled by SIGINT/SIGTERM: this batch rolls back, the next run redoes it */
                 rc = AX_ERR_INTERRUPTED;
@@ -200,13 +202,26 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
                 goto fail;
             /* a w.c.s. request holds something this batch needs: leave the
              * whole range for the next run */
+            char *why = ax_strdup(t->db.error);
             db_rollback_quietly(&t->db);
-            log_info("%s: form %s: ids %s to %s left for the next run: %s", t->name, f->slug, lo, hi, t->db.error);
+            form_params(f, values, lo, limit, t->now, fid, sizeof fid);
+            if ((rc = db_exec(&t->db, &res, b->range, FORM_NPARAMS, form_param_types, values))) {
+                free(why);
+                goto fail;
+            }
+            candidates = getll(res, 0, 1);
+            snprintf(hi, sizeof hi, "%s", PQgetisnull(res, 0, 0) ? lo : PQgetvalue(res, 0, 0));
+            PQclear(res);
+            res = NULL;
+            log_info("%s: form %s: ids %s to %s left for the next run: %s", t->name, f->slug, lo, hi, why);
+            free(why);
+            if (candidates == 0)
+                return AX_OK;
             c->locked += candidates;
             snprintf(lo, sizeof lo, "%s", hi);
             continue;
         }
-        long long anonymised = getll(res, 0, 0), completed = getll(res, 0, 1), drafts = getll(res, 0, 2);
+        long long anonymised = getll(res, 0, 2), completed = getll(res, 0, 3), drafts = getll(res, 0, 4);
         long long done = anonymised + completed + drafts;
         c->anonymised += anonymised;
         c->completed += completed;
@@ -214,11 +229,12 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
             c->drafts_deleted += drafts;
         else
             c->drafts_anonymised += drafts;
-        c->history_cleared += getll(res, 0, 3);
-        c->tracking_deleted += getll(res, 0, 4);
+        c->history_cleared += getll(res, 0, 5);
+        c->tracking_deleted += getll(res, 0, 6);
         c->locked += candidates > done ? candidates - done : 0;
         c->batches++;
         PQclear(res);
+        res = NULL;
         progress_add(done);
         log_debug("%s: form %s: %s: ids %s to %s: %lld of %lld done in %.3f s", t->name, f->slug, b->what, lo, hi,
                   done, candidates, tm_now() - started);

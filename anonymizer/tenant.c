@@ -271,23 +271,40 @@ static void prepare_sql(struct tenant *t, struct form *f)
     }
     sb_free(&sb);
 
-    tenant_build_preds(t, f, form_dollar_params, &f->pred);
+    tenant_build_preds(t, f, form_dollar_params, false, &f->pred);
+}
+
+/*
+ * A test on related rows: EXISTS (the planner may hash the whole related
+ * table, right for one pass over a form) or a scalar subquery (one index
+ * probe per row, right for a batch of a few thousand rows in a large
+ * table: a hashed subplan would read the whole history table per batch).
+ */
+static void related(struct strbuf *sb, bool set_oriented, const char *from_where)
+{
+    if (set_oriented)
+        sb_appendf(sb, "EXISTS (SELECT 1 FROM %s)", from_where);
+    else
+        sb_appendf(sb, "((SELECT 1 FROM %s LIMIT 1) IS NOT NULL)", from_where);
 }
 
 void tenant_build_preds(struct tenant *t, const struct form *f, const char *const p[FORM_NPARAMS + 1],
-                        struct form_preds *out)
+                        bool set_oriented, struct form_preds *out)
 {
-    struct strbuf sb;
+    struct strbuf sb, tmp;
     sb_init(&sb);
+    sb_init(&tmp);
 
     /* at a final status (drafts never are) */
-    if (f->endpoints)
+    if (f->endpoints) {
         sb_appendf(&sb, "COALESCE(m.status = ANY (%s), false)", p[3]);
-    else if (t->has_allforms)
-        sb_appendf(&sb, "EXISTS (SELECT 1 FROM public.wcs_all_forms w"
-                        " WHERE w.formdef_id = %s AND w.id = m.id AND w.is_at_endpoint)", p[2]);
-    else
+    } else if (t->has_allforms) {
+        sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND w.is_at_endpoint", p[2]);
+        related(&sb, set_oriented, tmp.buf);
+        sb_reset(&tmp);
+    } else {
         sb_append(&sb, "false");
+    }
     out->final = sb_detach(&sb);
 
     /* which submissions the final anonymisation applies to */
@@ -316,17 +333,22 @@ void tenant_build_preds(struct tenant *t, const struct form *f, const char *cons
         sep = " OR ";
     }
     if (f->q_evo) {
-        sb_appendf(&sb,
-                   "%sEXISTS (SELECT 1 FROM public.%s e WHERE e.formdata_id = m.id"
-                   " AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))",
-                   sep, f->q_evo);
+        sb_appendf(&tmp, "public.%s e WHERE e.formdata_id = m.id"
+                         " AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)", f->q_evo);
+        sb_append(&sb, sep);
+        related(&sb, set_oriented, tmp.buf);
+        sb_reset(&tmp);
         sep = " OR ";
     }
     if (f->sql_allforms_dirty) {
-        sb_appendf(&sb, "%sEXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND %s)",
-                   sep, p[2], f->sql_allforms_dirty);
+        sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND %s", p[2],
+                   f->sql_allforms_dirty);
+        sb_append(&sb, sep);
+        related(&sb, set_oriented, tmp.buf);
+        sb_reset(&tmp);
         sep = " OR ";
     }
+    sb_free(&tmp);
     if (!*sep)
         sb_append(&sb, "false");
     out->dirty = sb_detach(&sb);

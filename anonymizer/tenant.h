@@ -102,10 +102,13 @@ extern const char *const form_dollar_params[FORM_NPARAMS + 1];
  * Builds the predicates of a form with p[n] as the text of parameter n
  * ($1 cutoff, $2 formdef id, $3 final statuses, $4 kept statistics keys):
  * "$n", or an expression reading the value where parameters cannot go
- * (COPY).  Free with tenant_free_preds.
+ * (COPY).  set_oriented: for one pass over a whole table (report, export),
+ * related rows may be tested by hashing their table; otherwise (batches,
+ * f->pred) by one index probe per row.  The rows selected are the same.
+ * Free with tenant_free_preds.
  */
 void tenant_build_preds(struct tenant *t, const struct form *f, const char *const p[FORM_NPARAMS + 1],
-                        struct form_preds *out);
+                        bool set_oriented, struct form_preds *out);
 void tenant_free_preds(struct form_preds *p);
 void form_params(const struct form *f, const char *values[FORM_NPARAMS], const char *lo, const char *hi,
                  const char *run_ts, char *formdef_id_buf, size_t buflen);

@@ -422,6 +422,19 @@ class RunTests(harness.TestCase):
                 last = t.one('SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = %s', (f.table,))[0]
                 self.assertEqual(last is not None, expect_vacuum)
 
+    def test_bulk_fixture_matches_the_trigger(self):
+        """The benchmark's bulk load fills wcs_all_forms as the w.c.s. trigger does."""
+        now = "'2026-06-01 00:00:00+00'::timestamptz"
+        rows = []
+        for bulk in (False, True):
+            t = self.tenant()
+            f = t.add_form(standard_form(), definition=False)
+            with t.conn.cursor() as cur:
+                wcs.populate(cur, f, 300, now=now, bulk=bulk)
+            rows.append(t.query('SELECT w::text FROM wcs_all_forms w ORDER BY formdef_id, id'))
+        self.assertEqual(len(rows[0]), 300)
+        self.assertEqual(rows[0], rows[1])
+
     def test_audit_row(self):
         t, f = self.one_tenant()
         full_submission(t, f, ref=ago(40))

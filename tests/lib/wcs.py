@@ -446,8 +446,26 @@ def field_expr(f, options=None):
     return 'NULL'
 
 
+def fill_all_forms(cur, form, start=0):
+    """What the per-form trigger inserts into wcs_all_forms, for rows id > start, in one statement
+    (bulk loads disable the trigger; the result is the same)."""
+    endpoint = ', '.join(f"'{e}'" for e in form.endpoints) or "'xxxx'"
+    geo = 'base' in form.geolocations
+    cur.execute(f"""
+        INSERT INTO wcs_all_forms
+        SELECT {form.category_id if form.category_id is not None else 'NULL'}, {form.id}, m.id, m.user_id,
+               m.receipt_time, m.status, m.id_display, m.submission_agent_id, m.submission_channel,
+               m.backoffice_submission, m.last_update_time, m.digests, m.user_label, m.concerned_roles_array,
+               m.actions_roles_array, m.fts, m.status IN ({endpoint}), '{form.name.replace("'", "''")}',
+               (SELECT name FROM users WHERE users.id = CAST(m.user_id AS INTEGER)),
+               m.criticality_level - {form.criticality_levels},
+               {'m.geoloc_base[0]' if geo else 'NULL'}, {'m.geoloc_base[1]' if geo else 'NULL'},
+               m.anonymised, m.statistics_data, m.relations_data
+          FROM {qi(form.table)} m WHERE m.id > {start} AND m.test_result_id IS NULL""")
+
+
 def populate(cur, form, n, *, start=0, now='now()', max_age_days=200, seed_users=True, history=True,
-             tracking=True, options=None):
+             tracking=True, options=None, bulk=False):
     """Inserts n submissions with realistic values, history and tracking codes, with one set-based
     statement per table (the wcs_all_forms trigger fires per row, as in w.c.s.).
 
@@ -496,7 +514,7 @@ def populate(cur, form, n, *, start=0, now='now()', max_age_days=200, seed_users
            jsonb_build_object('_receiver', jsonb_build_array((g % 9)::text)),
            ARRAY[(g % 9)::text], ARRAY[(g % 9)::text, '_user:' || (1 + g % 500)], ARRAY[(g % 9)::text],
            CASE WHEN NOT wcs_anon AND {'true' if tracking else 'false'} AND g % 2 = 0
-                THEN upper(substr(md5('tc' || {form.id} || '-' || g), 1, 8)) END,
+                THEN upper(substr(md5('tc' || {form.id} || '-' || g), 1, 16)) END,
            g % 5 = 0,
            CASE WHEN wcs_anon THEN NULL ELSE convert_to('(dp0\\nVlanguage\\np1\\nVfr\\ns.', 'UTF8') END,
            CASE WHEN g % 5 = 0 THEN (900 + g % 7)::text END,
@@ -516,7 +534,13 @@ def populate(cur, form, n, *, start=0, now='now()', max_age_days=200, seed_users
         cur.execute("""INSERT INTO users (id, name, email, is_active)
                        SELECT g, 'Usager ' || g, 'usager' || g || '@example.org', true
                        FROM generate_series(1, 500) g ON CONFLICT DO NOTHING""")
+    if bulk:
+        # the trigger's per-row work replaced by one equivalent statement
+        cur.execute(f'ALTER TABLE {qi(form.table)} DISABLE TRIGGER formdata_{form.id}_trigger')
     cur.execute(sql)
+    if bulk:
+        cur.execute(f'ALTER TABLE {qi(form.table)} ENABLE TRIGGER formdata_{form.id}_trigger')
+        fill_all_forms(cur, form, start)
     if history:
         cur.execute(f"""
         INSERT INTO {qi(form.evolutions)} (who, status, time, last_jump_datetime, comment, parts, formdata_id)

@@ -1,0 +1,376 @@
+"""The performance benchmark (on demand, not in CI): tests/bench/run.
+
+Builds w.c.s.-faithful tenants (default 4 tenants x 3 forms, 500,000
+submissions in all, with history rows, tracking codes and wcs_all_forms with
+its trigger) as template databases, then measures on the same data, reset
+from the templates between contestants:
+
+  1. anonymizer run (anonymisation only, --jobs 1), and its longest batch;
+  2. the same changes as one UPDATE/DELETE per table (a static-masking tool);
+  3. one UPDATE per submission from a client (an ORM), on one form;
+  4. anonymizer export versus a raw COPY TO STDOUT | COPY FROM STDIN pipe;
+  5. anonymizer run then export;
+  6. --jobs 2 versus --jobs 1;
+  7. peak RSS of a run at 100,000 and at 1,000,000 submissions, and the
+     report on the 1,000,000-submission tenant.
+
+Ratios, not absolute times, are the claim: every contestant runs in the same
+process on the same machine, minutes apart.
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'lib'))
+
+import pgcluster  # noqa: E402
+import wcs  # noqa: E402
+from forms import standard_form  # noqa: E402
+
+RETENTION_DAYS = 30
+SLUGS = ['demande-rdv', 'inscription-cantine', 'signalement-voirie']
+
+
+def log(msg):
+    print(f'[{time.strftime("%H:%M:%S")}] {msg}', flush=True)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.binary = os.path.abspath(args.binary)
+        self.work = tempfile.mkdtemp(prefix='anonymizer-bench-')
+        self.schemas = os.path.join(self.work, 'schemas')
+        self.cluster = pgcluster.Cluster('anonymizer-bench', settings={
+            'shared_buffers': "'512MB'", 'max_wal_size': "'8GB'", 'checkpoint_timeout': "'30min'",
+            'work_mem': "'16MB'", 'maintenance_work_mem': "'256MB'"})
+        self.results = {}
+        self.rows = []
+
+    # -- data ------------------------------------------------------------------------
+    def forms(self):
+        return [standard_form(i + 1, SLUGS[i % len(SLUGS)] + ('' if i < len(SLUGS) else f'-{i}'),
+                              SLUGS[i % len(SLUGS)].replace('-', ' ').capitalize())
+                for i in range(self.args.forms)]
+
+    def build_template(self, name, per_form, max_age_days):
+        self.cluster.createdb(name)
+        conn = self.cluster.connect(name)
+        with conn.cursor() as cur:
+            wcs.create_tenant(cur)
+            for f in self.forms():
+                wcs.create_form(cur, f)
+                wcs.populate(cur, f, per_form, max_age_days=max_age_days, bulk=True)
+            cur.execute('VACUUM (ANALYZE, FREEZE)')
+        conn.close()
+
+    def tenant_db(self, i):
+        return f'bench_t{i}'
+
+    def reset(self, pairs):
+        """pairs: (template, database); copies the files, then a checkpoint so that runs start alike."""
+        admin = self.cluster.connect()
+        with admin.cursor() as cur:
+            for tpl, db in pairs:
+                cur.execute(f'DROP DATABASE IF EXISTS {db} WITH (FORCE)')
+                cur.execute(f'CREATE DATABASE {db} TEMPLATE {tpl} STRATEGY FILE_COPY')
+            cur.execute('CHECKPOINT')
+        admin.close()
+
+    def reset_main(self):
+        self.reset([(f'tpl_t{i}', self.tenant_db(i)) for i in range(self.args.tenants)])
+
+    def write_config(self, path, dbs, bi=None, extra=''):
+        lines = [f'retention = "{RETENTION_DAYS} days";', 'vacuum = false;', f'schemas = "{self.schemas}";', extra]
+        if bi:
+            lines.append(f'bi = {{ conninfo = "{self.cluster.conninfo(bi)}"; }};')
+        lines.append('tenants = (' + ',\n'.join(
+            f'{{ name = "{db}"; conninfo = "{self.cluster.conninfo(db)}"; }}' for db in dbs) + ');')
+        with open(path, 'w') as fp:
+            fp.write('\n'.join(lines) + '\n')
+        os.chmod(path, 0o600)
+        for db in dbs:
+            for f in self.forms():
+                f.write_definition(self.schemas, db)
+        return path
+
+    def anonymizer(self, *args):
+        """Runs the binary; returns (seconds, max RSS in KiB, stderr)."""
+        t0 = time.monotonic()
+        proc = subprocess.Popen([self.binary] + list(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - t0
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            raise SystemExit(f'anonymizer {" ".join(args)} failed ({code}):\n{err}')
+        return seconds, usage.ru_maxrss, err
+
+    def state(self, dbs):
+        """A signature of the end state, to check that contestants did the same work."""
+        out = []
+        for db in dbs:
+            conn = self.cluster.connect(db)
+            with conn.cursor() as cur:
+                for f in self.forms():
+                    cur.execute(f"""SELECT count(*), count(*) FILTER (WHERE anonymised IS NOT NULL),
+                                    count(*) FILTER (WHERE user_id IS NOT NULL OR f1 IS NOT NULL), count(*) FILTER
+                                    (WHERE status = 'draft') FROM {wcs.qi(f.table)}""")
+                    out.append(cur.fetchone())
+                cur.execute('SELECT count(*) FROM tracking_codes')
+                out.append(cur.fetchone())
+            conn.close()
+        return out
+
+    # -- the baselines ------------------------------------------------------------------
+    def sql_parts(self, f):
+        blank = [c for fld in f.fields if fld.anonymise not in ('no', False) and fld.sql_type
+                 for c, _ in fld.columns()]
+        if 'block' in [fld.type for fld in f.fields]:
+            pass
+        meta = ['user_id', 'user_label', 'workflow_data', 'prefilling_data', 'workflow_roles',
+                'workflow_merged_roles_dict', 'workflow_roles_array', 'concerned_roles_array', 'actions_roles_array',
+                'submission_context', 'submission_agent_id', 'tracking_code', 'digests', 'fts', 'auto_geoloc',
+                'geoloc_base', 'relations_data']
+        keys = ['done-datetime'] + [k for fld in f.fields if fld.anonymise in ('no', False)
+                                    for k in (fld.varname, fld.id, fld.column) if k]
+        sets = ', '.join(f'{wcs.qi(c)} = NULL' for c in blank + meta)
+        sets += (", statistics_data = (SELECT COALESCE(jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
+                 " FROM jsonb_each(m.statistics_data) s WHERE s.key = ANY (%(keys)s)), anonymised = COALESCE(m.anonymised, now())")
+        due = (f"COALESCE(m.last_update_time, m.receipt_time) < now() - interval '{RETENTION_DAYS} days'"
+               f" AND m.status IN ({', '.join(repr(e) for e in f.endpoints)})")
+        dirty = ' OR '.join(f'm.{wcs.qi(c)} IS NOT NULL' for c in blank + meta)
+        return sets, due, dirty, keys
+
+    def single_statement(self, dbs):
+        for db in dbs:
+            conn = self.cluster.connect(db, autocommit=False)
+            with conn.cursor() as cur:
+                for f in self.forms():
+                    sets, due, dirty, keys = self.sql_parts(f)
+                    t, e = wcs.qi(f.table), wcs.qi(f.evolutions)
+                    cur.execute(f'DELETE FROM tracking_codes c USING {t} m WHERE c.id = m.tracking_code AND {due}')
+                    cur.execute(f'UPDATE {e} e SET who = NULL, comment = NULL, parts = NULL FROM {t} m'
+                                f' WHERE e.formdata_id = m.id AND {due}'
+                                f' AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)')
+                    cur.execute(f'UPDATE {t} m SET {sets} WHERE {due} AND (m.anonymised IS NULL OR {dirty})',
+                                {'keys': keys})
+                    cur.execute(f'DELETE FROM tracking_codes c USING {t} m WHERE c.id = m.tracking_code'
+                                f" AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time)"
+                                f" < now() - interval '{RETENTION_DAYS} days'")
+                    cur.execute(f"DELETE FROM {t} m WHERE m.status = 'draft' AND COALESCE(m.last_update_time,"
+                                f" m.receipt_time) < now() - interval '{RETENTION_DAYS} days'")
+            conn.commit()
+            conn.close()
+
+    def per_row(self, db, f):
+        """One transaction per submission, as an ORM saving objects one by one."""
+        conn = self.cluster.connect(db, autocommit=False)
+        sets, due, dirty, keys = self.sql_parts(f)
+        t, e = wcs.qi(f.table), wcs.qi(f.evolutions)
+        n = 0
+        with conn.cursor() as cur:
+            cur.execute(f'SELECT m.id, m.tracking_code FROM {t} m WHERE {due} AND (m.anonymised IS NULL OR {dirty})')
+            rows = cur.fetchall()
+            conn.commit()
+            for fid, code in rows:
+                if code:
+                    cur.execute('DELETE FROM tracking_codes WHERE id = %s', (code,))
+                cur.execute(f'UPDATE {e} SET who = NULL, comment = NULL, parts = NULL WHERE formdata_id = %s', (fid,))
+                cur.execute(f'UPDATE {t} m SET {sets} WHERE id = %(id)s', {'keys': keys, 'id': fid})
+                conn.commit()
+                n += 1
+        conn.close()
+        return n
+
+    def raw_pipe(self, dbs, bi):
+        """The same rows and columns as the export, by a bare COPY pipe into a plain table."""
+        psql = shutil.which('psql')
+        conn = self.cluster.connect(bi)
+        conn.cursor().execute('CREATE TABLE IF NOT EXISTS raw_copy (tenant text, form_id int, form_slug text,'
+                              ' submission_id int, receipt_time timestamptz, last_update_time timestamptz,'
+                              ' anonymised_at timestamptz, status text, status_name text, is_final boolean,'
+                              ' channel text, backoffice_submission boolean, criticality_level int,'
+                              ' processing_time interval, fields jsonb, exported_at timestamptz NOT NULL DEFAULT now(),'
+                              ' PRIMARY KEY (tenant, form_id, submission_id))')
+        # the same keys as the contract's submissions table: only the export's own work differs
+        conn.cursor().execute('CREATE INDEX IF NOT EXISTS raw_copy_exported_at ON raw_copy (exported_at)')
+        conn.close()
+        n = 0
+        for db in dbs:
+            for f in self.forms():
+                kept = [fld for fld in f.fields if fld.anonymise in ('no', False) and fld.sql_type
+                        and fld.sql_type != 'bytea']
+                fields = ', '.join(f"'{fld.varname}', m.{wcs.qi(fld.column)}" for fld in kept)
+                query = (f"COPY (SELECT '{db}', {f.id}, '{f.slug}', m.id, date_trunc('hour', m.receipt_time),"
+                         f" date_trunc('hour', m.last_update_time), date_trunc('hour', m.anonymised),"
+                         f" substr(m.status, 4), NULL, m.status IN ({', '.join(repr(x) for x in f.endpoints)}),"
+                         f" m.submission_channel, m.backoffice_submission, m.criticality_level,"
+                         f" m.last_update_time - m.receipt_time, jsonb_build_object({fields})"
+                         f" FROM {wcs.qi(f.table)} m WHERE m.anonymised IS NOT NULL AND m.status <> 'draft') TO STDOUT")
+                src = subprocess.Popen([psql, '-X', '-q', self.cluster.conninfo(db), '-c', query],
+                                       stdout=subprocess.PIPE)
+                dst = subprocess.run([psql, '-X', self.cluster.conninfo(bi), '-c',
+                                      'COPY raw_copy (tenant, form_id, form_slug, submission_id, receipt_time,'
+                                      ' last_update_time, anonymised_at, status, status_name, is_final, channel,'
+                                      ' backoffice_submission, criticality_level, processing_time, fields) FROM STDIN'],
+                                     stdin=src.stdout, capture_output=True, text=True)
+                src.stdout.close()
+                src.wait()
+                if src.returncode or dst.returncode:
+                    raise SystemExit(f'raw pipe failed: {dst.stderr}')
+                n += int(dst.stdout.split()[-1]) if dst.stdout.strip() else 0
+        return n
+
+    # -- the run -----------------------------------------------------------------------------
+    def record(self, name, seconds, rows, note=''):
+        self.rows.append((name, seconds, rows, note))
+        log(f'{name}: {seconds:.1f} s, {rows} rows, {rows / seconds if seconds else 0:.0f} rows/s {note}')
+
+    def run(self):
+        a = self.args
+        total = a.submissions
+        per_form = total // (a.tenants * a.forms)
+        self.cluster.start()
+        try:
+            log(f'building {a.tenants} tenants x {a.forms} forms x {per_form} submissions')
+            t0 = time.monotonic()
+            for i in range(a.tenants):
+                self.build_template(f'tpl_t{i}', per_form, max_age_days=400)
+            log(f'built in {time.monotonic() - t0:.0f} s')
+            dbs = [self.tenant_db(i) for i in range(a.tenants)]
+            conf = self.write_config(os.path.join(self.work, 'bench.conf'), dbs)
+            conf_bi = self.write_config(os.path.join(self.work, 'bench-bi.conf'), dbs, bi='bench_bi')
+
+            # 1. anonymizer, --jobs 1
+            self.reset_main()
+            secs, rss, err = self.anonymizer('-c', conf, '-v', 'run')
+            m = re.search(r'(\d+) submissions anonymised, (\d+) completed, (\d+) drafts', err)
+            done = sum(int(x) for x in m.groups())
+            batches = [float(x) for x in re.findall(r': anonymise: ids .* done in ([\d.]+) s', err)]
+            self.results['longest_batch'] = max(batches) if batches else 0
+            self.results['batches'] = len(batches)
+            self.results['anon'] = (secs, done)
+            self.record('anonymizer run --jobs 1', secs, done)
+            signature = self.state(dbs)
+
+            # 4. export versus a raw COPY pipe, on this anonymised state
+            self.cluster.dropdb('bench_bi')
+            self.cluster.createdb('bench_bi')
+            secs, _, err = self.anonymizer('-c', conf_bi, 'export')
+            exported = sum(int(x) for x in re.findall(r'exported (\d+) new', err))
+            self.results['export'] = (secs, exported)
+            self.record('anonymizer export', secs, exported)
+            t0 = time.monotonic()
+            raw = self.raw_pipe(dbs, 'bench_bi')
+            self.results['raw'] = (time.monotonic() - t0, raw)
+            self.record('raw COPY pipe', self.results['raw'][0], raw)
+
+            # 2. single-statement SQL
+            self.reset_main()
+            t0 = time.monotonic()
+            self.single_statement(dbs)
+            self.results['sql'] = (time.monotonic() - t0, done)
+            same = self.state(dbs) == signature
+            self.record('single-statement SQL', self.results['sql'][0], done,
+                        '' if same else '(END STATE DIFFERS from the anonymizer\'s)')
+
+            # 3. per-row, one form
+            self.reset_main()
+            f = self.forms()[0]
+            t0 = time.monotonic()
+            n = self.per_row(dbs[0], f)
+            self.results['row'] = (time.monotonic() - t0, n)
+            self.record('per-row UPDATE (one form)', self.results['row'][0], n)
+
+            # 5. run then export
+            self.reset_main()
+            self.cluster.dropdb('bench_bi')
+            self.cluster.createdb('bench_bi')
+            secs, _, err = self.anonymizer('-c', conf_bi, 'run')
+            self.results['anon_export'] = (secs, done)
+            self.record('anonymizer run with export', secs, done)
+
+            # 6. --jobs 2
+            self.reset_main()
+            secs, _, err = self.anonymizer('-c', conf, '--jobs', '2', 'run')
+            self.results['jobs2'] = (secs, done)
+            self.record('anonymizer run --jobs 2', secs, done)
+
+            # 7. memory at 100,000 and 1,000,000 submissions, and the report on the large one
+            for label, n_total in (('small', a.rss_small), ('large', a.rss_large)):
+                self.build_template(f'tpl_{label}', n_total // a.forms, max_age_days=45)
+                self.reset([(f'tpl_{label}', f'bench_{label}')])
+                c = self.write_config(os.path.join(self.work, f'{label}.conf'), [f'bench_{label}'])
+                if label == 'large':
+                    secs, _, _ = self.anonymizer('-c', c, 'report')
+                    self.results['report_large'] = secs
+                    log(f'report on {n_total} submissions: {secs:.2f} s')
+                secs, _, err = self.anonymizer('-c', c, '-v', 'run')
+                # measured by the anonymizer itself: a process forked from this Python one would count its pages
+                rss = max(int(x) for x in re.search(r'peak memory \(max RSS\): main process (\d+) KiB, largest worker'
+                                                      r' (\d+) KiB', err).groups())
+                m = re.search(r'(\d+) submissions anonymised, (\d+) completed, (\d+) drafts', err)
+                self.results[f'rss_{label}'] = (rss, n_total, sum(int(x) for x in m.groups()), secs)
+                log(f'run on {n_total} submissions: peak RSS {rss / 1024:.1f} MiB, {secs:.1f} s')
+                self.cluster.dropdb(f'bench_{label}')
+                self.cluster.dropdb(f'tpl_{label}')
+        finally:
+            self.cluster.stop()
+            shutil.rmtree(self.work, ignore_errors=True)
+        self.print_table()
+
+    def print_table(self):
+        r = self.results
+        rate = lambda k: r[k][1] / r[k][0] if r[k][0] else 0  # noqa: E731
+        anon = rate('anon')
+        print()
+        print(f'machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()},'
+              f' {os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**30} GiB, PostgreSQL '
+              + subprocess.run(['pg_config', '--version'], capture_output=True, text=True).stdout.split()[-1])
+        print(f'{"contestant":36} {"seconds":>9} {"rows":>9} {"rows/s":>9} {"anonymizer / it":>16}')
+        for key, name in (('anon', 'anonymizer run --jobs 1'), ('sql', 'single-statement SQL'),
+                          ('row', 'per-row UPDATE (one form)'), ('jobs2', 'anonymizer run --jobs 2'),
+                          ('anon_export', 'anonymizer run with export')):
+            print(f'{name:36} {r[key][0]:9.1f} {r[key][1]:9} {rate(key):9.0f} {anon / rate(key):15.2f}x')
+        print(f'{"anonymizer export":36} {r["export"][0]:9.1f} {r["export"][1]:9} {rate("export"):9.0f}'
+              f' {1.0:15.2f}x')
+        print(f'{"raw COPY pipe":36} {r["raw"][0]:9.1f} {r["raw"][1]:9} {rate("raw"):9.0f}'
+              f' {rate("export") / rate("raw"):15.2f}x')
+        small, large = r['rss_small'], r['rss_large']
+        print(f'peak RSS: {small[0] / 1024:.1f} MiB at {small[1]} submissions ({small[2]} processed),'
+              f' {large[0] / 1024:.1f} MiB at {large[1]} ({large[2]} processed)')
+        print(f'longest batch transaction: {r["longest_batch"]:.2f} s ({r["batches"]} batches of 2000)')
+        print(f'report on {large[1]} submissions: {r["report_large"]:.2f} s')
+        summary = (f'summary: anonymisation {anon / rate("sql"):.2f}x single-statement (target >= 0.8),'
+                   f' {anon / rate("row"):.1f}x per-row (>= 5), export {rate("export") / rate("raw"):.2f}x raw'
+                   f' COPY (>= 0.7), peak RSS {small[0] / 1024:.1f} / {large[0] / 1024:.1f} MiB (< 32, flat),'
+                   f' longest batch {r["longest_batch"]:.2f} s (< 1), --jobs 2 {rate("jobs2") / anon:.2f}x'
+                   f' --jobs 1, report {r["report_large"]:.2f} s (< 5)')
+        print(summary)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('binary', help='the anonymizer binary (a release build)')
+    p.add_argument('--tenants', type=int, default=4)
+    p.add_argument('--forms', type=int, default=3)
+    p.add_argument('--submissions', type=int, default=500000, help='in all, over every tenant and form')
+    p.add_argument('--rss-small', type=int, default=100000)
+    p.add_argument('--rss-large', type=int, default=1000000)
+    args = p.parse_args()
+    pgcluster.install_sigterm_handler()
+    Bench(args).run()
+
+
+if __name__ == '__main__':
+    main()
