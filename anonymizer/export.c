@@ -49,14 +49,11 @@
     "tenant, form_id, form_slug, submission_id, receipt_time, last_update_time, anonymised_at, status, "         \
     "status_name, is_final, channel, backoffice_submission, criticality_level, processing_time, fields"
 
-/* Parameters of the tenant query, read with current_setting() (see tenant_build_preds). */
-static const char *const guc_params[FORM_NPARAMS + 1] = {
-    "",
-    "pg_catalog.current_setting('anonymizer.p1')::timestamptz",
-    "pg_catalog.current_setting('anonymizer.p2')::integer",
-    "pg_catalog.current_setting('anonymizer.p3')::text[]",
-    "pg_catalog.current_setting('anonymizer.p4')::text[]",
-    "NULL", "NULL", "NULL",
+/* Parameters of the tenant query (see tenant_build_preds): columns of the
+ * one-row CTE "p" that reads them once with current_setting(), instead of
+ * once per row.  The cutoff ($1) is not used by the export. */
+static const char *const copy_params[FORM_NPARAMS + 1] = {
+    "", "NULL::timestamptz", "p.p2", "p.p3", "p.p4", "NULL", "NULL", "NULL",
 };
 
 struct bi {
@@ -250,18 +247,23 @@ static char *tenant_copy_sql(struct tenant *t, const struct form *f, const struc
     struct form_preds p;
     struct strbuf sb;
 
-    tenant_build_preds(t, f, guc_params, true, &p);
+    tenant_build_preds(t, f, copy_params, true, &p);
     sb_init(&sb);
-    sb_append(&sb, "COPY (SELECT pg_catalog.current_setting('anonymizer.tenant'),"
-                   " pg_catalog.current_setting('anonymizer.p2')::integer,"
-                   " pg_catalog.current_setting('anonymizer.slug'), m.id,"
-                   " pg_catalog.date_trunc(pg_catalog.current_setting('anonymizer.precision'), m.receipt_time),"
-                   " pg_catalog.date_trunc(pg_catalog.current_setting('anonymizer.precision'), m.last_update_time),"
-                   " pg_catalog.date_trunc(pg_catalog.current_setting('anonymizer.precision'), m.anonymised),"
+    sb_append(&sb, "COPY (WITH p AS MATERIALIZED (SELECT"
+                   " pg_catalog.current_setting('anonymizer.p2')::integer AS p2,"
+                   " pg_catalog.current_setting('anonymizer.p3')::text[] AS p3,"
+                   " pg_catalog.current_setting('anonymizer.p4')::text[] AS p4,"
+                   " pg_catalog.current_setting('anonymizer.tenant') AS tenant,"
+                   " pg_catalog.current_setting('anonymizer.slug') AS slug,"
+                   " pg_catalog.current_setting('anonymizer.precision') AS prec,"
+                   " pg_catalog.current_setting('anonymizer.keys')::text[] AS keys,"
+                   " pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids,"
+                   " pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names)"
+                   " SELECT p.tenant, p.p2, p.slug, m.id,"
+                   " pg_catalog.date_trunc(p.prec, m.receipt_time), pg_catalog.date_trunc(p.prec, m.last_update_time),"
+                   " pg_catalog.date_trunc(p.prec, m.anonymised),"
                    " CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END,"
-                   " (pg_catalog.current_setting('anonymizer.status_names')::text[])"
-                   "[pg_catalog.array_position(pg_catalog.current_setting('anonymizer.status_ids')::text[],"
-                   " m.status::text)],");
+                   " p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)],");
     sb_appendf(&sb, " COALESCE(%s, false),", p.final);
     sb_append(&sb, " m.submission_channel, m.backoffice_submission, m.criticality_level,"
                    " m.last_update_time - m.receipt_time, ");
@@ -274,15 +276,16 @@ static char *tenant_copy_sql(struct tenant *t, const struct form *f, const struc
         else
             sb_append(&sb, ", ");
         char *q = db_quote_ident(&t->db, kept[i].col->name);
-        sb_appendf(&sb, "(pg_catalog.current_setting('anonymizer.keys')::text[])[%zu], m.%s", i + 1, q);
+        sb_appendf(&sb, "p.keys[%zu], m.%s", i + 1, q);
         free(q);
     }
     if (nkept)
         sb_append(&sb, ")");
-    sb_appendf(&sb, " FROM public.%s m WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'"
-                    " AND NOT (%s)",
+    sb_appendf(&sb, " FROM public.%s m CROSS JOIN p WHERE m.anonymised IS NOT NULL"
+                    " AND m.status IS DISTINCT FROM 'draft' AND NOT (%s)",
                f->q_table, p.dirty);
     if (incremental) {
+        /* not correlated: the settings are read once, and can drive the index scans */
         sb_appendf(&sb, " AND m.id IN (SELECT a.id FROM public.%s a"
                         " WHERE a.anonymised > pg_catalog.current_setting('anonymizer.since')::timestamptz",
                    f->q_table);

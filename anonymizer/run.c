@@ -112,8 +112,8 @@ static void build_anonymise_sql(const struct form *f, struct batch_sql *b)
     free(change);
     if (f->sql_allforms_set)
         b->allforms = ax_asprintf("UPDATE public.wcs_all_forms w SET %s FROM public.%s m"
-                                  " WHERE w.formdef_id = $2 AND w.id = m.id AND m.id > $5 AND m.id <= $6"
-                                  " AND m.anonymised IS NOT NULL AND %s AND %s",
+                                  " WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6 AND w.id = m.id"
+                                  " AND m.id > $5 AND m.id <= $6 AND m.anonymised IS NOT NULL AND %s AND %s",
                                   f->sql_allforms_set, f->q_table, f->pred.due_base, f->sql_allforms_dirty);
 }
 
@@ -132,8 +132,10 @@ static void build_drafts_sql(const struct tenant *t, const struct form *f, struc
     free(change);
     /* a deleted draft leaves nothing in wcs_all_forms, trigger or not */
     if (t->has_allforms)
+        /* both sides bounded by the range: an anti-join could otherwise read the whole table per batch */
         b->allforms = ax_asprintf("DELETE FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id > $5"
-                                  " AND w.id <= $6 AND NOT EXISTS (SELECT 1 FROM public.%s m WHERE m.id = w.id)",
+                                  " AND w.id <= $6 AND NOT EXISTS (SELECT 1 FROM public.%s m WHERE m.id = w.id"
+                                  " AND m.id > $5 AND m.id <= $6)",
                                   f->q_table);
 }
 

@@ -13,16 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *def_anonymise_str(enum def_anonymise a)
-{
-    switch (a) {
-    case DEF_ANON_NO: return "no";
-    case DEF_ANON_FINAL: return "final";
-    case DEF_ANON_INTERMEDIATE: return "intermediate";
-    }
-    return "?";
-}
-
 char *def_column_for_id(const char *id)
 {
     char *col = ax_asprintf("f%s", id);

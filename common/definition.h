@@ -19,7 +19,6 @@ enum def_anonymise {
     DEF_ANON_FINAL,        /* "final" or true */
     DEF_ANON_INTERMEDIATE, /* "intermediate" */
 };
-const char *def_anonymise_str(enum def_anonymise a);
 
 struct def_field {
     char *id;

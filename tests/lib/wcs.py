@@ -389,7 +389,7 @@ def _arr(values):
 
 
 def _pick(values, salt, var='g'):
-    return f'({_arr(values)})[1 + (({var} * {salt}) % {len(values)})]'
+    return f'({_arr(values)})[1 + (({var} * {salt}) % {len(values)})::int]'
 
 
 def kept_by_default(f):
@@ -411,7 +411,7 @@ def field_expr(f, options=None):
             return (f"lower(translate({_pick(FIRST_NAMES, 11)}, 'éèëïîç ', 'eeeiic-')) || '.' || "
                     f"lower(translate({_pick(LAST_NAMES, 7)}, 'éèëïîç ', 'eeeiic-')) || g || '@example.org'")
         if v in ('telephone', 'phone', 'tel'):
-            return "'06' || lpad(((g * 7919) % 100000000)::text, 8, '0')"
+            return "'06' || lpad(((g::bigint * 7919) % 100000000)::text, 8, '0')"
         if v in ('adresse', 'address'):
             return f"(1 + g % 120)::text || ' ' || {_pick(STREETS, 13)}"
         if v in ('ville', 'city', 'commune'):
@@ -444,6 +444,32 @@ def field_expr(f, options=None):
     if f.sql_type == 'text[][]':
         return "ARRAY[ARRAY['x', (g % 10)::text]]"
     return 'NULL'
+
+
+def replicate(cur, form, factor):
+    """Multiplies the form's submissions by factor (copies with new ids, uuids and tracking codes,
+    with their history, tracking codes and wcs_all_forms rows): a large tenant in seconds."""
+    cur.execute(f'SELECT max(id) FROM {qi(form.table)}')
+    top = cur.fetchone()[0]
+    cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
+                " AND table_name = %s AND column_name NOT IN ('id', 'uuid', 'tracking_code', 'id_display')"
+                " ORDER BY ordinal_position", (form.table,))
+    cols = [qi(r[0]) for r in cur.fetchall()]
+    cur.execute(f'ALTER TABLE {qi(form.table)} DISABLE TRIGGER formdata_{form.id}_trigger')
+    cur.execute(f"""INSERT INTO {qi(form.table)} (id, id_display, tracking_code, {', '.join(cols)})
+                    SELECT m.id + k * {top}, '{form.id}-' || (m.id + k * {top}),
+                           CASE WHEN m.tracking_code IS NOT NULL THEN m.tracking_code || '-' || k END,
+                           {', '.join('m.' + c for c in cols)}
+                      FROM {qi(form.table)} m, generate_series(1, {factor - 1}) k""")
+    cur.execute(f'ALTER TABLE {qi(form.table)} ENABLE TRIGGER formdata_{form.id}_trigger')
+    cur.execute(f"SELECT setval(pg_get_serial_sequence('{form.table}', 'id'), (SELECT max(id) FROM {qi(form.table)}))")
+    cur.execute(f"""INSERT INTO {qi(form.evolutions)} (who, status, time, last_jump_datetime, comment, parts, formdata_id)
+                    SELECT e.who, e.status, e.time, e.last_jump_datetime, e.comment, e.parts, e.formdata_id + k * {top}
+                      FROM {qi(form.evolutions)} e, generate_series(1, {factor - 1}) k""")
+    cur.execute(f"""INSERT INTO tracking_codes (id, formdef_id, formdata_id)
+                    SELECT tracking_code, '{form.id}', id::text FROM {qi(form.table)}
+                     WHERE id > {top} AND tracking_code IS NOT NULL""")
+    fill_all_forms(cur, form, top)
 
 
 def fill_all_forms(cur, form, start=0):
@@ -526,7 +552,7 @@ def populate(cur, form, n, *, start=0, now='now()', max_age_days=200, seed_users
            jsonb_build_object('data', jsonb_build_array()),
            to_tsvector('simple', {_pick(FIRST_NAMES, 11)} || ' ' || {_pick(LAST_NAMES, 7)}),
            NULL {''.join(', ' + e for e in exprs)}
-    FROM (SELECT g, {now} - ((g * 7919) % ({max_age_days} * 1440)) * interval '1 minute' AS ref,
+    FROM (SELECT g, {now} - ((g::bigint * 7919) % ({max_age_days} * 1440)) * interval '1 minute' AS ref,
                  (g % 97 = 3) AS wcs_anon
           FROM generate_series({start + 1}, {start + n}) g) s
     """
