@@ -5,6 +5,7 @@ Usage: demo.py BINARY
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -119,6 +120,13 @@ def main():
     work = tempfile.mkdtemp(prefix='anonymizer-demo-')
     schemas = os.path.join(work, 'schemas')
     config = os.path.join(work, 'demo.conf')
+    try:
+        return run_demo(binary, schemas, config)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_demo(binary, schemas, config):
     with pgcluster.Cluster('anonymizer-demo') as cluster:
         banner('A throwaway PostgreSQL with two w.c.s. tenants')
         dbs = {}

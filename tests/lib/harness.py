@@ -10,6 +10,7 @@ exit status.
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,11 +169,14 @@ class TestCase(unittest.TestCase):
         self.config_path = os.path.join(self.dir, 'anonymizer.conf')
 
     def run(self, result=None):
-        # remember failures so the cluster is kept for inspection
+        # remember failures so the cluster (and this test's directory) are kept for inspection
         before = (len(result.failures), len(result.errors)) if result else (0, 0)
         out = super().run(result)
         if result and (len(result.failures), len(result.errors)) != before:
             _failed[0] = True
+            sys.stderr.write(f'kept test directory {getattr(self, "dir", "?")}\n')
+        elif getattr(self, 'dir', None):
+            shutil.rmtree(self.dir, ignore_errors=True)
         return out
 
     def tenant(self, name=None, **kw):
