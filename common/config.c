@@ -133,18 +133,17 @@ static int get_duration(struct loader *ld, const config_setting_t *s, int *out_m
     return AX_OK;
 }
 
-/* Policy keys shared by the global, tenant and form levels. */
-static int policy_key(struct loader *ld, const config_setting_t *s, struct cfg_policy *pol, bool *handled)
+/* The policy settings shared by the global, tenant and form levels. */
+static int policy_setting(struct loader *ld, const config_setting_t *s, struct cfg_policy *pol)
 {
     const char *name = config_setting_name(s);
     const char *text;
     char msg[256];
     int rc;
 
-    *handled = true;
+    if ((rc = get_string(ld, s, &text)))
+        return rc;
     if (strcmp(name, "retention") == 0) {
-        if ((rc = get_string(ld, s, &text)))
-            return rc;
         int days;
         if (tm_parse_period(text, &days, msg, sizeof msg) != AX_OK)
             return bad(ld, s, "%s", msg);
@@ -156,11 +155,7 @@ static int policy_key(struct loader *ld, const config_setting_t *s, struct cfg_p
         pol->retention_days = days;
         free(pol->retention_text);
         pol->retention_text = ax_strdup(text);
-        return AX_OK;
-    }
-    if (strcmp(name, "drafts") == 0) {
-        if ((rc = get_string(ld, s, &text)))
-            return rc;
+    } else if (strcmp(name, "drafts") == 0) {
         if (strcmp(text, "delete") == 0)
             pol->drafts = CFG_DRAFTS_DELETE;
         else if (strcmp(text, "anonymise") == 0)
@@ -168,11 +163,7 @@ static int policy_key(struct loader *ld, const config_setting_t *s, struct cfg_p
         else
             return bad(ld, s, "\"%s\" is not one of \"delete\", \"anonymise\"", text);
         pol->has_drafts = true;
-        return AX_OK;
-    }
-    if (strcmp(name, "open_submissions") == 0) {
-        if ((rc = get_string(ld, s, &text)))
-            return rc;
+    } else { /* open_submissions */
         if (strcmp(text, "skip") == 0)
             pol->open_submissions = CFG_OPEN_SKIP;
         else if (strcmp(text, "anonymise") == 0)
@@ -180,9 +171,7 @@ static int policy_key(struct loader *ld, const config_setting_t *s, struct cfg_p
         else
             return bad(ld, s, "\"%s\" is not one of \"skip\", \"anonymise\"", text);
         pol->has_open = true;
-        return AX_OK;
     }
-    *handled = false;
     return AX_OK;
 }
 
@@ -217,190 +206,6 @@ static int check_conninfo(struct loader *ld, const config_setting_t *s, const ch
         return bad(ld, s,
                    "holds a password but the file is readable by other users; use ~/.pgpass or a "
                    "service file, or make the file private (chmod 600)");
-    return AX_OK;
-}
-
-static int load_tenant(struct loader *ld, const config_setting_t *g, struct cfg_tenant *t)
-{
-    int rc;
-    const char *text;
-
-    if (!config_setting_is_group(g))
-        return bad(ld, g, "must be a group { name = ...; conninfo = ...; }");
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        const char *name = config_setting_name(s);
-        bool handled;
-        if ((rc = policy_key(ld, s, &t->policy, &handled)))
-            return rc;
-        if (handled)
-            continue;
-        if (strcmp(name, "name") == 0) {
-            if ((rc = get_nonempty_string(ld, s, &text)))
-                return rc;
-            if (!cfg_valid_tenant_name(text))
-                return bad(ld, s, "\"%s\" cannot name a directory (no \"/\", no leading \".\")", text);
-            t->name = ax_strdup(text);
-        } else if (strcmp(name, "conninfo") == 0) {
-            if ((rc = get_nonempty_string(ld, s, &text)))
-                return rc;
-            if ((rc = check_conninfo(ld, s, text)))
-                return rc;
-            t->conninfo = ax_strdup(text);
-        } else {
-            return bad(ld, s, "unknown setting (tenant settings: name, conninfo, retention, drafts, open_submissions)");
-        }
-    }
-    if (!t->name)
-        return bad(ld, g, "missing \"name\"");
-    if (!t->conninfo)
-        return bad(ld, g, "missing \"conninfo\"");
-    return AX_OK;
-}
-
-static bool simple_identifier(const char *s)
-{
-    if (!s[0] || strlen(s) > 63 || !(islower((unsigned char)s[0]) || s[0] == '_'))
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
-            return false;
-    return true;
-}
-
-static int load_bi(struct loader *ld, const config_setting_t *g, struct cfg_bi *bi)
-{
-    int rc;
-    const char *text;
-
-    if (!config_setting_is_group(g))
-        return bad(ld, g, "must be a group { conninfo = ...; schema = ...; time_precision = ...; }");
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        const char *name = config_setting_name(s);
-        if (strcmp(name, "conninfo") == 0) {
-            if ((rc = get_nonempty_string(ld, s, &text)) || (rc = check_conninfo(ld, s, text)))
-                return rc;
-            bi->conninfo = ax_strdup(text);
-        } else if (strcmp(name, "schema") == 0) {
-            if ((rc = get_nonempty_string(ld, s, &text)))
-                return rc;
-            if (!simple_identifier(text))
-                return bad(ld, s, "\"%s\" is not a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63)", text);
-            free(bi->schema);
-            bi->schema = ax_strdup(text);
-        } else if (strcmp(name, "time_precision") == 0) {
-            if ((rc = get_string(ld, s, &text)))
-                return rc;
-            if (strcmp(text, "minute") != 0 && strcmp(text, "hour") != 0 && strcmp(text, "day") != 0)
-                return bad(ld, s, "\"%s\" is not one of \"minute\", \"hour\", \"day\"", text);
-            free(bi->time_precision);
-            bi->time_precision = ax_strdup(text);
-        } else {
-            return bad(ld, s, "unknown setting (bi settings: conninfo, schema, time_precision)");
-        }
-    }
-    if (!bi->conninfo)
-        return bad(ld, g, "missing \"conninfo\"");
-    return AX_OK;
-}
-
-static int load_name_list(struct loader *ld, const config_setting_t *s, char ***out, size_t *n);
-
-static int load_discover(struct loader *ld, const config_setting_t *g, struct cfg_discover *d)
-{
-    int rc;
-    const char *text;
-
-    if (!config_setting_is_group(g))
-        return bad(ld, g, "must be a group { conninfo = ...; databases = \"wcs_%%\"; }");
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        const char *name = config_setting_name(s);
-        if (strcmp(name, "conninfo") == 0) {
-            if ((rc = get_nonempty_string(ld, s, &text)) || (rc = check_conninfo(ld, s, text)))
-                return rc;
-            d->conninfo = ax_strdup(text);
-        } else if (strcmp(name, "databases") == 0) {
-            if ((rc = get_nonempty_string(ld, s, &text)))
-                return rc;
-            d->databases = ax_strdup(text);
-        } else if (strcmp(name, "exclude") == 0) {
-            if ((rc = load_name_list(ld, s, &d->exclude, &d->nexclude)))
-                return rc;
-        } else {
-            return bad(ld, s, "unknown setting (discover settings: conninfo, databases, exclude)");
-        }
-    }
-    if (!d->conninfo)
-        return bad(ld, g, "missing \"conninfo\"");
-    if (!d->databases)
-        return bad(ld, g, "missing \"databases\" (a LIKE pattern, like \"wcs_%%\")");
-    return AX_OK;
-}
-
-static int load_name_list(struct loader *ld, const config_setting_t *s, char ***out, size_t *n)
-{
-    if (!config_setting_is_array(s) && !config_setting_is_list(s))
-        return bad(ld, s, "must be a list of field varnames or ids, like [\"nom\", \"3\"]");
-    int len = config_setting_length(s);
-    *out = ax_calloc((size_t)len, sizeof(char *));
-    *n = 0;
-    for (int i = 0; i < len; i++) {
-        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-        const char *text;
-        int rc = get_nonempty_string(ld, e, &text);
-        if (rc)
-            return rc;
-        (*out)[(*n)++] = ax_strdup(text);
-    }
-    return AX_OK;
-}
-
-static int load_form(struct loader *ld, const config_setting_t *g, struct cfg_form *f)
-{
-    int rc;
-    const char *text;
-
-    if (!config_setting_is_group(g))
-        return bad(ld, g, "must be a group { tenant = ...; slug = ...; }");
-    for (int i = 0; i < config_setting_length(g); i++) {
-        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
-        const char *name = config_setting_name(s);
-        bool handled;
-        if ((rc = policy_key(ld, s, &f->policy, &handled)))
-            return rc;
-        if (handled)
-            continue;
-        if (strcmp(name, "tenant") == 0) {
-            if ((rc = get_nonempty_string(ld, s, &text)))
-                return rc;
-            f->tenant = ax_strdup(text);
-        } else if (strcmp(name, "slug") == 0) {
-            if ((rc = get_nonempty_string(ld, s, &text)))
-                return rc;
-            f->slug = ax_strdup(text);
-        } else if (strcmp(name, "keep") == 0) {
-            if ((rc = load_name_list(ld, s, &f->keep, &f->nkeep)))
-                return rc;
-            f->has_keep = true;
-        } else if (strcmp(name, "blank") == 0) {
-            if ((rc = load_name_list(ld, s, &f->blank, &f->nblank)))
-                return rc;
-            f->has_blank = true;
-        } else {
-            return bad(ld, s,
-                       "unknown setting (form settings: tenant, slug, retention, drafts, open_submissions, keep, blank)");
-        }
-    }
-    if (!f->tenant)
-        return bad(ld, g, "missing \"tenant\" (a tenant name, or \"*\" for every tenant)");
-    if (!f->slug)
-        return bad(ld, g, "missing \"slug\"");
-    for (size_t i = 0; i < f->nkeep; i++)
-        for (size_t j = 0; j < f->nblank; j++)
-            if (strcmp(f->keep[i], f->blank[j]) == 0)
-                return bad(ld, g, "field \"%s\" is both in keep and in blank", f->keep[i]);
     return AX_OK;
 }
 
@@ -451,97 +256,411 @@ void cfg_free(struct cfg *cfg)
     free(cfg);
 }
 
+/*
+ * Groups are read through tables: each setting name with the function that
+ * reads it into the group's object.  A name not in the table is an error
+ * that lists the known ones.
+ */
+struct key {
+    const char *name;
+    int (*load)(struct loader *ld, const config_setting_t *s, void *obj);
+};
+
+static int load_keys(struct loader *ld, const config_setting_t *g, const struct key *keys, size_t nkeys, void *obj,
+                     const char *what)
+{
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const struct key *k = NULL;
+        for (size_t j = 0; j < nkeys && !k; j++)
+            if (strcmp(keys[j].name, config_setting_name(s)) == 0)
+                k = &keys[j];
+        if (!k) {
+            if (!what)
+                return bad(ld, s, "unknown setting (see anonymizer.conf(5))");
+            struct strbuf names;
+            sb_init(&names);
+            for (size_t j = 0; j < nkeys; j++)
+                sb_appendf(&names, "%s%s", j ? ", " : "", keys[j].name);
+            int rc = bad(ld, s, "unknown setting (%s settings: %s)", what, names.buf);
+            sb_free(&names);
+            return rc;
+        }
+        int rc = k->load(ld, s, obj);
+        if (rc)
+            return rc;
+    }
+    return AX_OK;
+}
+
+static int load_group(struct loader *ld, const config_setting_t *g, const struct key *keys, size_t nkeys, void *obj,
+                      const char *what, const char *shape)
+{
+    if (!config_setting_is_group(g))
+        return bad(ld, g, "must be a group %s", shape);
+    return load_keys(ld, g, keys, nkeys, obj, what);
+}
+
+/* A list of groups into a new array of n items of size bytes, each read by load_one. */
+static int load_list(struct loader *ld, const config_setting_t *s, size_t size, void **items, size_t *n,
+                     int (*load_one)(struct loader *ld, const config_setting_t *g, void *item), const char *shape)
+{
+    if (!config_setting_is_list(s) && !config_setting_is_array(s))
+        return bad(ld, s, "must be a list of groups: %s", shape);
+    size_t len = (size_t)config_setting_length(s);
+    *items = ax_calloc(len, size);
+    for (size_t j = 0; j < len; j++) {
+        *n = j + 1; /* counted as soon as allocated: cfg_free frees what was read */
+        int rc = load_one(ld, config_setting_get_elem(s, (unsigned)j), (char *)*items + j * size);
+        if (rc)
+            return rc;
+    }
+    return AX_OK;
+}
+
+static void set_string(char **dst, const char *value)
+{
+    free(*dst);
+    *dst = ax_strdup(value);
+}
+
+static int load_nonempty(struct loader *ld, const config_setting_t *s, char **dst)
+{
+    const char *text;
+    int rc = get_nonempty_string(ld, s, &text);
+    if (rc == AX_OK)
+        set_string(dst, text);
+    return rc;
+}
+
+static int load_conninfo(struct loader *ld, const config_setting_t *s, char **dst)
+{
+    const char *text;
+    int rc = get_nonempty_string(ld, s, &text);
+    if (rc == AX_OK && (rc = check_conninfo(ld, s, text)) == AX_OK)
+        set_string(dst, text);
+    return rc;
+}
+
+static int load_name_list(struct loader *ld, const config_setting_t *s, char ***out, size_t *n)
+{
+    if (!config_setting_is_array(s) && !config_setting_is_list(s))
+        return bad(ld, s, "must be a list of field varnames or ids, like [\"nom\", \"3\"]");
+    int len = config_setting_length(s);
+    *out = ax_calloc((size_t)len, sizeof(char *));
+    *n = 0;
+    for (int i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *text;
+        int rc = get_nonempty_string(ld, e, &text);
+        if (rc)
+            return rc;
+        (*out)[(*n)++] = ax_strdup(text);
+    }
+    return AX_OK;
+}
+
+/* -- tenants -- */
+
+static int tenant_name(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    const char *text;
+    int rc = get_nonempty_string(ld, s, &text);
+    if (rc)
+        return rc;
+    if (!cfg_valid_tenant_name(text))
+        return bad(ld, s, "\"%s\" cannot name a directory (no \"/\", no leading \".\")", text);
+    set_string(&((struct cfg_tenant *)obj)->name, text);
+    return AX_OK;
+}
+
+static int tenant_conninfo(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_conninfo(ld, s, &((struct cfg_tenant *)obj)->conninfo);
+}
+
+static int tenant_policy(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return policy_setting(ld, s, &((struct cfg_tenant *)obj)->policy);
+}
+
+static const struct key tenant_keys[] = {
+    {"name", tenant_name}, {"conninfo", tenant_conninfo}, {"retention", tenant_policy},
+    {"drafts", tenant_policy}, {"open_submissions", tenant_policy},
+};
+
+static int load_tenant(struct loader *ld, const config_setting_t *g, void *item)
+{
+    struct cfg_tenant *t = item;
+    int rc = load_group(ld, g, tenant_keys, AX_ARRAY_LEN(tenant_keys), t, "tenant",
+                        "{ name = ...; conninfo = ...; }");
+    if (rc)
+        return rc;
+    if (!t->name)
+        return bad(ld, g, "missing \"name\"");
+    if (!t->conninfo)
+        return bad(ld, g, "missing \"conninfo\"");
+    return AX_OK;
+}
+
+/* -- forms -- */
+
+static int form_tenant(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_nonempty(ld, s, &((struct cfg_form *)obj)->tenant);
+}
+
+static int form_slug(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_nonempty(ld, s, &((struct cfg_form *)obj)->slug);
+}
+
+static int form_policy(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return policy_setting(ld, s, &((struct cfg_form *)obj)->policy);
+}
+
+static int form_keep(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg_form *f = obj;
+    f->has_keep = true;
+    return load_name_list(ld, s, &f->keep, &f->nkeep);
+}
+
+static int form_blank(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg_form *f = obj;
+    f->has_blank = true;
+    return load_name_list(ld, s, &f->blank, &f->nblank);
+}
+
+static const struct key form_keys[] = {
+    {"tenant", form_tenant}, {"slug", form_slug},       {"retention", form_policy}, {"drafts", form_policy},
+    {"open_submissions", form_policy}, {"keep", form_keep}, {"blank", form_blank},
+};
+
+static int load_form(struct loader *ld, const config_setting_t *g, void *item)
+{
+    struct cfg_form *f = item;
+    int rc = load_group(ld, g, form_keys, AX_ARRAY_LEN(form_keys), f, "form", "{ tenant = ...; slug = ...; }");
+    if (rc)
+        return rc;
+    if (!f->tenant)
+        return bad(ld, g, "missing \"tenant\" (a tenant name, or \"*\" for every tenant)");
+    if (!f->slug)
+        return bad(ld, g, "missing \"slug\"");
+    for (size_t i = 0; i < f->nkeep; i++)
+        for (size_t j = 0; j < f->nblank; j++)
+            if (strcmp(f->keep[i], f->blank[j]) == 0)
+                return bad(ld, g, "field \"%s\" is both in keep and in blank", f->keep[i]);
+    return AX_OK;
+}
+
+/* -- discover -- */
+
+static int discover_conninfo(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_conninfo(ld, s, &((struct cfg_discover *)obj)->conninfo);
+}
+
+static int discover_databases(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_nonempty(ld, s, &((struct cfg_discover *)obj)->databases);
+}
+
+static int discover_exclude(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg_discover *d = obj;
+    return load_name_list(ld, s, &d->exclude, &d->nexclude);
+}
+
+static const struct key discover_keys[] = {
+    {"conninfo", discover_conninfo}, {"databases", discover_databases}, {"exclude", discover_exclude},
+};
+
+static int load_discover(struct loader *ld, const config_setting_t *g, void *item)
+{
+    struct cfg_discover *d = item;
+    int rc = load_group(ld, g, discover_keys, AX_ARRAY_LEN(discover_keys), d, "discover",
+                        "{ conninfo = ...; databases = \"wcs_%%\"; }");
+    if (rc)
+        return rc;
+    if (!d->conninfo)
+        return bad(ld, g, "missing \"conninfo\"");
+    if (!d->databases)
+        return bad(ld, g, "missing \"databases\" (a LIKE pattern, like \"wcs_%%\")");
+    return AX_OK;
+}
+
+/* -- bi -- */
+
+static bool simple_identifier(const char *s)
+{
+    if (!s[0] || strlen(s) > 63 || !(islower((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
+            return false;
+    return true;
+}
+
+static int bi_conninfo(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_conninfo(ld, s, &((struct cfg_bi *)obj)->conninfo);
+}
+
+static int bi_schema(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    const char *text;
+    int rc = get_nonempty_string(ld, s, &text);
+    if (rc)
+        return rc;
+    if (!simple_identifier(text))
+        return bad(ld, s, "\"%s\" is not a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63)", text);
+    set_string(&((struct cfg_bi *)obj)->schema, text);
+    return AX_OK;
+}
+
+static int bi_time_precision(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    const char *text;
+    int rc = get_string(ld, s, &text);
+    if (rc)
+        return rc;
+    if (strcmp(text, "minute") != 0 && strcmp(text, "hour") != 0 && strcmp(text, "day") != 0)
+        return bad(ld, s, "\"%s\" is not one of \"minute\", \"hour\", \"day\"", text);
+    set_string(&((struct cfg_bi *)obj)->time_precision, text);
+    return AX_OK;
+}
+
+static const struct key bi_keys[] = {
+    {"conninfo", bi_conninfo}, {"schema", bi_schema}, {"time_precision", bi_time_precision},
+};
+
+/* -- the top level -- */
+
+static int root_policy(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return policy_setting(ld, s, &((struct cfg *)obj)->policy);
+}
+
+static int root_batch_size(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return get_int_range(ld, s, 1, 100000, &((struct cfg *)obj)->batch_size);
+}
+
+static int root_jobs(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return get_int_range(ld, s, 1, 64, &((struct cfg *)obj)->jobs);
+}
+
+static int root_lock_timeout(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return get_duration(ld, s, &((struct cfg *)obj)->lock_timeout_ms);
+}
+
+static int root_statement_timeout(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return get_duration(ld, s, &((struct cfg *)obj)->statement_timeout_ms);
+}
+
+static int root_max_runtime(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return get_duration(ld, s, &((struct cfg *)obj)->max_runtime_ms);
+}
+
+static int root_vacuum(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return get_bool(ld, s, &((struct cfg *)obj)->vacuum);
+}
+
+static int root_log_syslog(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return get_bool(ld, s, &((struct cfg *)obj)->log_syslog);
+}
+
+static int root_schemas(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_nonempty(ld, s, &((struct cfg *)obj)->schemas);
+}
+
+static int root_backup_retention(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg *cfg = obj;
+    const char *text;
+    char msg[256];
+    int days, rc = get_string(ld, s, &text);
+    if (rc)
+        return rc;
+    /* not capped: it describes the backups, it does not set them */
+    if (tm_parse_period(text, &days, msg, sizeof msg) != AX_OK)
+        return bad(ld, s, "%s", msg);
+    cfg->backup_retention_days = days;
+    set_string(&cfg->backup_retention_text, text);
+    return AX_OK;
+}
+
+static int root_bi(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg_bi *bi = &((struct cfg *)obj)->bi;
+    int rc = load_group(ld, s, bi_keys, AX_ARRAY_LEN(bi_keys), bi, "bi",
+                        "{ conninfo = ...; schema = ...; time_precision = ...; }");
+    if (rc == AX_OK && !bi->conninfo)
+        rc = bad(ld, s, "missing \"conninfo\"");
+    return rc;
+}
+
+static int root_discover(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg *cfg = obj;
+    return load_list(ld, s, sizeof *cfg->discover, (void **)&cfg->discover, &cfg->ndiscover, load_discover,
+                     "( { conninfo = ...; databases = \"wcs_%%\"; } )");
+}
+
+static int root_tenants(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg *cfg = obj;
+    int rc = load_list(ld, s, sizeof *cfg->tenants, (void **)&cfg->tenants, &cfg->ntenants, load_tenant,
+                       "( { name = ...; conninfo = ...; } )");
+    for (size_t j = 0; rc == AX_OK && j < cfg->ntenants; j++)
+        for (size_t k = 0; rc == AX_OK && k < j; k++)
+            if (strcmp(cfg->tenants[k].name, cfg->tenants[j].name) == 0)
+                rc = bad(ld, config_setting_get_elem(s, (unsigned)j), "tenant \"%s\" is listed twice",
+                         cfg->tenants[j].name);
+    return rc;
+}
+
+static int root_forms(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg *cfg = obj;
+    return load_list(ld, s, sizeof *cfg->forms, (void **)&cfg->forms, &cfg->nforms, load_form,
+                     "( { tenant = \"*\"; slug = ...; } )");
+}
+
+static const struct key root_keys[] = {
+    {"retention", root_policy},
+    {"drafts", root_policy},
+    {"open_submissions", root_policy},
+    {"batch_size", root_batch_size},
+    {"lock_timeout", root_lock_timeout},
+    {"statement_timeout", root_statement_timeout},
+    {"vacuum", root_vacuum},
+    {"log_syslog", root_log_syslog},
+    {"schemas", root_schemas},
+    {"backup_retention", root_backup_retention},
+    {"jobs", root_jobs},
+    {"max_runtime", root_max_runtime},
+    {"discover", root_discover},
+    {"bi", root_bi},
+    {"tenants", root_tenants},
+    {"forms", root_forms},
+};
+
 static int load_root(struct loader *ld, const config_setting_t *root, struct cfg *cfg)
 {
-    int rc;
-    const char *text;
-
-    for (int i = 0; i < config_setting_length(root); i++) {
-        const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
-        const char *name = config_setting_name(s);
-        bool handled;
-        if ((rc = policy_key(ld, s, &cfg->policy, &handled)))
-            return rc;
-        if (handled)
-            continue;
-        if (strcmp(name, "batch_size") == 0) {
-            if ((rc = get_int_range(ld, s, 1, 100000, &cfg->batch_size)))
-                return rc;
-        } else if (strcmp(name, "lock_timeout") == 0) {
-            if ((rc = get_duration(ld, s, &cfg->lock_timeout_ms)))
-                return rc;
-        } else if (strcmp(name, "statement_timeout") == 0) {
-            if ((rc = get_duration(ld, s, &cfg->statement_timeout_ms)))
-                return rc;
-        } else if (strcmp(name, "vacuum") == 0) {
-            if ((rc = get_bool(ld, s, &cfg->vacuum)))
-                return rc;
-        } else if (strcmp(name, "log_syslog") == 0) {
-            if ((rc = get_bool(ld, s, &cfg->log_syslog)))
-                return rc;
-        } else if (strcmp(name, "schemas") == 0) {
-            if ((rc = get_nonempty_string(ld, s, &text)))
-                return rc;
-            free(cfg->schemas);
-            cfg->schemas = ax_strdup(text);
-        } else if (strcmp(name, "backup_retention") == 0) {
-            char msg[256];
-            int days;
-            if ((rc = get_string(ld, s, &text)))
-                return rc;
-            /* not capped: it describes the backups, it does not set them */
-            if (tm_parse_period(text, &days, msg, sizeof msg) != AX_OK)
-                return bad(ld, s, "%s", msg);
-            cfg->backup_retention_days = days;
-            free(cfg->backup_retention_text);
-            cfg->backup_retention_text = ax_strdup(text);
-        } else if (strcmp(name, "jobs") == 0) {
-            if ((rc = get_int_range(ld, s, 1, 64, &cfg->jobs)))
-                return rc;
-        } else if (strcmp(name, "max_runtime") == 0) {
-            if ((rc = get_duration(ld, s, &cfg->max_runtime_ms)))
-                return rc;
-        } else if (strcmp(name, "discover") == 0) {
-            if (!config_setting_is_list(s) && !config_setting_is_array(s))
-                return bad(ld, s, "must be a list of groups: ( { conninfo = ...; databases = \"wcs_%%\"; } )");
-            size_t n = (size_t)config_setting_length(s);
-            cfg->discover = ax_calloc(n, sizeof *cfg->discover);
-            for (size_t j = 0; j < n; j++) {
-                cfg->ndiscover = j + 1;
-                if ((rc = load_discover(ld, config_setting_get_elem(s, (unsigned)j), &cfg->discover[j])))
-                    return rc;
-            }
-        } else if (strcmp(name, "bi") == 0) {
-            if ((rc = load_bi(ld, s, &cfg->bi)))
-                return rc;
-        } else if (strcmp(name, "tenants") == 0) {
-            if (!config_setting_is_list(s) && !config_setting_is_array(s))
-                return bad(ld, s, "must be a list of groups: ( { name = ...; conninfo = ...; } )");
-            size_t n = (size_t)config_setting_length(s);
-            cfg->tenants = ax_calloc(n, sizeof *cfg->tenants);
-            for (size_t j = 0; j < n; j++) {
-                cfg->ntenants = j + 1;
-                if ((rc = load_tenant(ld, config_setting_get_elem(s, (unsigned)j), &cfg->tenants[j])))
-                    return rc;
-                for (size_t k = 0; k < j; k++)
-                    if (strcmp(cfg->tenants[k].name, cfg->tenants[j].name) == 0)
-                        return bad(ld, config_setting_get_elem(s, (unsigned)j), "tenant \"%s\" is listed twice",
-                                   cfg->tenants[j].name);
-            }
-        } else if (strcmp(name, "forms") == 0) {
-            if (!config_setting_is_list(s) && !config_setting_is_array(s))
-                return bad(ld, s, "must be a list of groups: ( { tenant = \"*\"; slug = ...; } )");
-            size_t n = (size_t)config_setting_length(s);
-            cfg->forms = ax_calloc(n, sizeof *cfg->forms);
-            for (size_t j = 0; j < n; j++) {
-                cfg->nforms = j + 1;
-                if ((rc = load_form(ld, config_setting_get_elem(s, (unsigned)j), &cfg->forms[j])))
-                    return rc;
-            }
-        } else {
-            return bad(ld, s, "unknown setting (see anonymizer.conf(5))");
-        }
-    }
+    int rc = load_keys(ld, root, root_keys, AX_ARRAY_LEN(root_keys), cfg, NULL);
+    if (rc)
+        return rc;
 
     /* cross checks, once everything is read */
     const config_setting_t *forms = config_setting_get_member(root, "forms");
