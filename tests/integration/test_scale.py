@@ -258,6 +258,29 @@ class ScaleTests(harness.TestCase):
 
     # -- progress ----------------------------------------------------------------------------
 
+    def test_progress_lines_when_not_a_terminal(self):
+        """A tenant that runs for more than 30 s gets a progress line every 30 s."""
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        ids = [full_submission(t, f, ref=ago(40), marker=str(i)) for i in range(3)]
+        self.write_config([t], extra='retention = "30 days"; lock_timeout = "2min";')
+        holder = t.cluster.connect(t.dbname, autocommit=False)
+        try:
+            # the w.c.s. trigger of the first batch waits for this row of wcs_all_forms
+            holder.cursor().execute('SELECT 1 FROM wcs_all_forms WHERE formdef_id = %s AND id = %s FOR UPDATE',
+                                    (f.id, ids[0]))
+            proc = self.start_anonymizer('run')
+            time.sleep(33)
+        finally:
+            holder.rollback()
+            holder.close()
+        out, err = proc.communicate(timeout=120)
+        self.assert_no_sanitizer_report(err)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertRegex(err, rf'anonymizer: progress: {re.escape(t.name)} demande-rdv 0 \(tenant running for 3\d s\)')
+        self.assertNotIn('\r', err)
+        self.assertTrue(all(t.row(f, i)['anonymised'] for i in ids))
+
     def test_live_progress_on_a_terminal(self):
         t, f = self.big_tenant(n=8000)
         self.write_config([t], extra='retention = "30 days"; batch_size = 20; vacuum = false;')
