@@ -37,13 +37,11 @@ void audit_new_run_id(char buf[37])
 
 int audit_begin(struct tenant *t, const struct app *app, const char *command)
 {
-    PGresult *res;
-    int rc = db_exec(&t->db, &res, "SELECT pg_catalog.to_regclass('anonymizer.runs') IS NULL", 0, NULL, NULL);
+    bool exists;
+    int rc = db_relation(&t->db, "anonymizer", "runs", &exists, NULL);
     if (rc)
         return rc;
-    bool missing = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (missing) {
+    if (!exists) {
         rc = db_cmd(&t->db, "CREATE SCHEMA IF NOT EXISTS anonymizer");
         if (!rc)
             rc = db_cmd(&t->db,
@@ -64,12 +62,9 @@ int audit_begin(struct tenant *t, const struct app *app, const char *command)
             return rc;
     }
     /* the change log the export reads (see export.c): one row per batch */
-    rc = db_exec(&t->db, &res, "SELECT pg_catalog.to_regclass('anonymizer.changes') IS NULL", 0, NULL, NULL);
-    if (rc)
+    if ((rc = db_relation(&t->db, "anonymizer", "changes", &exists, NULL)))
         return rc;
-    missing = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (missing) {
+    if (!exists) {
         rc = db_cmd(&t->db, "CREATE TABLE IF NOT EXISTS anonymizer.changes ("
                             " seq bigserial PRIMARY KEY,"
                             " run_id uuid NOT NULL,"

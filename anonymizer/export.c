@@ -118,16 +118,14 @@ static int bi_setup(struct bi *bi)
     if ((rc = db_cmd(&bi->db, "SELECT pg_catalog.pg_advisory_xact_lock(" BI_SETUP_LOCK ")")))
         goto fail;
     /* from the catalog: CREATE SCHEMA IF NOT EXISTS would need CREATE on the database */
-    rc = db_exec(&bi->db, &res,
-                 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1),"
-                 " EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                 "  WHERE n.nspname = $1 AND c.relname = 'contract')",
-                 1, types, values);
+    rc = db_exec(&bi->db, &res, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)", 1,
+                 types, values);
     if (rc)
         goto fail;
-    bool has_schema = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    bool has_contract = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    bool has_schema = strcmp(PQgetvalue(res, 0, 0), "t") == 0, has_contract;
     PQclear(res);
+    if ((rc = db_relation(&bi->db, bi->schema, "contract", &has_contract, NULL)))
+        goto fail;
     if (!has_schema && (rc = bi_exec(bi, NULL, "CREATE SCHEMA @S", 0, NULL, NULL)))
         goto fail;
     if (!has_contract) {
@@ -307,7 +305,7 @@ static char *tenant_copy_sql(struct tenant *t, const struct form *f, const struc
  * left out of COPY mode whatever happens; an error on either side is
  * recorded on that side's db.
  */
-static int pump(struct db *src, struct db *dst, const char *src_sql, const char *dst_sql)
+static int pump(struct db *src, struct db *dst, const char *src_sql, const char *dst_sql, long long *copied)
 {
     PGresult *r;
     int rc = AX_OK;
@@ -377,6 +375,8 @@ static int pump(struct db *src, struct db *dst, const char *src_sql, const char 
             const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
             db_set_error(dst, "%s", msg ? msg : PQerrorMessage(dst->conn));
             rc = AX_ERR_DB;
+        } else if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+            *copied = atoll(PQcmdTuples(r)); /* "COPY n" */
         }
         PQclear(r);
     }
@@ -514,26 +514,20 @@ static int export_form(const struct app *app, struct tenant *t, struct bi *bi, c
         empty = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
     }
-    long long inserted, updated, read;
+    long long inserted, updated, read = 0;
     if (empty) {
         struct strbuf dst;
         sb_init(&dst);
         sb_appendf(&dst, "COPY %s.submissions (" SUBMISSION_COLUMNS ") FROM STDIN", bi->schema_q);
-        rc = pump(&t->db, &bi->db, copy_sql, dst.buf);
+        rc = pump(&t->db, &bi->db, copy_sql, dst.buf, &read);
         sb_free(&dst);
         if (rc)
             goto out;
-        const char *v[2] = {t->name, fid};
-        const Oid ty[2] = {DB_TEXTOID, DB_INT4OID};
-        if ((rc = bi_exec(bi, &res, "SELECT count(*) FROM @S.submissions WHERE tenant = $1 AND form_id = $2", 2, ty,
-                          v)))
-            goto out;
-        inserted = read = atoll(PQgetvalue(res, 0, 0));
+        inserted = read;
         updated = 0;
-        PQclear(res);
         goto merged;
     }
-    rc = pump(&t->db, &bi->db, copy_sql, "COPY pg_temp.anonymizer_stage (" SUBMISSION_COLUMNS ") FROM STDIN");
+    rc = pump(&t->db, &bi->db, copy_sql, "COPY pg_temp.anonymizer_stage (" SUBMISSION_COLUMNS ") FROM STDIN", &read);
     if (rc)
         goto out;
 
@@ -555,14 +549,12 @@ static int export_form(const struct app *app, struct tenant *t, struct bi *bi, c
                  "  EXCLUDED.backoffice_submission, EXCLUDED.criticality_level, EXCLUDED.processing_time,"
                  "  EXCLUDED.fields)"
                  " RETURNING b.xmax = 0 AS inserted)"
-                 " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),"
-                 " (SELECT count(*) FROM pg_temp.anonymizer_stage) FROM up",
+                 " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up",
                  0, NULL, NULL);
     if (rc)
         goto out;
     inserted = atoll(PQgetvalue(res, 0, 0));
     updated = atoll(PQgetvalue(res, 0, 1));
-    read = atoll(PQgetvalue(res, 0, 2));
     PQclear(res);
 merged:
 
@@ -628,7 +620,7 @@ static int tenant_snapshot(struct tenant *t, struct tenant_snapshot *snap)
         return rc;
     snprintf(snap->now, sizeof snap->now, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    if ((rc = tenant_can_read(t, "anonymizer", "changes", &exists, &readable)))
+    if ((rc = db_relation(&t->db, "anonymizer", "changes", &exists, &readable)))
         return rc;
     snprintf(snap->seq, sizeof snap->seq, "0");
     snap->has_changes = false;
@@ -708,7 +700,7 @@ enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, struc
         }
         db_clear_error(&bi.db);
         db_clear_error(&t->db);
-        progress_form_start(t->name, f->slug, -1);
+        progress_form_start(f->slug, -1);
         rc = export_form(app, t, &bi, f, &snap, tot);
         progress_form_end();
         if (rc && app_interrupted) {

@@ -86,9 +86,8 @@ static struct {
     double last_sent;
 } wp;
 
-void progress_form_start(const char *tenant, const char *form, long long due)
+void progress_form_start(const char *form, long long due)
 {
-    (void)tenant;
     if (worker_fd < 0)
         return;
     memset(&wp.msg, 0, sizeof wp.msg);

@@ -22,8 +22,8 @@ typedef enum tenant_outcome (*job_fn)(const struct app *app, struct app_tenant *
  */
 void jobs_run(const struct app *app, int jobs, job_fn fn, enum tenant_outcome *outcomes, struct run_totals *tot);
 
-/* Progress, called by the work itself (no-ops outside a worker). */
-void progress_form_start(const char *tenant, const char *form, long long due);
+/* Progress of the worker's tenant, called by the work itself (no-ops outside a worker). */
+void progress_form_start(const char *form, long long due);
 void progress_add(long long done);
 void progress_form_end(void);
 

@@ -287,14 +287,16 @@ int main(int argc, char **argv)
         }
     }
     for (size_t i = 0; i < cli.ntenants; i++) {
-        if (!cfg_find_tenant(app.cfg, cli.tenants[i])) {
-            status = app.discovery_failures ? EXIT_SOME_FAILED
-                                            : usage_error("unknown tenant \"%s\" (neither listed nor discovered)",
-                                                          cli.tenants[i]);
-            if (app.discovery_failures)
-                log_error("unknown tenant \"%s\" (some discover entries failed)", cli.tenants[i]);
-            goto out;
+        if (cfg_find_tenant(app.cfg, cli.tenants[i]))
+            continue;
+        /* a server that did not answer may have it: not a usage error then */
+        if (app.discovery_failures) {
+            log_error("unknown tenant \"%s\" (some discover entries failed)", cli.tenants[i]);
+            status = EXIT_SOME_FAILED;
+        } else {
+            status = usage_error("unknown tenant \"%s\" (neither listed nor discovered)", cli.tenants[i]);
         }
+        goto out;
     }
     app.tenants = ax_calloc(app.cfg->ntenants, sizeof *app.tenants);
     for (size_t i = 0; i < app.cfg->ntenants; i++) {

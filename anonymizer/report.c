@@ -306,7 +306,7 @@ static int collect_audit(struct tenant *t, struct tenant_report *tr)
 {
     PGresult *res;
     bool exists, readable;
-    int rc = tenant_can_read(t, "anonymizer", "runs", &exists, &readable);
+    int rc = db_relation(&t->db, "anonymizer", "runs", &exists, &readable);
     if (rc)
         return rc;
     if (!exists)

@@ -36,12 +36,11 @@ struct form_counts {
     long long history_cleared;   /* history rows cleared */
     long long tracking_deleted;  /* tracking codes deleted */
     long long locked;            /* due, but held by another session */
-    int batches;
 };
 
 struct batch_sql {
     const char *what; /* for messages */
-    bool log_changes; /* record the range in anonymizer.changes */
+    bool deleting;    /* deletes drafts; otherwise anonymises, and logs its ranges in anonymizer.changes */
     char *range;      /* $5 lo, $6 limit -> max(id), count: to skip a range that could not be locked */
     char *work;       /* $5 lo, $6 limit -> hi, candidates, counters */
     char *allforms;   /* optional second statement, over ($5, $6] */
@@ -102,7 +101,6 @@ static char *range_statement(const struct form *f, const char *pred)
 static void build_anonymise_sql(const struct form *f, struct batch_sql *b)
 {
     b->what = "anonymise";
-    b->log_changes = true;
     b->range = range_statement(f, f->pred.work);
     char *change = ax_asprintf("UPDATE public.%s t SET %s FROM locked l WHERE t.id = l.id RETURNING l.fresh, l.draft",
                                f->q_table, f->sql_set);
@@ -122,6 +120,7 @@ static void build_drafts_sql(const struct tenant *t, const struct form *f, struc
     static const char draft_pred[] = "m.status = 'draft' AND " SQL_PAST;
 
     b->what = "delete drafts";
+    b->deleting = true;
     b->range = range_statement(f, draft_pred);
     /* history rows go with the submission (ON DELETE CASCADE), the
      * wcs_all_forms row with the w.c.s. trigger */
@@ -182,7 +181,7 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
             if (b->allforms)
                 rc = db_exec(&t->db, NULL, b->allforms, FORM_NPARAMS, form_param_types, values);
         }
-        if (rc == AX_OK && b->log_changes) {
+        if (rc == AX_OK && !b->deleting) {
             /* in the batch's transaction: the export finds exactly what committed */
             const char *cv[4] = {app->run_id, f->table, lo, hi};
             const Oid ct[4] = {DB_TEXTOID, DB_TEXTOID, DB_INT8OID, DB_INT8OID};
@@ -227,14 +226,13 @@ static int run_batches(struct tenant *t, const struct app *app, struct form *f, 
         long long done = anonymised + completed + drafts;
         c->anonymised += anonymised;
         c->completed += completed;
-        if (strcmp(b->what, "delete drafts") == 0)
+        if (b->deleting)
             c->drafts_deleted += drafts;
         else
             c->drafts_anonymised += drafts;
         c->history_cleared += getll(res, 0, 5);
         c->tracking_deleted += getll(res, 0, 6);
         c->locked += candidates > done ? candidates - done : 0;
-        c->batches++;
         PQclear(res);
         res = NULL;
         progress_add(done);
@@ -340,7 +338,7 @@ static int run_form(struct tenant *t, const struct app *app, struct form *f, str
     /* counting costs a pass over the table: only for someone watching */
     if (app->progress_live && count_work(t, f, &due) != AX_OK)
         due = -1;
-    progress_form_start(t->name, f->slug, due);
+    progress_form_start(f->slug, due);
     build_anonymise_sql(f, &anon);
     rc = run_batches(t, app, f, &anon, &c);
     if (rc == AX_OK && f->pol.drafts == CFG_DRAFTS_DELETE) {

@@ -111,19 +111,6 @@ int tenant_try_lock(struct tenant *t, bool *acquired)
     return AX_OK;
 }
 
-static bool relation_exists(struct tenant *t, const char *qualified, int *rc)
-{
-    PGresult *res;
-    const char *values[1] = {qualified};
-    const Oid types[1] = {DB_TEXTOID};
-    *rc = db_exec(&t->db, &res, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, types, values);
-    if (*rc)
-        return false;
-    bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    return exists;
-}
-
 /* Columns of a relation, in order. */
 static int load_columns(struct tenant *t, const char *oid, struct column **cols, size_t *n)
 {
@@ -410,14 +397,10 @@ int tenant_discover_forms(struct tenant *t, const struct app *app)
     PGresult *res = NULL;
     int rc;
 
-    t->has_tracking_codes = relation_exists(t, "public.tracking_codes", &rc);
-    if (rc)
-        return rc;
-    t->has_allforms = relation_exists(t, "public.wcs_all_forms", &rc);
-    if (rc)
-        return rc;
-    bool has_formdefs = relation_exists(t, "public.formdefs", &rc);
-    if (rc)
+    bool has_formdefs;
+    if ((rc = db_relation(&t->db, "public", "tracking_codes", &t->has_tracking_codes, NULL)) ||
+        (rc = db_relation(&t->db, "public", "wcs_all_forms", &t->has_allforms, NULL)) ||
+        (rc = db_relation(&t->db, "public", "formdefs", &has_formdefs, NULL)))
         return rc;
     if (t->has_allforms && (rc = load_allforms_columns(t, &t->allforms_cols, &t->nallforms)))
         return rc;
@@ -492,26 +475,6 @@ int tenant_discover_forms(struct tenant *t, const struct app *app)
 out:
     PQclear(res);
     return rc;
-}
-
-int tenant_can_read(struct tenant *t, const char *schema, const char *table, bool *exists, bool *readable)
-{
-    PGresult *res;
-    const char *values[2] = {schema, table};
-    const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
-    /* from the catalog: to_regclass() would fail without USAGE on the schema */
-    int rc = db_exec(&t->db, &res,
-                     "SELECT count(*) > 0, COALESCE(bool_and(pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
-                     "  AND pg_catalog.has_table_privilege(c.oid, 'SELECT')), false)"
-                     " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                     " WHERE n.nspname = $1 AND c.relname = $2",
-                     2, types, values);
-    if (rc)
-        return rc;
-    *exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    *readable = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-    PQclear(res);
-    return AX_OK;
 }
 
 int tenant_compute_cutoffs(struct tenant *t, const char *at)

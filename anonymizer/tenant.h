@@ -82,9 +82,6 @@ int tenant_try_lock(struct tenant *t, bool *acquired);
 /* Finds, classifies and prepares every form of the tenant. */
 int tenant_discover_forms(struct tenant *t, const struct app *app);
 
-/* Whether schema.table exists, and whether this session may read it. */
-int tenant_can_read(struct tenant *t, const char *schema, const char *table, bool *exists, bool *readable);
-
 /* Sets every form's cutoff from one server clock reading: at (NULL: now()). */
 int tenant_compute_cutoffs(struct tenant *t, const char *at);
 

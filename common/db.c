@@ -121,6 +121,26 @@ int db_exec_binary(struct db *db, PGresult **res, const char *sql, int nparams, 
     return check_result(db, r, sql, res);
 }
 
+int db_relation(struct db *db, const char *schema, const char *name, bool *exists, bool *readable)
+{
+    PGresult *res;
+    const char *values[2] = {schema, name};
+    const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
+    int rc = db_exec(db, &res,
+                     "SELECT count(*) > 0, COALESCE(bool_and(pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+                     "  AND pg_catalog.has_table_privilege(c.oid, 'SELECT')), false)"
+                     " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                     " WHERE n.nspname = $1 AND c.relname = $2",
+                     2, types, values);
+    if (rc)
+        return rc;
+    *exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    if (readable)
+        *readable = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    PQclear(res);
+    return AX_OK;
+}
+
 void db_clear_error(struct db *db)
 {
     free(db->error);

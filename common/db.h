@@ -67,6 +67,13 @@ bool db_error_is(const struct db *db, const char *sqlstate);
 /* Records an error message of our own (sqlstate left empty). */
 void db_set_error(struct db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Whether schema.name exists, and (readable, may be NULL) whether this
+ * session may read it.  From the catalog: to_regclass() fails without USAGE
+ * on the schema.
+ */
+int db_relation(struct db *db, const char *schema, const char *name, bool *exists, bool *readable);
+
 /* Forgets the last error. */
 void db_clear_error(struct db *db);
 
