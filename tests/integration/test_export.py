@@ -68,7 +68,10 @@ class ExportTests(harness.TestCase):
         with self.bi.cursor() as cur:
             cur.execute("""SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                            WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                           AND n.nspname NOT LIKE 'pg_toast%'""")
+                           AND n.nspname NOT LIKE 'pg_toast%'
+                           -- another session's temporary tables cannot be read, and die with it: the
+                           -- export's staging table may still be listed an instant after it exits
+                           AND n.nspname NOT LIKE 'pg\\_temp\\_%'""")
             for nsp, rel in cur.fetchall():
                 cur.execute(f'SELECT t::text FROM {wcs.qi(nsp)}.{wcs.qi(rel)} t')
                 out.extend(r[0] for r in cur.fetchall())

@@ -84,6 +84,16 @@ class ScaleTests(harness.TestCase):
         for k in ('tpl', 'skipme'):
             self._untemplate(c, names)
             self.assertEqual(self.anonymised(c, names[k]), 0, k)
+        # a forms entry naming a tenant neither listed nor discovered is a configuration error
+        self.write_config([], extra=f'discover = ( {{ conninfo = "{harness.cfgstr(server)}";'
+                                    f' databases = "{prefix}\\_%"; }} );',
+                          forms=['{ tenant = "nowhere"; slug = "demande-rdv"; }'])
+        res = self.anonymizer('check', expect=78)
+        self.assertIn('unknown tenant "nowhere" (neither listed nor discovered)', res.stderr)
+        self.write_config([], extra=f'discover = ( {{ conninfo = "{harness.cfgstr(server)}";'
+                                    f' databases = "{prefix}\\_%"; }} );',
+                          forms=[f'{{ tenant = "{names["a"]}"; slug = "demande-rdv"; retention = "10 days"; }}'])
+        self.assertIn('retention 10 days (form)', self.anonymizer('-t', names['a'], 'check', expect=0).stdout)
         # definitions are looked up under the database name
         form = standard_form()
         form.write_definition(self.schemas, names['c'])
