@@ -26,6 +26,23 @@ void app_free(struct app *app)
     cfg_free(app->cfg);
 }
 
+const char *tenant_outcome_str(enum tenant_outcome outcome)
+{
+    switch (outcome) {
+    case TENANT_OK: return "ok";
+    case TENANT_FAILED: return "failed";
+    case TENANT_UNREACHABLE: return "unreachable";
+    case TENANT_LOCKED: return "locked";
+    case TENANT_INTERRUPTED: return "interrupted";
+    }
+    return "?";
+}
+
+const char *app_interruption_str(void)
+{
+    return app_budget_exhausted && !app_interrupted ? "time budget exhausted" : "interrupted by a signal";
+}
+
 int app_exit_status(const enum tenant_outcome *outcomes, size_t n)
 {
     size_t unreachable = 0, failed = 0, tempfail = 0;

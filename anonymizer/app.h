@@ -65,7 +65,22 @@ enum tenant_outcome {
     TENANT_INTERRUPTED,
 };
 
+/* The outcome's word in the audit and in messages: "ok", "failed", "unreachable", "locked", "interrupted". */
+const char *tenant_outcome_str(enum tenant_outcome outcome);
+
+/* Why the run stopped early: "time budget exhausted" or "interrupted by a signal". */
+const char *app_interruption_str(void);
+
 /* Folds tenant outcomes into the exit status, as documented. */
 int app_exit_status(const enum tenant_outcome *outcomes, size_t n);
+
+/* What a command did, summed over tenants (workers send theirs to the parent). */
+struct run_totals {
+    long long anonymised;
+    long long completed;
+    long long drafts;
+    long long locked;
+    long long exported;
+};
 
 #endif

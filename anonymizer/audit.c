@@ -1,16 +1,45 @@
 /*
- * audit.c: the anonymizer.runs table.
+ * audit.c: the anonymizer schema (see audit.h).
  */
 #include "audit.h"
 #include "ax.h"
+#include "strbuf.h"
 #include "version.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <unistd.h>
 #include <time.h>
+#include <unistd.h>
+
+/* ISO 8601 in UTC, to the second */
+#define ISO(x) "pg_catalog.to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+static const char *const schema_ddl[] = {
+    "CREATE SCHEMA IF NOT EXISTS anonymizer",
+    "CREATE TABLE IF NOT EXISTS anonymizer.runs ("
+    " run_id uuid NOT NULL,"
+    " tenant text NOT NULL,"
+    " command text NOT NULL,"
+    " started_at timestamptz NOT NULL,"
+    " finished_at timestamptz,"
+    " version text NOT NULL,"
+    " host text NOT NULL,"
+    " config_sha256 text NOT NULL,"
+    " forms jsonb NOT NULL DEFAULT '[]'::jsonb,"
+    " outcome text NOT NULL,"
+    " error text,"
+    " PRIMARY KEY (run_id, tenant))",
+    "CREATE TABLE IF NOT EXISTS anonymizer.changes ("
+    " seq bigserial PRIMARY KEY,"
+    " run_id uuid NOT NULL,"
+    " table_name text NOT NULL,"
+    " lo bigint NOT NULL,"
+    " hi bigint NOT NULL,"
+    " changed_at timestamptz NOT NULL DEFAULT pg_catalog.now())",
+    "CREATE INDEX IF NOT EXISTS changes_table_seq ON anonymizer.changes (table_name, seq)",
+};
 
 void audit_new_run_id(char buf[37])
 {
@@ -35,64 +64,69 @@ void audit_new_run_id(char buf[37])
              b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+/*
+ * Creates what is missing of the schema: only that, so that a role without
+ * CREATE on the database works once the schema exists (CREATE SCHEMA IF NOT
+ * EXISTS checks the privilege first).
+ */
+static int create_schema(struct tenant *t)
+{
+    PGresult *res;
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(3),
+                      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'anonymizer'),"
+                      " EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+                      "  ON n.oid = c.relnamespace WHERE n.nspname = 'anonymizer' AND c.relname = 'runs'),"
+                      " EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+                      "  ON n.oid = c.relnamespace WHERE n.nspname = 'anonymizer' AND c.relname = 'changes')",
+                      0, NULL, NULL);
+    if (rc)
+        return rc;
+    bool have[3];
+    for (int i = 0; i < 3; i++)
+        have[i] = strcmp(PQgetvalue(res, 0, i), "t") == 0;
+    PQclear(res);
+    if (!have[0] && (rc = db_cmd(&t->db, schema_ddl[0])))
+        return rc;
+    if (!have[1] && (rc = db_cmd(&t->db, schema_ddl[1])))
+        return rc;
+    if (!have[2] && ((rc = db_cmd(&t->db, schema_ddl[2])) || (rc = db_cmd(&t->db, schema_ddl[3]))))
+        return rc;
+    return AX_OK;
+}
+
+/* The configuration file's bytes, as hex text: the server hashes them (no crypto library needed). */
+static char *hex(const char *bytes, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *out = ax_malloc(2 * len + 1);
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[(unsigned char)bytes[i] >> 4];
+        out[2 * i + 1] = digits[(unsigned char)bytes[i] & 15];
+    }
+    out[2 * len] = '\0';
+    return out;
+}
+
 int audit_begin(struct tenant *t, const struct app *app, const char *command)
 {
-    bool exists;
-    int rc = db_relation(&t->db, "anonymizer", "runs", &exists, NULL);
+    int rc = create_schema(t);
     if (rc)
         return rc;
-    if (!exists) {
-        rc = db_cmd(&t->db, "CREATE SCHEMA IF NOT EXISTS anonymizer");
-        if (!rc)
-            rc = db_cmd(&t->db,
-                        "CREATE TABLE IF NOT EXISTS anonymizer.runs ("
-                        " run_id uuid NOT NULL,"
-                        " tenant text NOT NULL,"
-                        " command text NOT NULL,"
-                        " started_at timestamptz NOT NULL,"
-                        " finished_at timestamptz,"
-                        " version text NOT NULL,"
-                        " host text NOT NULL,"
-                        " config_sha256 text NOT NULL,"
-                        " forms jsonb NOT NULL DEFAULT '[]'::jsonb,"
-                        " outcome text NOT NULL,"
-                        " error text,"
-                        " PRIMARY KEY (run_id, tenant))");
-        if (rc)
-            return rc;
-    }
-    /* the change log the export reads (see export.c): one row per batch */
-    if ((rc = db_relation(&t->db, "anonymizer", "changes", &exists, NULL)))
-        return rc;
-    if (!exists) {
-        rc = db_cmd(&t->db, "CREATE TABLE IF NOT EXISTS anonymizer.changes ("
-                            " seq bigserial PRIMARY KEY,"
-                            " run_id uuid NOT NULL,"
-                            " table_name text NOT NULL,"
-                            " lo bigint NOT NULL,"
-                            " hi bigint NOT NULL,"
-                            " changed_at timestamptz NOT NULL DEFAULT pg_catalog.now())");
-        if (!rc)
-            rc = db_cmd(&t->db, "CREATE INDEX IF NOT EXISTS changes_table_seq ON anonymizer.changes (table_name, seq)");
-        if (rc)
-            return rc;
-    }
     /* we hold the tenant lock: a row still "running" belongs to a run that died */
-    rc = db_cmd(&t->db, "UPDATE anonymizer.runs SET outcome = 'crashed' WHERE outcome = 'running'");
-    if (rc)
+    if ((rc = db_cmd(&t->db, "UPDATE anonymizer.runs SET outcome = 'crashed' WHERE outcome = 'running'")))
         return rc;
 
-    const char *values[6] = {app->run_id, t->name, command, ANONYMIZER_VERSION, app->host, app->config_bytes};
-    const Oid types[6] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_BYTEAOID};
-    const int lengths[6] = {0, 0, 0, 0, 0, (int)app->config_len};
-    const int formats[6] = {0, 0, 0, 0, 0, 1};
-    /* the server hashes the configuration: no crypto library needed here */
-    return db_exec_binary(&t->db, NULL,
-                          "INSERT INTO anonymizer.runs (run_id, tenant, command, started_at, version, host,"
-                          " config_sha256, outcome)"
-                          " VALUES ($1::uuid, $2, $3, pg_catalog.clock_timestamp(), $4, $5,"
-                          " pg_catalog.encode(pg_catalog.sha256($6), 'hex'), 'running')",
-                          6, types, values, lengths, formats);
+    char *config_hex = hex(app->config_bytes, app->config_len);
+    const char *values[6] = {app->run_id, t->name, command, ANONYMIZER_VERSION, app->host, config_hex};
+    const Oid types[6] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
+    rc = db_command(&t->db,
+                    "INSERT INTO anonymizer.runs (run_id, tenant, command, started_at, version, host,"
+                    " config_sha256, outcome)"
+                    " VALUES ($1::uuid, $2, $3, pg_catalog.clock_timestamp(), $4, $5,"
+                    " pg_catalog.encode(pg_catalog.sha256(pg_catalog.decode($6, 'hex')), 'hex'), 'running')",
+                    6, types, values);
+    free(config_hex);
+    return rc;
 }
 
 int audit_add_form(struct tenant *t, const struct app *app, json_object *entry)
@@ -101,20 +135,117 @@ int audit_add_form(struct tenant *t, const struct app *app, json_object *entry)
     json_object_array_add(arr, json_object_get(entry));
     const char *values[3] = {app->run_id, t->name, json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN)};
     const Oid types[3] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
-    int rc = db_exec(&t->db, NULL,
-                     "UPDATE anonymizer.runs SET forms = forms || $3::jsonb WHERE run_id = $1::uuid AND tenant = $2",
-                     3, types, values);
+    int rc = db_command(&t->db,
+                        "UPDATE anonymizer.runs SET forms = forms || $3::jsonb WHERE run_id = $1::uuid AND tenant = $2",
+                        3, types, values);
     json_object_put(arr);
     return rc;
 }
 
-int audit_finish(struct tenant *t, const struct app *app, const char *outcome, const char *error)
+int audit_finish(struct tenant *t, const struct app *app, enum tenant_outcome outcome, const char *error)
 {
-    const char *values[4] = {app->run_id, t->name, outcome, error};
+    const char *values[4] = {app->run_id, t->name, tenant_outcome_str(outcome), error};
     const Oid types[4] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
     db_rollback_quietly(&t->db);
-    return db_exec(&t->db, NULL,
-                   "UPDATE anonymizer.runs SET finished_at = pg_catalog.clock_timestamp(), outcome = $3, error = $4"
-                   " WHERE run_id = $1::uuid AND tenant = $2",
-                   4, types, values);
+    return db_command(&t->db,
+                      "UPDATE anonymizer.runs SET finished_at = pg_catalog.clock_timestamp(), outcome = $3, error = $4"
+                      " WHERE run_id = $1::uuid AND tenant = $2",
+                      4, types, values);
+}
+
+/* -- the change log ------------------------------------------------------------ */
+
+int audit_log_change(struct tenant *t, const struct app *app, const char *table, const char *lo, const char *hi)
+{
+    const char *values[4] = {app->run_id, table, lo, hi};
+    const Oid types[4] = {DB_TEXTOID, DB_TEXTOID, DB_INT8OID, DB_INT8OID};
+    /* ranges are stored inclusive */
+    return db_command(&t->db,
+                      "INSERT INTO anonymizer.changes (run_id, table_name, lo, hi) VALUES ($1::uuid, $2, $3 + 1, $4)",
+                      4, types, values);
+}
+
+int audit_prune_changes(struct tenant *t, long long seq)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%lld", seq);
+    const char *values[1] = {s};
+    const Oid types[1] = {DB_INT8OID};
+    return db_command(&t->db, "DELETE FROM anonymizer.changes WHERE seq <= $1", 1, types, values);
+}
+
+int audit_changes_position(struct tenant *t, bool *available, char *seq, size_t seqlen)
+{
+    PGresult *res;
+    bool exists, readable;
+    int rc = db_relation(&t->db, "anonymizer", "changes", &exists, &readable);
+    if (rc)
+        return rc;
+    snprintf(seq, seqlen, "0");
+    *available = false;
+    if (!exists)
+        return AX_OK;
+    if (!readable) {
+        /* without it, submissions the run completed would be missed: no guess */
+        db_set_error(&t->db, "no SELECT privilege on anonymizer.changes, which the export needs");
+        return AX_ERR_DB;
+    }
+    *available = true;
+    if ((rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT COALESCE(max(seq), 0) FROM anonymizer.changes", 0,
+                       NULL, NULL)))
+        return rc;
+    snprintf(seq, seqlen, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return AX_OK;
+}
+
+char *audit_changed_ids_sql(const char *q_table)
+{
+    return ax_asprintf("SELECT b.id FROM anonymizer.changes c JOIN public.%s b ON b.id BETWEEN c.lo AND c.hi"
+                       " WHERE c.table_name = pg_catalog.current_setting('anonymizer.table')"
+                       " AND c.seq > pg_catalog.current_setting('anonymizer.seq')::bigint",
+                       q_table);
+}
+
+/* -- reading ----------------------------------------------------------------------- */
+
+int audit_read(struct tenant *t, struct audit_view *out)
+{
+    PGresult *res;
+    memset(out, 0, sizeof *out);
+    int rc = db_relation(&t->db, "anonymizer", "runs", &out->exists, &out->readable);
+    if (rc || !out->exists || !out->readable)
+        return rc;
+    rc = db_query(&t->db, &res, DB_ONE_ROW(1),
+                  "SELECT " ISO("max(finished_at)") " FROM anonymizer.runs WHERE command = 'run' AND outcome = 'ok'",
+                  0, NULL, NULL);
+    if (rc)
+        return rc;
+    out->last_ok = PQgetisnull(res, 0, 0) ? NULL : ax_strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    rc = db_query(&t->db, &res, DB_ROWS(2),
+                  "SELECT f->>'table', COALESCE((f->>'locked')::bigint, 0) FROM"
+                  " (SELECT forms FROM anonymizer.runs WHERE command = 'run' AND outcome <> 'running'"
+                  "  ORDER BY started_at DESC LIMIT 1) r, pg_catalog.jsonb_array_elements(r.forms) f",
+                  0, NULL, NULL);
+    if (rc)
+        return rc;
+    out->nlocked = (size_t)PQntuples(res);
+    out->locked = ax_calloc(out->nlocked, sizeof *out->locked);
+    for (size_t i = 0; i < out->nlocked; i++) {
+        out->locked[i].table = ax_strdup(PQgetvalue(res, (int)i, 0));
+        out->locked[i].locked = atoll(PQgetvalue(res, (int)i, 1));
+    }
+    PQclear(res);
+    return AX_OK;
+}
+
+void audit_view_free(struct audit_view *v)
+{
+    free(v->last_ok);
+    for (size_t i = 0; i < v->nlocked; i++)
+        free(v->locked[i].table);
+    free(v->locked);
+    memset(v, 0, sizeof *v);
 }

@@ -1,9 +1,17 @@
 /*
- * audit.h: the audit trail kept in each tenant database, table
- * anonymizer.runs: one row per run and tenant, written when the tenant
- * starts (outcome "running"), completed form by form, closed at the end.
- * A row left "running" by a killed run is marked "crashed" by the next run,
- * which holds the tenant lock and so knows nobody else is running.
+ * audit.h: the "anonymizer" schema of each tenant database, and the only
+ * module that creates, writes, reads or prunes it.
+ *
+ *   anonymizer.runs     the audit trail: one row per run and tenant, written
+ *                       when the tenant starts (outcome "running"), completed
+ *                       form by form, closed at the end.  A row left
+ *                       "running" by a killed run is marked "crashed" by the
+ *                       next run, which holds the tenant lock and so knows
+ *                       nobody else is running.
+ *   anonymizer.changes  the change log the export reads: the id range of
+ *                       every anonymisation batch, written in the batch's
+ *                       own transaction, pruned once every form has
+ *                       exported it.
  */
 #ifndef AUDIT_H
 #define AUDIT_H
@@ -12,17 +20,60 @@
 
 #include <json-c/json.h>
 
-/* Creates the schema and table when missing, closes stale rows and inserts
+/* Fills buf with a random (version 4) UUID. */
+void audit_new_run_id(char buf[37]);
+
+/* -- the audit trail (run) ----------------------------------------------------- */
+
+/* Creates the schema and tables when missing, closes stale rows and inserts
  * this run's row. */
 int audit_begin(struct tenant *t, const struct app *app, const char *command);
 
 /* Appends one form's entry (a JSON object; not consumed). */
 int audit_add_form(struct tenant *t, const struct app *app, json_object *entry);
 
-/* outcome: "ok", "failed", "interrupted"; error may be NULL. */
-int audit_finish(struct tenant *t, const struct app *app, const char *outcome, const char *error);
+/* Closes this run's row; error may be NULL.  Rolls back a transaction left open. */
+int audit_finish(struct tenant *t, const struct app *app, enum tenant_outcome outcome, const char *error);
 
-/* Fills buf with a random (version 4) UUID. */
-void audit_new_run_id(char buf[37]);
+/* -- the change log ------------------------------------------------------------ */
+
+/* Records that the batch over (lo, hi] of table changed rows, in the caller's transaction. */
+int audit_log_change(struct tenant *t, const struct app *app, const char *table, const char *lo, const char *hi);
+
+/* Forgets the changes up to seq (every form has exported them). */
+int audit_prune_changes(struct tenant *t, long long seq);
+
+/*
+ * Where the change log stands in the current snapshot: *available false
+ * when there is none yet (seq "0"); an error when it exists but cannot be
+ * read (the export would miss submissions).
+ */
+int audit_changes_position(struct tenant *t, bool *available, char *seq, size_t seqlen);
+
+/*
+ * A SELECT of the ids of the table (quoted name) that the change log lists
+ * after the position in setting anonymizer.seq, for the table named in
+ * setting anonymizer.table (see plan_export_copy).  Caller frees.
+ */
+char *audit_changed_ids_sql(const char *q_table);
+
+/* -- what the report reads ---------------------------------------------------- */
+
+struct audit_locked {
+    char *table;
+    long long locked;
+};
+
+struct audit_view {
+    bool exists;   /* anonymizer.runs exists */
+    bool readable; /* and this role may read it */
+    char *last_ok; /* end of the last successful run, ISO 8601 UTC; NULL: never */
+    struct audit_locked *locked; /* per table, what the last finished run found locked */
+    size_t nlocked;
+};
+
+/* Reads the audit trail; a missing or unreadable table is not an error. */
+int audit_read(struct tenant *t, struct audit_view *out);
+void audit_view_free(struct audit_view *v);
 
 #endif

@@ -31,7 +31,7 @@ static void print_form(const struct tenant *t, const struct form *f)
            cfg_source_str(f->pol.drafts_source), f->pol.open_submissions == CFG_OPEN_SKIP ? "skip" : "anonymise",
            cfg_source_str(f->pol.open_source));
     printf("    definition: %s\n", f->def ? f->def->path : "none (every field column is unclassified)");
-    if (f->endpoints) {
+    if (f->sql.endpoints) {
         printf("    final statuses:");
         for (size_t i = 0; i < f->def->nstatuses; i++)
             if (f->def->statuses[i].endpoint)
@@ -39,9 +39,9 @@ static void print_form(const struct tenant *t, const struct form *f)
         printf("\n");
     }
     else
-        printf("    final statuses: %s\n", t->has_allforms ? "from wcs_all_forms.is_at_endpoint" : "unknown");
-    if (f->unsupported)
-        printf("    UNSUPPORTED: %s\n", f->unsupported);
+        printf("    final statuses: %s\n", t->facts.has_allforms ? "from wcs_all_forms.is_at_endpoint" : "unknown");
+    if (f->sql.unsupported)
+        printf("    UNSUPPORTED: %s\n", f->sql.unsupported);
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
         if (c->cls != COL_KEEP && c->cls != COL_BLANK && c->cls != COL_UNCLASSIFIED)
@@ -65,17 +65,10 @@ int cmd_check(const struct app *app)
     for (size_t i = 0; i < app->ntenants; i++) {
         struct app_tenant *at = &app->tenants[i];
         struct tenant t;
-        if (tenant_open(&t, app, at, true) != AX_OK) {
-            printf("tenant %s: UNREACHABLE: %s\n", at->cfg->name, t.db.error);
-            log_error("%s: cannot connect: %s", at->cfg->name, t.db.error);
-            outcomes[i] = TENANT_UNREACHABLE;
-            tenant_close(&t);
-            continue;
-        }
-        if (tenant_discover_forms(&t, app) != AX_OK) {
-            printf("tenant %s: FAILED: %s\n", t.name, t.db.error);
-            log_error("%s: %s", t.name, t.db.error);
-            outcomes[i] = TENANT_FAILED;
+        outcomes[i] = tenant_begin(&t, app, at, TB_READ_ONLY, NULL);
+        if (outcomes[i] != TENANT_OK) {
+            printf("tenant %s: %s: %s\n", at->cfg->name, outcomes[i] == TENANT_UNREACHABLE ? "UNREACHABLE" : "FAILED",
+                   t.db.error);
             tenant_close(&t);
             continue;
         }
@@ -87,7 +80,7 @@ int cmd_check(const struct app *app)
             printf("listed in tenants\n");
         for (size_t k = 0; k < t.nforms; k++) {
             print_form(&t, &t.forms[k]);
-            if (t.forms[k].unsupported)
+            if (t.forms[k].sql.unsupported)
                 outcomes[i] = TENANT_FAILED;
         }
         for (size_t k = 0; k < at->defs.n; k++) {

@@ -44,6 +44,7 @@ enum col_reason {
 
 struct column {
     char *name;
+    char *qname; /* quoted for SQL (PQescapeIdentifier), set at discovery; may be NULL elsewhere */
     char *type; /* format_type() of the column */
     bool notnull;
     enum col_class cls;

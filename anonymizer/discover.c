@@ -45,12 +45,12 @@ static int list_entry(struct cfg *cfg, size_t index)
     exclude = sb_finish(&sb);
     const char *values[2] = {d->databases, exclude};
     const Oid types[2] = {DB_TEXTOID, DB_TEXTARRAYOID};
-    rc = db_exec(&db, &res,
-                 "SELECT datname FROM pg_catalog.pg_database"
-                 " WHERE datname LIKE $1 AND NOT datistemplate AND datallowconn"
-                 " AND pg_catalog.has_database_privilege(datname, 'CONNECT')"
-                 " AND datname <> ALL ($2) ORDER BY datname",
-                 2, types, values);
+    rc = db_query(&db, &res, DB_ROWS(1),
+                  "SELECT datname FROM pg_catalog.pg_database"
+                  " WHERE datname LIKE $1 AND NOT datistemplate AND datallowconn"
+                  " AND pg_catalog.has_database_privilege(datname, 'CONNECT')"
+                  " AND datname <> ALL ($2) ORDER BY datname",
+                  2, types, values);
     free(exclude);
     if (rc) {
         log_error("%s: cannot list databases: %s", label, db.error);

@@ -7,6 +7,7 @@
 #define EXPORT_H
 
 #include "app.h"
+#include "jobs.h"
 #include "tenant.h"
 
 #define EXPORT_CONTRACT_VERSION 1
@@ -23,8 +24,8 @@ struct export_totals {
  * On success *watermark_seq is the change-log position now exported for
  * every form (-1 when some form was not exported).  Returns the outcome.
  */
-enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, struct export_totals *tot,
-                                  long long *watermark_seq);
+enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, struct progress *progress,
+                                  struct export_totals *tot, long long *watermark_seq);
 
 /* The "export" command; returns the exit status. */
 int cmd_export(const struct app *app);

@@ -44,7 +44,11 @@ struct msg_result {
 
 /* -- the worker's side ------------------------------------------------------------ */
 
-static int worker_fd = -1;
+struct progress {
+    int fd; /* the pipe to the parent */
+    struct msg_progress msg;
+    double last_sent;
+};
 
 static void write_all(int fd, const void *buf, size_t len)
 {
@@ -61,15 +65,18 @@ static void write_all(int fd, const void *buf, size_t len)
     }
 }
 
-static void send_msg(uint32_t type, const void *payload, size_t len)
+static void send_msg(int fd, uint32_t type, const void *payload, size_t len)
 {
     struct msg_hdr h = {type, (uint32_t)len};
     char *buf = ax_malloc(sizeof h + len);
     memcpy(buf, &h, sizeof h);
     memcpy(buf + sizeof h, payload, len);
-    write_all(worker_fd, buf, sizeof h + len);
+    write_all(fd, buf, sizeof h + len);
     free(buf);
 }
+
+/* The worker's log lines go to the parent, which alone writes to stderr. */
+static int worker_log_fd = -1;
 
 static void worker_log_sink(enum log_level level, const char *line, size_t len)
 {
@@ -77,43 +84,38 @@ static void worker_log_sink(enum log_level level, const char *line, size_t len)
     char *buf = ax_malloc(sizeof lv + len);
     memcpy(buf, &lv, sizeof lv);
     memcpy(buf + sizeof lv, line, len);
-    send_msg(MSG_LOG, buf, sizeof lv + len);
+    send_msg(worker_log_fd, MSG_LOG, buf, sizeof lv + len);
     free(buf);
 }
 
-static struct {
-    struct msg_progress msg;
-    double last_sent;
-} wp;
-
-void progress_form_start(const char *form, long long due)
+void progress_form_start(struct progress *p, const char *form, long long due)
 {
-    if (worker_fd < 0)
+    if (!p)
         return;
-    memset(&wp.msg, 0, sizeof wp.msg);
-    snprintf(wp.msg.form, sizeof wp.msg.form, "%s", form);
-    wp.msg.due = due;
-    wp.msg.start = 1;
-    send_msg(MSG_PROGRESS, &wp.msg, sizeof wp.msg);
-    wp.msg.start = 0;
-    wp.last_sent = tm_now();
+    memset(&p->msg, 0, sizeof p->msg);
+    snprintf(p->msg.form, sizeof p->msg.form, "%s", form);
+    p->msg.due = due;
+    p->msg.start = 1;
+    send_msg(p->fd, MSG_PROGRESS, &p->msg, sizeof p->msg);
+    p->msg.start = 0;
+    p->last_sent = tm_now();
 }
 
-void progress_add(long long done)
+void progress_add(struct progress *p, long long done)
 {
-    if (worker_fd < 0)
+    if (!p)
         return;
-    wp.msg.done += done;
-    if (tm_now() - wp.last_sent >= 0.5) {
-        send_msg(MSG_PROGRESS, &wp.msg, sizeof wp.msg);
-        wp.last_sent = tm_now();
-    }
+    p->msg.done += done;
+    /* a batch takes milliseconds at least: one small write each, so that the
+     * parent never shows a count older than the last batch */
+    send_msg(p->fd, MSG_PROGRESS, &p->msg, sizeof p->msg);
+    p->last_sent = tm_now();
 }
 
-void progress_form_end(void)
+void progress_form_end(struct progress *p)
 {
-    if (worker_fd >= 0)
-        send_msg(MSG_PROGRESS, &wp.msg, sizeof wp.msg);
+    if (p)
+        send_msg(p->fd, MSG_PROGRESS, &p->msg, sizeof p->msg);
 }
 
 /* -- the parent's side --------------------------------------------------------------- */
@@ -304,12 +306,15 @@ static void spawn(const struct app *app, struct worker *w, size_t tenant, job_fn
             if (workers[i].active && &workers[i] != w)
                 close(workers[i].fd);
         app_role = APP_ROLE_WORKER;
-        worker_fd = fds[1];
+        worker_log_fd = fds[1];
         log_set_sink(worker_log_sink);
+        struct progress progress = {.fd = fds[1]};
+        struct job_ctx ctx = {.progress = &progress};
         struct msg_result r = {0};
-        r.outcome = (int32_t)fn(app, &app->tenants[tenant], &r.tot);
-        send_msg(MSG_RESULT, &r, sizeof r);
-        close(worker_fd);
+        r.outcome = (int32_t)fn(app, &app->tenants[tenant], &ctx);
+        r.tot = ctx.tot;
+        send_msg(fds[1], MSG_RESULT, &r, sizeof r);
+        close(fds[1]);
         exit(0);
     }
     close(fds[1]);

@@ -11,9 +11,17 @@
 #define JOBS_H
 
 #include "app.h"
-#include "run.h"
 
-typedef enum tenant_outcome (*job_fn)(const struct app *app, struct app_tenant *at, struct run_totals *tot);
+/* Where a job reports its progress: the pipe to the parent (opaque). */
+struct progress;
+
+/* What a job is given besides its tenant. */
+struct job_ctx {
+    struct run_totals tot;     /* the job adds what it did */
+    struct progress *progress; /* never NULL inside jobs_run */
+};
+
+typedef enum tenant_outcome (*job_fn)(const struct app *app, struct app_tenant *at, struct job_ctx *ctx);
 
 /*
  * Runs fn for every tenant of app; fills outcomes (one per tenant) and
@@ -22,10 +30,10 @@ typedef enum tenant_outcome (*job_fn)(const struct app *app, struct app_tenant *
  */
 void jobs_run(const struct app *app, int jobs, job_fn fn, enum tenant_outcome *outcomes, struct run_totals *tot);
 
-/* Progress of the worker's tenant, called by the work itself (no-ops outside a worker). */
-void progress_form_start(const char *form, long long due);
-void progress_add(long long done);
-void progress_form_end(void);
+/* Progress of a job's tenant, called by the work itself; p may be NULL (nobody watches). */
+void progress_form_start(struct progress *p, const char *form, long long due);
+void progress_add(struct progress *p, long long done);
+void progress_form_end(struct progress *p);
 
 /* The signal handler's part (see main.c): forward to workers, or kill them on a second signal. */
 void jobs_on_signal(void);

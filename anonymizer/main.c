@@ -243,127 +243,161 @@ static void install_signals(void)
 }
 
 
-int main(int argc, char **argv)
+/* Steps of main() return -1 to go on, or the exit status to stop with. */
+#define GO_ON (-1)
+
+/* The configuration file: -c, then $ANONYMIZER_CONFIG, then the default path. */
+static int load_configuration(const struct cli *cli, const struct command *cmd, struct app *app)
 {
-    struct cli cli = {.max_runtime_ms = -1};
-    struct app app = {0};
     char err[1024];
-    const struct command *cmd = NULL;
-    int status;
-
-    status = parse_cli(argc, argv, &cli);
-    if (status >= 0)
-        goto out;
-    for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
-        if (strcmp(commands[i].name, cli.command) == 0)
-            cmd = &commands[i];
-    log_init(cli.quiet ? LOG_LEVEL_ERROR : cli.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
-
-    const char *path = cli.config ? cli.config : getenv("ANONYMIZER_CONFIG");
+    const char *path = cli->config ? cli->config : getenv("ANONYMIZER_CONFIG");
     if (!path || !*path)
         path = CFG_DEFAULT_PATH;
-    if (cfg_load(path, &app.cfg, err, sizeof err) != AX_OK) {
+    if (cfg_load(path, &app->cfg, err, sizeof err) != AX_OK) {
         log_error("%s", err);
-        status = EXIT_CONFIG;
-        goto out;
+        return EXIT_CONFIG;
     }
-    log_set_syslog(app.cfg->log_syslog);
-    if (cmd->id == CMD_EXPORT && !app.cfg->bi.conninfo) {
-        log_error("%s: no bi group: nothing to export to (see anonymizer.conf(5))", app.cfg->path);
-        status = EXIT_CONFIG;
-        goto out;
+    log_set_syslog(app->cfg->log_syslog);
+    if (cmd->id == CMD_EXPORT && !app->cfg->bi.conninfo) {
+        log_error("%s: no bi group: nothing to export to (see anonymizer.conf(5))", app->cfg->path);
+        return EXIT_CONFIG;
     }
+    /* kept for its checksum in the audit */
+    app->config_bytes = cfg_read_file(path, &app->config_len);
+    if (!app->config_bytes) {
+        log_error("%s: cannot read configuration file: %s", path, strerror(errno));
+        return EXIT_CONFIG;
+    }
+    return GO_ON;
+}
 
-    /* tenants found on servers join the listed ones before anything else */
-    if (app.cfg->ndiscover > 0) {
-        app.discovery_failures = discover_tenants(app.cfg);
-        const struct cfg_form *f = cfg_unknown_form_tenant(app.cfg);
-        if (f && app.discovery_failures == 0) {
-            log_error("%s: forms: unknown tenant \"%s\" (neither listed nor discovered)", app.cfg->path, f->tenant);
-            status = EXIT_CONFIG;
-            goto out;
-        } else if (f) {
-            log_warning("forms: tenant \"%s\" not found (some discover entries failed)", f->tenant);
-        }
+/* Tenants found on servers join the listed ones before anything else. */
+static int discover(struct app *app)
+{
+    if (app->cfg->ndiscover == 0)
+        return GO_ON;
+    app->discovery_failures = discover_tenants(app->cfg);
+    const struct cfg_form *f = cfg_unknown_form_tenant(app->cfg);
+    if (f && app->discovery_failures == 0) {
+        log_error("%s: forms: unknown tenant \"%s\" (neither listed nor discovered)", app->cfg->path, f->tenant);
+        return EXIT_CONFIG;
     }
-    for (size_t i = 0; i < cli.ntenants; i++) {
-        if (cfg_find_tenant(app.cfg, cli.tenants[i]))
+    if (f)
+        log_warning("forms: tenant \"%s\" not found (some discover entries failed)", f->tenant);
+    return GO_ON;
+}
+
+/* The tenants -t names (all of them without -t), in configuration order. */
+static int select_tenants(const struct cli *cli, struct app *app)
+{
+    for (size_t i = 0; i < cli->ntenants; i++) {
+        if (cfg_find_tenant(app->cfg, cli->tenants[i]))
             continue;
         /* a server that did not answer may have it: not a usage error then */
-        if (app.discovery_failures) {
-            log_error("unknown tenant \"%s\" (some discover entries failed)", cli.tenants[i]);
-            status = EXIT_SOME_FAILED;
-        } else {
-            status = usage_error("unknown tenant \"%s\" (neither listed nor discovered)", cli.tenants[i]);
+        if (app->discovery_failures) {
+            log_error("unknown tenant \"%s\" (some discover entries failed)", cli->tenants[i]);
+            return EXIT_SOME_FAILED;
         }
-        goto out;
+        return usage_error("unknown tenant \"%s\" (neither listed nor discovered)", cli->tenants[i]);
     }
-    app.tenants = ax_calloc(app.cfg->ntenants, sizeof *app.tenants);
-    for (size_t i = 0; i < app.cfg->ntenants; i++) {
-        const struct cfg_tenant *ct = &app.cfg->tenants[i];
-        bool wanted = cli.ntenants == 0;
-        for (size_t k = 0; k < cli.ntenants; k++)
-            wanted |= strcmp(cli.tenants[k], ct->name) == 0;
+    app->tenants = ax_calloc(app->cfg->ntenants, sizeof *app->tenants);
+    for (size_t i = 0; i < app->cfg->ntenants; i++) {
+        const struct cfg_tenant *ct = &app->cfg->tenants[i];
+        bool wanted = cli->ntenants == 0;
+        for (size_t k = 0; k < cli->ntenants; k++)
+            wanted |= strcmp(cli->tenants[k], ct->name) == 0;
         if (wanted)
-            app.tenants[app.ntenants++].cfg = ct;
+            app->tenants[app->ntenants++].cfg = ct;
     }
-    if (app.ntenants == 0) {
-        if (app.discovery_failures) {
-            log_error("no tenant reachable: every discover entry failed");
-            status = EXIT_UNAVAILABLE;
-        } else {
-            log_error("%s: no tenants (listed or discovered)", app.cfg->path);
-            status = EXIT_CONFIG;
-        }
-        goto out;
+    if (app->ntenants > 0)
+        return GO_ON;
+    if (app->discovery_failures) {
+        log_error("no tenant reachable: every discover entry failed");
+        return EXIT_UNAVAILABLE;
     }
-    /* every definition is read before anything connects: a broken one
-     * stops the run before it changes anything */
-    for (size_t i = 0; i < app.ntenants; i++) {
-        char *dir = ax_asprintf("%s/%s", app.cfg->schemas, app.tenants[i].cfg->name);
-        int rc = def_set_load(dir, &app.tenants[i].defs, err, sizeof err);
+    log_error("%s: no tenants (listed or discovered)", app->cfg->path);
+    return EXIT_CONFIG;
+}
+
+/* Every definition is read before anything connects: a broken one stops
+ * the run before it changes anything. */
+static int load_definitions(struct app *app)
+{
+    char err[1024];
+    for (size_t i = 0; i < app->ntenants; i++) {
+        char *dir = ax_asprintf("%s/%s", app->cfg->schemas, app->tenants[i].cfg->name);
+        int rc = def_set_load(dir, &app->tenants[i].defs, err, sizeof err);
         free(dir);
         if (rc != AX_OK) {
             log_error("%s", err);
-            status = EXIT_CONFIG;
-            goto out;
+            return EXIT_CONFIG;
         }
     }
-    app.config_bytes = cfg_read_file(path, &app.config_len);
-    if (!app.config_bytes) {
-        log_error("%s: cannot read configuration file: %s", path, strerror(errno));
-        status = EXIT_CONFIG;
-        goto out;
-    }
-    audit_new_run_id(app.run_id);
-    if (gethostname(app.host, sizeof app.host - 1) != 0)
-        snprintf(app.host, sizeof app.host, "unknown");
+    return GO_ON;
+}
 
-    app.jobs = cli.jobs ? cli.jobs : app.cfg->jobs;
-    int budget_ms = cli.max_runtime_ms >= 0 ? cli.max_runtime_ms : app.cfg->max_runtime_ms;
+/* This run's identity and limits. */
+static void identify_run(const struct cli *cli, struct app *app)
+{
+    audit_new_run_id(app->run_id);
+    if (gethostname(app->host, sizeof app->host - 1) != 0)
+        snprintf(app->host, sizeof app->host, "unknown");
+    app->jobs = cli->jobs ? cli->jobs : app->cfg->jobs;
+    int budget_ms = cli->max_runtime_ms >= 0 ? cli->max_runtime_ms : app->cfg->max_runtime_ms;
     if (budget_ms > 0)
-        app.deadline = tm_now() + budget_ms / 1000.0;
-    app.progress_live = isatty(STDERR_FILENO) && log_get_level() >= LOG_LEVEL_INFO;
-    install_signals();
+        app->deadline = tm_now() + budget_ms / 1000.0;
+    app->progress_live = isatty(STDERR_FILENO) && log_get_level() >= LOG_LEVEL_INFO;
+}
+
+static int dispatch(const struct cli *cli, const struct command *cmd, const struct app *app)
+{
+    int status;
     if (cmd->id == CMD_EXPORT) {
-        status = cmd_export(&app);
+        status = cmd_export(app);
     } else if (cmd->id == CMD_CHECK) {
-        status = cmd_check(&app);
-    } else if (cmd->id == CMD_REPORT || cli.dry_run) {
+        status = cmd_check(app);
+    } else if (cmd->id == CMD_REPORT || cli->dry_run) {
         struct report_options ropts = {
-            .format = cli.format ? (enum report_format)report_parse_format(cli.format) : REPORT_TEXT,
-            .at = cli.at,
+            .format = cli->format ? (enum report_format)report_parse_format(cli->format) : REPORT_TEXT,
+            .at = cli->at,
         };
-        status = cmd_report(&app, &ropts, stdout);
+        status = cmd_report(app, &ropts, stdout);
     } else {
-        status = cmd_run(&app);
+        status = cmd_run(app);
     }
     if ((app_interrupted || app_budget_exhausted) && status == EXIT_OK)
         status = EXIT_TEMPFAIL;
     /* tenants a failed discover entry would have found were not processed */
-    if (app.discovery_failures && (status == EXIT_OK || status == EXIT_TEMPFAIL))
+    if (app->discovery_failures && (status == EXIT_OK || status == EXIT_TEMPFAIL))
         status = EXIT_SOME_FAILED;
-out:
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {.max_runtime_ms = -1};
+    struct app app = {0};
+    const struct command *cmd = NULL;
+
+    int status = parse_cli(argc, argv, &cli);
+    if (status == GO_ON) {
+        for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
+            if (strcmp(commands[i].name, cli.command) == 0)
+                cmd = &commands[i];
+        log_init(cli.quiet ? LOG_LEVEL_ERROR : cli.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+        status = load_configuration(&cli, cmd, &app);
+    }
+    if (status == GO_ON)
+        status = discover(&app);
+    if (status == GO_ON)
+        status = select_tenants(&cli, &app);
+    if (status == GO_ON)
+        status = load_definitions(&app);
+    if (status == GO_ON) {
+        identify_run(&cli, &app);
+        install_signals();
+        status = dispatch(&cli, cmd, &app);
+    }
     fflush(stdout);
     app_free(&app);
     free(cli.tenants);

@@ -10,6 +10,7 @@
  * Everything is collected first, then rendered as text, JSON or CSV.
  */
 #include "report.h"
+#include "audit.h"
 #include "ax.h"
 #include "classify.h"
 #include "log.h"
@@ -198,51 +199,6 @@ static void tenant_report_free(struct tenant_report *tr)
     free(tr->last_run);
 }
 
-/* One pass over the main table: the flags of each row, then the counts. */
-static char *form_sql(struct tenant *t, const struct form *f)
-{
-    struct strbuf sb;
-    struct form_preds p;
-    /* one pass over the table: related rows may be hashed */
-    tenant_build_preds(t, f, form_dollar_params, true, &p);
-    const char *open_anon = f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : "false";
-    const char *drafts_anon = f->pol.drafts == CFG_DRAFTS_ANONYMISE ? "true" : "false";
-    /* still holds personal data, and the limit applies to it */
-    char *pending = ax_asprintf("(NOT anon OR dirty) AND (draft OR final OR %s)", open_anon);
-
-    sb_init(&sb);
-    sb_appendf(&sb,
-               "SELECT count(*),"
-               " count(*) FILTER (WHERE anon AND NOT dirty),"
-               " count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND (final OR %s)),"
-               " count(*) FILTER (WHERE draft AND past AND (%s OR NOT anon)),"
-               " count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND NOT final),"
-               " count(*) FILTER (WHERE anon AND dirty AND past"
-               "  AND ((NOT draft AND (final OR %s)) OR (draft AND %s))),"
-               " " ISO("min(ref) FILTER (WHERE %s)") ","
-               " GREATEST(0, pg_catalog.ceil(EXTRACT(epoch FROM $5 - min(ref) FILTER (WHERE %s)) / 86400))::bigint,"
-               /* anonymised recently enough that backups still hold what was removed */
-               " count(*) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)),"
-               " pg_catalog.to_char((max(anonymised) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7))"
-               "  + pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-               " FROM (SELECT " SQL_REF " AS ref, m.anonymised,"
-               "  COALESCE(m.status = 'draft', false) AS draft,"
-               "  (m.status IS DISTINCT FROM 'draft' AND %s) AS final,"
-               "  m.anonymised IS NOT NULL AS anon,"
-               "  COALESCE(" SQL_PAST ", false) AS past,"
-               "  CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty"
-               "  FROM public.%s m OFFSET 0) s",
-               open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending, pending, p.final, p.dirty, f->q_table);
-    free(pending);
-    tenant_free_preds(&p);
-    return sb_finish(&sb);
-}
-
-/* $1 cutoff, $2 formdef id, $3 final statuses, $4 kept statistics keys, $5 legal limit, $6 the instant
- * evaluated, $7 backup retention in days */
-static const Oid report_param_types[7] = {DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID,
-                                          DB_TIMESTAMPTZOID, DB_TIMESTAMPTZOID, DB_INT4OID};
-
 static int collect_form(struct tenant *t, const struct tenant_report *tr, const struct form *f,
                         struct form_report *fr, int backup_days)
 {
@@ -264,23 +220,16 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
         else
             collist_add(&fr->keep, c);
     }
-    if (f->unsupported) {
-        fr->error = ax_strdup(f->unsupported);
+    if (f->sql.unsupported) {
+        fr->error = ax_strdup(f->sql.unsupported);
         return AX_OK;
     }
 
-    const char *values[7];
-    snprintf(fid, sizeof fid, "%d", f->formdef_id);
+    const char *values[PLAN_NPARAMS];
     snprintf(days, sizeof days, "%d", backup_days);
-    values[0] = f->cutoff;
-    values[1] = fid;
-    values[2] = f->endpoints ? f->endpoints : "{}";
-    values[3] = f->stat_keys;
-    values[4] = tr->legal_limit;
-    values[5] = t->now;
-    values[6] = days;
-    char *sql = form_sql(t, f);
-    int rc = db_exec(&t->db, &res, sql, 7, report_param_types, values);
+    plan_params(f, values, tr->legal_limit, t->now, days, fid, sizeof fid);
+    char *sql = plan_report(f);
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS, plan_report_param_types, values);
     free(sql);
     if (rc)
         return rc;
@@ -293,7 +242,7 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     PQclear(res);
 
     values[0] = f->cutoff;
-    rc = db_exec(&t->db, &res, "SELECT " ISO("$1::timestamptz"), 1, report_param_types, values);
+    rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT " ISO("$1::timestamptz"), 1, plan_report_param_types, values);
     if (rc)
         return rc;
     fr->cutoff = ax_strdup(PQgetvalue(res, 0, 0));
@@ -304,41 +253,46 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
 /* The audit trail: last successful run, and what the last run found locked. */
 static int collect_audit(struct tenant *t, struct tenant_report *tr)
 {
-    PGresult *res;
-    bool exists, readable;
-    int rc = db_relation(&t->db, "anonymizer", "runs", &exists, &readable);
-    if (rc)
-        return rc;
-    if (!exists)
-        return AX_OK; /* never ran here */
-    if (!readable) {
+    struct audit_view v;
+    int rc = audit_read(t, &v);
+    if (rc == AX_OK && v.exists && !v.readable) {
         log_warning("%s: no SELECT privilege on anonymizer.runs: last run unknown", tr->name);
         tr->last_run_unknown = true;
-        return AX_OK;
     }
-    rc = db_exec(&t->db, &res,
-                 "SELECT " ISO("max(finished_at)") " FROM anonymizer.runs WHERE command = 'run' AND outcome = 'ok'",
-                 0, NULL, NULL);
-    if (rc)
-        return rc;
-    tr->last_run = PQgetisnull(res, 0, 0) ? NULL : ax_strdup(PQgetvalue(res, 0, 0));
-    PQclear(res);
-
-    rc = db_exec(&t->db, &res,
-                 "SELECT f->>'table', COALESCE((f->>'locked')::bigint, 0) FROM"
-                 " (SELECT forms FROM anonymizer.runs WHERE command = 'run' AND outcome <> 'running'"
-                 "  ORDER BY started_at DESC LIMIT 1) r, pg_catalog.jsonb_array_elements(r.forms) f",
-                 0, NULL, NULL);
-    if (rc)
-        return rc;
-    for (int i = 0; i < PQntuples(res); i++) {
-        for (size_t k = 0; k < tr->nforms; k++) {
-            if (strcmp(tr->forms[k].table, PQgetvalue(res, i, 0)) == 0) {
-                tr->forms[k].locked_known = true;
-                tr->forms[k].locked_last_run = atoll(PQgetvalue(res, i, 1));
+    if (rc == AX_OK) {
+        tr->last_run = v.last_ok ? ax_strdup(v.last_ok) : NULL;
+        for (size_t i = 0; i < v.nlocked; i++) {
+            for (size_t k = 0; k < tr->nforms; k++) {
+                if (strcmp(tr->forms[k].table, v.locked[i].table) == 0) {
+                    tr->forms[k].locked_known = true;
+                    tr->forms[k].locked_last_run = v.locked[i].locked;
+                }
             }
         }
     }
+    audit_view_free(&v);
+    return rc;
+}
+
+/* The instant evaluated, the legal limit and until when backups hold what a run removes. */
+static int collect_dates(struct tenant *t, const struct app *app, struct tenant_report *tr)
+{
+    PGresult *res;
+    char backup_days[16], cap[16];
+    snprintf(backup_days, sizeof backup_days, "%d", app->cfg->backup_retention_days);
+    snprintf(cap, sizeof cap, "%d", RETENTION_CAP_DAYS);
+    const char *values[3] = {t->now, backup_days, cap};
+    const Oid types[3] = {DB_TIMESTAMPTZOID, DB_INT4OID, DB_INT4OID};
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(3),
+                      "SELECT " ISO("$1") ", ($1 - pg_catalog.make_interval(days => $3))::text,"
+                      " pg_catalog.to_char(($1 + pg_catalog.make_interval(days => $2)) AT TIME ZONE 'UTC',"
+                      " 'YYYY-MM-DD')",
+                      3, types, values);
+    if (rc)
+        return rc;
+    tr->at = ax_strdup(PQgetvalue(res, 0, 0));
+    tr->legal_limit = ax_strdup(PQgetvalue(res, 0, 1));
+    tr->backups_until = ax_strdup(PQgetvalue(res, 0, 2));
     PQclear(res);
     return AX_OK;
 }
@@ -347,63 +301,36 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
                            struct tenant_report *tr)
 {
     struct tenant t;
-    PGresult *res;
-    int rc;
+    int rc = AX_OK;
 
     tr->name = ax_strdup(at->cfg->name);
-    if (tenant_open(&t, app, at, true) != AX_OK) {
-        tr->outcome = TENANT_UNREACHABLE;
-        tr->error = ax_asprintf("cannot connect: %s", t.db.error);
-        log_error("%s: %s", tr->name, tr->error);
+    tr->outcome = tenant_begin(&t, app, at, TB_READ_ONLY | TB_SNAPSHOT | TB_CUTOFFS, opts->at);
+    if (tr->outcome != TENANT_OK) {
+        tr->error = tr->outcome == TENANT_UNREACHABLE ? ax_asprintf("cannot connect: %s", t.db.error)
+                                                      : ax_strdup(t.db.error);
         tenant_close(&t);
         return;
     }
-    /* one consistent picture; the server refuses any write */
-    if ((rc = db_cmd(&t.db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")))
-        goto failed;
-    if ((rc = tenant_discover_forms(&t, app)))
-        goto failed;
-    if ((rc = tenant_compute_cutoffs(&t, opts->at)))
-        goto failed;
-    {
-        char backup_days[16];
-        snprintf(backup_days, sizeof backup_days, "%d", app->cfg->backup_retention_days);
-        const char *values[2] = {t.now, backup_days};
-        const Oid types[2] = {DB_TIMESTAMPTZOID, DB_INT4OID};
-        rc = db_exec(&t.db, &res,
-                     "SELECT " ISO("$1") ", ($1 - pg_catalog.make_interval(days => 90))::text,"
-                     " pg_catalog.to_char(($1 + pg_catalog.make_interval(days => $2)) AT TIME ZONE 'UTC',"
-                     " 'YYYY-MM-DD')",
-                     2, types, values);
-        if (rc)
-            goto failed;
-        tr->at = ax_strdup(PQgetvalue(res, 0, 0));
-        tr->legal_limit = ax_strdup(PQgetvalue(res, 0, 1));
-        tr->backups_until = ax_strdup(PQgetvalue(res, 0, 2));
-        PQclear(res);
-    }
+    rc = collect_dates(&t, app, tr);
     tr->forms = ax_calloc(t.nforms, sizeof *tr->forms);
-    for (size_t i = 0; i < t.nforms; i++) {
+    for (size_t i = 0; rc == AX_OK && i < t.nforms; i++) {
         tr->nforms = i + 1;
-        if ((rc = collect_form(&t, tr, &t.forms[i], &tr->forms[i], app->cfg->backup_retention_days)))
-            goto failed;
+        rc = collect_form(&t, tr, &t.forms[i], &tr->forms[i], app->cfg->backup_retention_days);
     }
-    if ((rc = collect_audit(&t, tr)))
-        goto failed;
-    if ((rc = db_cmd(&t.db, "COMMIT")))
-        goto failed;
-    tr->outcome = TENANT_OK;
-    for (size_t i = 0; i < tr->nforms; i++)
-        if (tr->forms[i].error)
-            tr->outcome = TENANT_FAILED;
-    tenant_close(&t);
-    return;
-
-failed:
-    tr->outcome = TENANT_FAILED;
-    tr->error = ax_strdup(t.db.error ? t.db.error : ax_status_str(rc));
-    log_error("%s: %s", tr->name, tr->error);
-    db_rollback_quietly(&t.db);
+    if (rc == AX_OK)
+        rc = collect_audit(&t, tr);
+    if (rc == AX_OK)
+        rc = db_cmd(&t.db, "COMMIT");
+    if (rc != AX_OK) {
+        tr->outcome = TENANT_FAILED;
+        tr->error = ax_strdup(t.db.error ? t.db.error : ax_status_str(rc));
+        log_error("%s: %s", tr->name, tr->error);
+        db_rollback_quietly(&t.db);
+    } else {
+        for (size_t i = 0; i < tr->nforms; i++)
+            if (tr->forms[i].error)
+                tr->outcome = TENANT_FAILED;
+    }
     tenant_close(&t);
 }
 
@@ -477,7 +404,8 @@ static void render_text(FILE *out, const struct report *r, const struct cfg *cfg
 
     fprintf(out, "anonymizer %s report\n", ANONYMIZER_VERSION);
     fprintf(out, "generated %s, cutoffs as of %s\n", r->generated_at, r->at);
-    fprintf(out, "legal limit: personal data of a done submission is kept at most three months (90 days)\n");
+    fprintf(out, "legal limit: personal data of a done submission is kept at most three months (" RETENTION_CAP_TEXT
+                 ")\n");
 
     for (size_t i = 0; i < r->ntenants; i++) {
         const struct tenant_report *tr = &r->tenants[i];
@@ -593,7 +521,7 @@ static void render_json(FILE *out, const struct report *r)
     json_object *root = json_object_new_object();
     json_object_object_add(root, "generated_at", jstr(r->generated_at));
     json_object_object_add(root, "at", jstr(r->at));
-    json_object_object_add(root, "retention_cap", jstr("90 days"));
+    json_object_object_add(root, "retention_cap", jstr(RETENTION_CAP_TEXT));
     json_object_object_add(root, "compliant", json_object_new_boolean(report_compliant(r)));
     json_object_object_add(root, "backup_retention", jstr(r->backup_retention));
     json_object *tenants = json_object_new_array();

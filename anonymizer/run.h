@@ -5,17 +5,10 @@
 #define RUN_H
 
 #include "app.h"
-
-struct run_totals {
-    long long anonymised;
-    long long completed;
-    long long drafts;
-    long long locked;
-    long long exported;
-};
+#include "jobs.h"
 
 /* Processes one tenant: never exits, reports failures in its outcome. */
-enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, struct run_totals *tot);
+enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, struct job_ctx *ctx);
 
 /* Returns the exit status. */
 int cmd_run(const struct app *app);

@@ -1,10 +1,9 @@
 /*
- * tenant.c: tenant session, catalog discovery and the SQL each form needs.
+ * tenant.c: tenant session and catalog discovery.
  *
  * Everything that names a table or a column comes from the catalog and is
- * quoted with PQescapeIdentifier; everything else is a parameter.  The same
- * predicates serve the run, the report and the export, so that what the
- * report counts is exactly what the run does.
+ * quoted here, once, with PQescapeIdentifier; the statements themselves are
+ * built by plan.c.
  */
 #include "tenant.h"
 #include "ax.h"
@@ -14,12 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-const char *const form_dollar_params[FORM_NPARAMS + 1] = {"", "$1", "$2", "$3", "$4", "$5", "$6", "$7"};
-
-const Oid form_param_types[FORM_NPARAMS] = {
-    DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_INT8OID, DB_INT8OID, DB_TIMESTAMPTZOID,
-};
 
 /* Personal columns of wcs_all_forms, cleared for anonymised submissions. */
 static const char *const allforms_personal[] = {
@@ -50,14 +43,13 @@ int tenant_open(struct tenant *t, const struct app *app, struct app_tenant *at, 
     /* pg_catalog first so nothing in public can shadow a built-in; public
      * stays on the path because the w.c.s. triggers name their tables
      * without a schema */
-    rc = db_exec(&t->db, NULL,
-                 "SELECT pg_catalog.set_config('search_path', 'pg_catalog, public', false),"
-                 " pg_catalog.set_config('TimeZone', 'UTC', false),"
-                 " pg_catalog.set_config('lock_timeout', $1, false),"
-                 " pg_catalog.set_config('statement_timeout', $2, false),"
-                 " pg_catalog.set_config('default_transaction_read_only', $3, false)",
-                 3, types, values);
-    return rc;
+    return db_query(&t->db, NULL, DB_ONE_ROW(5),
+                    "SELECT pg_catalog.set_config('search_path', 'pg_catalog, public', false),"
+                    " pg_catalog.set_config('TimeZone', 'UTC', false),"
+                    " pg_catalog.set_config('lock_timeout', $1, false),"
+                    " pg_catalog.set_config('statement_timeout', $2, false),"
+                    " pg_catalog.set_config('default_transaction_read_only', $3, false)",
+                    3, types, values);
 }
 
 static void form_free(struct form *f)
@@ -68,28 +60,22 @@ static void form_free(struct form *f)
     free(f->name);
     for (size_t i = 0; i < f->ncols; i++) {
         free(f->cols[i].name);
+        free(f->cols[i].qname);
         free(f->cols[i].type);
     }
     free(f->cols);
     free(f->q_table);
     free(f->q_evo);
-    free(f->endpoints);
-    free(f->stat_keys);
-    tenant_free_preds(&f->pred);
-    free(f->sql_set);
-    free(f->sql_allforms_set);
-    free(f->sql_allforms_dirty);
-    free(f->unsupported);
+    plan_free(&f->sql);
 }
 
 void tenant_close(struct tenant *t)
 {
     db_watch_cancel(NULL);
-    for (size_t i = 0; i < t->nallforms; i++)
-        free(t->allforms_cols[i]);
-    free(t->allforms_cols);
-    t->allforms_cols = NULL;
-    t->nallforms = 0;
+    for (size_t i = 0; i < t->facts.nallforms_personal; i++)
+        free(t->facts.allforms_personal[i]);
+    free(t->facts.allforms_personal);
+    memset(&t->facts, 0, sizeof t->facts);
     for (size_t i = 0; i < t->nforms; i++)
         form_free(&t->forms[i]);
     free(t->forms);
@@ -98,12 +84,12 @@ void tenant_close(struct tenant *t)
     db_close(&t->db);
 }
 
-int tenant_try_lock(struct tenant *t, bool *acquired)
+/* Tries the run lock: *acquired false when another session holds it. */
+static int try_lock(struct tenant *t, bool *acquired)
 {
     PGresult *res;
-    int rc = db_exec(&t->db, &res,
-                     "SELECT pg_catalog.pg_try_advisory_lock(" TENANT_LOCK_CLASSID ", " TENANT_LOCK_OBJID ")", 0,
-                     NULL, NULL);
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT pg_catalog.pg_try_advisory_lock(" LOCK_TENANT ")", 0,
+                      NULL, NULL);
     if (rc)
         return rc;
     *acquired = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -111,311 +97,111 @@ int tenant_try_lock(struct tenant *t, bool *acquired)
     return AX_OK;
 }
 
-/* Columns of a relation, in order. */
-static int load_columns(struct tenant *t, const char *oid, struct column **cols, size_t *n)
+enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct app_tenant *at, unsigned steps,
+                                 const char *at_time)
+{
+    if (tenant_open(t, app, at, (steps & TB_READ_ONLY) != 0) != AX_OK) {
+        if (PQstatus(t->db.conn) != CONNECTION_OK) {
+            log_error("%s: cannot connect: %s", at->cfg->name, t->db.error);
+            return TENANT_UNREACHABLE;
+        }
+        log_error("%s: %s", t->name, t->db.error);
+        return TENANT_FAILED;
+    }
+    bool locked = true;
+    if ((steps & TB_LOCK) && try_lock(t, &locked) != AX_OK) {
+        log_error("%s: %s", t->name, t->db.error);
+        return TENANT_FAILED;
+    }
+    if (!locked) {
+        db_set_error(&t->db, "another anonymizer run holds this tenant's lock");
+        log_warning("%s: another anonymizer run holds this tenant's lock; tenant skipped", t->name);
+        return TENANT_LOCKED;
+    }
+    int rc = AX_OK;
+    /* one consistent picture; the server refuses any write */
+    if (steps & TB_SNAPSHOT)
+        rc = db_cmd(&t->db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (rc == AX_OK)
+        rc = tenant_discover_forms(t, app);
+    if (rc == AX_OK && (steps & TB_CUTOFFS))
+        rc = tenant_compute_cutoffs(t, at_time);
+    if (rc != AX_OK) {
+        log_error("%s: %s", t->name, t->db.error ? t->db.error : ax_status_str(rc));
+        return TENANT_FAILED;
+    }
+    return TENANT_OK;
+}
+
+/* -- discovery ---------------------------------------------------------------- */
+
+/* Which tenant-wide w.c.s. tables exist. */
+static int load_relations(struct tenant *t, bool *has_formdefs)
 {
     PGresult *res;
-    const char *values[1] = {oid};
-    const Oid types[1] = {DB_TEXTOID};
-    int rc = db_exec(&t->db, &res,
-                     "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull"
-                     " FROM pg_catalog.pg_attribute a"
-                     " WHERE a.attrelid = $1::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped"
-                     " ORDER BY a.attnum",
-                     1, types, values);
+    /* from the catalog: to_regclass() fails without USAGE on the schema */
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(3),
+                      "SELECT bool_or(c.relname = 'tracking_codes'), bool_or(c.relname = 'wcs_all_forms'),"
+                      " bool_or(c.relname = 'formdefs')"
+                      " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                      " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
+                      " AND c.relname IN ('tracking_codes', 'wcs_all_forms', 'formdefs')",
+                      0, NULL, NULL);
     if (rc)
         return rc;
-    int nrows = PQntuples(res);
-    *cols = ax_calloc((size_t)nrows, sizeof **cols);
-    *n = (size_t)nrows;
-    for (int i = 0; i < nrows; i++) {
-        (*cols)[i].name = ax_strdup(PQgetvalue(res, i, 0));
-        (*cols)[i].type = ax_strdup(PQgetvalue(res, i, 1));
-        (*cols)[i].notnull = strcmp(PQgetvalue(res, i, 2), "t") == 0;
-    }
+    /* bool_or of no rows is NULL: not "t" */
+    t->facts.has_tracking_codes = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    t->facts.has_allforms = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    *has_formdefs = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
     PQclear(res);
     return AX_OK;
 }
 
-static const struct column *find_col(const struct form *f, const char *name)
-{
-    for (size_t i = 0; i < f->ncols; i++)
-        if (strcmp(f->cols[i].name, name) == 0)
-            return &f->cols[i];
-    return NULL;
-}
-
-static void add_key(char ***keys, size_t *n, const char *key)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*keys)[i], key) == 0)
-            return;
-    *keys = ax_reallocarray(*keys, *n + 1, sizeof **keys);
-    (*keys)[(*n)++] = ax_strdup(key);
-}
-
-/* Builds the predicates and SET lists of one form (see tenant.h). */
-static void prepare_sql(struct tenant *t, struct form *f)
-{
-    struct strbuf sb;
-    sb_init(&sb);
-
-    /* required w.c.s. columns */
-    static const char *const required[] = {"id", "status", "receipt_time", "last_update_time", "anonymised"};
-    for (size_t i = 0; i < AX_ARRAY_LEN(required); i++) {
-        if (!find_col(f, required[i])) {
-            f->unsupported = ax_asprintf("table %s has no column %s: not a w.c.s. form table", f->table, required[i]);
-            sb_free(&sb);
-            return;
-        }
-    }
-    for (size_t i = 0; i < f->ncols; i++) {
-        const struct column *c = &f->cols[i];
-        if (col_is_nulled(c->cls) && c->notnull) {
-            f->unsupported = ax_asprintf("column %s of %s is NOT NULL and cannot be blanked", c->name, f->table);
-            sb_free(&sb);
-            return;
-        }
-        if (c->cls == COL_STATISTICS && strcmp(c->type, "jsonb") != 0) {
-            f->unsupported = ax_asprintf("column statistics_data of %s is %s, not jsonb", f->table, c->type);
-            sb_free(&sb);
-            return;
-        }
-    }
-
-    f->has_tracking_col = t->has_tracking_codes && find_col(f, "tracking_code") != NULL;
-
-    /* final statuses */
-    if (f->def && f->def->nstatuses > 0) {
-        char **ends = NULL;
-        size_t nends = 0;
-        for (size_t i = 0; i < f->def->nstatuses; i++) {
-            if (f->def->statuses[i].endpoint) {
-                ends = ax_reallocarray(ends, nends + 1, sizeof *ends);
-                ends[nends++] = ax_asprintf("wf-%s", f->def->statuses[i].id);
-            }
-        }
-        sb_append_pg_text_array(&sb, ends, nends);
-        f->endpoints = sb_detach(&sb);
-        for (size_t i = 0; i < nends; i++)
-            free(ends[i]);
-        free(ends);
-    }
-
-    /* statistics keys that survive: done-datetime and the kept fields */
-    char **keys = NULL;
-    size_t nkeys = 0;
-    add_key(&keys, &nkeys, "done-datetime");
-    for (size_t i = 0; i < f->ncols; i++) {
-        const struct column *c = &f->cols[i];
-        if (c->cls != COL_KEEP)
-            continue;
-        if (c->field) {
-            if (c->field->varname)
-                add_key(&keys, &nkeys, c->field->varname);
-            add_key(&keys, &nkeys, c->field->id);
-        }
-        add_key(&keys, &nkeys, c->name);
-    }
-    sb_append_pg_text_array(&sb, keys, nkeys);
-    f->stat_keys = sb_detach(&sb);
-    for (size_t i = 0; i < nkeys; i++)
-        free(keys[i]);
-    free(keys);
-
-    /* the SET lists of the final anonymisation */
-    struct strbuf set;
-    sb_init(&set);
-    for (size_t i = 0; i < f->ncols; i++) {
-        const struct column *c = &f->cols[i];
-        if (!col_is_nulled(c->cls))
-            continue;
-        char *q = db_quote_ident(&t->db, c->name);
-        sb_appendf(&set, "%s = NULL, ", q);
-        free(q);
-    }
-    if (find_col(f, "statistics_data"))
-        sb_append(&set, "statistics_data = CASE WHEN pg_catalog.jsonb_typeof(t.statistics_data) = 'object'"
-                        " THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
-                        " FROM pg_catalog.jsonb_each(t.statistics_data) s WHERE s.key = ANY ($4)) END, ");
-    sb_append(&set, "anonymised = COALESCE(t.anonymised, $7)");
-    f->sql_set = sb_finish(&set);
-    if (t->nallforms > 0) {
-        struct strbuf dirty;
-        sb_init(&dirty);
-        sb_append(&dirty, "(");
-        for (size_t i = 0; i < t->nallforms; i++) {
-            char *q = db_quote_ident(&t->db, t->allforms_cols[i]);
-            sb_appendf(&sb, "%s = NULL, ", q);
-            sb_appendf(&dirty, "w.%s IS NOT NULL OR ", q);
-            free(q);
-        }
-        sb_append(&sb, "statistics_data = m.statistics_data, anonymised = m.anonymised");
-        sb_append(&dirty, "w.statistics_data IS DISTINCT FROM m.statistics_data"
-                          " OR w.anonymised IS DISTINCT FROM m.anonymised)");
-        f->sql_allforms_set = sb_detach(&sb);
-        f->sql_allforms_dirty = sb_finish(&dirty);
-    }
-    sb_free(&sb);
-
-    tenant_build_preds(t, f, form_dollar_params, false, &f->pred);
-}
-
-/*
- * A test on related rows: EXISTS (the planner may hash the whole related
- * table, right for one pass over a form) or a scalar subquery (one index
- * probe per row, right for a batch of a few thousand rows in a large
- * table: a hashed subplan would read the whole history table per batch).
- */
-static void related(struct strbuf *sb, bool set_oriented, const char *from_where)
-{
-    if (set_oriented)
-        sb_appendf(sb, "EXISTS (SELECT 1 FROM %s)", from_where);
-    else
-        sb_appendf(sb, "((SELECT 1 FROM %s LIMIT 1) IS NOT NULL)", from_where);
-}
-
-void tenant_build_preds(struct tenant *t, const struct form *f, const char *const p[FORM_NPARAMS + 1],
-                        bool set_oriented, struct form_preds *out)
-{
-    struct strbuf sb, tmp;
-    sb_init(&sb);
-    sb_init(&tmp);
-
-    /* at a final status (drafts never are) */
-    if (f->endpoints) {
-        sb_appendf(&sb, "COALESCE(m.status = ANY (%s), false)", p[3]);
-    } else if (t->has_allforms) {
-        sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND w.is_at_endpoint", p[2]);
-        related(&sb, set_oriented, tmp.buf);
-        sb_reset(&tmp);
-    } else {
-        sb_append(&sb, "false");
-    }
-    out->final = sb_detach(&sb);
-
-    /* which submissions the final anonymisation applies to */
-    sb_appendf(&sb, "%s < %s AND ((m.status IS DISTINCT FROM 'draft' AND %s)%s)", SQL_REF, p[1],
-               f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : out->final,
-               f->pol.drafts == CFG_DRAFTS_ANONYMISE ? " OR m.status = 'draft'" : "");
-    out->due_base = sb_detach(&sb);
-
-    /* anything left that the final anonymisation removes */
-    const char *sep = "";
-    for (size_t i = 0; i < f->ncols; i++) {
-        const struct column *c = &f->cols[i];
-        if (!col_is_nulled(c->cls))
-            continue;
-        char *q = db_quote_ident(&t->db, c->name);
-        sb_appendf(&sb, "%sm.%s IS NOT NULL", sep, q);
-        sep = " OR ";
-        free(q);
-    }
-    if (find_col(f, "statistics_data")) {
-        sb_appendf(&sb,
-                   "%s(CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object'"
-                   " THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k"
-                   " WHERE k <> ALL (%s)) ELSE m.statistics_data IS NOT NULL END)",
-                   sep, p[4]);
-        sep = " OR ";
-    }
-    if (f->q_evo) {
-        sb_appendf(&tmp, "public.%s e WHERE e.formdata_id = m.id"
-                         " AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)", f->q_evo);
-        sb_append(&sb, sep);
-        related(&sb, set_oriented, tmp.buf);
-        sb_reset(&tmp);
-        sep = " OR ";
-    }
-    if (f->sql_allforms_dirty) {
-        sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND %s", p[2],
-                   f->sql_allforms_dirty);
-        sb_append(&sb, sep);
-        related(&sb, set_oriented, tmp.buf);
-        sb_reset(&tmp);
-        sep = " OR ";
-    }
-    sb_free(&tmp);
-    if (!*sep)
-        sb_append(&sb, "false");
-    out->dirty = sb_detach(&sb);
-
-    sb_appendf(&sb, "(%s) AND (m.anonymised IS NULL OR %s)", out->due_base, out->dirty);
-    out->work = sb_finish(&sb);
-}
-
-void tenant_free_preds(struct form_preds *p)
-{
-    free(p->final);
-    free(p->due_base);
-    free(p->dirty);
-    free(p->work);
-    memset(p, 0, sizeof *p);
-}
-
-static int load_allforms_columns(struct tenant *t, char ***cols, size_t *n)
+static int load_allforms_columns(struct tenant *t)
 {
     PGresult *res;
-    *cols = NULL;
-    *n = 0;
-    int rc = db_exec(&t->db, &res,
-                     "SELECT a.attname FROM pg_catalog.pg_attribute a"
-                     " WHERE a.attrelid = 'public.wcs_all_forms'::pg_catalog.regclass"
-                     " AND a.attnum > 0 AND NOT a.attisdropped",
-                     0, NULL, NULL);
+    int rc = db_query(&t->db, &res, DB_ROWS(1),
+                      "SELECT a.attname FROM pg_catalog.pg_attribute a"
+                      " WHERE a.attrelid = 'public.wcs_all_forms'::pg_catalog.regclass"
+                      " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                      0, NULL, NULL);
     if (rc)
         return rc;
     bool has_stats = false, has_anon = false;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *name = PQgetvalue(res, i, 0);
-        if (strcmp(name, "statistics_data") == 0)
-            has_stats = true;
-        else if (strcmp(name, "anonymised") == 0)
-            has_anon = true;
+        has_stats |= strcmp(name, "statistics_data") == 0;
+        has_anon |= strcmp(name, "anonymised") == 0;
         for (size_t k = 0; k < AX_ARRAY_LEN(allforms_personal); k++) {
-            if (strcmp(name, allforms_personal[k]) == 0) {
-                *cols = ax_reallocarray(*cols, *n + 1, sizeof **cols);
-                (*cols)[(*n)++] = ax_strdup(name);
-            }
+            if (strcmp(name, allforms_personal[k]) != 0)
+                continue;
+            struct plan_tenant *p = &t->facts;
+            p->allforms_personal = ax_reallocarray(p->allforms_personal, p->nallforms_personal + 1,
+                                                   sizeof *p->allforms_personal);
+            p->allforms_personal[p->nallforms_personal++] = db_quote_ident(&t->db, name);
         }
     }
     PQclear(res);
     if (!has_stats || !has_anon) {
         db_set_error(&t->db, "wcs_all_forms has no statistics_data or anonymised column: unsupported w.c.s. layout");
-        for (size_t i = 0; i < *n; i++)
-            free((*cols)[i]);
-        free(*cols);
-        *cols = NULL;
-        *n = 0;
         return AX_ERR_DATA;
     }
     return AX_OK;
 }
 
-int tenant_discover_forms(struct tenant *t, const struct app *app)
+/*
+ * Main tables: formdata_<id>_<slug> in public that have the w.c.s. main
+ * columns (history tables, named <main>_evolutions, do not), never the test_
+ * copies.  Columns: oid, table, formdef id, history table, slug, name, has a
+ * formdefs row.
+ */
+static char *forms_query(bool has_formdefs)
 {
-    PGresult *res = NULL;
-    int rc;
-
-    bool has_formdefs;
-    if ((rc = db_relation(&t->db, "public", "tracking_codes", &t->has_tracking_codes, NULL)) ||
-        (rc = db_relation(&t->db, "public", "wcs_all_forms", &t->has_allforms, NULL)) ||
-        (rc = db_relation(&t->db, "public", "formdefs", &has_formdefs, NULL)))
-        return rc;
-    if (t->has_allforms && (rc = load_allforms_columns(t, &t->allforms_cols, &t->nallforms)))
-        return rc;
-
-    /* Main tables: formdata_<id>_<slug> in public that have the w.c.s. main
-     * columns (history tables, named <main>_evolutions, do not), never the
-     * test_ copies. */
     struct strbuf sql;
     sb_init(&sql);
     sb_append(&sql, "SELECT c.oid, c.relname, pg_catalog.substring(c.relname, '^formdata_([0-9]{1,9})_')::int,"
                     " e.relname, ");
-    if (has_formdefs)
-        sb_append(&sql, "f.slug, f.name, f.id IS NOT NULL");
-    else
-        sb_append(&sql, "NULL, NULL, false");
+    sb_append(&sql, has_formdefs ? "f.slug, f.name, f.id IS NOT NULL" : "NULL, NULL, false");
     sb_append(&sql, " FROM pg_catalog.pg_class c"
                     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'"
                     " LEFT JOIN pg_catalog.pg_class e ON e.relnamespace = c.relnamespace"
@@ -427,54 +213,124 @@ int tenant_discover_forms(struct tenant *t, const struct app *app)
                     " AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid"
                     "  AND a.attname = 'receipt_time' AND NOT a.attisdropped)"
                     " ORDER BY 3, 2");
-    rc = db_exec(&t->db, &res, sql.buf, 0, NULL, NULL);
-    sb_free(&sql);
+    return sb_finish(&sql);
+}
+
+/* The slug and name of a form, from its formdefs row or, for an orphan table, its name. */
+static void name_form(struct tenant *t, struct form *f, PGresult *res, int row)
+{
+    if (f->has_formdef_row && !PQgetisnull(res, row, 4)) {
+        f->slug = ax_strdup(PQgetvalue(res, row, 4));
+        f->name = ax_strdup(PQgetisnull(res, row, 5) ? f->slug : PQgetvalue(res, row, 5));
+        return;
+    }
+    /* an orphan table still holds personal data: process it, with the slug
+     * its name was built from */
+    const char *p = strchr(f->table + strlen("formdata_"), '_');
+    f->slug = ax_strdup(p ? p + 1 : f->table);
+    for (char *q = f->slug; *q; q++)
+        if (*q == '_')
+            *q = '-';
+    f->name = ax_strdup(f->slug);
+    log_warning("%s: table %s has no formdefs row; processing it as form \"%s\"", t->name, f->table, f->slug);
+}
+
+/* Every column of every form table, in one catalog query. */
+static int load_columns(struct tenant *t, char **oids)
+{
+    struct strbuf arr;
+    PGresult *res;
+    sb_init(&arr);
+    sb_append_pg_text_array(&arr, oids, t->nforms);
+    const char *values[1] = {arr.buf};
+    const Oid types[1] = {DB_TEXTOID};
+    int rc = db_query(&t->db, &res, DB_ROWS(4),
+                      "SELECT u.n, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull"
+                      " FROM pg_catalog.unnest($1::pg_catalog.oid[]) WITH ORDINALITY u (oid, n)"
+                      " JOIN pg_catalog.pg_attribute a ON a.attrelid = u.oid"
+                      " WHERE a.attnum > 0 AND NOT a.attisdropped"
+                      " ORDER BY u.n, a.attnum",
+                      1, types, values);
+    sb_free(&arr);
     if (rc)
-        goto out;
+        return rc;
+    /* rows come grouped by table, in the order of t->forms */
+    int nrows = PQntuples(res), row = 0;
+    for (size_t i = 0; i < t->nforms; i++) {
+        struct form *f = &t->forms[i];
+        int first = row;
+        while (row < nrows && atoll(PQgetvalue(res, row, 0)) == (long long)i + 1)
+            row++;
+        f->ncols = (size_t)(row - first);
+        f->cols = ax_calloc(f->ncols, sizeof *f->cols);
+        for (size_t k = 0; k < f->ncols; k++) {
+            struct column *c = &f->cols[k];
+            int r = first + (int)k;
+            c->name = ax_strdup(PQgetvalue(res, r, 1));
+            c->qname = db_quote_ident(&t->db, c->name);
+            c->type = ax_strdup(PQgetvalue(res, r, 2));
+            c->notnull = strcmp(PQgetvalue(res, r, 3), "t") == 0;
+        }
+    }
+    PQclear(res);
+    return AX_OK;
+}
+
+/* Classification, the configuration's names that match nothing, and the SQL. */
+static void prepare_form(struct tenant *t, struct form *f)
+{
+    classify_columns(f->cols, f->ncols, f->def, &f->pol);
+    for (size_t k = 0; k < f->ncols; k++)
+        if (f->cols[k].cls == COL_UNCLASSIFIED)
+            f->nunclassified++;
+    const char **unmatched;
+    size_t nun = classify_unmatched_names(f->cols, f->ncols, f->def, &f->pol, &unmatched);
+    for (size_t k = 0; k < nun; k++)
+        log_warning("%s: form %s: configured field \"%s\" matches no field", t->name, f->slug, unmatched[k]);
+    free(unmatched);
+    plan_prepare(f, &t->facts);
+}
+
+int tenant_discover_forms(struct tenant *t, const struct app *app)
+{
+    PGresult *res;
+    bool has_formdefs;
+    int rc;
+
+    if ((rc = load_relations(t, &has_formdefs)))
+        return rc;
+    if (t->facts.has_allforms && (rc = load_allforms_columns(t)))
+        return rc;
+    char *sql = forms_query(has_formdefs);
+    rc = db_query(&t->db, &res, DB_ROWS(7), sql, 0, NULL, NULL);
+    free(sql);
+    if (rc)
+        return rc;
 
     int nrows = PQntuples(res);
+    char **oids = ax_calloc((size_t)nrows, sizeof *oids);
     t->forms = ax_calloc((size_t)nrows, sizeof *t->forms);
     for (int i = 0; i < nrows; i++) {
         struct form *f = &t->forms[t->nforms++];
+        oids[i] = PQgetvalue(res, i, 0);
         f->table = ax_strdup(PQgetvalue(res, i, 1));
         f->formdef_id = atoi(PQgetvalue(res, i, 2));
         f->evo_table = PQgetisnull(res, i, 3) ? NULL : ax_strdup(PQgetvalue(res, i, 3));
         f->has_formdef_row = strcmp(PQgetvalue(res, i, 6), "t") == 0;
-        if (f->has_formdef_row && !PQgetisnull(res, i, 4)) {
-            f->slug = ax_strdup(PQgetvalue(res, i, 4));
-            f->name = ax_strdup(PQgetisnull(res, i, 5) ? f->slug : PQgetvalue(res, i, 5));
-        } else {
-            /* an orphan table still holds personal data: process it, with
-             * the slug its name was built from */
-            const char *p = strchr(f->table + strlen("formdata_"), '_');
-            f->slug = ax_strdup(p ? p + 1 : f->table);
-            for (char *q = f->slug; *q; q++)
-                if (*q == '_')
-                    *q = '-';
-            f->name = ax_strdup(f->slug);
-            log_warning("%s: table %s has no formdefs row; processing it as form \"%s\"", t->name, f->table,
-                        f->slug);
-        }
+        name_form(t, f, res, i);
         f->def = def_set_find(&t->app_tenant->defs, f->slug);
         cfg_resolve(app->cfg, t->app_tenant->cfg, f->slug, &f->pol);
         f->q_table = db_quote_ident(&t->db, f->table);
         f->q_evo = f->evo_table ? db_quote_ident(&t->db, f->evo_table) : NULL;
-        if ((rc = load_columns(t, PQgetvalue(res, i, 0), &f->cols, &f->ncols)))
-            goto out;
-        classify_columns(f->cols, f->ncols, f->def, &f->pol);
-        for (size_t k = 0; k < f->ncols; k++)
-            if (f->cols[k].cls == COL_UNCLASSIFIED)
-                f->nunclassified++;
-        const char **unmatched;
-        size_t nun = classify_unmatched_names(f->cols, f->ncols, f->def, &f->pol, &unmatched);
-        for (size_t k = 0; k < nun; k++)
-            log_warning("%s: form %s: configured field \"%s\" matches no field", t->name, f->slug, unmatched[k]);
-        free(unmatched);
-        prepare_sql(t, f);
     }
-out:
+    rc = nrows > 0 ? load_columns(t, oids) : AX_OK;
+    free(oids);
     PQclear(res);
-    return rc;
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < t->nforms; i++)
+        prepare_form(t, &t->forms[i]);
+    return AX_OK;
 }
 
 int tenant_compute_cutoffs(struct tenant *t, const char *at)
@@ -484,7 +340,7 @@ int tenant_compute_cutoffs(struct tenant *t, const char *at)
     const Oid types[2] = {DB_TIMESTAMPTZOID, DB_INT4OID};
 
     /* one clock reading for every form */
-    int rc = db_exec(&t->db, &res, "SELECT COALESCE($1, pg_catalog.now())", 1, types, values);
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT COALESCE($1, pg_catalog.now())", 1, types, values);
     if (rc)
         return rc;
     snprintf(t->now, sizeof t->now, "%s", PQgetvalue(res, 0, 0));
@@ -496,24 +352,12 @@ int tenant_compute_cutoffs(struct tenant *t, const char *at)
         /* days as in the configuration, where a month counts 30 */
         snprintf(days, sizeof days, "%d", f->pol.retention_days);
         values[1] = days;
-        rc = db_exec(&t->db, &res, "SELECT $1 - pg_catalog.make_interval(days => $2)", 2, types, values);
+        rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT $1 - pg_catalog.make_interval(days => $2)", 2, types,
+                      values);
         if (rc)
             return rc;
         snprintf(f->cutoff, sizeof f->cutoff, "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
     }
     return AX_OK;
-}
-
-void form_params(const struct form *f, const char *values[FORM_NPARAMS], const char *lo, const char *hi,
-                 const char *run_ts, char *formdef_id_buf, size_t buflen)
-{
-    snprintf(formdef_id_buf, buflen, "%d", f->formdef_id);
-    values[0] = f->cutoff;
-    values[1] = formdef_id_buf;
-    values[2] = f->endpoints ? f->endpoints : "{}";
-    values[3] = f->stat_keys;
-    values[4] = lo;
-    values[5] = hi;
-    values[6] = run_ts;
 }

@@ -1,6 +1,6 @@
 /*
  * tenant.h: one tenant database: the session, its lock, and the forms found
- * in its catalog, each classified and with its SQL prepared.
+ * in its catalog, each classified and with its SQL prepared (plan.h).
  */
 #ifndef TENANT_H
 #define TENANT_H
@@ -8,24 +8,18 @@
 #include "app.h"
 #include "classify.h"
 #include "db.h"
+#include "plan.h"
 
 #include <stdbool.h>
 
-/* A submission's reference time, and "before the cutoff" ($1), on alias m. */
-#define SQL_REF "COALESCE(m.last_update_time, m.receipt_time)"
-#define SQL_PAST SQL_REF " < $1"
-
-/* Session-level advisory lock taken by run (classid 'anon' = 0x616e6f6e, objid 1). */
-#define TENANT_LOCK_CLASSID "1634627438"
-#define TENANT_LOCK_OBJID "1"
-
-/* The predicates that select submissions, on alias m (see tenant_build_preds). */
-struct form_preds {
-    char *final;    /* at a final status */
-    char *due_base; /* past the cutoff, at a status the run anonymises */
-    char *dirty;    /* still holds something the run blanks */
-    char *work;     /* due and not yet anonymised, or anonymised but incomplete */
-};
+/*
+ * Advisory lock keys (two int4 keys): classid 'anon' (0x616e6f6e), then an
+ * objid per purpose.  The tenant lock is session-level, held by run and
+ * export for the whole tenant; the BI setup lock is transaction-level.
+ */
+#define LOCK_CLASSID "1634627438"
+#define LOCK_TENANT LOCK_CLASSID ", 1"
+#define LOCK_BI_SETUP LOCK_CLASSID ", 2"
 
 struct form {
     int formdef_id;
@@ -34,34 +28,21 @@ struct form {
     char *slug;      /* formdefs.slug, or the table name's suffix when there is no formdefs row */
     char *name;
     bool has_formdef_row;
-    bool has_tracking_col; /* a tracking_code column whose codes are deleted with it */
     const struct definition *def; /* borrowed from the tenant's def_set; may be NULL */
     struct column *cols;
     size_t ncols;
     size_t nunclassified;
     struct cfg_resolved pol;
-
-    /* prepared at discovery */
-    char *q_table, *q_evo;  /* quoted identifiers */
-    char *endpoints;        /* text[] literal of final statuses ("wf-<id>"); NULL without definition */
-    char *stat_keys;        /* text[] literal of statistics_data keys that are kept */
-    struct form_preds pred;  /* with $1..$7 parameters */
-    char *sql_set;           /* SET list of the final anonymisation (alias t) */
-    char *sql_allforms_set;  /* SET list for wcs_all_forms (alias w, main row m); NULL when absent */
-    char *sql_allforms_dirty; /* its row still holds personal data (alias w, main row m) */
-    char *unsupported;      /* why the form cannot be processed safely, or NULL */
-
-    char cutoff[64];        /* computed once per run */
+    char *q_table, *q_evo; /* quoted identifiers */
+    struct form_sql sql;   /* prepared at discovery (plan.h) */
+    char cutoff[64];       /* computed once per run */
 };
 
 struct tenant {
     struct app_tenant *app_tenant;
     const char *name;
     struct db db;
-    bool has_tracking_codes;
-    bool has_allforms;
-    char **allforms_cols; /* personal columns of wcs_all_forms */
-    size_t nallforms;
+    struct plan_tenant facts;
     char now[64]; /* the clock reading cutoffs derive from */
     struct form *forms;
     size_t nforms;
@@ -76,38 +57,28 @@ struct tenant {
 int tenant_open(struct tenant *t, const struct app *app, struct app_tenant *at, bool read_only);
 void tenant_close(struct tenant *t);
 
-/* Tries the run lock: *acquired false when another session holds it. */
-int tenant_try_lock(struct tenant *t, bool *acquired);
+/* What tenant_begin does after connecting, in this order. */
+enum tenant_begin_step {
+    TB_READ_ONLY = 1 << 0, /* the session refuses writes */
+    TB_LOCK = 1 << 1,      /* take the tenant lock (another run holding it: TENANT_LOCKED) */
+    TB_SNAPSHOT = 1 << 2,  /* BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY */
+    TB_CUTOFFS = 1 << 3,   /* compute every form's cutoff as of at_time (NULL: now) */
+};
+
+/*
+ * The sequence every command starts a tenant with: open, then the steps
+ * asked for, and the discovery of its forms (before the cutoffs).  Logs what
+ * went wrong (the message stays in t->db.error) and returns TENANT_OK,
+ * TENANT_UNREACHABLE, TENANT_LOCKED or TENANT_FAILED.  Call tenant_close in
+ * every case.
+ */
+enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct app_tenant *at, unsigned steps,
+                                 const char *at_time);
 
 /* Finds, classifies and prepares every form of the tenant. */
 int tenant_discover_forms(struct tenant *t, const struct app *app);
 
 /* Sets every form's cutoff from one server clock reading: at (NULL: now()). */
 int tenant_compute_cutoffs(struct tenant *t, const char *at);
-
-/*
- * The seven parameters every form statement is given (only some are used):
- * $1 cutoff, $2 formdef id, $3 final statuses, $4 kept statistics keys,
- * $5 and $6 the keyset range (or a limit), $7 the run timestamp.
- */
-#define FORM_NPARAMS 7
-extern const Oid form_param_types[FORM_NPARAMS];
-/* "$1".."$7" (index 0 unused), for tenant_build_preds */
-extern const char *const form_dollar_params[FORM_NPARAMS + 1];
-
-/*
- * Builds the predicates of a form with p[n] as the text of parameter n
- * ($1 cutoff, $2 formdef id, $3 final statuses, $4 kept statistics keys):
- * "$n", or an expression reading the value where parameters cannot go
- * (COPY).  set_oriented: for one pass over a whole table (report, export),
- * related rows may be tested by hashing their table; otherwise (batches,
- * f->pred) by one index probe per row.  The rows selected are the same.
- * Free with tenant_free_preds.
- */
-void tenant_build_preds(struct tenant *t, const struct form *f, const char *const p[FORM_NPARAMS + 1],
-                        bool set_oriented, struct form_preds *out);
-void tenant_free_preds(struct form_preds *p);
-void form_params(const struct form *f, const char *values[FORM_NPARAMS], const char *lo, const char *hi,
-                 const char *run_ts, char *formdef_id_buf, size_t buflen);
 
 #endif

@@ -149,7 +149,8 @@ static int policy_setting(struct loader *ld, const config_setting_t *s, struct c
             return bad(ld, s, "%s", msg);
         if (days > RETENTION_CAP_DAYS)
             return bad(ld, s,
-                       "\"%s\" exceeds the legal cap of three months (90 days, a month counting 30 days)",
+                       "\"%s\" exceeds the legal cap of three months (" RETENTION_CAP_TEXT
+                       ", a month counting 30 days)",
                        text);
         pol->has_retention = true;
         pol->retention_days = days;
@@ -817,7 +818,7 @@ void cfg_resolve(const struct cfg *cfg, const struct cfg_tenant *tenant, const c
 {
     memset(out, 0, sizeof *out);
     out->retention_days = RETENTION_CAP_DAYS;
-    out->retention_text = "90 days";
+    out->retention_text = RETENTION_CAP_TEXT;
     out->retention_source = CFG_SRC_DEFAULT;
     out->drafts = CFG_DRAFTS_DELETE;
     out->open_submissions = CFG_OPEN_SKIP;

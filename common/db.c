@@ -78,47 +78,103 @@ void db_close(struct db *db)
     db->error = NULL;
 }
 
-static int check_result(struct db *db, PGresult *r, const char *sql, PGresult **res)
+/* "first line of the statement", cut to a readable length */
+static void statement_head(const char *sql, char *out, size_t outlen)
 {
-    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        db->sqlstate[0] = '\0';
-        if (res)
-            *res = r;
-        else
-            PQclear(r);
-        return AX_OK;
-    }
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state ? state : "");
-    const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    if (msg)
-        db_set_error(db, "%s", msg);
+    size_t n = strcspn(sql ? sql : "", "\n");
+    const size_t max = 72;
+    if (n > max)
+        snprintf(out, outlen, "%.*s...", (int)max, sql);
     else
-        set_error_text(db, PQerrorMessage(db->conn));
-    if (state)
-        snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state);
-    log_debug("%s: statement failed (SQLSTATE %s): %.300s", db->label, db->sqlstate[0] ? db->sqlstate : "none",
-              sql);
-    PQclear(r);
-    if (res)
-        *res = NULL;
+        snprintf(out, outlen, "%.*s", (int)n, sql ? sql : "");
+}
+
+/* The error of a failed statement: message, SQLSTATE, statement. */
+static void record_failure(struct db *db, const char *msg, const char *state, const char *sql)
+{
+    char head[96];
+    statement_head(sql, head, sizeof head);
+    snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state ? state : "");
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_append(&sb, msg && *msg ? msg : "unknown error");
+    /* libpq messages end with a newline: trim before adding ours */
+    while (sb.len && (sb.buf[sb.len - 1] == '\n' || sb.buf[sb.len - 1] == ' '))
+        sb.buf[--sb.len] = '\0';
+    if (db->sqlstate[0])
+        sb_appendf(&sb, " (SQLSTATE %s; statement: %s)", db->sqlstate, head);
+    else
+        sb_appendf(&sb, " (statement: %s)", head);
+    set_error_text(db, sb.buf);
+    sb_free(&sb);
+    log_debug("%s: statement failed (SQLSTATE %s): %.300s", db->label ? db->label : "?",
+              db->sqlstate[0] ? db->sqlstate : "none", sql ? sql : "");
+}
+
+void db_set_conn_error(struct db *db, const char *sql)
+{
+    record_failure(db, db->conn ? PQerrorMessage(db->conn) : "no connection", NULL, sql);
+}
+
+int db_check_result(struct db *db, const PGresult *r, const char *sql, ExecStatusType want)
+{
+    if (r && PQresultStatus(r) == want)
+        return AX_OK;
+    if (!r) {
+        db_set_conn_error(db, sql);
+        return AX_ERR_DB;
+    }
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (!msg && PQresultStatus(r) != PGRES_FATAL_ERROR && PQresultStatus(r) != PGRES_NONFATAL_ERROR) {
+        char text[96];
+        snprintf(text, sizeof text, "unexpected result status %s (expected %s)",
+                 PQresStatus(PQresultStatus(r)), PQresStatus(want));
+        record_failure(db, text, NULL, sql);
+    } else {
+        record_failure(db, msg ? msg : PQerrorMessage(db->conn), state, sql);
+    }
     return AX_ERR_DB;
 }
 
-int db_exec(struct db *db, PGresult **res, const char *sql, int nparams, const Oid *types,
-            const char *const *values)
+/* Whether the result has the shape the caller said; records the error if not. */
+static bool check_shape(struct db *db, const PGresult *r, struct db_shape shape, const char *sql)
 {
-    PGresult *r = PQexecParams(db->conn, sql, nparams, types, values, NULL, NULL, 0);
-    return check_result(db, r, sql, res);
+    int rows = PQntuples(r), cols = PQnfields(r);
+    char text[128];
+    if (shape.ncols >= 0 && cols != shape.ncols)
+        snprintf(text, sizeof text, "unexpected result: %d column%s, expected %d", cols, cols == 1 ? "" : "s",
+                 shape.ncols);
+    else if (rows < shape.min_rows)
+        snprintf(text, sizeof text, "unexpected result: %d row%s, expected at least %d", rows, rows == 1 ? "" : "s",
+                 shape.min_rows);
+    else if (shape.max_rows >= 0 && rows > shape.max_rows)
+        snprintf(text, sizeof text, "unexpected result: %d rows, expected at most %d", rows, shape.max_rows);
+    else
+        return true;
+    record_failure(db, text, NULL, sql);
+    return false;
 }
 
-int db_exec_binary(struct db *db, PGresult **res, const char *sql, int nparams, const Oid *types,
-                   const char *const *values, const int *lengths, const int *formats)
+int db_query(struct db *db, PGresult **res, struct db_shape shape, const char *sql, int nparams, const Oid *types,
+             const char *const *values)
 {
-    PGresult *r = PQexecParams(db->conn, sql, nparams, types, values, lengths, formats, 0);
-    return check_result(db, r, sql, res);
+    if (res)
+        *res = NULL;
+    PGresult *r = PQexecParams(db->conn, sql, nparams, types, values, NULL, NULL, 0);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK && (shape.ncols <= 0 && shape.min_rows == 0)) {
+        /* a command: no rows, which the shape allows */
+    } else if (db_check_result(db, r, sql, PGRES_TUPLES_OK) != AX_OK || !check_shape(db, r, shape, sql)) {
+        PQclear(r);
+        return AX_ERR_DB;
+    }
+    db_clear_error(db);
+    if (res)
+        *res = r;
+    else
+        PQclear(r);
+    return AX_OK;
 }
 
 int db_relation(struct db *db, const char *schema, const char *name, bool *exists, bool *readable)
@@ -126,7 +182,7 @@ int db_relation(struct db *db, const char *schema, const char *name, bool *exist
     PGresult *res;
     const char *values[2] = {schema, name};
     const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
-    int rc = db_exec(db, &res,
+    int rc = db_query(db, &res, DB_ONE_ROW(2),
                      "SELECT count(*) > 0, COALESCE(bool_and(pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
                      "  AND pg_catalog.has_table_privilege(c.oid, 'SELECT')), false)"
                      " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"

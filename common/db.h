@@ -1,9 +1,9 @@
 /*
  * db.h: the one way this program talks to PostgreSQL.
  *
- * Every query goes through db_exec, which checks the result status, keeps the
- * server's message and SQLSTATE for the caller, and clears results on every
- * error path.  Values travel only as parameters; identifiers only through
+ * Every query goes through db_query, which checks the result status and
+ * shape, keeps the server's message and SQLSTATE for the caller, and clears
+ * results on every error path.  Values travel only as parameters; identifiers only through
  * db_quote_ident, and only when they come from the catalog.
  */
 #ifndef DB_H
@@ -47,20 +47,53 @@ int db_connect(struct db *db, const char *conninfo, const char *dbname, const ch
 void db_close(struct db *db);
 
 /*
- * Runs one statement.  types and values may be NULL when nparams is 0; a
- * NULL entry of values sends SQL NULL.  When res is not NULL it receives the
- * result on success (caller PQclears it).  Returns 0 or AX_ERR_DB.
+ * The shape a statement's result must have: ncols columns (-1: any), at
+ * least min_rows and at most max_rows rows (-1: no limit).  A command
+ * (INSERT, UPDATE, DDL without RETURNING) has no rows: DB_ANY accepts it.
  */
-int db_exec(struct db *db, PGresult **res, const char *sql, int nparams, const Oid *types,
-            const char *const *values);
+struct db_shape {
+    int ncols;
+    int min_rows;
+    int max_rows;
+};
+#define DB_ANY ((struct db_shape){-1, 0, -1})
+#define DB_ONE_ROW(ncols) ((struct db_shape){(ncols), 1, 1})
+#define DB_AT_MOST_ONE_ROW(ncols) ((struct db_shape){(ncols), 0, 1})
+#define DB_ROWS(ncols) ((struct db_shape){(ncols), 0, -1})
+
+/*
+ * The one query helper (after PostgreSQL's fe_utils executeQuery).  Runs one
+ * statement with text parameters (types and values may be NULL when nparams
+ * is 0; a NULL value sends SQL NULL), checks the result status and shape,
+ * and returns 0 or AX_ERR_DB.  On failure db->error holds one line: the
+ * server's message (or what was wrong with the shape), the SQLSTATE, and the
+ * statement's first line; db->sqlstate keeps the SQLSTATE.  On success the
+ * previous error is forgotten, and *res (when res is not NULL) receives the
+ * result, which the caller PQclears; *res is NULL after a failure.
+ */
+int db_query(struct db *db, PGresult **res, struct db_shape shape, const char *sql, int nparams, const Oid *types,
+             const char *const *values);
+
+/* A statement whose rows, if any, are not wanted. */
+static inline int db_command(struct db *db, const char *sql, int nparams, const Oid *types,
+                             const char *const *values)
+{
+    return db_query(db, NULL, DB_ANY, sql, nparams, types, values);
+}
 static inline int db_cmd(struct db *db, const char *sql)
 {
-    return db_exec(db, NULL, sql, 0, NULL, NULL);
+    return db_query(db, NULL, DB_ANY, sql, 0, NULL, NULL);
 }
 
-/* Sends one statement with binary parameters (for bytea). */
-int db_exec_binary(struct db *db, PGresult **res, const char *sql, int nparams, const Oid *types,
-                   const char *const *values, const int *lengths, const int *formats);
+/*
+ * Checks a result obtained without db_query (the COPY protocol): its status
+ * must be want.  Records the error as db_query does.  r stays the caller's
+ * (it may be NULL: a lost connection).  Returns 0 or AX_ERR_DB.
+ */
+int db_check_result(struct db *db, const PGresult *r, const char *sql, ExecStatusType want);
+
+/* Records a libpq-side failure (no result to look at) with the statement, as db_query does. */
+void db_set_conn_error(struct db *db, const char *sql);
 
 /* True when the last error has this SQLSTATE. */
 bool db_error_is(const struct db *db, const char *sqlstate);

@@ -13,6 +13,10 @@
 
 /* The promise made to the data protection authority: three months. */
 #define RETENTION_CAP_DAYS 90
+#define TM_STR_(x) #x
+#define TM_STR(x) TM_STR_(x)
+/* The same, as the configuration writes it: "90 days" */
+#define RETENTION_CAP_TEXT TM_STR(RETENTION_CAP_DAYS) " days"
 
 /* Parses "<n> day(s)|week(s)|month(s)" into days (n >= 1).  Does not apply
  * the cap.  Returns 0, or AX_ERR_CONFIG with a message in err. */

@@ -1,0 +1,530 @@
+/*
+ * plan.c: the SQL of a form (see plan.h).
+ *
+ * Every name comes quoted from the catalog (column qname, q_table, q_evo);
+ * every value is a parameter.  Statements are laid out one clause per line
+ * so that the golden files read as SQL.
+ */
+#include "plan.h"
+#include "ax.h"
+#include "strbuf.h"
+#include "tenant.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const plan_dollar_params[PLAN_NPARAMS + 1] = {"", "$1", "$2", "$3", "$4", "$5", "$6", "$7"};
+
+const Oid plan_param_types[PLAN_NPARAMS] = {
+    DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_INT8OID, DB_INT8OID, DB_TIMESTAMPTZOID,
+};
+
+const Oid plan_report_param_types[PLAN_NPARAMS] = {
+    DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_TIMESTAMPTZOID, DB_TIMESTAMPTZOID,
+    DB_INT4OID,
+};
+
+/* ISO 8601 in UTC, to the second */
+#define ISO(x) "pg_catalog.to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+static const struct column *find_col(const struct form *f, const char *name)
+{
+    for (size_t i = 0; i < f->ncols; i++)
+        if (strcmp(f->cols[i].name, name) == 0)
+            return &f->cols[i];
+    return NULL;
+}
+
+static void add_key(char ***keys, size_t *n, const char *key)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*keys)[i], key) == 0)
+            return;
+    *keys = ax_reallocarray(*keys, *n + 1, sizeof **keys);
+    (*keys)[(*n)++] = ax_strdup(key);
+}
+
+static char *text_array(char **items, size_t n)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_append_pg_text_array(&sb, items, n);
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+    return sb_finish(&sb);
+}
+
+/* Why the form cannot be processed safely, or NULL. */
+static char *unsupported(const struct form *f)
+{
+    static const char *const required[] = {"id", "status", "receipt_time", "last_update_time", "anonymised"};
+    for (size_t i = 0; i < AX_ARRAY_LEN(required); i++)
+        if (!find_col(f, required[i]))
+            return ax_asprintf("table %s has no column %s: not a w.c.s. form table", f->table, required[i]);
+    for (size_t i = 0; i < f->ncols; i++) {
+        const struct column *c = &f->cols[i];
+        if (col_is_nulled(c->cls) && c->notnull)
+            return ax_asprintf("column %s of %s is NOT NULL and cannot be blanked", c->name, f->table);
+        if (c->cls == COL_STATISTICS && strcmp(c->type, "jsonb") != 0)
+            return ax_asprintf("column statistics_data of %s is %s, not jsonb", f->table, c->type);
+    }
+    return NULL;
+}
+
+/* The final statuses, as a text[] literal; NULL without a definition that lists statuses. */
+static char *endpoints(const struct form *f)
+{
+    if (!f->def || f->def->nstatuses == 0)
+        return NULL;
+    char **ends = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < f->def->nstatuses; i++) {
+        if (!f->def->statuses[i].endpoint)
+            continue;
+        ends = ax_reallocarray(ends, n + 1, sizeof *ends);
+        ends[n++] = ax_asprintf("wf-%s", f->def->statuses[i].id);
+    }
+    return text_array(ends, n);
+}
+
+/* The statistics_data keys that survive: done-datetime and those of the kept fields. */
+static char *stat_keys(const struct form *f)
+{
+    char **keys = NULL;
+    size_t n = 0;
+    add_key(&keys, &n, "done-datetime");
+    for (size_t i = 0; i < f->ncols; i++) {
+        const struct column *c = &f->cols[i];
+        if (c->cls != COL_KEEP)
+            continue;
+        if (c->field) {
+            if (c->field->varname)
+                add_key(&keys, &n, c->field->varname);
+            add_key(&keys, &n, c->field->id);
+        }
+        add_key(&keys, &n, c->name);
+    }
+    return text_array(keys, n);
+}
+
+/* The SET list of the final anonymisation, alias t. */
+static char *set_list(const struct form *f)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < f->ncols; i++)
+        if (col_is_nulled(f->cols[i].cls))
+            sb_appendf(&sb, "%s = NULL,\n  ", f->cols[i].qname);
+    if (find_col(f, "statistics_data"))
+        sb_append(&sb, "statistics_data = CASE WHEN pg_catalog.jsonb_typeof(t.statistics_data) = 'object'"
+                       " THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
+                       " FROM pg_catalog.jsonb_each(t.statistics_data) s WHERE s.key = ANY ($4)) END,\n  ");
+    sb_append(&sb, "anonymised = COALESCE(t.anonymised, $7)");
+    return sb_finish(&sb);
+}
+
+void plan_prepare(struct form *f, const struct plan_tenant *t)
+{
+    struct form_sql *s = &f->sql;
+    memset(s, 0, sizeof *s);
+    if ((s->unsupported = unsupported(f)))
+        return;
+    s->allforms = t->has_allforms;
+    s->tracking_codes = t->has_tracking_codes && find_col(f, "tracking_code") != NULL;
+    s->endpoints = endpoints(f);
+    s->stat_keys = stat_keys(f);
+    s->set = set_list(f);
+    if (t->has_allforms && t->nallforms_personal > 0) {
+        struct strbuf set, dirty;
+        sb_init(&set);
+        sb_init(&dirty);
+        sb_append(&dirty, "(");
+        for (size_t i = 0; i < t->nallforms_personal; i++) {
+            sb_appendf(&set, "%s = NULL, ", t->allforms_personal[i]);
+            sb_appendf(&dirty, "w.%s IS NOT NULL OR ", t->allforms_personal[i]);
+        }
+        sb_append(&set, "statistics_data = m.statistics_data, anonymised = m.anonymised");
+        sb_append(&dirty, "w.statistics_data IS DISTINCT FROM m.statistics_data"
+                          " OR w.anonymised IS DISTINCT FROM m.anonymised)");
+        s->allforms_set = sb_finish(&set);
+        s->allforms_dirty = sb_finish(&dirty);
+    }
+    plan_preds(f, plan_dollar_params, PLAN_PROBE, &s->pred);
+}
+
+void plan_free(struct form_sql *s)
+{
+    free(s->unsupported);
+    free(s->endpoints);
+    free(s->stat_keys);
+    free(s->set);
+    free(s->allforms_set);
+    free(s->allforms_dirty);
+    plan_free_preds(&s->pred);
+    memset(s, 0, sizeof *s);
+}
+
+/* -- predicates --------------------------------------------------------------- */
+
+/* A test on related rows (see enum plan_style). */
+static void related(struct strbuf *sb, enum plan_style style, const char *from_where)
+{
+    if (style == PLAN_SCAN)
+        sb_appendf(sb, "EXISTS (SELECT 1 FROM %s)", from_where);
+    else
+        sb_appendf(sb, "((SELECT 1 FROM %s LIMIT 1) IS NOT NULL)", from_where);
+}
+
+static char *pred_final(const struct form *f, const char *const p[], enum plan_style style)
+{
+    struct strbuf sb, tmp;
+    sb_init(&sb);
+    if (f->sql.endpoints) {
+        sb_appendf(&sb, "COALESCE(m.status = ANY (%s), false)", p[3]);
+    } else if (f->sql.allforms) {
+        /* without a definition, the w.c.s. trigger's verdict */
+        sb_init(&tmp);
+        sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND w.is_at_endpoint", p[2]);
+        related(&sb, style, tmp.buf);
+        sb_free(&tmp);
+    } else {
+        sb_append(&sb, "false");
+    }
+    return sb_finish(&sb);
+}
+
+/* Anything left that the final anonymisation removes. */
+static char *pred_dirty(const struct form *f, const char *const p[], enum plan_style style)
+{
+    struct strbuf sb, tmp;
+    const char *sep = "";
+    sb_init(&sb);
+    sb_init(&tmp);
+    for (size_t i = 0; i < f->ncols; i++) {
+        if (!col_is_nulled(f->cols[i].cls))
+            continue;
+        sb_appendf(&sb, "%sm.%s IS NOT NULL", sep, f->cols[i].qname);
+        sep = "\n    OR ";
+    }
+    if (find_col(f, "statistics_data")) {
+        sb_appendf(&sb,
+                   "%s(CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object'"
+                   " THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k"
+                   " WHERE k <> ALL (%s)) ELSE m.statistics_data IS NOT NULL END)",
+                   sep, p[4]);
+        sep = "\n    OR ";
+    }
+    if (f->q_evo) {
+        sb_appendf(&tmp, "public.%s e WHERE e.formdata_id = m.id"
+                         " AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)", f->q_evo);
+        sb_append(&sb, sep);
+        related(&sb, style, tmp.buf);
+        sb_reset(&tmp);
+        sep = "\n    OR ";
+    }
+    if (f->sql.allforms_dirty) {
+        sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND %s", p[2],
+                   f->sql.allforms_dirty);
+        sb_append(&sb, sep);
+        related(&sb, style, tmp.buf);
+        sep = "\n    OR ";
+    }
+    sb_free(&tmp);
+    if (!*sep)
+        sb_append(&sb, "false");
+    return sb_finish(&sb);
+}
+
+void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enum plan_style style,
+                struct form_preds *out)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    out->final = pred_final(f, p, style);
+    /* which submissions the final anonymisation applies to */
+    sb_appendf(&sb, PLAN_REF " < %s AND ((m.status IS DISTINCT FROM 'draft' AND %s)%s)", p[1],
+               f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : out->final,
+               f->pol.drafts == CFG_DRAFTS_ANONYMISE ? " OR m.status = 'draft'" : "");
+    out->due_base = sb_detach(&sb);
+    out->dirty = pred_dirty(f, p, style);
+    sb_appendf(&sb, "(%s)\n  AND (m.anonymised IS NULL\n    OR %s)", out->due_base, out->dirty);
+    out->work = sb_finish(&sb);
+}
+
+void plan_free_preds(struct form_preds *p)
+{
+    free(p->final);
+    free(p->due_base);
+    free(p->dirty);
+    free(p->work);
+    memset(p, 0, sizeof *p);
+}
+
+void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const char *lo, const char *hi,
+                 const char *run_ts, char *formdef_id_buf, size_t buflen)
+{
+    snprintf(formdef_id_buf, buflen, "%d", f->formdef_id);
+    values[0] = f->cutoff;
+    values[1] = formdef_id_buf;
+    values[2] = f->sql.endpoints ? f->sql.endpoints : "{}";
+    values[3] = f->sql.stat_keys;
+    values[4] = lo;
+    values[5] = hi;
+    values[6] = run_ts;
+}
+
+/* -- batches ---------------------------------------------------------------------- */
+
+static const char drafts_pred[] = "m.status = 'draft' AND " PLAN_REF " < $1";
+
+static const char *batch_pred(const struct form *f, enum plan_batch kind)
+{
+    return kind == PLAN_ANONYMISE ? f->sql.pred.work : drafts_pred;
+}
+
+char *plan_batch(const struct form *f, enum plan_batch kind)
+{
+    struct strbuf sb;
+    bool tc = f->sql.tracking_codes;
+    bool anonymise = kind == PLAN_ANONYMISE;
+    const char *pred = batch_pred(f, kind);
+
+    sb_init(&sb);
+    sb_appendf(&sb,
+               "WITH cand AS MATERIALIZED (SELECT m.id FROM public.%s m\n"
+               "  WHERE m.id > $5 AND %s\n"
+               "  ORDER BY m.id LIMIT $6),\n"
+               "locked AS (SELECT m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
+               " COALESCE(m.status = 'draft', false) AS draft\n"
+               "  FROM public.%s m\n"
+               "  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND %s\n"
+               /* the lock an UPDATE that changes no key takes: new history rows (which
+                * reference the submission) are not blocked by it; a DELETE needs more */
+               "  FOR %s OF m SKIP LOCKED),\n",
+               f->q_table, pred, tc ? "m.tracking_code" : "NULL::varchar", f->q_table, pred,
+               anonymise ? "NO KEY UPDATE" : "UPDATE");
+    if (anonymise)
+        sb_appendf(&sb, "chg AS (UPDATE public.%s t SET\n  %s\n  FROM locked l WHERE t.id = l.id"
+                        " RETURNING l.fresh, l.draft)",
+                   f->q_table, f->sql.set);
+    else
+        /* history rows go with the submission (ON DELETE CASCADE), the
+         * wcs_all_forms row with the w.c.s. trigger */
+        sb_appendf(&sb, "chg AS (DELETE FROM public.%s t USING locked l WHERE t.id = l.id"
+                        " RETURNING true AS fresh, true AS draft)",
+                   f->q_table);
+    bool evo = anonymise && f->q_evo;
+    if (evo)
+        sb_appendf(&sb,
+                   ",\nevo AS (UPDATE public.%s e SET who = NULL, comment = NULL, parts = NULL FROM locked l"
+                   " WHERE e.formdata_id = l.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)"
+                   " RETURNING 1)",
+                   f->q_evo);
+    /* by primary key: a join could read the whole tenant-wide table per batch */
+    if (tc)
+        sb_append(&sb, ",\ntc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY("
+                       "SELECT l.tracking_code FROM locked l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)");
+    sb_appendf(&sb,
+               "\nSELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand),"
+               " count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh),"
+               " count(*) FILTER (WHERE fresh AND draft), %s, %s FROM chg",
+               evo ? "(SELECT count(*) FROM evo)" : "0", tc ? "(SELECT count(*) FROM tc)" : "0");
+    return sb_finish(&sb);
+}
+
+char *plan_batch_range(const struct form *f, enum plan_batch kind)
+{
+    return ax_asprintf("SELECT max(s.id), count(*) FROM (SELECT m.id FROM public.%s m\n"
+                       "  WHERE m.id > $5 AND %s\n"
+                       "  ORDER BY m.id LIMIT $6) s",
+                       f->q_table, batch_pred(f, kind));
+}
+
+char *plan_batch_allforms(const struct form *f, enum plan_batch kind)
+{
+    if (kind == PLAN_ANONYMISE) {
+        /* makes sure wcs_all_forms carries nothing personal even where the trigger is missing */
+        if (!f->sql.allforms_set)
+            return NULL;
+        return ax_asprintf("UPDATE public.wcs_all_forms w SET %s\n"
+                           "  FROM public.%s m\n"
+                           "  WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6 AND w.id = m.id\n"
+                           "  AND m.id > $5 AND m.id <= $6 AND m.anonymised IS NOT NULL\n"
+                           "  AND %s\n"
+                           "  AND %s",
+                           f->sql.allforms_set, f->q_table, f->sql.pred.due_base, f->sql.allforms_dirty);
+    }
+    /* a deleted draft leaves nothing in wcs_all_forms, trigger or not; both
+     * sides bounded by the range: an anti-join could otherwise read the whole
+     * table per batch */
+    if (!f->sql.allforms)
+        return NULL;
+    return ax_asprintf("DELETE FROM public.wcs_all_forms w\n"
+                       "  WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6\n"
+                       "  AND NOT EXISTS (SELECT 1 FROM public.%s m WHERE m.id = w.id AND m.id > $5 AND m.id <= $6)",
+                       f->q_table);
+}
+
+char *plan_count_work(const struct form *f)
+{
+    return ax_asprintf("SELECT count(*) FROM public.%s m\n  WHERE %s", f->q_table, f->sql.pred.work);
+}
+
+/* -- report ------------------------------------------------------------------------ */
+
+char *plan_report(const struct form *f)
+{
+    struct strbuf sb;
+    struct form_preds p;
+    /* one pass over the table: related rows may be hashed */
+    plan_preds(f, plan_dollar_params, PLAN_SCAN, &p);
+    const char *open_anon = f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : "false";
+    const char *drafts_anon = f->pol.drafts == CFG_DRAFTS_ANONYMISE ? "true" : "false";
+    /* still holds personal data, and the limit applies to it */
+    char *pending = ax_asprintf("(NOT anon OR dirty) AND (draft OR final OR %s)", open_anon);
+
+    sb_init(&sb);
+    sb_appendf(&sb,
+               "SELECT count(*),\n"
+               "  count(*) FILTER (WHERE anon AND NOT dirty),\n"
+               "  count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND (final OR %s)),\n"
+               "  count(*) FILTER (WHERE draft AND past AND (%s OR NOT anon)),\n"
+               "  count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND NOT final),\n"
+               "  count(*) FILTER (WHERE anon AND dirty AND past"
+               " AND ((NOT draft AND (final OR %s)) OR (draft AND %s))),\n"
+               "  " ISO("min(ref) FILTER (WHERE %s)") ",\n"
+               "  GREATEST(0, pg_catalog.ceil(EXTRACT(epoch FROM $5 - min(ref) FILTER (WHERE %s)) / 86400))::bigint,\n"
+               /* anonymised recently enough that backups still hold what was removed */
+               "  count(*) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)),\n"
+               "  pg_catalog.to_char((max(anonymised) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7))"
+               " + pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD')\n"
+               "FROM (SELECT " PLAN_REF " AS ref, m.anonymised,\n"
+               "    COALESCE(m.status = 'draft', false) AS draft,\n"
+               "    (m.status IS DISTINCT FROM 'draft' AND %s) AS final,\n"
+               "    m.anonymised IS NOT NULL AS anon,\n"
+               "    COALESCE(" PLAN_REF " < $1, false) AS past,\n"
+               "    CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty\n"
+               "  FROM public.%s m OFFSET 0) s",
+               open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending,
+               pending, p.final, p.dirty, f->q_table);
+    free(pending);
+    plan_free_preds(&p);
+    return sb_finish(&sb);
+}
+
+/* -- export ---------------------------------------------------------------------------- */
+
+/* Where COPY cannot take parameters, the values of the one-row CTE "p". */
+static const char *const copy_params[PLAN_NPARAMS + 1] = {
+    "", "NULL::timestamptz", "p.p2", "p.p3", "p.p4", "NULL", "NULL", "NULL",
+};
+
+const char plan_export_settings_sql[] =
+    "SELECT pg_catalog.set_config('anonymizer.p2', $1, true),"
+    " pg_catalog.set_config('anonymizer.p3', $2, true),"
+    " pg_catalog.set_config('anonymizer.p4', $3, true),"
+    " pg_catalog.set_config('anonymizer.tenant', $4, true),"
+    " pg_catalog.set_config('anonymizer.slug', $5, true),"
+    " pg_catalog.set_config('anonymizer.precision', $6, true),"
+    " pg_catalog.set_config('anonymizer.keys', $7, true),"
+    " pg_catalog.set_config('anonymizer.status_ids', $8, true),"
+    " pg_catalog.set_config('anonymizer.status_names', $9, true),"
+    " pg_catalog.set_config('anonymizer.since', $10, true),"
+    " pg_catalog.set_config('anonymizer.seq', $11, true),"
+    " pg_catalog.set_config('anonymizer.table', $12, true)";
+
+static bool is_display(const char *column)
+{
+    size_t n = strlen(column);
+    return n > 8 && strcmp(column + n - 8, "_display") == 0;
+}
+
+size_t plan_export_fields(const struct form *f, struct plan_field **out)
+{
+    size_t n = 0;
+    *out = NULL;
+    for (size_t i = 0; i < f->ncols; i++) {
+        const struct column *c = &f->cols[i];
+        /* pickled values (file references, structured items) are not statistics */
+        if (c->cls != COL_KEEP || strcmp(c->type, "bytea") == 0)
+            continue;
+        char *base;
+        if (c->field && c->field->varname)
+            base = ax_strdup(c->field->varname);
+        else if (c->field)
+            base = ax_strdup(c->field->column);
+        else
+            base = is_display(c->name) ? ax_strndup(c->name, strlen(c->name) - 8) : ax_strdup(c->name);
+        *out = ax_reallocarray(*out, n + 1, sizeof **out);
+        (*out)[n].key = is_display(c->name) ? ax_asprintf("%s_display", base) : ax_strdup(base);
+        (*out)[n].col = c;
+        free(base);
+        n++;
+    }
+    return n;
+}
+
+void plan_fields_free(struct plan_field *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(fields[i].key);
+    free(fields);
+}
+
+char *plan_export_copy(const struct form *f, const struct plan_field *fields, size_t nfields, bool incremental,
+                       const char *changes_sql)
+{
+    struct form_preds p;
+    struct strbuf sb;
+
+    plan_preds(f, copy_params, PLAN_SCAN, &p);
+    sb_init(&sb);
+    sb_append(&sb, "COPY (WITH p AS MATERIALIZED (SELECT"
+                   " pg_catalog.current_setting('anonymizer.p2')::integer AS p2,"
+                   " pg_catalog.current_setting('anonymizer.p3')::text[] AS p3,"
+                   " pg_catalog.current_setting('anonymizer.p4')::text[] AS p4,"
+                   " pg_catalog.current_setting('anonymizer.tenant') AS tenant,"
+                   " pg_catalog.current_setting('anonymizer.slug') AS slug,"
+                   " pg_catalog.current_setting('anonymizer.precision') AS prec,"
+                   " pg_catalog.current_setting('anonymizer.keys')::text[] AS keys,"
+                   " pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids,"
+                   " pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names)\n"
+                   "SELECT p.tenant, p.p2, p.slug, m.id,"
+                   " pg_catalog.date_trunc(p.prec, m.receipt_time), pg_catalog.date_trunc(p.prec, m.last_update_time),"
+                   " pg_catalog.date_trunc(p.prec, m.anonymised),"
+                   " CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END,"
+                   " p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)],");
+    sb_appendf(&sb, " COALESCE(%s, false),", p.final);
+    sb_append(&sb, " m.submission_channel, m.backoffice_submission, m.criticality_level,"
+                   " m.last_update_time - m.receipt_time,\n  ");
+    /* jsonb_build_object takes at most 100 arguments: chunks of 40 pairs */
+    if (nfields == 0)
+        sb_append(&sb, "'{}'::jsonb");
+    for (size_t i = 0; i < nfields; i++) {
+        if (i % 40 == 0)
+            sb_append(&sb, i ? ") || pg_catalog.jsonb_build_object(" : "pg_catalog.jsonb_build_object(");
+        else
+            sb_append(&sb, ", ");
+        sb_appendf(&sb, "p.keys[%zu], m.%s", i + 1, fields[i].col->qname);
+    }
+    if (nfields)
+        sb_append(&sb, ")");
+    sb_appendf(&sb, "\nFROM public.%s m CROSS JOIN p\n"
+                    "WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'\n"
+                    "  AND NOT (%s)",
+               f->q_table, p.dirty);
+    if (incremental) {
+        /* not correlated: the settings are read once, and can drive the index scans */
+        sb_appendf(&sb, "\n  AND m.id IN (SELECT a.id FROM public.%s a"
+                        " WHERE a.anonymised > pg_catalog.current_setting('anonymizer.since')::timestamptz",
+                   f->q_table);
+        if (changes_sql)
+            sb_appendf(&sb, "\n    UNION %s", changes_sql);
+        sb_append(&sb, ")");
+    }
+    sb_append(&sb, ") TO STDOUT");
+    plan_free_preds(&p);
+    return sb_finish(&sb);
+}

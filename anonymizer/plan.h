@@ -1,0 +1,159 @@
+/*
+ * plan.h: every statement the tool runs on a form's tables, built in one
+ * place.
+ *
+ * What is "due", what still "needs work", and what a blanked row looks like
+ * are decided here and nowhere else: run, report and export all take their
+ * predicates from plan_preds(), so they select exactly the same rows.  The
+ * statements are plain text built from quoted catalog names (struct column's
+ * qname, the form's q_table) and $n parameters; tests/unit/golden/ holds the
+ * text generated for a fixed form, so that a change to the SQL shows up in
+ * review as a diff of SQL.
+ *
+ * Parameters of the form statements (plan_param_types):
+ *   $1 cutoff, $2 formdef id, $3 final statuses (text[]), $4 kept
+ *   statistics keys (text[]), $5 and $6 a keyset range (lo exclusive, hi
+ *   inclusive) or lo and a limit, $7 the run timestamp.
+ * The report's aggregate replaces $5..$7 (see plan_report).
+ */
+#ifndef PLAN_H
+#define PLAN_H
+
+#include "db.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct form; /* tenant.h */
+
+#define PLAN_NPARAMS 7
+extern const Oid plan_param_types[PLAN_NPARAMS];
+/* "$1".."$7" (index 0 unused): the parameter texts of ordinary statements */
+extern const char *const plan_dollar_params[PLAN_NPARAMS + 1];
+
+/* A submission's reference time, on alias m. */
+#define PLAN_REF "COALESCE(m.last_update_time, m.receipt_time)"
+
+/* What the tenant database has, for the SQL of its forms. */
+struct plan_tenant {
+    bool has_tracking_codes;
+    bool has_allforms;
+    char **allforms_personal; /* quoted names of the personal columns of wcs_all_forms */
+    size_t nallforms_personal;
+};
+
+/* The predicates that select submissions, on alias m. */
+struct form_preds {
+    char *final;    /* at a final status */
+    char *due_base; /* past the cutoff, at a status the run anonymises */
+    char *dirty;    /* still holds something the run blanks */
+    char *work;     /* due and not yet anonymised, or anonymised but incomplete */
+};
+
+/*
+ * How related rows (history, wcs_all_forms) are tested.  PLAN_SCAN: for one
+ * pass over a whole table (report, export), EXISTS, which the planner may
+ * hash.  PLAN_PROBE: for a batch of a few thousand rows of a large table, a
+ * scalar subquery, one index probe per row (a hashed subplan would read the
+ * whole related table per batch).  The rows selected are the same.
+ */
+enum plan_style { PLAN_PROBE = 0, PLAN_SCAN };
+
+/* What discovery prepares once per form (owned by the form). */
+struct form_sql {
+    char *unsupported;    /* why the form cannot be processed safely, or NULL */
+    bool allforms;        /* the tenant has wcs_all_forms */
+    bool tracking_codes;  /* the form's tracking codes are deleted with its submissions */
+    char *endpoints;      /* text[] literal of final statuses ("wf-<id>"); NULL without definition */
+    char *stat_keys;      /* text[] literal of the statistics_data keys that are kept */
+    char *set;            /* SET list of the final anonymisation (alias t) */
+    char *allforms_set;   /* SET list for wcs_all_forms (alias w, main row m); NULL without it */
+    char *allforms_dirty; /* a wcs_all_forms row still holds personal data (alias w, main row m) */
+    struct form_preds pred; /* PLAN_PROBE style, with $n parameters */
+};
+
+/* Builds f->sql from the form's classified columns.  t: the tenant's facts. */
+void plan_prepare(struct form *f, const struct plan_tenant *t);
+void plan_free(struct form_sql *s);
+
+/*
+ * The predicates with p[n] as the text of parameter n ($1 cutoff, $2 formdef
+ * id, $3 final statuses, $4 kept statistics keys): "$n", or an expression
+ * that reads the value where parameters cannot go (COPY).  Free with
+ * plan_free_preds.
+ */
+void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enum plan_style style,
+                struct form_preds *out);
+void plan_free_preds(struct form_preds *p);
+
+/* Fills the seven parameter values of a form statement.  lo, hi: $5, $6.
+ * formdef_id_buf: room for the formdef id's text. */
+void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const char *lo, const char *hi,
+                 const char *run_ts, char *formdef_id_buf, size_t buflen);
+
+/* -- the run's batches (caller frees every returned string) ------------------ */
+
+/* The two kinds of batch: the final anonymisation, and the deletion of expired drafts. */
+enum plan_batch { PLAN_ANONYMISE = 0, PLAN_DELETE_DRAFTS };
+
+/*
+ * One batch in one statement: the next $6 candidates after $5 in id order,
+ * locked (rows a w.c.s. request holds are skipped), changed.  Returns one
+ * row: the range's upper bound, candidates, anonymised, completed, drafts,
+ * history rows cleared, tracking codes deleted.
+ */
+char *plan_batch(const struct form *f, enum plan_batch kind);
+#define PLAN_BATCH_NCOLS 7
+/* The range the next batch would take (max id, candidates), without changing
+ * anything: to step over a range that could not be locked. */
+char *plan_batch_range(const struct form *f, enum plan_batch kind);
+/* The wcs_all_forms statement that follows a batch over ($5, $6], or NULL. */
+char *plan_batch_allforms(const struct form *f, enum plan_batch kind);
+/* How many submissions still need the final anonymisation (one row, one column). */
+char *plan_count_work(const struct form *f);
+
+/* -- the report ------------------------------------------------------------- */
+
+/*
+ * One pass over the main table, one row: submissions, anonymised, due,
+ * drafts due, open past cutoff, incomplete, oldest pending (ISO), days past
+ * the limit, anonymised still in backups, until when (date).  Parameters:
+ * $1..$4 as above, $5 the legal limit, $6 the instant evaluated, $7 the
+ * backup retention in days (plan_report_param_types).
+ */
+char *plan_report(const struct form *f);
+#define PLAN_REPORT_NCOLS 10
+extern const Oid plan_report_param_types[PLAN_NPARAMS];
+
+/* -- the export ------------------------------------------------------------ */
+
+/* A kept column that goes into the BI "fields" object. */
+struct plan_field {
+    char *key;                  /* JSON key: varname, or the column's base name; "<key>_display" */
+    const struct column *col;   /* borrowed from the form */
+};
+
+/* The kept columns the export sends (not the pickled bytea ones); caller frees with plan_fields_free. */
+size_t plan_export_fields(const struct form *f, struct plan_field **out);
+void plan_fields_free(struct plan_field *fields, size_t n);
+
+/*
+ * The tenant's COPY (SELECT ...) TO STDOUT for one form.  COPY takes no
+ * parameters: the values are read with current_setting(), once, from the
+ * transaction-local settings that plan_export_settings_sql sets first.
+ * incremental: only submissions anonymised since anonymizer.since, or whose
+ * ids changes_sql returns (the change log, from audit_changed_ids_sql; NULL
+ * when there is none).
+ */
+char *plan_export_copy(const struct form *f, const struct plan_field *fields, size_t nfields, bool incremental,
+                       const char *changes_sql);
+/*
+ * Sets the values plan_export_copy reads, transaction-local: $1 formdef id,
+ * $2 final statuses, $3 kept statistics keys, $4 tenant, $5 slug, $6 time
+ * precision, $7 field keys, $8 status ids, $9 status names, $10 anonymised
+ * since, $11 change log position, $12 table name (all text).
+ */
+extern const char plan_export_settings_sql[];
+#define PLAN_EXPORT_NSETTINGS 12
+
+#endif
