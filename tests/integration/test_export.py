@@ -223,6 +223,22 @@ class ExportTests(harness.TestCase):
                 self.assertEqual(row['processing_time'], datetime.timedelta(days=3, hours=5, minutes=24,
                                                                             seconds=35.5))
 
+    def test_names_that_need_quoting(self):
+        slug = "l'été-\"spécial\""
+        form = standard_form(7, slug, "L'été \"spécial\"", table='formdata_7_Été "Spécial"; --')
+        t, f = self.setup_pair(form=form)
+        ids = [full_submission(t, f, ref=ago(40), marker=str(i)) for i in range(2)]
+        self.anonymizer('run', expect=0)
+        rows = self.bi_rows()
+        self.assertEqual(sorted(r['submission_id'] for r in rows), sorted(ids))
+        self.assertEqual({r['form_slug'] for r in rows}, {slug})
+        self.assertEqual(self.bi_query('SELECT form_slug, form_name FROM anonymised.forms'),
+                         [(slug, "L'été \"spécial\"")])
+        # incremental, through the change log of that table
+        ids.append(full_submission(t, f, ref=ago(45), marker='late'))
+        self.anonymizer('run', expect=0)
+        self.assertEqual(sorted(r['submission_id'] for r in self.bi_rows()), sorted(ids))
+
     # -- exactly once --------------------------------------------------------------------
 
     def test_exactly_once_across_reruns(self):

@@ -219,6 +219,26 @@ class ReportTests(harness.TestCase):
         self.anonymizer('check', '--at', AT, expect=64)
         self.anonymizer('report', '--format', 'xml', expect=64)
 
+    def test_names_that_need_quoting(self):
+        t = self.tenant(name="ville-d'été.example.org", dbname=harness.unique("wcs d'été \"Q\""))
+        slug = "l'été-\"spécial\""
+        f = t.add_form(standard_form(7, slug, "L'été \"spécial\"", table='formdata_7_Été "Spécial"; --'))
+        full_submission(t, f, ref=ago(40), marker='due')
+        full_submission(t, f, ref=ago(100), marker='late')
+        full_submission(t, f, ref=ago(5), marker='young')
+        self.write_config([t], extra='retention = "30 days";',
+                          forms=[f'{{ tenant = "*"; slug = "{harness.cfgstr(slug)}"; retention = "20 days"; }}'])
+        doc, _ = self.json_report(expect=1)
+        e = self.form_entry(doc, t.name, slug)
+        self.assertEqual(e['table'], f.table)
+        self.assertEqual((e['submissions'], e['due'], e['retention_source']), (3, 2, 'form'))
+        self.assertGreater(e['days_past_limit'], 0)
+        text = self.report(fmt='text', expect=1).stdout
+        self.assertIn(f'form {slug}', text)
+        self.anonymizer('run', expect=0)
+        doc, _ = self.json_report(expect=0)
+        self.assertEqual(self.form_entry(doc, t.name, slug)['anonymised'], 2)
+
     # -- failing tenants ------------------------------------------------------------
 
     def test_unreachable_tenant_does_not_hide_the_others(self):

@@ -279,6 +279,77 @@ class RunTests(harness.TestCase):
         finally:
             holder.close()
 
+    def test_batch_past_lock_timeout_is_left_and_counted(self):
+        t, f = self.one_tenant(extra='retention = "30 days"; batch_size = 2; lock_timeout = "300ms";')
+        ids = [full_submission(t, f, ref=ago(40), marker=str(i)) for i in range(6)]
+        holder = t.cluster.connect(t.dbname, autocommit=False)
+        try:
+            # the w.c.s. trigger of the batch holding ids[2] and ids[3] waits for this row, past lock_timeout
+            holder.cursor().execute('SELECT 1 FROM wcs_all_forms WHERE formdef_id = %s AND id = %s FOR UPDATE',
+                                    (f.id, ids[3]))
+            res = self.anonymizer('run', expect=0)
+        finally:
+            holder.rollback()
+            holder.close()
+        done = [t.row(f, i)['anonymised'] is not None for i in ids]
+        self.assertEqual(done, [True, True, False, False, True, True])
+        self.assertRegex(res.stderr, rf'form demande-rdv: ids {ids[1]} to {ids[3]} left for the next run: '
+                                     r'canceling statement due to lock timeout \(SQLSTATE 55P03')
+        self.assertIn('4 anonymised, 0 completed, 0 drafts deleted, 2 locked', res.stderr)
+        self.assertEqual(t.runs()[-1][2][0]['locked'], 2)
+        # nothing half done in the range that was left
+        self.assertIsNotNone(t.row(f, ids[2])['user_id'])
+        self.assertIsNotNone(t.one('SELECT 1 FROM tracking_codes WHERE formdata_id = %s', (str(ids[2]),)))
+        self.anonymizer('run', expect=0)
+        self.assertTrue(all(t.row(f, i)['anonymised'] for i in ids))
+
+    def test_batch_in_a_deadlock_is_left_and_counted(self):
+        import threading
+        t, f = self.one_tenant(extra='retention = "30 days"; batch_size = 10; lock_timeout = "1min";')
+        ids = [full_submission(t, f, ref=ago(40), marker=str(i)) for i in range(3)]
+        victim = ids[1]
+        # the batch's backend detects the deadlock (default deadlock_timeout, 1 s); ours waits much longer
+        holder = t.cluster.connect(t.dbname, autocommit=False)
+        cur = holder.cursor()
+        cur.execute("SET deadlock_timeout = '60s'")
+        cur.execute('SELECT 1 FROM wcs_all_forms WHERE formdef_id = %s AND id = %s FOR UPDATE', (f.id, victim))
+        proc = self.start_anonymizer('run')
+        try:
+            self.assertTrue(self.wait_until(t.anonymizer_waiting, timeout=60), 'the batch never waited')
+            # now wait for the submission row the batch has locked: a cycle
+            blocked = threading.Thread(target=cur.execute,
+                                       args=(f'SELECT 1 FROM {wcs.qi(f.table)} WHERE id = %s FOR UPDATE', (victim,)))
+            blocked.start()
+            blocked.join(timeout=60)
+            self.assertFalse(blocked.is_alive(), 'the deadlock was not resolved')
+        finally:
+            holder.rollback()
+            holder.close()
+            out, err = proc.communicate(timeout=120)
+        self.assert_no_sanitizer_report(err)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertRegex(err, r'left for the next run: deadlock detected \(SQLSTATE 40P01')
+        self.assertIn('0 anonymised, 0 completed, 0 drafts deleted, 3 locked', err)
+        self.assertEqual(t.runs()[-1][2][0]['locked'], 3)
+        self.assertTrue(all(t.row(f, i)['anonymised'] is None for i in ids))
+        self.anonymizer('run', expect=0)
+        self.assertTrue(all(t.row(f, i)['anonymised'] for i in ids))
+
+    def test_form_table_without_formdefs_row(self):
+        t = self.tenant()
+        f = t.add_form(standard_form(3, 'vieux-formulaire', 'Vieux'))
+        fid = full_submission(t, f, ref=ago(40), marker='orphan')
+        t.query('DELETE FROM formdefs WHERE id = %s', (f.id,))
+        self.write_config([t], extra='retention = "30 days";')
+        res = self.anonymizer('run', expect=0)
+        self.assertIn(f'table {f.table} has no formdefs row; processing it as form "vieux-formulaire"', res.stderr)
+        row = t.row(f, fid)
+        self.assertIsNotNone(row['anonymised'])
+        # the definition is found under the slug taken from the table name: kept fields stay
+        self.assertEqual(row['f2'], 'rdv')
+        self.assertIsNone(row['f1'])
+        self.assertEqual(t.runs()[-1][2][0]['slug'], 'vieux-formulaire')
+
     # -- kill -9 -------------------------------------------------------------------
 
     def test_sigkill_mid_run_then_rerun(self):

@@ -202,6 +202,45 @@ class ScaleTests(harness.TestCase):
             spans.append((started, finished))
         self.assertLess(max(s for s, _ in spans), min(f for _, f in spans), 'the two tenants did not run at once')
 
+    def test_a_worker_that_dies(self):
+        """A worker killed outright fails its tenant only; the next run completes it."""
+        victim, other = self.tenant(), self.tenant()
+        fv, fo = victim.add_form(standard_form()), other.add_form(standard_form())
+        v = [full_submission(victim, fv, ref=ago(40), marker=f'v{i}') for i in range(3)]
+        o = [full_submission(other, fo, ref=ago(40), marker=f'o{i}') for i in range(3)]
+        self.write_config([victim, other], extra='retention = "30 days"; lock_timeout = "2min"; jobs = 2;')
+        holder = victim.cluster.connect(victim.dbname, autocommit=False)
+        holder.cursor().execute('SELECT 1 FROM wcs_all_forms WHERE formdef_id = %s AND id = %s FOR UPDATE',
+                                (fv.id, v[0]))
+        proc = self.start_anonymizer('run')
+        try:
+            # the victim's worker waits for the row while the other tenant finishes: then it is the only child
+            self.assertTrue(self.wait_until(victim.anonymizer_waiting, timeout=60))
+            self.assertTrue(self.wait_until(lambda: other.one("SELECT to_regclass('anonymizer.runs') IS NOT NULL")[0]
+                                            and other.one("SELECT count(*) FROM anonymizer.runs"
+                                                          " WHERE outcome = 'ok'")[0] == 1, timeout=60))
+            self.assertTrue(self.wait_until(lambda: len(self.children(proc.pid)) == 1, timeout=60))
+            os.kill(self.children(proc.pid)[0], signal.SIGKILL)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            holder.rollback()
+            holder.close()
+        self.assert_no_sanitizer_report(err)
+        self.assertEqual(proc.returncode, 1, err)
+        self.assertIn(f'{victim.name}: the worker died of signal 9', err)
+        self.assertRegex(err, r'run \S+: 1 of 2 tenants done')
+        self.assertTrue(all(other.row(fo, i)['anonymised'] for i in o))
+        self.assertTrue(all(victim.row(fv, i)['anonymised'] is None for i in v), 'the batch in flight rolled back')
+        self.assertEqual([r[1] for r in victim.runs()], ['running'])
+        self.anonymizer('run', expect=0)
+        self.assertTrue(all(victim.row(fv, i)['anonymised'] for i in v))
+        self.assertEqual([r[1] for r in victim.runs()], ['crashed', 'ok'])
+
+    @staticmethod
+    def children(pid):
+        out = subprocess.run(['ps', '-o', 'pid=', '--ppid', str(pid)], capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+
     # -- the time budget ------------------------------------------------------------------
 
     def big_tenant(self, n=30000):
@@ -293,16 +332,29 @@ class ScaleTests(harness.TestCase):
 
     def test_live_progress_on_a_terminal(self):
         t, f = self.big_tenant(n=8000)
-        self.write_config([t], extra='retention = "30 days"; batch_size = 20; vacuum = false;')
+        self.write_config([t], extra='retention = "30 days"; batch_size = 20; vacuum = false; lock_timeout = "1min";')
+        # the run pauses half-way for two seconds (a w.c.s. request holds a row), whatever the machine's speed
+        middle = t.one(f"""SELECT id FROM {wcs.qi(f.table)} WHERE anonymised IS NULL AND status IN ('wf-done', 'wf-rejected')
+                           AND last_update_time < now() - interval '30 days' ORDER BY id OFFSET 2000 LIMIT 1""")[0]
+        holder = t.cluster.connect(t.dbname, autocommit=False)
+        holder.cursor().execute('SELECT 1 FROM wcs_all_forms WHERE formdef_id = %s AND id = %s FOR UPDATE',
+                                (f.id, middle))
         master, slave = pty.openpty()
         proc = subprocess.Popen([harness.BINARY, '-c', self.config_path, 'run'], stdin=subprocess.DEVNULL,
                                 stdout=slave, stderr=slave)
         os.close(slave)
         out = b''
+        released_at = time.time() + 2
         while True:
-            r, _, _ = select.select([master], [], [], 60)
+            r, _, _ = select.select([master], [], [], 0.1)
+            if holder is not None and time.time() > released_at:
+                holder.rollback()
+                holder.close()
+                holder = None
             if not r:
-                break
+                if proc.poll() is not None and holder is None:
+                    break
+                continue
             try:
                 chunk = os.read(master, 65536)
             except OSError:

@@ -146,6 +146,11 @@ class Tenant:
                         f' WHERE formdata_id = %s ORDER BY id', (fid,))
             return cur.fetchall()
 
+    def anonymizer_waiting(self):
+        """True while an anonymizer session of this database waits for a lock."""
+        return self.one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND application_name = 'anonymizer' AND wait_event_type = 'Lock'")[0] > 0
+
     def checksums(self):
         return table_checksums(self.conn)
 
