@@ -19,8 +19,10 @@ bool app_out_of_time(const struct app *app)
 
 void app_free(struct app *app)
 {
-    for (size_t i = 0; i < app->ntenants; i++)
+    for (size_t i = 0; i < app->ntenants; i++) {
         def_set_free(&app->tenants[i].defs);
+        def_set_free(&app->tenants[i].card_defs);
+    }
     free(app->tenants);
     free(app->config_bytes);
     cfg_free(app->cfg);

@@ -25,7 +25,8 @@ enum app_exit {
 
 struct app_tenant {
     const struct cfg_tenant *cfg; /* borrowed from app.cfg */
-    struct def_set defs;
+    struct def_set defs;          /* <schemas>/<tenant>/<slug>.json */
+    struct def_set card_defs;     /* <schemas>/<tenant>/cards/<slug>.json */
 };
 
 struct app {
@@ -80,6 +81,7 @@ struct run_totals {
     long long completed;
     long long drafts;
     long long locked;
+    long long tokens; /* search tokens deleted */
     long long exported;
 };
 

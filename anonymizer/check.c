@@ -23,9 +23,41 @@ static void print_list(const struct form *f, enum col_class cls, const char *tit
     sb_free(&sb);
 }
 
-static void print_form(const struct tenant *t, const struct form *f)
+static void print_column(const char *name, const char *cls, enum col_reason reason, const char *label,
+                         const char *varname)
 {
-    printf("  form %s \"%s\" (table %s)\n", f->slug, f->name, f->table);
+    printf("    %-32s %-13s %-36s", name, cls, col_reason_str(reason));
+    if (label || varname)
+        printf(" %s%s%s%s", label ? label : "", varname ? " [" : "", varname ? varname : "", varname ? "]" : "");
+    printf("\n");
+}
+
+/* Rows and drafts due of a card (the report's count), for the operator to see what a register holds. */
+static void print_card(struct tenant *t, const struct form *f)
+{
+    char fid[16];
+    const char *values[PLAN_NPARAMS];
+    PGresult *res;
+    plan_params(f, values, t->now, t->now, "0", fid, sizeof fid);
+    char *sql = plan_report(f);
+    int rc = f->sql.unsupported ? AX_ERR_DATA
+                                : db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS,
+                                           plan_report_param_types, values);
+    free(sql);
+    printf("    card: %s; ", f->anonymise ? "anonymised (cards entry)" : "not anonymised (no cards entry): drafts only");
+    if (rc == AX_OK) {
+        printf("%s rows, %s drafts due\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 3));
+        PQclear(res);
+    } else {
+        printf("rows unknown: %s\n", f->sql.unsupported ? f->sql.unsupported : t->db.error);
+    }
+}
+
+static void print_form(struct tenant *t, const struct form *f)
+{
+    printf("  %s \"%s\" (table %s)\n", f->label, f->name, f->table);
+    if (f->kind == FORM_KIND_CARD)
+        print_card(t, f);
     printf("    retention %s (%s), drafts %s (%s), open submissions %s (%s)\n", f->pol.retention_text,
            cfg_source_str(f->pol.retention_source), f->pol.drafts == CFG_DRAFTS_DELETE ? "delete" : "anonymise",
            cfg_source_str(f->pol.drafts_source), f->pol.open_submissions == CFG_OPEN_SKIP ? "skip" : "anonymise",
@@ -44,17 +76,57 @@ static void print_form(const struct tenant *t, const struct form *f)
         printf("    UNSUPPORTED: %s\n", f->sql.unsupported);
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
-        if (c->cls != COL_KEEP && c->cls != COL_BLANK && c->cls != COL_UNCLASSIFIED)
+        if (c->cls != COL_KEEP && c->cls != COL_BLANK && c->cls != COL_UNCLASSIFIED && c->cls != COL_BLOCK)
             continue;
-        printf("    %-32s %-13s %-36s", c->name, col_class_str(c->cls), col_reason_str(c->reason));
-        if (c->field)
-            printf(" %s%s%s%s", c->field->label ? c->field->label : "", c->field->varname ? " [" : "",
-                   c->field->varname ? c->field->varname : "", c->field->varname ? "]" : "");
-        printf("\n");
+        print_column(c->name, col_class_str(c->cls), c->reason, c->field ? c->field->label : NULL,
+                     c->field ? c->field->varname : NULL);
+        for (size_t k = 0; k < c->nsubs; k++) {
+            const struct col_sub *sub = &c->subs[k];
+            char *name = classify_sub_name(c, sub), *varname = classify_sub_varname(c, sub);
+            print_column(name, sub->kept ? "keep" : "blank", sub->reason, sub->field->label, varname);
+            free(name);
+            free(varname);
+        }
     }
     print_list(f, COL_METADATA, "metadata set to NULL");
     print_list(f, COL_STATISTICS, "trimmed");
     print_list(f, COL_SYSTEM, "kept");
+}
+
+/* "n things" with the right plural; nothing when n is 0 and optional. */
+static void count(size_t n, const char *one, const char *many, bool optional)
+{
+    if (n || !optional)
+        printf(", %zu %s", n, n == 1 ? one : many);
+}
+
+static void print_tenant(const struct tenant *t, const struct app_tenant *at)
+{
+    size_t kinds[3] = {0};
+    for (size_t k = 0; k < t->nforms; k++)
+        kinds[t->forms[k].kind]++;
+    printf("tenant %s: reachable", t->name);
+    count(kinds[FORM_KIND_FORM], "form", "forms", false);
+    count(kinds[FORM_KIND_TEST], "test copy table", "test copy tables", true);
+    count(kinds[FORM_KIND_CARD], "card", "cards", true);
+    count(at->defs.n, "definition", "definitions", false);
+    count(at->card_defs.n, "card definition", "card definitions", true);
+    if (at->cfg->discovered)
+        printf(", discovered by discover entry %d\n", at->cfg->discovered);
+    else
+        printf(", listed in tenants\n");
+}
+
+/* Definitions no table uses (a form deleted in w.c.s., or a file named wrong). */
+static void print_unused(const struct tenant *t, const struct def_set *defs, const char *what)
+{
+    for (size_t k = 0; k < defs->n; k++) {
+        bool used = false;
+        for (size_t j = 0; j < t->nforms; j++)
+            used |= t->forms[j].def == defs->defs[k];
+        if (!used)
+            printf("  definition %s matches no %s table\n", defs->defs[k]->path, what);
+    }
 }
 
 int cmd_check(const struct app *app)
@@ -65,31 +137,21 @@ int cmd_check(const struct app *app)
     for (size_t i = 0; i < app->ntenants; i++) {
         struct app_tenant *at = &app->tenants[i];
         struct tenant t;
-        outcomes[i] = tenant_begin(&t, app, at, TB_READ_ONLY, NULL);
+        outcomes[i] = tenant_begin(&t, app, at, TB_READ_ONLY | TB_CUTOFFS, NULL);
         if (outcomes[i] != TENANT_OK) {
             printf("tenant %s: %s: %s\n", at->cfg->name, outcomes[i] == TENANT_UNREACHABLE ? "UNREACHABLE" : "FAILED",
                    t.db.error);
             tenant_close(&t);
             continue;
         }
-        printf("tenant %s: reachable, %zu form%s, %zu definition%s, ", t.name, t.nforms, t.nforms == 1 ? "" : "s",
-               at->defs.n, at->defs.n == 1 ? "" : "s");
-        if (at->cfg->discovered)
-            printf("discovered by discover entry %d\n", at->cfg->discovered);
-        else
-            printf("listed in tenants\n");
+        print_tenant(&t, at);
         for (size_t k = 0; k < t.nforms; k++) {
             print_form(&t, &t.forms[k]);
             if (t.forms[k].sql.unsupported)
                 outcomes[i] = TENANT_FAILED;
         }
-        for (size_t k = 0; k < at->defs.n; k++) {
-            bool used = false;
-            for (size_t j = 0; j < t.nforms; j++)
-                used |= t.forms[j].def == at->defs.defs[k];
-            if (!used)
-                printf("  definition %s matches no form table\n", at->defs.defs[k]->path);
-        }
+        print_unused(&t, &at->defs, "form");
+        print_unused(&t, &at->card_defs, "card");
         tenant_close(&t);
     }
     fflush(stdout);

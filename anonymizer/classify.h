@@ -9,6 +9,13 @@
  *      "intermediate", true: blank);
  *   4. anything else is unclassified: blanked (privacy by default) and
  *      reported.
+ * Two refinements of "keep":
+ *   - a kept block keeps only its kept subfields (each classified by the same
+ *     rules, named "<block>.<subfield>" by varname or id); its display value
+ *     and digests, computed from all subfields, are blanked;
+ *   - the structured value of a kept item field (f<id>_structured, the whole
+ *     record of the chosen item) is blanked unless keep names that column
+ *     explicitly ("f<id>_structured", "<varname>_structured").
  */
 #ifndef CLASSIFY_H
 #define CLASSIFY_H
@@ -26,6 +33,7 @@ enum col_class {
     COL_KEEP,         /* field value kept */
     COL_BLANK,        /* field value set to NULL */
     COL_UNCLASSIFIED, /* nobody said: set to NULL and reported */
+    COL_BLOCK,        /* a kept block: only its kept subfields stay in every element */
 };
 
 enum col_reason {
@@ -40,6 +48,16 @@ enum col_reason {
     REASON_NO_DEFINITION,     /* a field column, and no definition for the form */
     REASON_NOT_IN_DEFINITION, /* a field column the definition does not know */
     REASON_UNKNOWN_COLUMN,    /* not a w.c.s. column this tool knows */
+    REASON_BLOCK_DISPLAY,     /* display value of a trimmed block */
+    REASON_STRUCTURED,        /* structured value of a kept item, not kept explicitly */
+};
+
+/* A block's subfield, classified like a field. */
+struct col_sub {
+    const struct def_field *field; /* borrowed from the definition */
+    bool kept;
+    enum col_reason reason;
+    bool structured_kept; /* its "<id>_structured" value is kept too (named explicitly) */
 };
 
 struct column {
@@ -50,6 +68,8 @@ struct column {
     enum col_class cls;
     enum col_reason reason;
     const struct def_field *field; /* borrowed from the definition; may be NULL */
+    struct col_sub *subs;          /* COL_BLOCK: its subfields (owned; classify_columns_free) */
+    size_t nsubs;
 };
 
 const char *col_class_str(enum col_class c);
@@ -67,6 +87,14 @@ static inline bool col_is_nulled(enum col_class c)
  */
 void classify_columns(struct column *cols, size_t ncols, const struct definition *def,
                       const struct cfg_resolved *pol);
+/* Frees what classify_columns allocated in the columns (not the columns). */
+void classify_columns_free(struct column *cols, size_t ncols);
+
+/* A kept value of a field: what "keep" keeps (not a trimmed block, whose own value is partly kept). */
+static inline bool col_is_kept(enum col_class c)
+{
+    return c == COL_KEEP || c == COL_BLOCK;
+}
 
 /*
  * Names in the configuration's keep/blank lists that match no field of the
@@ -75,6 +103,11 @@ void classify_columns(struct column *cols, size_t ncols, const struct definition
  */
 size_t classify_unmatched_names(const struct column *cols, size_t ncols, const struct definition *def,
                                 const struct cfg_resolved *pol, const char ***names);
+
+/* How reports name a block's subfield: "f9.1" (caller frees). */
+char *classify_sub_name(const struct column *block, const struct col_sub *sub);
+/* Its configuration name by varnames, "enfants.prenom", or NULL when either has none (caller frees). */
+char *classify_sub_varname(const struct column *block, const struct col_sub *sub);
 
 /* True for a column that stores a field value (f<id>, f<id>_display, ...). */
 bool classify_is_field_column(const char *name);

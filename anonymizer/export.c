@@ -371,7 +371,7 @@ static int set_copy_settings(struct form_export *x, const struct watermark *w)
     char *keys_a = text_array(keys, x->nfields), *ids_a = text_array(ids, ns), *names_a = text_array(names, ns);
     const char *v[PLAN_EXPORT_NSETTINGS] = {
         x->fid, f->sql.endpoints ? f->sql.endpoints : "{}", f->sql.stat_keys, x->t->name, f->slug,
-        x->app->cfg->bi.time_precision, keys_a, ids_a, names_a, w->since, w->seq, f->table};
+        x->app->cfg->bi.time_precision, keys_a, ids_a, names_a, w->since, w->seq, f->table, f->sql.block_keys};
     Oid ty[PLAN_EXPORT_NSETTINGS];
     for (size_t i = 0; i < PLAN_EXPORT_NSETTINGS; i++)
         ty[i] = DB_TEXTOID;
@@ -525,7 +525,7 @@ static int export_form(struct form_export *x, struct export_totals *tot)
     if (rc == AX_OK) {
         tot->inserted += inserted;
         tot->updated += updated;
-        log_info("%s: form %s: exported %lld new, %lld updated (%lld read, %s) in %.2f s", x->t->name, x->f->slug,
+        log_info("%s: %s: exported %lld new, %lld updated (%lld read, %s) in %.2f s", x->t->name, x->f->label,
                  inserted, updated, read, w.incremental ? "incremental" : "first export", tm_now() - started);
     } else {
         db_rollback_quietly(&x->bi->db);
@@ -582,13 +582,15 @@ static enum tenant_outcome export_forms(const struct app *app, struct tenant *t,
         const struct form *f = &t->forms[i];
         if (app_interrupted || app_out_of_time(app))
             return TENANT_INTERRUPTED;
+        if (f->kind != FORM_KIND_FORM)
+            continue; /* test copies are test data; cards are registers, not submissions */
         if (f->sql.unsupported) {
             outcome = TENANT_FAILED;
             continue; /* already reported by discovery/run */
         }
         db_clear_error(&bi->db);
         db_clear_error(&t->db);
-        progress_form_start(progress, f->slug, -1);
+        progress_form_start(progress, f->slug, -1); /* forms only */
         struct form_export x = {.app = app, .t = t, .bi = bi, .f = f, .snap = snap};
         int rc = export_form(&x, tot);
         progress_form_end(progress);
@@ -597,7 +599,7 @@ static enum tenant_outcome export_forms(const struct app *app, struct tenant *t,
         if (rc) {
             /* whichever side failed has the message */
             const char *msg = bi->db.error ? bi->db.error : t->db.error;
-            log_error("%s: form %s: export failed: %s", t->name, f->slug, msg ? msg : ax_status_str(rc));
+            log_error("%s: %s: export failed: %s", t->name, f->label, msg ? msg : ax_status_str(rc));
             free(*error);
             *error = ax_strdup(msg ? msg : ax_status_str(rc));
             outcome = TENANT_FAILED;

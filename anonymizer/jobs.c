@@ -339,6 +339,7 @@ static enum tenant_outcome reap(const struct app *app, struct worker *w, struct 
         tot->completed += w->result.tot.completed;
         tot->drafts += w->result.tot.drafts;
         tot->locked += w->result.tot.locked;
+        tot->tokens += w->result.tot.tokens;
         tot->exported += w->result.tot.exported;
     } else if (WIFSIGNALED(status) && app_interrupted) {
         outcome = TENANT_INTERRUPTED;

@@ -325,9 +325,14 @@ static int load_definitions(struct app *app)
 {
     char err[1024];
     for (size_t i = 0; i < app->ntenants; i++) {
-        char *dir = ax_asprintf("%s/%s", app->cfg->schemas, app->tenants[i].cfg->name);
-        int rc = def_set_load(dir, &app->tenants[i].defs, err, sizeof err);
+        struct app_tenant *at = &app->tenants[i];
+        char *dir = ax_asprintf("%s/%s", app->cfg->schemas, at->cfg->name);
+        char *cards = ax_asprintf("%s/cards", dir);
+        int rc = def_set_load(dir, &at->defs, err, sizeof err);
+        if (rc == AX_OK)
+            rc = def_set_load(cards, &at->card_defs, err, sizeof err);
         free(dir);
+        free(cards);
         if (rc != AX_OK) {
             log_error("%s", err);
             return EXIT_CONFIG;

@@ -10,19 +10,22 @@
 #include "strbuf.h"
 #include "tenant.h"
 
+#include <json-c/json.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *const plan_dollar_params[PLAN_NPARAMS + 1] = {"", "$1", "$2", "$3", "$4", "$5", "$6", "$7"};
+const char *const plan_dollar_params[PLAN_NPARAMS + 1] = {"", "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8"};
 
 const Oid plan_param_types[PLAN_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_INT8OID, DB_INT8OID, DB_TIMESTAMPTZOID,
+    DB_JSONBOID,
 };
 
 const Oid plan_report_param_types[PLAN_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_TIMESTAMPTZOID, DB_TIMESTAMPTZOID,
-    DB_INT4OID,
+    DB_INT4OID, DB_JSONBOID,
 };
 
 /* ISO 8601 in UTC, to the second */
@@ -97,6 +100,9 @@ static char *stat_keys(const struct form *f)
     add_key(&keys, &n, "done-datetime");
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
+        for (size_t k = 0; c->cls == COL_BLOCK && k < c->nsubs; k++)
+            if (c->subs[k].kept && c->subs[k].field->varname)
+                add_key(&keys, &n, c->subs[k].field->varname);
         if (c->cls != COL_KEEP)
             continue;
         if (c->field) {
@@ -109,14 +115,95 @@ static char *stat_keys(const struct form *f)
     return text_array(keys, n);
 }
 
+/*
+ * The keys kept in the elements of each trimmed block, a jsonb array of
+ * arrays in column order: a kept subfield keeps its value and its display
+ * value, its structured value only when kept by name.
+ */
+static char *block_keys(const struct form *f)
+{
+    json_object *all = json_object_new_array();
+    for (size_t i = 0; i < f->ncols; i++) {
+        const struct column *c = &f->cols[i];
+        if (c->cls != COL_BLOCK)
+            continue;
+        json_object *keys = json_object_new_array();
+        for (size_t k = 0; k < c->nsubs; k++) {
+            const struct col_sub *sub = &c->subs[k];
+            if (!sub->kept)
+                continue;
+            json_object_array_add(keys, json_object_new_string(sub->field->id));
+            char *display = ax_asprintf("%s_display", sub->field->id);
+            json_object_array_add(keys, json_object_new_string(display));
+            free(display);
+            if (sub->structured_kept) {
+                char *structured = ax_asprintf("%s_structured", sub->field->id);
+                json_object_array_add(keys, json_object_new_string(structured));
+                free(structured);
+            }
+        }
+        json_object_array_add(all, keys);
+    }
+    char *out = ax_strdup(json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN));
+    json_object_put(all);
+    return out;
+}
+
+/*
+ * A trimmed block value: only "data" and "schema" stay (digests, computed
+ * from every subfield, go), and in every element of data only the kept keys
+ * (keys: a jsonb array).  Whatever does not have the shape w.c.s. gives it
+ * becomes NULL.
+ */
+static void trimmed_block(struct strbuf *sb, const char *value, const char *keys)
+{
+    sb_appendf(sb,
+               "CASE WHEN pg_catalog.jsonb_typeof(%s) = 'object' THEN (SELECT pg_catalog.jsonb_object_agg(k.key,"
+               " CASE WHEN k.key = 'data' THEN CASE WHEN pg_catalog.jsonb_typeof(k.value) = 'array' THEN"
+               " (SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN pg_catalog.jsonb_typeof(e.value) = 'object' THEN"
+               " (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
+               " FROM pg_catalog.jsonb_each(e.value) s WHERE %s ? s.key) END ORDER BY e.n), '[]'::jsonb)"
+               " FROM pg_catalog.jsonb_array_elements(k.value) WITH ORDINALITY e (value, n)) END"
+               " ELSE k.value END) FROM pg_catalog.jsonb_each(%s) k WHERE k.key IN ('data', 'schema')) END",
+               value, keys, value);
+}
+
+/* The id_display w.c.s. gives a submission without id_template, on alias (t or m). */
+static void default_id_display(struct strbuf *sb, const char *alias, const char *formdef_id)
+{
+    sb_appendf(sb, "pg_catalog.concat(%s, '-', %s.id)", formdef_id, alias);
+}
+
+/* Whether id_display may hold field values (the definition sets an id_template). */
+static bool resets_id_display(const struct form *f)
+{
+    return f->def && f->def->id_template && find_col(f, "id_display");
+}
+
 /* The SET list of the final anonymisation, alias t. */
 static char *set_list(const struct form *f)
 {
     struct strbuf sb;
+    size_t block = 0;
     sb_init(&sb);
-    for (size_t i = 0; i < f->ncols; i++)
-        if (col_is_nulled(f->cols[i].cls))
-            sb_appendf(&sb, "%s = NULL,\n  ", f->cols[i].qname);
+    for (size_t i = 0; i < f->ncols; i++) {
+        const struct column *c = &f->cols[i];
+        if (col_is_nulled(c->cls)) {
+            sb_appendf(&sb, "%s = NULL,\n  ", c->qname);
+        } else if (c->cls == COL_BLOCK) {
+            char *value = ax_asprintf("t.%s", c->qname), *keys = ax_asprintf("($8 -> %zu)", block++);
+            sb_appendf(&sb, "%s = ", c->qname);
+            trimmed_block(&sb, value, keys);
+            sb_append(&sb, ",\n  ");
+            free(value);
+            free(keys);
+        }
+    }
+    if (resets_id_display(f)) {
+        sb_append(&sb, "id_display = ");
+        default_id_display(&sb, "t", "$2");
+        sb_append(&sb, ",\n  ");
+    }
     if (find_col(f, "statistics_data"))
         sb_append(&sb, "statistics_data = CASE WHEN pg_catalog.jsonb_typeof(t.statistics_data) = 'object'"
                        " THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
@@ -131,12 +218,17 @@ void plan_prepare(struct form *f, const struct plan_tenant *t)
     memset(s, 0, sizeof *s);
     if ((s->unsupported = unsupported(f)))
         return;
-    s->allforms = t->has_allforms;
-    s->tracking_codes = t->has_tracking_codes && find_col(f, "tracking_code") != NULL;
+    /* test copies and cards have no wcs_all_forms rows (a test copy's id is
+     * another submission's); test copies share their tracking codes with
+     * the real submissions they were copied from */
+    s->allforms = t->has_allforms && f->kind == FORM_KIND_FORM;
+    s->search_tokens = t->has_search_tokens;
+    s->tracking_codes = t->has_tracking_codes && f->kind != FORM_KIND_TEST && find_col(f, "tracking_code") != NULL;
     s->endpoints = endpoints(f);
     s->stat_keys = stat_keys(f);
+    s->block_keys = block_keys(f);
     s->set = set_list(f);
-    if (t->has_allforms && t->nallforms_personal > 0) {
+    if (s->allforms && t->nallforms_personal > 0) {
         struct strbuf set, dirty;
         sb_init(&set);
         sb_init(&dirty);
@@ -147,7 +239,12 @@ void plan_prepare(struct form *f, const struct plan_tenant *t)
         }
         sb_append(&set, "statistics_data = m.statistics_data, anonymised = m.anonymised");
         sb_append(&dirty, "w.statistics_data IS DISTINCT FROM m.statistics_data"
-                          " OR w.anonymised IS DISTINCT FROM m.anonymised)");
+                          " OR w.anonymised IS DISTINCT FROM m.anonymised");
+        if (resets_id_display(f) && t->allforms_has_id_display) {
+            sb_append(&set, ", id_display = m.id_display");
+            sb_append(&dirty, " OR w.id_display IS DISTINCT FROM m.id_display");
+        }
+        sb_append(&dirty, ")");
         s->allforms_set = sb_finish(&set);
         s->allforms_dirty = sb_finish(&dirty);
     }
@@ -159,6 +256,7 @@ void plan_free(struct form_sql *s)
     free(s->unsupported);
     free(s->endpoints);
     free(s->stat_keys);
+    free(s->block_keys);
     free(s->set);
     free(s->allforms_set);
     free(s->allforms_dirty);
@@ -202,10 +300,25 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
     const char *sep = "";
     sb_init(&sb);
     sb_init(&tmp);
+    size_t block = 0;
     for (size_t i = 0; i < f->ncols; i++) {
-        if (!col_is_nulled(f->cols[i].cls))
+        const struct column *c = &f->cols[i];
+        if (col_is_nulled(c->cls)) {
+            sb_appendf(&sb, "%sm.%s IS NOT NULL", sep, c->qname);
+        } else if (c->cls == COL_BLOCK) {
+            char *value = ax_asprintf("m.%s", c->qname), *keys = ax_asprintf("(%s -> %zu)", p[8], block++);
+            sb_appendf(&sb, "%sm.%s IS DISTINCT FROM ", sep, c->qname);
+            trimmed_block(&sb, value, keys);
+            free(value);
+            free(keys);
+        } else {
             continue;
-        sb_appendf(&sb, "%sm.%s IS NOT NULL", sep, f->cols[i].qname);
+        }
+        sep = "\n    OR ";
+    }
+    if (resets_id_display(f)) {
+        sb_appendf(&sb, "%sm.id_display IS DISTINCT FROM ", sep);
+        default_id_display(&sb, "m", p[2]);
         sep = "\n    OR ";
     }
     if (find_col(f, "statistics_data")) {
@@ -237,16 +350,40 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
     return sb_finish(&sb);
 }
 
+/*
+ * When a submission's period started: the moment it first reached a final
+ * status (statistics_data's done-datetime, which a later note or global
+ * action does not move) when it is at one, else its last activity.  A
+ * done-datetime that is not a date is ignored, never an error (silent
+ * jsonpath).
+ */
+static char *pred_ref(const struct form *f, const char *final)
+{
+    if (!find_col(f, "statistics_data"))
+        return ax_strdup(PLAN_ACTIVITY);
+    return ax_asprintf("CASE WHEN %s THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data,"
+                       " '$.\"done-datetime\".datetime()', '{}', true) #>> '{}')::timestamptz, " PLAN_ACTIVITY
+                       ") ELSE " PLAN_ACTIVITY " END",
+                       final);
+}
+
 void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enum plan_style style,
                 struct form_preds *out)
 {
     struct strbuf sb;
     sb_init(&sb);
     out->final = pred_final(f, p, style);
-    /* which submissions the final anonymisation applies to */
-    sb_appendf(&sb, PLAN_REF " < %s AND ((m.status IS DISTINCT FROM 'draft' AND %s)%s)", p[1],
-               f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : out->final,
-               f->pol.drafts == CFG_DRAFTS_ANONYMISE ? " OR m.status = 'draft'" : "");
+    out->ref = pred_ref(f, out->final);
+    /* which submissions the final anonymisation applies to: none of a card
+     * that is not configured, but its drafts when they are anonymised */
+    if (f->anonymise)
+        sb_appendf(&sb, "(%s) < %s AND ((m.status IS DISTINCT FROM 'draft' AND %s)%s)", out->ref, p[1],
+                   f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : out->final,
+                   f->pol.drafts == CFG_DRAFTS_ANONYMISE ? " OR m.status = 'draft'" : "");
+    else if (f->pol.drafts == CFG_DRAFTS_ANONYMISE)
+        sb_appendf(&sb, PLAN_ACTIVITY " < %s AND m.status = 'draft'", p[1]);
+    else
+        sb_append(&sb, "false");
     out->due_base = sb_detach(&sb);
     out->dirty = pred_dirty(f, p, style);
     sb_appendf(&sb, "(%s)\n  AND (m.anonymised IS NULL\n    OR %s)", out->due_base, out->dirty);
@@ -256,6 +393,7 @@ void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enu
 void plan_free_preds(struct form_preds *p)
 {
     free(p->final);
+    free(p->ref);
     free(p->due_base);
     free(p->dirty);
     free(p->work);
@@ -273,11 +411,12 @@ void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const c
     values[4] = lo;
     values[5] = hi;
     values[6] = run_ts;
+    values[7] = f->sql.block_keys;
 }
 
 /* -- batches ---------------------------------------------------------------------- */
 
-static const char drafts_pred[] = "m.status = 'draft' AND " PLAN_REF " < $1";
+static const char drafts_pred[] = "m.status = 'draft' AND " PLAN_ACTIVITY " < $1";
 
 static const char *batch_pred(const struct form *f, enum plan_batch kind)
 {
@@ -400,15 +539,15 @@ char *plan_report(const struct form *f)
                "  count(*) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)),\n"
                "  pg_catalog.to_char((max(anonymised) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7))"
                " + pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD')\n"
-               "FROM (SELECT " PLAN_REF " AS ref, m.anonymised,\n"
+               "FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS past, dirty\n"
+               "  FROM (SELECT %s AS ref, m.anonymised,\n"
                "    COALESCE(m.status = 'draft', false) AS draft,\n"
                "    (m.status IS DISTINCT FROM 'draft' AND %s) AS final,\n"
                "    m.anonymised IS NOT NULL AS anon,\n"
-               "    COALESCE(" PLAN_REF " < $1, false) AS past,\n"
                "    CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty\n"
-               "  FROM public.%s m OFFSET 0) s",
+               "  FROM public.%s m OFFSET 0) r) s",
                open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending,
-               pending, p.final, p.dirty, f->q_table);
+               pending, p.ref, p.final, p.dirty, f->q_table);
     free(pending);
     plan_free_preds(&p);
     return sb_finish(&sb);
@@ -418,7 +557,7 @@ char *plan_report(const struct form *f)
 
 /* Where COPY cannot take parameters, the values of the one-row CTE "p". */
 static const char *const copy_params[PLAN_NPARAMS + 1] = {
-    "", "NULL::timestamptz", "p.p2", "p.p3", "p.p4", "NULL", "NULL", "NULL",
+    "", "NULL::timestamptz", "p.p2", "p.p3", "p.p4", "NULL", "NULL", "NULL", "p.p8",
 };
 
 const char plan_export_settings_sql[] =
@@ -433,7 +572,8 @@ const char plan_export_settings_sql[] =
     " pg_catalog.set_config('anonymizer.status_names', $9, true),"
     " pg_catalog.set_config('anonymizer.since', $10, true),"
     " pg_catalog.set_config('anonymizer.seq', $11, true),"
-    " pg_catalog.set_config('anonymizer.table', $12, true)";
+    " pg_catalog.set_config('anonymizer.table', $12, true),"
+    " pg_catalog.set_config('anonymizer.p8', $13, true)";
 
 static bool is_display(const char *column)
 {
@@ -448,7 +588,7 @@ size_t plan_export_fields(const struct form *f, struct plan_field **out)
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
         /* pickled values (file references, structured items) are not statistics */
-        if (c->cls != COL_KEEP || strcmp(c->type, "bytea") == 0)
+        if (!col_is_kept(c->cls) || strcmp(c->type, "bytea") == 0)
             continue;
         char *base;
         if (c->field && c->field->varname)
@@ -485,6 +625,7 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
                    " pg_catalog.current_setting('anonymizer.p2')::integer AS p2,"
                    " pg_catalog.current_setting('anonymizer.p3')::text[] AS p3,"
                    " pg_catalog.current_setting('anonymizer.p4')::text[] AS p4,"
+                   " pg_catalog.current_setting('anonymizer.p8')::jsonb AS p8,"
                    " pg_catalog.current_setting('anonymizer.tenant') AS tenant,"
                    " pg_catalog.current_setting('anonymizer.slug') AS slug,"
                    " pg_catalog.current_setting('anonymizer.precision') AS prec,"
@@ -527,4 +668,33 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
     sb_append(&sb, ") TO STDOUT");
     plan_free_preds(&p);
     return sb_finish(&sb);
+}
+
+/* -- search tokens ------------------------------------------------------------------ */
+
+char *plan_token_context(const struct form *f)
+{
+    switch (f->kind) {
+    case FORM_KIND_FORM: return ax_asprintf("formdata_%d", f->formdef_id);
+    case FORM_KIND_CARD: return ax_asprintf("carddata_%d", f->formdef_id);
+    case FORM_KIND_TEST: return NULL;
+    }
+    return NULL;
+}
+
+char *plan_purge_tokens(const struct form *f)
+{
+    if (!f->sql.search_tokens || f->kind == FORM_KIND_TEST || !find_col(f, "fts"))
+        return NULL;
+    /* a token whose query has no lexeme cannot be tested: it stays */
+    return ax_asprintf("WITH r AS (SELECT w.token FROM public.wcs_search_tokens w\n"
+                       "  WHERE w.context = $1 AND w.token > $2 ORDER BY w.token LIMIT $3),\n"
+                       "d AS (DELETE FROM public.wcs_search_tokens w USING r\n"
+                       "  WHERE w.context = $1 AND w.token = r.token\n"
+                       "  AND pg_catalog.numnode(pg_catalog.plainto_tsquery('simple', w.token)) > 0\n"
+                       "  AND NOT EXISTS (SELECT 1 FROM public.%s m"
+                       " WHERE m.fts @@ pg_catalog.plainto_tsquery('simple', w.token))\n"
+                       "  RETURNING 1)\n"
+                       "SELECT (SELECT max(token) FROM r), (SELECT count(*) FROM d)",
+                       f->q_table);
 }

@@ -13,7 +13,9 @@
  * Parameters of the form statements (plan_param_types):
  *   $1 cutoff, $2 formdef id, $3 final statuses (text[]), $4 kept
  *   statistics keys (text[]), $5 and $6 a keyset range (lo exclusive, hi
- *   inclusive) or lo and a limit, $7 the run timestamp.
+ *   inclusive) or lo and a limit, $7 the run timestamp, $8 the keys kept in
+ *   the elements of each trimmed block (jsonb: an array of arrays, one per
+ *   COL_BLOCK column in order).
  * The report's aggregate replaces $5..$7 (see plan_report).
  */
 #ifndef PLAN_H
@@ -26,18 +28,20 @@
 
 struct form; /* tenant.h */
 
-#define PLAN_NPARAMS 7
+#define PLAN_NPARAMS 8
 extern const Oid plan_param_types[PLAN_NPARAMS];
-/* "$1".."$7" (index 0 unused): the parameter texts of ordinary statements */
+/* "$1".."$8" (index 0 unused): the parameter texts of ordinary statements */
 extern const char *const plan_dollar_params[PLAN_NPARAMS + 1];
 
-/* A submission's reference time, on alias m. */
-#define PLAN_REF "COALESCE(m.last_update_time, m.receipt_time)"
+/* The time of a submission's last activity, on alias m. */
+#define PLAN_ACTIVITY "COALESCE(m.last_update_time, m.receipt_time)"
 
 /* What the tenant database has, for the SQL of its forms. */
 struct plan_tenant {
     bool has_tracking_codes;
     bool has_allforms;
+    bool has_search_tokens;
+    bool allforms_has_id_display;
     char **allforms_personal; /* quoted names of the personal columns of wcs_all_forms */
     size_t nallforms_personal;
 };
@@ -45,6 +49,7 @@ struct plan_tenant {
 /* The predicates that select submissions, on alias m. */
 struct form_preds {
     char *final;    /* at a final status */
+    char *ref;      /* when its period started: done-datetime when final, else its last activity */
     char *due_base; /* past the cutoff, at a status the run anonymises */
     char *dirty;    /* still holds something the run blanks */
     char *work;     /* due and not yet anonymised, or anonymised but incomplete */
@@ -64,8 +69,10 @@ struct form_sql {
     char *unsupported;    /* why the form cannot be processed safely, or NULL */
     bool allforms;        /* the tenant has wcs_all_forms */
     bool tracking_codes;  /* the form's tracking codes are deleted with its submissions */
+    bool search_tokens;   /* the tenant has wcs_search_tokens */
     char *endpoints;      /* text[] literal of final statuses ("wf-<id>"); NULL without definition */
     char *stat_keys;      /* text[] literal of the statistics_data keys that are kept */
+    char *block_keys;     /* jsonb literal of the keys kept in each trimmed block's elements ($8) */
     char *set;            /* SET list of the final anonymisation (alias t) */
     char *allforms_set;   /* SET list for wcs_all_forms (alias w, main row m); NULL without it */
     char *allforms_dirty; /* a wcs_all_forms row still holds personal data (alias w, main row m) */
@@ -86,7 +93,7 @@ void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enu
                 struct form_preds *out);
 void plan_free_preds(struct form_preds *p);
 
-/* Fills the seven parameter values of a form statement.  lo, hi: $5, $6.
+/* Fills the parameter values of a form statement.  lo, hi: $5, $6.
  * formdef_id_buf: room for the formdef id's text. */
 void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const char *lo, const char *hi,
                  const char *run_ts, char *formdef_id_buf, size_t buflen);
@@ -125,6 +132,19 @@ char *plan_report(const struct form *f);
 #define PLAN_REPORT_NCOLS 10
 extern const Oid plan_report_param_types[PLAN_NPARAMS];
 
+/* -- search tokens ------------------------------------------------------------ */
+
+/*
+ * The search tokens of the form's context that no row of its table matches
+ * any more (w.c.s.'s own purge test), deleted over a bounded range: $1 the
+ * context, $2 the last token of the previous range, $3 the range's size.
+ * Returns one row: the range's last token (NULL: done), tokens deleted.
+ * NULL when the tenant has no wcs_search_tokens or the table no fts.
+ */
+char *plan_purge_tokens(const struct form *f);
+/* The search-token context of a form ("formdata_<id>", "carddata_<id>"); NULL for test copies. */
+char *plan_token_context(const struct form *f);
+
 /* -- the export ------------------------------------------------------------ */
 
 /* A kept column that goes into the BI "fields" object. */
@@ -151,9 +171,10 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
  * Sets the values plan_export_copy reads, transaction-local: $1 formdef id,
  * $2 final statuses, $3 kept statistics keys, $4 tenant, $5 slug, $6 time
  * precision, $7 field keys, $8 status ids, $9 status names, $10 anonymised
- * since, $11 change log position, $12 table name (all text).
+ * since, $11 change log position, $12 table name, $13 kept block keys (all
+ * text).
  */
 extern const char plan_export_settings_sql[];
-#define PLAN_EXPORT_NSETTINGS 12
+#define PLAN_EXPORT_NSETTINGS 13
 
 #endif

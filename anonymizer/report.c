@@ -45,6 +45,10 @@ enum { C_SUBMISSIONS, C_ANONYMISED, C_DUE, C_DRAFTS_DUE, C_OPEN_PAST, C_INCOMPLE
 
 struct form_report {
     char *slug, *name, *table;
+    char *label;            /* "form <slug>", "test copy of <slug>", "card <slug>" */
+    enum form_kind kind;
+    bool anonymised_by_run; /* false: a card without a cards entry (only its drafts) */
+    char *definition;       /* the definition file, or NULL */
     char *retention;
     int retention_days;
     const char *retention_source;
@@ -160,6 +164,33 @@ static void collist_add(struct collist *l, const struct column *c)
     r->varname = dup_or_null(c->field ? c->field->varname : NULL);
 }
 
+/* A block's subfield, listed like a field: "f9.1", its label, "enfants.prenom". */
+static void collist_add_sub(struct collist *l, const struct column *c, const struct col_sub *sub)
+{
+    l->items = ax_reallocarray(l->items, l->n + 1, sizeof *l->items);
+    struct colref *r = &l->items[l->n++];
+    r->column = classify_sub_name(c, sub);
+    r->reason = ax_strdup(col_reason_str(sub->reason));
+    r->label = dup_or_null(sub->field->label);
+    r->varname = classify_sub_varname(c, sub);
+}
+
+/* Every column and subfield of a form, in the kept, blanked and unclassified lists. */
+static void collect_columns(const struct form *f, struct form_report *fr)
+{
+    for (size_t i = 0; i < f->ncols; i++) {
+        const struct column *c = &f->cols[i];
+        if (c->cls == COL_UNCLASSIFIED)
+            collist_add(&fr->unclassified, c);
+        else if (col_is_nulled(c->cls))
+            collist_add(&fr->blank, c);
+        else
+            collist_add(&fr->keep, c);
+        for (size_t k = 0; k < c->nsubs; k++)
+            collist_add_sub(c->subs[k].kept ? &fr->keep : &fr->blank, c, &c->subs[k]);
+    }
+}
+
 static void collist_free(struct collist *l)
 {
     for (size_t i = 0; i < l->n; i++) {
@@ -176,6 +207,8 @@ static void form_report_free(struct form_report *fr)
     free(fr->slug);
     free(fr->name);
     free(fr->table);
+    free(fr->label);
+    free(fr->definition);
     free(fr->retention);
     free(fr->cutoff);
     free(fr->oldest_pending);
@@ -199,8 +232,17 @@ static void tenant_report_free(struct tenant_report *tr)
     free(tr->last_run);
 }
 
+/* path below dir, as "<tenant>/<slug>.json"; path itself when it is elsewhere. */
+static const char *relative_to(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return strncmp(path, dir, n) == 0 && path[n] == '/' ? path + n + 1 : path;
+}
+
 static int collect_form(struct tenant *t, const struct tenant_report *tr, const struct form *f,
-                        struct form_report *fr, int backup_days)
+                        struct form_report *fr, int backup_days, const char *schemas)
 {
     char fid[16], days[16];
     PGresult *res;
@@ -211,15 +253,11 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     fr->retention = ax_strdup(f->pol.retention_text);
     fr->retention_days = f->pol.retention_days;
     fr->retention_source = cfg_source_str(f->pol.retention_source);
-    for (size_t i = 0; i < f->ncols; i++) {
-        const struct column *c = &f->cols[i];
-        if (c->cls == COL_UNCLASSIFIED)
-            collist_add(&fr->unclassified, c);
-        else if (col_is_nulled(c->cls))
-            collist_add(&fr->blank, c);
-        else
-            collist_add(&fr->keep, c);
-    }
+    fr->label = ax_strdup(f->label);
+    fr->kind = f->kind;
+    fr->anonymised_by_run = f->anonymise;
+    fr->definition = f->def ? ax_strdup(relative_to(f->def->path, schemas)) : NULL;
+    collect_columns(f, fr);
     if (f->sql.unsupported) {
         fr->error = ax_strdup(f->sql.unsupported);
         return AX_OK;
@@ -315,7 +353,7 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
     tr->forms = ax_calloc(t.nforms, sizeof *tr->forms);
     for (size_t i = 0; rc == AX_OK && i < t.nforms; i++) {
         tr->nforms = i + 1;
-        rc = collect_form(&t, tr, &t.forms[i], &tr->forms[i], app->cfg->backup_retention_days);
+        rc = collect_form(&t, tr, &t.forms[i], &tr->forms[i], app->cfg->backup_retention_days, app->cfg->schemas);
     }
     if (rc == AX_OK)
         rc = collect_audit(&t, tr);
@@ -354,9 +392,10 @@ static char *now_iso(void)
 
 /* -- verdict ------------------------------------------------------------------ */
 
+/* Cards are registers with their own legal basis: the three-month limit is about submissions. */
 static bool form_past_limit(const struct form_report *fr)
 {
-    return fr->days_past_limit > 0;
+    return fr->kind != FORM_KIND_CARD && fr->days_past_limit > 0;
 }
 
 static bool report_compliant(const struct report *r)
@@ -372,6 +411,12 @@ static bool report_compliant(const struct report *r)
     return true;
 }
 
+/* A field column or a block's subfield ("f9.1"), not a w.c.s. metadata column. */
+static bool is_field_entry(const char *column)
+{
+    return classify_is_field_column(column) || strchr(column, '.') != NULL;
+}
+
 static long long pending_of(const struct form_report *fr)
 {
     return fr->counts[C_DUE] + fr->counts[C_DRAFTS_DUE] + fr->counts[C_INCOMPLETE];
@@ -385,7 +430,7 @@ static void text_columns(FILE *out, const char *title, const struct collist *l, 
     sb_init(&sb);
     for (size_t i = 0; i < l->n; i++) {
         const struct colref *c = &l->items[i];
-        if (fields_only && !classify_is_field_column(c->column))
+        if (fields_only && !is_field_entry(c->column))
             continue;
         sb_appendf(&sb, "%s%s", sb.len ? ", " : "", c->column);
         if (c->label)
@@ -406,6 +451,8 @@ static void render_text(FILE *out, const struct report *r, const struct cfg *cfg
     fprintf(out, "generated %s, cutoffs as of %s\n", r->generated_at, r->at);
     fprintf(out, "legal limit: personal data of a done submission is kept at most three months (" RETENTION_CAP_TEXT
                  ")\n");
+    fprintf(out, "periods run from the time a submission was done (done-datetime), else its last update, else its\n"
+                 "receipt; cards are registers with their own legal basis: not held to the limit\n");
 
     for (size_t i = 0; i < r->ntenants; i++) {
         const struct tenant_report *tr = &r->tenants[i];
@@ -423,7 +470,11 @@ static void render_text(FILE *out, const struct report *r, const struct cfg *cfg
             fprintf(out, "  no form tables\n");
         for (size_t k = 0; k < tr->nforms; k++) {
             const struct form_report *fr = &tr->forms[k];
-            fprintf(out, "\n  form %s \"%s\" (table %s)\n", fr->slug, fr->name, fr->table);
+            fprintf(out, "\n  %s \"%s\" (table %s)\n", fr->label, fr->name, fr->table);
+            if (fr->kind == FORM_KIND_CARD)
+                fprintf(out, "    %-22s %s; definition %s\n", "card",
+                        fr->anonymised_by_run ? "anonymised (cards entry)" : "not anonymised (no cards entry): drafts only",
+                        fr->definition ? fr->definition : "none");
             if (fr->error) {
                 fprintf(out, "    ERROR: %s\n", fr->error);
                 continue;
@@ -480,10 +531,11 @@ static void render_text(FILE *out, const struct report *r, const struct cfg *cfg
                 fprintf(out, "  %s: could not be checked: %s\n", tr->name, tr->error);
             for (size_t k = 0; k < tr->nforms; k++) {
                 const struct form_report *fr = &tr->forms[k];
+                const char *what = fr->kind == FORM_KIND_FORM ? fr->slug : fr->label;
                 if (fr->error)
-                    fprintf(out, "  %s / %s: could not be checked: %s\n", tr->name, fr->slug, fr->error);
+                    fprintf(out, "  %s / %s: could not be checked: %s\n", tr->name, what, fr->error);
                 else if (form_past_limit(fr))
-                    fprintf(out, "  %s / %s: %lld day%s past the limit (oldest pending %s)\n", tr->name, fr->slug,
+                    fprintf(out, "  %s / %s: %lld day%s past the limit (oldest pending %s)\n", tr->name, what,
                             fr->days_past_limit, fr->days_past_limit == 1 ? "" : "s", fr->oldest_pending);
             }
         }
@@ -540,6 +592,9 @@ static void render_json(FILE *out, const struct report *r)
             json_object_object_add(f, "slug", jstr(fr->slug));
             json_object_object_add(f, "name", jstr(fr->name));
             json_object_object_add(f, "table", jstr(fr->table));
+            json_object_object_add(f, "kind", jstr(form_kind_str(fr->kind)));
+            json_object_object_add(f, "anonymised_by_run", json_object_new_boolean(fr->anonymised_by_run));
+            json_object_object_add(f, "definition", jstr(fr->definition));
             json_object_object_add(f, "error", jstr(fr->error));
             json_object_object_add(f, "retention", jstr(fr->retention));
             json_object_object_add(f, "retention_days", json_object_new_int(fr->retention_days));
@@ -605,7 +660,7 @@ static char *csv_columns(const struct collist *l, bool fields_only)
     struct strbuf sb;
     sb_init(&sb);
     for (size_t i = 0; i < l->n; i++)
-        if (!fields_only || classify_is_field_column(l->items[i].column))
+        if (!fields_only || is_field_entry(l->items[i].column))
             sb_appendf(&sb, "%s%s", sb.len ? " " : "", l->items[i].column);
     return sb_finish(&sb);
 }
@@ -617,7 +672,7 @@ static void render_csv(FILE *out, const struct report *r)
         "retention_source", "cutoff", "submissions", "anonymised", "due", "drafts_due", "open_past_cutoff",
         "incomplete", "oldest_pending", "days_past_limit", "locked_last_run", "backups_until", "anonymised_in_backups",
         "anonymised_in_backups_until", "kept_fields",
-        "blanked_fields", "unclassified_columns",
+        "blanked_fields", "unclassified_columns", "kind",
     };
     for (size_t i = 0; i < AX_ARRAY_LEN(header); i++)
         csv_field(out, header[i], i + 1 == AX_ARRAY_LEN(header));
@@ -660,7 +715,8 @@ static void render_csv(FILE *out, const struct report *r)
                  *uncl = csv_columns(&fr->unclassified, false);
             csv_field(out, kept, false);
             csv_field(out, blanked, false);
-            csv_field(out, uncl, true);
+            csv_field(out, uncl, false);
+            csv_field(out, form_kind_str(fr->kind), true);
             free(kept);
             free(blanked);
             free(uncl);

@@ -36,6 +36,7 @@ struct form_counts {
     long long history_cleared;   /* history rows cleared */
     long long tracking_deleted;  /* tracking codes deleted */
     long long locked;            /* due, but held by another session */
+    long long tokens_deleted;    /* search tokens no row matches any more */
 };
 
 /* One kind of batch over one form, and where it stands. */
@@ -148,7 +149,7 @@ static int leave_range(struct batcher *b, struct form_counts *c, bool *done)
     if (rc == AX_OK) {
         long long candidates = getll(res, 0, 1);
         const char *hi = PQgetisnull(res, 0, 0) ? b->lo : PQgetvalue(res, 0, 0);
-        log_info("%s: form %s: ids %s to %s left for the next run: %s", b->t->name, b->f->slug, b->lo, hi, why);
+        log_info("%s: %s: ids %s to %s left for the next run: %s", b->t->name, b->f->label, b->lo, hi, why);
         c->locked += candidates;
         *done = candidates == 0;
         snprintf(b->lo, sizeof b->lo, "%s", hi);
@@ -210,11 +211,48 @@ static int run_batches(struct batcher *b, struct form_counts *c)
         long long candidates = getll(res, 0, 1);
         PQclear(res);
         progress_add(b->progress, done);
-        log_debug("%s: form %s: %s: ids %s to %s: %lld of %lld done in %.3f s", b->t->name, b->f->slug,
+        log_debug("%s: %s: %s: ids %s to %s: %lld of %lld done in %.3f s", b->t->name, b->f->label,
                   b->kind == PLAN_ANONYMISE ? "anonymise" : "delete drafts", b->lo, hi, done, candidates,
                   tm_now() - started);
         snprintf(b->lo, sizeof b->lo, "%s", hi);
     }
+}
+
+/* Search tokens are deleted in ranges of this many, one statement (and transaction) each. */
+#define TOKEN_RANGE "1000"
+
+/*
+ * The search tokens of the form's context that no row of its table matches
+ * any more: w.c.s. fills wcs_search_tokens from every fts but purges it only
+ * when a site option says so, so the words of anonymised text stay there.
+ */
+static int purge_tokens(struct tenant *t, const struct form *f, struct form_counts *c)
+{
+    char *sql = plan_purge_tokens(f), *context = plan_token_context(f), last[1024] = "";
+    int rc = AX_OK;
+    while (sql && context && rc == AX_OK) {
+        if (app_interrupted) {
+            rc = AX_ERR_INTERRUPTED;
+            break;
+        }
+        PGresult *res;
+        const char *values[3] = {context, last, TOKEN_RANGE};
+        const Oid types[3] = {DB_TEXTOID, DB_TEXTOID, DB_INT4OID};
+        if ((rc = db_query(&t->db, &res, DB_ONE_ROW(2), sql, 3, types, values)))
+            break;
+        c->tokens_deleted += getll(res, 0, 1);
+        bool done = PQgetisnull(res, 0, 0) || strlen(PQgetvalue(res, 0, 0)) >= sizeof last;
+        if (!done)
+            snprintf(last, sizeof last, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+        if (done)
+            break;
+    }
+    if (rc == AX_ERR_DB && cancelled_by_signal(&t->db))
+        rc = AX_ERR_INTERRUPTED;
+    free(sql);
+    free(context);
+    return rc;
 }
 
 /* How many submissions of the form the run still has to anonymise. */
@@ -259,6 +297,8 @@ static json_object *form_entry(const struct form *f, const struct form_counts *c
     json_object_object_add(o, "history_cleared", json_object_new_int64(c->history_cleared));
     json_object_object_add(o, "tracking_codes_deleted", json_object_new_int64(c->tracking_deleted));
     json_object_object_add(o, "locked", json_object_new_int64(c->locked));
+    json_object_object_add(o, "search_tokens_deleted", json_object_new_int64(c->tokens_deleted));
+    json_object_object_add(o, "kind", json_object_new_string(form_kind_str(f->kind)));
     json_object *uncl = json_object_new_array();
     for (size_t i = 0; i < f->ncols; i++)
         if (f->cols[i].cls == COL_UNCLASSIFIED)
@@ -281,7 +321,7 @@ static void report_unclassified(const struct tenant *t, const struct form *f)
             continue;
         sb_appendf(&sb, "%s%s", sb.len ? ", " : "", f->cols[i].name);
     }
-    log_warning("%s: form %s: %zu unclassified column%s blanked (%s): %s", t->name, f->slug, f->nunclassified,
+    log_warning("%s: %s: %zu unclassified column%s blanked (%s): %s", t->name, f->label, f->nunclassified,
                 f->nunclassified > 1 ? "s" : "", f->def ? "not in the definition" : "no definition", sb.buf);
     sb_free(&sb);
 }
@@ -295,7 +335,7 @@ static int form_batches(struct tenant *t, const struct app *app, struct form *f,
     /* counting costs a pass over the table: only for someone watching */
     if (app->progress_live && count_work(t, f, &due) != AX_OK)
         due = -1;
-    progress_form_start(progress, f->slug, due);
+    progress_form_start(progress, f->kind == FORM_KIND_FORM ? f->slug : f->label, due);
     batcher_init(&b, t, app, f, PLAN_ANONYMISE, progress);
     int rc = run_batches(&b, c);
     batcher_free(&b);
@@ -313,15 +353,17 @@ static int form_done(struct tenant *t, const struct app *app, const struct form 
                      int rc, const char *error, double started, struct run_totals *tot)
 {
     if (!f->sql.unsupported)
-        log_info("%s: form %s: %lld anonymised, %lld completed, %lld drafts %s, %lld locked (cutoff %s, %.2f s)%s",
-                 t->name, f->slug, c->anonymised, c->completed,
+        log_info("%s: %s: %lld anonymised, %lld completed, %lld drafts %s, %lld locked, %lld search tokens deleted"
+                 " (cutoff %s, %.2f s)%s",
+                 t->name, f->label, c->anonymised, c->completed,
                  f->pol.drafts == CFG_DRAFTS_DELETE ? c->drafts_deleted : c->drafts_anonymised,
-                 f->pol.drafts == CFG_DRAFTS_DELETE ? "deleted" : "anonymised", c->locked, f->cutoff,
-                 tm_now() - started, rc == AX_ERR_INTERRUPTED ? " [interrupted]" : rc ? " [failed]" : "");
+                 f->pol.drafts == CFG_DRAFTS_DELETE ? "deleted" : "anonymised", c->locked, c->tokens_deleted,
+                 f->cutoff, tm_now() - started, rc == AX_ERR_INTERRUPTED ? " [interrupted]" : rc ? " [failed]" : "");
     tot->anonymised += c->anonymised;
     tot->completed += c->completed;
     tot->drafts += c->drafts_deleted + c->drafts_anonymised;
     tot->locked += c->locked;
+    tot->tokens += c->tokens_deleted;
     const char *outcome = rc == AX_OK ? "ok" : rc == AX_ERR_INTERRUPTED ? "interrupted" : "failed";
     char *err_copy = error ? ax_strdup(error) : NULL;
     json_object *entry = form_entry(f, c, outcome, err_copy, tm_now() - started);
@@ -348,24 +390,27 @@ static int run_form(struct tenant *t, const struct app *app, struct form *f, str
     int rc;
 
     if (f->sql.unsupported) {
-        log_error("%s: form %s: %s; form skipped", t->name, f->slug, f->sql.unsupported);
+        log_error("%s: %s: %s; skipped", t->name, f->label, f->sql.unsupported);
         return form_done(t, app, f, &c, AX_ERR_DATA, f->sql.unsupported, started, &ctx->tot);
     }
     report_unclassified(t, f);
     rc = form_batches(t, app, f, ctx->progress, &c);
+    bool changed = c.anonymised + c.completed + c.drafts_deleted + c.drafts_anonymised > 0;
+    if (rc == AX_OK && changed)
+        rc = purge_tokens(t, f, &c);
     if (rc == AX_ERR_DB)
         error = t->db.error;
     if (rc == AX_ERR_INTERRUPTED && app_budget_exhausted && !app_interrupted) {
         long long left;
         if (count_work(t, f, &left) == AX_OK)
-            log_info("%s: form %s: time budget exhausted, %lld submissions left for the next run", t->name, f->slug,
+            log_info("%s: %s: time budget exhausted, %lld submissions left for the next run", t->name, f->label,
                      left);
     }
     if (rc == AX_ERR_INTERRUPTED)
         error = app_interruption_str();
 
     char *err_copy = error ? ax_strdup(error) : NULL;
-    if (c.anonymised + c.completed + c.drafts_deleted + c.drafts_anonymised > 0) {
+    if (changed) {
         *shared_changed = true;
         if (app->cfg->vacuum && rc != AX_ERR_DB) {
             vacuum(t, f->q_table);
@@ -374,7 +419,7 @@ static int run_form(struct tenant *t, const struct app *app, struct form *f, str
         }
     }
     if (rc == AX_ERR_DB)
-        log_error("%s: form %s: %s", t->name, f->slug, err_copy);
+        log_error("%s: %s: %s", t->name, f->label, err_copy);
     int done_rc = form_done(t, app, f, &c, rc, err_copy, started, &ctx->tot);
     if (done_rc == AX_ERR_DB && !err_copy)
         err_copy = ax_strdup(t->db.error);
@@ -475,6 +520,8 @@ enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, str
             vacuum(&t, "tracking_codes");
         if (t.facts.has_allforms)
             vacuum(&t, "wcs_all_forms");
+        if (t.facts.has_search_tokens)
+            vacuum(&t, "wcs_search_tokens");
     }
     /* not after a server error (the session may be gone) nor when
      * interrupted: the next run catches up */
@@ -505,8 +552,9 @@ int cmd_run(const struct app *app)
         ok += outcomes[i] == TENANT_OK;
     double seconds = tm_now() - started;
     log_info("run %s: %zu of %zu tenants done, %lld submissions anonymised, %lld completed, %lld drafts, %lld locked,"
-             " %lld rows exported, %.2f s, %.0f submissions/s%s",
-             app->run_id, ok, app->ntenants, tot.anonymised, tot.completed, tot.drafts, tot.locked, tot.exported,
+             " %lld search tokens deleted, %lld rows exported, %.2f s, %.0f submissions/s%s",
+             app->run_id, ok, app->ntenants, tot.anonymised, tot.completed, tot.drafts, tot.locked, tot.tokens,
+             tot.exported,
              seconds, seconds > 0 ? (double)(tot.anonymised + tot.completed + tot.drafts) / seconds : 0.0,
              app_budget_exhausted ? " (time budget exhausted)" : app_interrupted ? " (interrupted)" : "");
     int status = app_exit_status(outcomes, app->ntenants);

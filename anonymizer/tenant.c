@@ -21,6 +21,16 @@ static const char *const allforms_personal[] = {
     "geoloc_base_x", "geoloc_base_y",     "relations_data",
 };
 
+const char *form_kind_str(enum form_kind kind)
+{
+    switch (kind) {
+    case FORM_KIND_FORM: return "form";
+    case FORM_KIND_TEST: return "test copy";
+    case FORM_KIND_CARD: return "card";
+    }
+    return "?";
+}
+
 int tenant_open(struct tenant *t, const struct app *app, struct app_tenant *at, bool read_only)
 {
     char lock_ms[32], stmt_ms[32];
@@ -58,6 +68,8 @@ static void form_free(struct form *f)
     free(f->evo_table);
     free(f->slug);
     free(f->name);
+    free(f->label);
+    classify_columns_free(f->cols, f->ncols);
     for (size_t i = 0; i < f->ncols; i++) {
         free(f->cols[i].name);
         free(f->cols[i].qname);
@@ -135,24 +147,28 @@ enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct
 
 /* -- discovery ---------------------------------------------------------------- */
 
-/* Which tenant-wide w.c.s. tables exist. */
-static int load_relations(struct tenant *t, bool *has_formdefs)
+/* Which tenant-wide w.c.s. tables exist (has_defs: formdefs, carddefs). */
+static int load_relations(struct tenant *t, bool has_defs[2])
 {
     PGresult *res;
     /* from the catalog: to_regclass() fails without USAGE on the schema */
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(3),
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(5),
                       "SELECT bool_or(c.relname = 'tracking_codes'), bool_or(c.relname = 'wcs_all_forms'),"
-                      " bool_or(c.relname = 'formdefs')"
+                      " bool_or(c.relname = 'formdefs'), bool_or(c.relname = 'carddefs'),"
+                      " bool_or(c.relname = 'wcs_search_tokens')"
                       " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
                       " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
-                      " AND c.relname IN ('tracking_codes', 'wcs_all_forms', 'formdefs')",
+                      " AND c.relname IN ('tracking_codes', 'wcs_all_forms', 'formdefs', 'carddefs',"
+                      " 'wcs_search_tokens')",
                       0, NULL, NULL);
     if (rc)
         return rc;
     /* bool_or of no rows is NULL: not "t" */
     t->facts.has_tracking_codes = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     t->facts.has_allforms = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-    *has_formdefs = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+    has_defs[0] = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+    has_defs[1] = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+    t->facts.has_search_tokens = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
     PQclear(res);
     return AX_OK;
 }
@@ -172,6 +188,7 @@ static int load_allforms_columns(struct tenant *t)
         const char *name = PQgetvalue(res, i, 0);
         has_stats |= strcmp(name, "statistics_data") == 0;
         has_anon |= strcmp(name, "anonymised") == 0;
+        t->facts.allforms_has_id_display |= strcmp(name, "id_display") == 0;
         for (size_t k = 0; k < AX_ARRAY_LEN(allforms_personal); k++) {
             if (strcmp(name, allforms_personal[k]) != 0)
                 continue;
@@ -190,49 +207,59 @@ static int load_allforms_columns(struct tenant *t)
 }
 
 /*
- * Main tables: formdata_<id>_<slug> in public that have the w.c.s. main
- * columns (history tables, named <main>_evolutions, do not), never the test_
- * copies.  Columns: oid, table, formdef id, history table, slug, name, has a
- * formdefs row.
+ * Data tables in public that have the w.c.s. main columns (history tables,
+ * named <main>_evolutions, do not): forms (formdata_<id>_<slug>), their test
+ * copies (test_formdata_<id>_<slug>), cards (carddata_<id>_<slug>); each
+ * test copy after its form, cards last.  Columns: oid, table, kind (0 form,
+ * 1 test copy, 2 card), formdef or carddef id, history table, slug, name,
+ * has a formdefs (carddefs) row.
  */
-static char *forms_query(bool has_formdefs)
+static char *forms_query(const bool has_defs[2])
 {
     struct strbuf sql;
     sb_init(&sql);
-    sb_append(&sql, "SELECT c.oid, c.relname, pg_catalog.substring(c.relname, '^formdata_([0-9]{1,9})_')::int,"
-                    " e.relname, ");
-    sb_append(&sql, has_formdefs ? "f.slug, f.name, f.id IS NOT NULL" : "NULL, NULL, false");
+    sb_append(&sql, "SELECT c.oid, c.relname, k.kind, k.id, e.relname, ");
+    sb_append(&sql, has_defs[0] && has_defs[1] ? "COALESCE(fd.slug, cd.slug), COALESCE(fd.name, cd.name),"
+                                                 " COALESCE(fd.id, cd.id) IS NOT NULL"
+                    : has_defs[0]              ? "fd.slug, fd.name, fd.id IS NOT NULL"
+                    : has_defs[1]              ? "cd.slug, cd.name, cd.id IS NOT NULL"
+                                               : "NULL, NULL, false");
     sb_append(&sql, " FROM pg_catalog.pg_class c"
                     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'"
+                    " CROSS JOIN LATERAL (SELECT CASE WHEN c.relname ~ '^formdata_' THEN 0"
+                    "  WHEN c.relname ~ '^test_' THEN 1 ELSE 2 END AS kind,"
+                    "  pg_catalog.substring(c.relname, '^(?:test_formdata|formdata|carddata)_([0-9]{1,9})_')::int AS id) k"
                     " LEFT JOIN pg_catalog.pg_class e ON e.relnamespace = c.relnamespace"
                     "  AND e.relname = c.relname || '_evolutions' AND e.relkind IN ('r', 'p')");
-    if (has_formdefs)
-        sb_append(&sql, " LEFT JOIN public.formdefs f"
-                        "  ON f.id = pg_catalog.substring(c.relname, '^formdata_([0-9]{1,9})_')::int");
-    sb_append(&sql, " WHERE c.relkind IN ('r', 'p') AND c.relname ~ '^formdata_[0-9]{1,9}_'"
+    if (has_defs[0])
+        sb_append(&sql, " LEFT JOIN public.formdefs fd ON k.kind < 2 AND fd.id = k.id");
+    if (has_defs[1])
+        sb_append(&sql, " LEFT JOIN public.carddefs cd ON k.kind = 2 AND cd.id = k.id");
+    sb_append(&sql, " WHERE c.relkind IN ('r', 'p') AND c.relname ~ '^(test_formdata|formdata|carddata)_[0-9]{1,9}_'"
                     " AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid"
                     "  AND a.attname = 'receipt_time' AND NOT a.attisdropped)"
-                    " ORDER BY 3, 2");
+                    " ORDER BY k.kind = 2, k.id, k.kind, c.relname");
     return sb_finish(&sql);
 }
 
 /* The slug and name of a form, from its formdefs row or, for an orphan table, its name. */
 static void name_form(struct tenant *t, struct form *f, PGresult *res, int row)
 {
-    if (f->has_formdef_row && !PQgetisnull(res, row, 4)) {
-        f->slug = ax_strdup(PQgetvalue(res, row, 4));
-        f->name = ax_strdup(PQgetisnull(res, row, 5) ? f->slug : PQgetvalue(res, row, 5));
+    if (f->has_formdef_row && !PQgetisnull(res, row, 5)) {
+        f->slug = ax_strdup(PQgetvalue(res, row, 5));
+        f->name = ax_strdup(PQgetisnull(res, row, 6) ? f->slug : PQgetvalue(res, row, 6));
         return;
     }
     /* an orphan table still holds personal data: process it, with the slug
      * its name was built from */
-    const char *p = strchr(f->table + strlen("formdata_"), '_');
+    const char *p = strchr(strchr(f->table, '_') + 1 + (f->kind == FORM_KIND_TEST ? strlen("formdata_") : 0), '_');
     f->slug = ax_strdup(p ? p + 1 : f->table);
     for (char *q = f->slug; *q; q++)
         if (*q == '_')
             *q = '-';
     f->name = ax_strdup(f->slug);
-    log_warning("%s: table %s has no formdefs row; processing it as form \"%s\"", t->name, f->table, f->slug);
+    log_warning("%s: table %s has no %s row; processing it as %s \"%s\"", t->name, f->table,
+                f->kind == FORM_KIND_CARD ? "carddefs" : "formdefs", form_kind_str(f->kind), f->slug);
 }
 
 /* Every column of every form table, in one catalog query. */
@@ -286,7 +313,7 @@ static void prepare_form(struct tenant *t, struct form *f)
     const char **unmatched;
     size_t nun = classify_unmatched_names(f->cols, f->ncols, f->def, &f->pol, &unmatched);
     for (size_t k = 0; k < nun; k++)
-        log_warning("%s: form %s: configured field \"%s\" matches no field", t->name, f->slug, unmatched[k]);
+        log_warning("%s: %s: configured field \"%s\" matches no field", t->name, f->label, unmatched[k]);
     free(unmatched);
     plan_prepare(f, &t->facts);
 }
@@ -294,15 +321,15 @@ static void prepare_form(struct tenant *t, struct form *f)
 int tenant_discover_forms(struct tenant *t, const struct app *app)
 {
     PGresult *res;
-    bool has_formdefs;
+    bool has_defs[2];
     int rc;
 
-    if ((rc = load_relations(t, &has_formdefs)))
+    if ((rc = load_relations(t, has_defs)))
         return rc;
     if (t->facts.has_allforms && (rc = load_allforms_columns(t)))
         return rc;
-    char *sql = forms_query(has_formdefs);
-    rc = db_query(&t->db, &res, DB_ROWS(7), sql, 0, NULL, NULL);
+    char *sql = forms_query(has_defs);
+    rc = db_query(&t->db, &res, DB_ROWS(8), sql, 0, NULL, NULL);
     free(sql);
     if (rc)
         return rc;
@@ -314,12 +341,21 @@ int tenant_discover_forms(struct tenant *t, const struct app *app)
         struct form *f = &t->forms[t->nforms++];
         oids[i] = PQgetvalue(res, i, 0);
         f->table = ax_strdup(PQgetvalue(res, i, 1));
-        f->formdef_id = atoi(PQgetvalue(res, i, 2));
-        f->evo_table = PQgetisnull(res, i, 3) ? NULL : ax_strdup(PQgetvalue(res, i, 3));
-        f->has_formdef_row = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+        f->kind = (enum form_kind)atoi(PQgetvalue(res, i, 2));
+        f->formdef_id = atoi(PQgetvalue(res, i, 3));
+        f->evo_table = PQgetisnull(res, i, 4) ? NULL : ax_strdup(PQgetvalue(res, i, 4));
+        f->has_formdef_row = strcmp(PQgetvalue(res, i, 7), "t") == 0;
         name_form(t, f, res, i);
-        f->def = def_set_find(&t->app_tenant->defs, f->slug);
-        cfg_resolve(app->cfg, t->app_tenant->cfg, f->slug, &f->pol);
+        f->label = ax_asprintf("%s%s %s", form_kind_str(f->kind), f->kind == FORM_KIND_TEST ? " of" : "", f->slug);
+        if (f->kind == FORM_KIND_CARD) {
+            f->def = def_set_find(&t->app_tenant->card_defs, f->slug);
+            f->anonymise = cfg_resolve_card(app->cfg, t->app_tenant->cfg, f->slug, &f->pol);
+        } else {
+            /* a test copy follows its form's definition and rules */
+            f->def = def_set_find(&t->app_tenant->defs, f->slug);
+            f->anonymise = true;
+            cfg_resolve(app->cfg, t->app_tenant->cfg, f->slug, &f->pol);
+        }
         f->q_table = db_quote_ident(&t->db, f->table);
         f->q_evo = f->evo_table ? db_quote_ident(&t->db, f->evo_table) : NULL;
     }

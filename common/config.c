@@ -25,6 +25,7 @@ struct loader {
     char *err;
     size_t errlen;
     bool file_readable_by_others;
+    bool uncapped; /* reading a cards entry: registers are not held to the three-month cap */
 };
 
 const char *cfg_source_str(enum cfg_source src)
@@ -147,7 +148,7 @@ static int policy_setting(struct loader *ld, const config_setting_t *s, struct c
         int days;
         if (tm_parse_period(text, &days, msg, sizeof msg) != AX_OK)
             return bad(ld, s, "%s", msg);
-        if (days > RETENTION_CAP_DAYS)
+        if (days > RETENTION_CAP_DAYS && !ld->uncapped)
             return bad(ld, s,
                        "\"%s\" exceeds the legal cap of three months (" RETENTION_CAP_TEXT
                        ", a month counting 30 days)",
@@ -215,6 +216,24 @@ static void policy_free(struct cfg_policy *p)
     free(p->retention_text);
 }
 
+/* A forms (or cards) list. */
+static void entries_free(struct cfg_form *entries, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct cfg_form *f = &entries[i];
+        free(f->tenant);
+        free(f->slug);
+        policy_free(&f->policy);
+        for (size_t j = 0; j < f->nkeep; j++)
+            free(f->keep[j]);
+        free(f->keep);
+        for (size_t j = 0; j < f->nblank; j++)
+            free(f->blank[j]);
+        free(f->blank);
+    }
+    free(entries);
+}
+
 void cfg_free(struct cfg *cfg)
 {
     if (!cfg)
@@ -241,19 +260,8 @@ void cfg_free(struct cfg *cfg)
     }
     free(cfg->discover);
     free(cfg->tenants);
-    for (size_t i = 0; i < cfg->nforms; i++) {
-        struct cfg_form *f = &cfg->forms[i];
-        free(f->tenant);
-        free(f->slug);
-        policy_free(&f->policy);
-        for (size_t j = 0; j < f->nkeep; j++)
-            free(f->keep[j]);
-        free(f->keep);
-        for (size_t j = 0; j < f->nblank; j++)
-            free(f->blank[j]);
-        free(f->blank);
-    }
-    free(cfg->forms);
+    entries_free(cfg->forms, cfg->nforms);
+    entries_free(cfg->cards, cfg->ncards);
     free(cfg);
 }
 
@@ -638,6 +646,17 @@ static int root_forms(struct loader *ld, const config_setting_t *s, void *obj)
                      "( { tenant = \"*\"; slug = ...; } )");
 }
 
+/* Cards have the shape of forms; their retention is not capped (registers have their own legal basis). */
+static int root_cards(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg *cfg = obj;
+    ld->uncapped = true;
+    int rc = load_list(ld, s, sizeof *cfg->cards, (void **)&cfg->cards, &cfg->ncards, load_form,
+                       "( { tenant = \"*\"; slug = ...; } )");
+    ld->uncapped = false;
+    return rc;
+}
+
 static const struct key root_keys[] = {
     {"retention", root_policy},
     {"drafts", root_policy},
@@ -655,7 +674,25 @@ static const struct key root_keys[] = {
     {"bi", root_bi},
     {"tenants", root_tenants},
     {"forms", root_forms},
+    {"cards", root_cards},
 };
+
+/* Every forms (cards) entry names a known tenant, and no form twice. */
+static int check_entries(struct loader *ld, const struct cfg *cfg, const config_setting_t *list,
+                         const struct cfg_form *entries, size_t n, const char *what)
+{
+    for (size_t j = 0; j < n; j++) {
+        const struct cfg_form *f = &entries[j];
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)j);
+        /* with discovery, tenant names are known only once the servers answered */
+        if (cfg->ndiscover == 0 && strcmp(f->tenant, "*") != 0 && !cfg_find_tenant(cfg, f->tenant))
+            return bad(ld, config_setting_get_member(g, "tenant"), "unknown tenant \"%s\"", f->tenant);
+        for (size_t k = 0; k < j; k++)
+            if (strcmp(entries[k].tenant, f->tenant) == 0 && strcmp(entries[k].slug, f->slug) == 0)
+                return bad(ld, g, "%s \"%s\" of tenant \"%s\" is configured twice", what, f->slug, f->tenant);
+    }
+    return AX_OK;
+}
 
 static int load_root(struct loader *ld, const config_setting_t *root, struct cfg *cfg)
 {
@@ -664,18 +701,9 @@ static int load_root(struct loader *ld, const config_setting_t *root, struct cfg
         return rc;
 
     /* cross checks, once everything is read */
-    const config_setting_t *forms = config_setting_get_member(root, "forms");
-    for (size_t j = 0; j < cfg->nforms; j++) {
-        struct cfg_form *f = &cfg->forms[j];
-        const config_setting_t *g = config_setting_get_elem(forms, (unsigned)j);
-        /* with discovery, tenant names are known only once the servers answered */
-        if (cfg->ndiscover == 0 && strcmp(f->tenant, "*") != 0 && !cfg_find_tenant(cfg, f->tenant))
-            return bad(ld, config_setting_get_member(g, "tenant"), "unknown tenant \"%s\"", f->tenant);
-        for (size_t k = 0; k < j; k++)
-            if (strcmp(cfg->forms[k].tenant, f->tenant) == 0 && strcmp(cfg->forms[k].slug, f->slug) == 0)
-                return bad(ld, g, "form \"%s\" of tenant \"%s\" is configured twice", f->slug, f->tenant);
-    }
-    return AX_OK;
+    if ((rc = check_entries(ld, cfg, config_setting_get_member(root, "forms"), cfg->forms, cfg->nforms, "form")))
+        return rc;
+    return check_entries(ld, cfg, config_setting_get_member(root, "cards"), cfg->cards, cfg->ncards, "card");
 }
 
 char *cfg_read_file(const char *path, size_t *len)
@@ -772,6 +800,9 @@ const struct cfg_form *cfg_unknown_form_tenant(const struct cfg *cfg)
     for (size_t i = 0; i < cfg->nforms; i++)
         if (strcmp(cfg->forms[i].tenant, "*") != 0 && !cfg_find_tenant(cfg, cfg->forms[i].tenant))
             return &cfg->forms[i];
+    for (size_t i = 0; i < cfg->ncards; i++)
+        if (strcmp(cfg->cards[i].tenant, "*") != 0 && !cfg_find_tenant(cfg, cfg->cards[i].tenant))
+            return &cfg->cards[i];
     return NULL;
 }
 
@@ -813,9 +844,11 @@ static void fold_form(const struct cfg_form *f, struct cfg_resolved *out)
     }
 }
 
-void cfg_resolve(const struct cfg *cfg, const struct cfg_tenant *tenant, const char *slug,
-                 struct cfg_resolved *out)
+/* Folds the global and tenant levels, then the entries of list for (tenant, slug); returns whether one matched. */
+static bool resolve(const struct cfg *cfg, const struct cfg_tenant *tenant, const char *slug,
+                    const struct cfg_form *entries, size_t n, struct cfg_resolved *out)
 {
+    bool matched = false;
     memset(out, 0, sizeof *out);
     out->retention_days = RETENTION_CAP_DAYS;
     out->retention_text = RETENTION_CAP_TEXT;
@@ -827,15 +860,28 @@ void cfg_resolve(const struct cfg *cfg, const struct cfg_tenant *tenant, const c
         fold(&tenant->policy, CFG_SRC_TENANT, out);
     /* "*" entries first, then the tenant's own: the more specific wins */
     for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < cfg->nforms; i++) {
-            const struct cfg_form *f = &cfg->forms[i];
+        for (size_t i = 0; i < n; i++) {
+            const struct cfg_form *f = &entries[i];
             if (strcmp(f->slug, slug) != 0)
                 continue;
             bool wildcard = strcmp(f->tenant, "*") == 0;
-            if (pass == 0 && wildcard)
+            if ((pass == 0 && wildcard) || (pass == 1 && !wildcard && tenant && strcmp(f->tenant, tenant->name) == 0)) {
                 fold_form(f, out);
-            else if (pass == 1 && !wildcard && tenant && strcmp(f->tenant, tenant->name) == 0)
-                fold_form(f, out);
+                matched = true;
+            }
         }
     }
+    return matched;
+}
+
+void cfg_resolve(const struct cfg *cfg, const struct cfg_tenant *tenant, const char *slug,
+                 struct cfg_resolved *out)
+{
+    resolve(cfg, tenant, slug, cfg->forms, cfg->nforms, out);
+}
+
+bool cfg_resolve_card(const struct cfg *cfg, const struct cfg_tenant *tenant, const char *slug,
+                      struct cfg_resolved *out)
+{
+    return resolve(cfg, tenant, slug, cfg->cards, cfg->ncards, out);
 }

@@ -86,6 +86,8 @@ struct cfg {
     size_t ntenants;
     struct cfg_form *forms;
     size_t nforms;
+    struct cfg_form *cards; /* cards opted into anonymisation (retention not capped) */
+    size_t ncards;
 };
 
 /* What applies to one form of one tenant, every level folded in.  Strings
@@ -117,7 +119,7 @@ const struct cfg_tenant *cfg_find_tenant(const struct cfg *cfg, const char *name
 /* Adds a discovered tenant (takes copies); explicit tenants must be checked by the caller. */
 void cfg_add_discovered(struct cfg *cfg, const char *name, const char *conninfo, const char *dbname, int entry);
 
-/* The first forms entry naming a tenant that is not in cfg->tenants, or NULL. */
+/* The first forms (or cards) entry naming a tenant that is not in cfg->tenants, or NULL. */
 const struct cfg_form *cfg_unknown_form_tenant(const struct cfg *cfg);
 
 /* Whether a name can be a tenant's (it names a definitions directory). */
@@ -126,6 +128,9 @@ int cfg_valid_tenant_name(const char *name);
 /* Folds global, tenant and form levels for (tenant, slug). */
 void cfg_resolve(const struct cfg *cfg, const struct cfg_tenant *tenant, const char *slug,
                  struct cfg_resolved *out);
+/* The same for a card, from the cards entries; returns whether one names it (the card is anonymised). */
+bool cfg_resolve_card(const struct cfg *cfg, const struct cfg_tenant *tenant, const char *slug,
+                      struct cfg_resolved *out);
 
 /* Reads the whole file into memory (caller frees); NULL with errno set on failure. */
 char *cfg_read_file(const char *path, size_t *len);

@@ -21,6 +21,7 @@
 #define DB_TIMESTAMPTZOID 1184
 #define DB_TEXTARRAYOID 1009
 #define DB_BOOLOID 16
+#define DB_JSONBOID 3802
 
 /* SQLSTATEs the program tolerates or reports specially */
 #define DB_SQLSTATE_LOCK_NOT_AVAILABLE "55P03"

@@ -68,6 +68,9 @@ static char *field_id(json_object *field)
 
 static void field_free(struct def_field *f)
 {
+    for (size_t i = 0; i < f->nsubs; i++)
+        field_free(&f->subs[i]);
+    free(f->subs);
     free(f->id);
     free(f->column);
     free(f->type);
@@ -93,15 +96,81 @@ void def_free(struct definition *def)
     free(def);
 }
 
-static int parse_fields(json_object *array, bool backoffice, struct definition *def, const char *path, char *err,
-                        size_t errlen)
+/* The anonymise mode of a field: explicit, legacy boolean, or the w.c.s. default for its type. */
+static int parse_anonymise(json_object *jf, const char *type, struct def_field *f, const char *path, char *err,
+                           size_t errlen)
+{
+    json_object *an;
+    if (!json_object_object_get_ex(jf, "anonymise", &an) || json_object_is_type(an, json_type_null)) {
+        f->anonymise = default_anonymise(type);
+        return AX_OK;
+    }
+    f->anonymise_explicit = true;
+    if (json_object_is_type(an, json_type_boolean)) {
+        /* exports from before w.c.s. had modes */
+        f->anonymise = json_object_get_boolean(an) ? DEF_ANON_FINAL : DEF_ANON_NO;
+        return AX_OK;
+    }
+    if (!json_object_is_type(an, json_type_string)) {
+        snprintf(err, errlen, "%s: field %s: \"anonymise\" must be a string or a boolean", path, f->id);
+        return AX_ERR_CONFIG;
+    }
+    const char *mode = json_object_get_string(an);
+    if (strcmp(mode, "no") == 0)
+        f->anonymise = DEF_ANON_NO;
+    else if (strcmp(mode, "final") == 0)
+        f->anonymise = DEF_ANON_FINAL;
+    else if (strcmp(mode, "intermediate") == 0)
+        f->anonymise = DEF_ANON_INTERMEDIATE;
+    else {
+        snprintf(err, errlen, "%s: field %s: unknown anonymise mode \"%s\"", path, f->id, mode);
+        return AX_ERR_CONFIG;
+    }
+    return AX_OK;
+}
+
+static int parse_field_list(json_object *array, bool backoffice, const char *block, struct def_field **fields,
+                            size_t *nfields, const char *path, char *err, size_t errlen);
+
+/* A block's subfields: "schema": {"fields": [...]} (absent: none known, every value is removed). */
+static int parse_block(json_object *jf, struct def_field *f, const char *path, char *err, size_t errlen)
+{
+    json_object *schema, *subs;
+    if (!json_object_object_get_ex(jf, "schema", &schema) || !json_object_is_type(schema, json_type_object) ||
+        !json_object_object_get_ex(schema, "fields", &subs) || json_object_is_type(subs, json_type_null))
+        return AX_OK;
+    return parse_field_list(subs, f->backoffice, f->id, &f->subs, &f->nsubs, path, err, errlen);
+}
+
+/* One field with a value; block: the id of the block it belongs to, or NULL. */
+static int parse_field(json_object *jf, const char *type, char *id, bool backoffice, const char *block,
+                       struct def_field *f, const char *path, char *err, size_t errlen)
+{
+    memset(f, 0, sizeof *f);
+    f->id = id;
+    f->column = block ? NULL : def_column_for_id(id);
+    f->type = ax_strdup(type);
+    const char *label = opt_string(jf, "label");
+    f->label = label ? ax_strdup(label) : NULL;
+    const char *varname = opt_string(jf, "varname");
+    f->varname = varname && varname[0] ? ax_strdup(varname) : NULL;
+    f->backoffice = backoffice;
+    f->block = strcmp(type, "block") == 0 || strncmp(type, "block:", 6) == 0;
+    int rc = parse_anonymise(jf, type, f, path, err, errlen);
+    if (rc == AX_OK && f->block && !block)
+        rc = parse_block(jf, f, path, err, errlen);
+    return rc;
+}
+
+static int parse_field_list(json_object *array, bool backoffice, const char *block, struct def_field **fields,
+                            size_t *nfields, const char *path, char *err, size_t errlen)
 {
     if (!json_object_is_type(array, json_type_array)) {
-        snprintf(err, errlen, "%s: \"fields\" is not a list", path);
+        snprintf(err, errlen, "%s: \"fields\"%s%s is not a list", path, block ? " of block " : "", block ? block : "");
         return AX_ERR_CONFIG;
     }
     size_t n = json_object_array_length(array);
-    def->fields = ax_reallocarray(def->fields, def->nfields + n, sizeof *def->fields);
+    *fields = ax_reallocarray(*fields, *nfields + n, sizeof **fields);
     for (size_t i = 0; i < n; i++) {
         json_object *jf = json_object_array_get_idx(array, i);
         if (!json_object_is_type(jf, json_type_object)) {
@@ -120,55 +189,33 @@ static int parse_fields(json_object *array, bool backoffice, struct definition *
         char *id = field_id(jf);
         if (!id) {
             snprintf(err, errlen,
-                     "%s: field \"%s\" has no id, so it cannot be mapped to a column (export the definition "
-                     "from /api/formdefs/<slug>/schema, which includes ids)",
-                     path, label ? label : type);
+                     "%s: field \"%s\"%s%s has no id, so it cannot be mapped to a column (export the definition "
+                     "from /api/formdefs/<slug>/schema?include-id=on, which includes ids)",
+                     path, label ? label : type, block ? " of block " : "", block ? block : "");
             return AX_ERR_CONFIG;
         }
-        struct def_field *f = &def->fields[def->nfields];
-        memset(f, 0, sizeof *f);
-        def->nfields++;
-        f->id = id;
-        f->column = def_column_for_id(id);
-        f->type = ax_strdup(type);
-        f->label = label ? ax_strdup(label) : NULL;
-        const char *varname = opt_string(jf, "varname");
-        f->varname = varname && varname[0] ? ax_strdup(varname) : NULL;
-        f->backoffice = backoffice;
-
-        json_object *an;
-        if (!json_object_object_get_ex(jf, "anonymise", &an) || json_object_is_type(an, json_type_null)) {
-            f->anonymise = default_anonymise(type);
-        } else if (json_object_is_type(an, json_type_boolean)) {
-            /* exports from before w.c.s. had modes */
-            f->anonymise = json_object_get_boolean(an) ? DEF_ANON_FINAL : DEF_ANON_NO;
-            f->anonymise_explicit = true;
-        } else if (json_object_is_type(an, json_type_string)) {
-            const char *mode = json_object_get_string(an);
-            if (strcmp(mode, "no") == 0)
-                f->anonymise = DEF_ANON_NO;
-            else if (strcmp(mode, "final") == 0)
-                f->anonymise = DEF_ANON_FINAL;
-            else if (strcmp(mode, "intermediate") == 0)
-                f->anonymise = DEF_ANON_INTERMEDIATE;
-            else {
-                snprintf(err, errlen, "%s: field %s: unknown anonymise mode \"%s\"", path, id, mode);
-                return AX_ERR_CONFIG;
-            }
-            f->anonymise_explicit = true;
-        } else {
-            snprintf(err, errlen, "%s: field %s: \"anonymise\" must be a string or a boolean", path, id);
-            return AX_ERR_CONFIG;
-        }
-        for (size_t k = 0; k + 1 < def->nfields; k++) {
-            if (strcmp(def->fields[k].column, f->column) == 0) {
-                snprintf(err, errlen, "%s: fields %s and %s map to the same column %s", path, def->fields[k].id, id,
-                         f->column);
+        struct def_field *f = &(*fields)[(*nfields)++];
+        int rc = parse_field(jf, type, id, backoffice, block, f, path, err, errlen);
+        if (rc)
+            return rc;
+        for (size_t k = 0; k + 1 < *nfields; k++) {
+            if (block ? strcmp((*fields)[k].id, f->id) == 0 : strcmp((*fields)[k].column, f->column) == 0) {
+                if (block)
+                    snprintf(err, errlen, "%s: block %s has two subfields with id %s", path, block, f->id);
+                else
+                    snprintf(err, errlen, "%s: fields %s and %s map to the same column %s", path, (*fields)[k].id,
+                             f->id, f->column);
                 return AX_ERR_CONFIG;
             }
         }
     }
     return AX_OK;
+}
+
+static int parse_fields(json_object *array, bool backoffice, struct definition *def, const char *path, char *err,
+                        size_t errlen)
+{
+    return parse_field_list(array, backoffice, NULL, &def->fields, &def->nfields, path, err, errlen);
 }
 
 static int parse_workflow(json_object *wf, struct definition *def, const char *path, char *err, size_t errlen)
@@ -259,6 +306,8 @@ int def_parse(const char *text, size_t len, const char *path, struct definition 
         def_free(def);
         goto out;
     }
+    const char *id_template = opt_string(root, "id_template");
+    def->id_template = id_template && id_template[0];
     rc = parse_fields(v, false, def, path, err, errlen);
     if (rc == AX_OK && json_object_object_get_ex(root, "workflow", &v) && !json_object_is_type(v, json_type_null))
         rc = parse_workflow(v, def, path, err, errlen);

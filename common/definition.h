@@ -22,13 +22,16 @@ enum def_anonymise {
 
 struct def_field {
     char *id;
-    char *column; /* "f" + id, "-" turned to "_", lower-cased */
+    char *column; /* "f" + id, "-" turned to "_", lower-cased; NULL for a block's subfield */
     char *type;
     char *label;   /* may be NULL */
     char *varname; /* may be NULL */
     enum def_anonymise anonymise;
     bool anonymise_explicit; /* false when the w.c.s. default for the type applied */
     bool backoffice;         /* a workflow (backoffice) field */
+    bool block;              /* type "block" (or legacy "block:<slug>") */
+    struct def_field *subs;  /* a block's subfields (schema.fields of the export), keyed by id in its data */
+    size_t nsubs;
 };
 
 struct def_status {
@@ -41,6 +44,7 @@ struct definition {
     char *path;
     char *slug; /* url_name */
     char *name;
+    bool id_template; /* a non-empty id_template: id_display may hold field values */
     struct def_field *fields;
     size_t nfields;
     struct def_status *statuses;

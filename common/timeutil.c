@@ -60,13 +60,14 @@ static int parse_amount(const char *text, const struct unit *units, size_t nunit
 int tm_parse_period(const char *text, int *days, char *err, size_t errlen)
 {
     static const struct unit units[] = {
-        {"day", 1}, {"days", 1}, {"week", 7}, {"weeks", 7}, {"month", 30}, {"months", 30},
+        {"day", 1}, {"days", 1}, {"week", 7}, {"weeks", 7}, {"month", 30}, {"months", 30}, {"year", 365}, {"years", 365},
     };
     long long n;
     int u = parse_amount(text, units, AX_ARRAY_LEN(units), true, &n);
 
     if (u < 0) {
-        snprintf(err, errlen, "invalid period \"%s\" (expected \"<n> days\", \"<n> weeks\" or \"<n> months\")",
+        snprintf(err, errlen,
+                 "invalid period \"%s\" (expected \"<n> days\", \"<n> weeks\", \"<n> months\" or \"<n> years\")",
                  text);
         return AX_ERR_CONFIG;
     }

@@ -18,7 +18,7 @@
 /* The same, as the configuration writes it: "90 days" */
 #define RETENTION_CAP_TEXT TM_STR(RETENTION_CAP_DAYS) " days"
 
-/* Parses "<n> day(s)|week(s)|month(s)" into days (n >= 1).  Does not apply
+/* Parses "<n> day(s)|week(s)|month(s)|year(s)" into days (n >= 1; a year counts 365).  Does not apply
  * the cap.  Returns 0, or AX_ERR_CONFIG with a message in err. */
 int tm_parse_period(const char *text, int *days, char *err, size_t errlen);
 

@@ -176,7 +176,8 @@ class ScaleTests(harness.TestCase):
         for a, b in zip(serial, parallel):
             self.assertEqual(self.normalized_state(a), self.normalized_state(b))
         summary = re.compile(r'run \S+: 4 of 4 tenants done, (\d+) submissions anonymised, (\d+) completed, '
-                             r'(\d+) drafts, 0 locked, 0 rows exported, [\d.]+ s, \d+ submissions/s')
+                             r'(\d+) drafts, 0 locked, (\d+) search tokens deleted, 0 rows exported, [\d.]+ s,'
+                             r' \d+ submissions/s')
         m1, m2 = summary.search(r1.stderr), summary.search(r2.stderr)
         self.assertIsNotNone(m1, r1.stderr)
         self.assertIsNotNone(m2, r2.stderr)

@@ -23,8 +23,9 @@ def standard_form(formdef_id=1, slug='demande-rdv', name='Demande de rendez-vous
     ], **kw)
 
 
-KEPT_COLUMNS = ['f2', 'f2_display', 'f2_structured', 'f5', 'f8', 'f8_display', 'f8_structured']
-BLANKED_COLUMNS = ['f1', 'f3', 'f4', 'f6', 'f7', 'f9', 'f9_display', 'f11', 'fbo1']
+KEPT_COLUMNS = ['f2', 'f2_display', 'f5', 'f8', 'f8_display']
+# structured values of kept items are blanked unless kept by name
+BLANKED_COLUMNS = ['f1', 'f2_structured', 'f3', 'f4', 'f6', 'f7', 'f8_structured', 'f9', 'f9_display', 'f11', 'fbo1']
 METADATA_COLUMNS = ['user_id', 'user_label', 'workflow_data', 'prefilling_data', 'workflow_roles',
                     'workflow_merged_roles_dict', 'workflow_roles_array', 'concerned_roles_array',
                     'actions_roles_array', 'submission_context', 'submission_agent_id', 'tracking_code', 'digests',
@@ -59,7 +60,7 @@ def full_metadata(marker='X', user_id='42'):
         submission_context=f'ctx {marker}'.encode(), submission_agent_id='901',
         digests={'default': f'Camille Martin {marker}'}, fts=f'camille martin {marker}',
         auto_geoloc='(4.83,45.76)', geoloc_base='(4.83,45.76)', relations_data={'data': [{'id': 'x'}]},
-        statistics_data={'done-datetime': '2026-01-01T10:00:00', 'motif': ['rdv'], 'nom': f'Martin {marker}'},
+        statistics_data={'motif': ['rdv'], 'nom': f'Martin {marker}'},
         backoffice_submission=False, submission_channel='web', criticality_level=1, page_no='1',
     )
 
@@ -79,7 +80,7 @@ def full_submission(tenant, form, *, ref, status='wf-done', marker='X', receipt=
     meta.update(kw)
     receipt = receipt or f'({ref}) - interval \'2 days\''
     last = f'coalesce({ref}, {receipt})'
-    return tenant.insert(
+    fid = tenant.insert(
         form, status=status, receipt_time=receipt, last_update_time=ref,
         anonymised=anonymised, values=full_values(marker),
         tracking_code=tracking_code() if with_tracking else None,
@@ -89,3 +90,14 @@ def full_submission(tenant, form, *, ref, status='wf-done', marker='X', receipt=
             {'who': '901', 'status': status, 'time': last, 'comment': f'Traitée, appelé {marker}', 'parts': None},
         ],
         **meta)
+    set_done_datetime(tenant, form, fid)
+    return fid
+
+
+def set_done_datetime(tenant, form, fid, when=None):
+    """What w.c.s. records in statistics_data when a submission first reaches a final status: the time it
+    entered it (here its last update, or when: an SQL expression)."""
+    tenant.query(f"""UPDATE {wcs.qi(form.table)} SET statistics_data = CASE
+                     WHEN status = ANY (%s) THEN COALESCE(statistics_data, '{{}}'::jsonb)
+                          || jsonb_build_object('done-datetime', to_jsonb({when or 'last_update_time'}))
+                     ELSE statistics_data - 'done-datetime' END WHERE id = %s""", (form.endpoints, fid))

@@ -1,11 +1,14 @@
 """w.c.s.-faithful tenant fixtures (SQL layout level 168, see ../shared/wcs-schema.md).
 
-Builds the tables w.c.s. creates: formdefs, users, test_result, tracking_codes,
-wcs_all_forms with one AFTER INSERT OR UPDATE OR DELETE trigger per form,
-workflow_traces, wcs_search_tokens, wcs_meta; per form the main table
+Builds the tables w.c.s. creates: formdefs, carddefs, users, test_result,
+tracking_codes, wcs_all_forms with one AFTER INSERT OR UPDATE OR DELETE trigger
+per form, workflow_traces, wcs_search_tokens (pg_trgm index, fed by triggers on
+wcs_all_forms and on each card table), wcs_meta; per form the main table
 formdata_<id>_<slug> with its static columns, field columns and indexes, and
-the history table <main>_evolutions whose rows cascade on delete.  Also
-writes the JSON definitions w.c.s. serves at /api/formdefs/<slug>/schema.
+the history table <main>_evolutions whose rows cascade on delete; per card the
+same as carddata_<id>_<slug>; test copies test_formdata_<id>_<slug> (no
+trigger, no history).  Also writes the JSON definitions w.c.s. serves at
+/api/formdefs/<slug>/schema (and /api/cards/<slug>/schema).
 """
 
 import json
@@ -54,6 +57,11 @@ class Field:
             cols.append((self.column + '_structured', 'bytea'))
         return cols
 
+    @property
+    def subfields(self):
+        """The subfields of a block (schema=[Field, ...])."""
+        return self.extra.get('schema') or []
+
     def export(self, with_ids=True, legacy=False):
         d = {'type': self.type, 'label': self.label}
         if with_ids:
@@ -65,8 +73,32 @@ class Field:
             if legacy and isinstance(a, str):
                 a = a != 'no'
             d['anonymise'] = a
-        d.update(self.extra)
+        if self.type == 'block':
+            # as the schema endpoint exports a block: its subfields under schema.fields
+            d['block_slug'] = self.varname or f'block{self.id}'
+            d['schema'] = {'name': self.label, 'slug': d['block_slug'],
+                           'fields': [sub.export(with_ids, legacy) for sub in self.subfields]}
+        else:
+            d.update(self.extra)
         return d
+
+    def block_value(self, rows, digests=None):
+        """The jsonb w.c.s. stores for a block: rows are dicts of subfield id (or varname) to value."""
+        data = []
+        for row in rows:
+            item = {}
+            for key, value in row.items():
+                suffix = ''
+                for sfx in ('_display', '_structured'):
+                    if key.endswith(sfx):
+                        key, suffix = key[:-len(sfx)], sfx
+                sub = next(x for x in self.subfields if x.id == str(key) or x.varname == key)
+                item[sub.id + suffix] = value
+            data.append(item)
+        value = {'data': data, 'schema': {sub.id: sub.type for sub in self.subfields}}
+        if digests is not None:
+            value['digests'] = digests
+        return value
 
 
 DEFAULT_STATUSES = [('new', 'Nouveau', False), ('accepted', 'En cours', False), ('done', 'Terminé', True),
@@ -82,16 +114,20 @@ def sql_identifier(slug):
 
 
 class Form:
+    kind = 'formdata'     # 'carddata' for cards
+    defs_table = 'formdefs'
+
     def __init__(self, formdef_id, slug, name, fields, statuses=None, geolocations=('base',), category_id=None,
-                 table=None, criticality_levels=0):
+                 table=None, criticality_levels=0, id_template=None):
         self.id = formdef_id
+        self.id_template = id_template
         self.slug = slug
         self.name = name
         self.fields = fields
         self.statuses = statuses if statuses is not None else DEFAULT_STATUSES
         self.geolocations = list(geolocations)
         self.category_id = category_id
-        self.table = table or f'formdata_{formdef_id}_{sql_identifier(slug)[:30]}'
+        self.table = table or f'{self.kind}_{formdef_id}_{sql_identifier(slug)[:30]}'
         self.criticality_levels = criticality_levels
 
     @property
@@ -108,11 +144,21 @@ class Form:
                 return f
         raise KeyError(key)
 
+    @property
+    def test_table(self):
+        """The table of its test copies (TestDef.create_from_formdata)."""
+        return 'test_' + self.table
+
+    @property
+    def search_context(self):
+        return f'{self.kind}_{self.id}'
+
     def definition(self, with_ids=True, legacy=False):
         return {
             'name': self.name,
             'url_name': self.slug,
             'id': str(self.id),
+            'id_template': self.id_template,
             'fields': [f.export(with_ids, legacy) for f in self.fields if not f.backoffice],
             'workflow': {
                 'name': 'Workflow',
@@ -123,12 +169,18 @@ class Form:
         }
 
     def write_definition(self, schemas_dir, tenant, **kw):
-        d = os.path.join(schemas_dir, tenant)
+        d = os.path.join(schemas_dir, tenant, *(['cards'] if self.kind == 'carddata' else []))
         os.makedirs(d, exist_ok=True)
         path = os.path.join(d, self.slug + '.json')
         with open(path, 'w') as fp:
             json.dump(self.definition(**kw), fp, ensure_ascii=False, indent=1)
         return path
+
+
+class Card(Form):
+    """A card model: carddefs row, carddata_<id>_<slug>, not in wcs_all_forms, its own search tokens."""
+    kind = 'carddata'
+    defs_table = 'carddefs'
 
 
 TENANT_DDL = """
@@ -182,7 +234,34 @@ CREATE INDEX wcs_all_forms_concerned_roles_array ON wcs_all_forms USING gin (con
 CREATE INDEX wcs_all_forms_actions_roles_array ON wcs_all_forms USING gin (actions_roles_array);
 CREATE INDEX wcs_all_forms_actions_roles_live ON wcs_all_forms USING gin (actions_roles_array)
     WHERE (anonymised IS NULL AND is_at_endpoint = false);
-CREATE TABLE wcs_search_tokens (token varchar, context varchar, PRIMARY KEY (token, context));
+CREATE TABLE carddefs (id serial PRIMARY KEY, slug varchar NOT NULL, name varchar NOT NULL,
+    category_id varchar, workflow_id varchar, backoffice_submission_roles text[], params bytea, fields bytea);
+CREATE TABLE wcs_search_tokens (token TEXT NOT NULL, context TEXT NOT NULL, PRIMARY KEY (context, token));
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX wcs_search_tokens_trgm ON wcs_search_tokens USING gin (token gin_trgm_ops);
+CREATE FUNCTION wcs_search_tokens_trigger_fn() RETURNS trigger LANGUAGE plpgsql AS $function$
+DECLARE
+    trg_context TEXT;
+BEGIN
+    IF TG_NARGS <> 1 THEN
+        RAISE EXCEPTION 'Missing context for wcs_search_tokens trigger';
+    END IF;
+    trg_context := TG_ARGV[0];
+    IF right(trg_context, 1) = '_' THEN
+        trg_context := trg_context || NEW.formdef_id;
+    END IF;
+    INSERT INTO wcs_search_tokens
+        SELECT token, trg_context FROM
+            (SELECT unnest(tsvector_to_array(NEW.fts)) token) tokens
+        WHERE token not similar to '%[0-9]{2,}%'
+        ON CONFLICT(token, context) DO NOTHING;
+    RETURN NEW;
+END;
+$function$;
+CREATE TRIGGER wcs_all_forms_fts_trg_ins AFTER INSERT ON wcs_all_forms
+    FOR EACH ROW WHEN (NEW.fts IS NOT NULL) EXECUTE PROCEDURE wcs_search_tokens_trigger_fn('formdata_');
+CREATE TRIGGER wcs_all_forms_fts_trg_upd AFTER UPDATE OF fts ON wcs_all_forms
+    FOR EACH ROW WHEN (NEW.fts IS NOT NULL) EXECUTE PROCEDURE wcs_search_tokens_trigger_fn('formdata_');
 CREATE TABLE workflow_traces (id serial PRIMARY KEY, formdef_type varchar, formdef_id integer,
     formdata_id integer, status_id varchar, event varchar, event_args jsonb, timestamp timestamptz,
     action_item_key varchar, action_item_id varchar);
@@ -258,31 +337,61 @@ def create_tenant(cur):
     cur.execute(TENANT_DDL)
 
 
-def create_form(cur, form):
-    """Creates the formdefs row, both tables, indexes and the wcs_all_forms trigger."""
-    cur.execute('INSERT INTO formdefs (id, slug, name, category_id, workflow_id, params, fields)'
-                " VALUES (%s, %s, %s, %s, '1', %s, %s)",
-                (form.id, form.slug, form.name, form.category_id, b'\x80\x04}\x94.', b'\x80\x04]\x94.'))
-    cur.execute("SELECT setval('formdefs_id_seq', (SELECT max(id) FROM formdefs))")
-    t = qi(form.table)
+def create_main_table(cur, form, table):
+    """A form's (or card's) main table with its static columns, field columns and indexes."""
+    t = qi(table)
     cols = [f'{c} {ty}' for c, ty in MAIN_STATIC]
     for f in form.fields:
         cols += [f'{qi(c)} {ty}' for c, ty in f.columns()]
     for g in form.geolocations:
         cols.append(f'{qi("geoloc_" + g)} point')
     cur.execute(f'CREATE TABLE {t} (id serial PRIMARY KEY, {", ".join(cols)})')
+    cur.execute(f'CREATE INDEX {qi(table + "_fts")} ON {t} USING gin (fts)')
+    for attr in ('receipt_time', 'anonymised', 'user_id', 'status'):
+        cur.execute(f'CREATE INDEX {qi(table + "_" + attr + "_idx")} ON {t} ({attr})')
+    for attr in ('concerned_roles_array', 'actions_roles_array', 'workflow_roles_array'):
+        cur.execute(f'CREATE INDEX {qi("idx_" + attr + "_" + table)} ON {t} USING gin ({attr})')
+    cur.execute(f'CREATE INDEX {qi("idx_workflow_processing_timestamp_" + table)} ON {t}'
+                f' (workflow_processing_timestamp) WHERE (workflow_processing_timestamp IS NOT NULL)')
+
+
+def create_form(cur, form):
+    """Creates the formdefs (or carddefs) row, both tables, indexes and the triggers: wcs_all_forms for a
+    form, search tokens for a card."""
+    cur.execute(f'INSERT INTO {form.defs_table} (id, slug, name, category_id, workflow_id, params, fields)'
+                " VALUES (%s, %s, %s, %s, '1', %s, %s)",
+                (form.id, form.slug, form.name, form.category_id, b'\x80\x04}\x94.', b'\x80\x04]\x94.'))
+    cur.execute(f"SELECT setval('{form.defs_table}_id_seq', (SELECT max(id) FROM {form.defs_table}))")
+    create_main_table(cur, form, form.table)
+    t = qi(form.table)
     cur.execute(f'CREATE TABLE {qi(form.evolutions)} (id serial PRIMARY KEY, who varchar, status varchar,'
                 f' time timestamptz, last_jump_datetime timestamptz, comment text, parts bytea,'
                 f' formdata_id integer REFERENCES {t} (id) ON DELETE CASCADE)')
     cur.execute(f'CREATE INDEX {qi(form.evolutions + "_fid")} ON {qi(form.evolutions)} (formdata_id, id)')
-    cur.execute(f'CREATE INDEX {qi(form.table + "_fts")} ON {t} USING gin (fts)')
-    for attr in ('receipt_time', 'anonymised', 'user_id', 'status'):
-        cur.execute(f'CREATE INDEX {qi(form.table + "_" + attr + "_idx")} ON {t} ({attr})')
-    for attr in ('concerned_roles_array', 'actions_roles_array', 'workflow_roles_array'):
-        cur.execute(f'CREATE INDEX {qi("idx_" + attr + "_" + form.table)} ON {t} USING gin ({attr})')
-    cur.execute(f'CREATE INDEX {qi("idx_workflow_processing_timestamp_" + form.table)} ON {t}'
-                f' (workflow_processing_timestamp) WHERE (workflow_processing_timestamp IS NOT NULL)')
-    create_trigger(cur, form)
+    if form.kind == 'carddata':
+        # cards feed the search tokens themselves (init_search_tokens_triggers_carddef)
+        prefix = form.table[:40]
+        for op, event in (('ins', 'INSERT'), ('upd', 'UPDATE OF fts')):
+            cur.execute(f'CREATE TRIGGER {qi(prefix + "__search_tokens_trg_" + op)} AFTER {event} ON {t}'
+                        f' FOR EACH ROW WHEN (NEW.fts IS NOT NULL) EXECUTE PROCEDURE wcs_search_tokens_trigger_fn(%s)',
+                        (form.search_context,))
+    else:
+        create_trigger(cur, form)
+
+
+def create_test_copy(cur, form, fid):
+    """Copies a submission into the form's test table, as TestDef.create_from_formdata does (the table is
+    created on first use, without trigger nor history).  Returns the copy's id."""
+    cur.execute('SELECT to_regclass(%s) IS NULL', (qi(form.test_table),))
+    if cur.fetchone()[0]:
+        create_main_table(cur, form, form.test_table)
+    cur.execute("SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position)"
+                " FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s"
+                " AND column_name NOT IN ('id', 'uuid')", (form.test_table,))
+    cols = cur.fetchone()[0]
+    cur.execute(f'INSERT INTO {qi(form.test_table)} ({cols}) SELECT {cols} FROM {qi(form.table)} WHERE id = %s'
+                f' RETURNING id', (fid,))
+    return cur.fetchone()[0]
 
 
 def create_trigger(cur, form):
@@ -548,7 +657,8 @@ def populate(cur, form, n, *, start=0, now='now()', max_age_days=200, seed_users
            g % 3,
            jsonb_build_object('default', {_pick(FIRST_NAMES, 11)} || ' ' || {_pick(LAST_NAMES, 7)}),
            point(4.80 + (g % 777) / 10000.0, 45.70 + (g % 1000) / 10000.0),
-           jsonb_build_object('done-datetime', ref) || jsonb_build_object('ville', {_pick(CITIES, 17)}),
+           CASE WHEN wcs_anon OR (g % 10 <> 0 AND g % 4 <> 1) THEN jsonb_build_object('done-datetime', ref)
+                ELSE '{{}}'::jsonb END || jsonb_build_object('ville', {_pick(CITIES, 17)}),
            jsonb_build_object('data', jsonb_build_array()),
            to_tsvector('simple', {_pick(FIRST_NAMES, 11)} || ' ' || {_pick(LAST_NAMES, 7)}),
            NULL {''.join(', ' + e for e in exprs)}

@@ -77,7 +77,8 @@ static void test_definition_only(void **state)
     ASSERT_CLASS(fx, "f1", COL_BLANK, REASON_DEF_FINAL);
     ASSERT_CLASS(fx, "f2", COL_KEEP, REASON_DEF_NO);
     ASSERT_CLASS(fx, "f2_display", COL_KEEP, REASON_DEF_NO);
-    ASSERT_CLASS(fx, "f2_structured", COL_KEEP, REASON_DEF_NO);
+    /* the whole record of the chosen item: blanked unless kept by name */
+    ASSERT_CLASS(fx, "f2_structured", COL_BLANK, REASON_STRUCTURED);
     ASSERT_CLASS(fx, "f3", COL_BLANK, REASON_DEF_INTERMEDIATE);
     ASSERT_CLASS(fx, "f4", COL_BLANK, REASON_DEF_FINAL); /* string default */
     ASSERT_CLASS(fx, "f5", COL_KEEP, REASON_DEF_NO);     /* bool default */
@@ -141,6 +142,95 @@ static void test_without_definition(void **state)
     free(unmatched);
 }
 
+static void test_structured_kept_by_name(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        struct fixture *fx = setup(1);
+        char *names[] = {"f2_structured", "motif_structured", "2_structured"};
+        char *keep[] = {names[i]};
+        struct cfg_resolved pol = {.keep = keep, .nkeep = 1};
+        classify_columns(fx->cols, AX_ARRAY_LEN(column_names), fx->def, &pol);
+        ASSERT_CLASS(fx, "f2_structured", COL_KEEP, REASON_CONFIG_KEEP);
+        ASSERT_CLASS(fx, "f2", COL_KEEP, REASON_DEF_NO);
+        const char **unmatched;
+        assert_int_equal(classify_unmatched_names(fx->cols, AX_ARRAY_LEN(column_names), fx->def, &pol, &unmatched), 0);
+        free(unmatched);
+        def_free(fx->def);
+    }
+    /* keeping the field does not keep its structured value; blanking it blanks everything */
+    struct fixture *fx = setup(1);
+    char *keep[] = {"motif"}, *blank[] = {"motif_structured"};
+    struct cfg_resolved pol = {.keep = keep, .nkeep = 1};
+    classify_columns(fx->cols, AX_ARRAY_LEN(column_names), fx->def, &pol);
+    ASSERT_CLASS(fx, "f2_structured", COL_BLANK, REASON_STRUCTURED);
+    ASSERT_CLASS(fx, "f2_display", COL_KEEP, REASON_CONFIG_KEEP);
+    struct cfg_resolved pol2 = {.blank = blank, .nblank = 1};
+    classify_columns(fx->cols, AX_ARRAY_LEN(column_names), fx->def, &pol2);
+    ASSERT_CLASS(fx, "f2_structured", COL_BLANK, REASON_CONFIG_BLANK);
+    ASSERT_CLASS(fx, "f2", COL_KEEP, REASON_DEF_NO);
+    def_free(fx->def);
+}
+
+static const char block_json[] =
+    "{\"url_name\": \"b\", \"fields\": ["
+    "{\"id\": \"7\", \"type\": \"block\", \"varname\": \"enfants\", \"anonymise\": \"no\","
+    " \"schema\": {\"fields\": ["
+    "  {\"id\": \"1\", \"type\": \"string\", \"varname\": \"prenom\", \"anonymise\": \"final\"},"
+    "  {\"id\": \"2\", \"type\": \"numeric\", \"varname\": \"age\", \"anonymise\": \"no\"},"
+    "  {\"id\": \"3\", \"type\": \"item\", \"varname\": \"ecole\"},"
+    "  {\"id\": \"4\", \"type\": \"string\", \"varname\": \"allergie\"}]}},"
+    "{\"id\": \"8\", \"type\": \"block:adulte\", \"varname\": \"parents\", \"anonymise\": \"final\","
+    " \"schema\": {\"fields\": [{\"id\": \"1\", \"type\": \"string\", \"anonymise\": \"no\"}]}}"
+    "]}";
+
+static const struct col_sub *sub(const struct column *c, const char *id)
+{
+    for (size_t i = 0; i < c->nsubs; i++)
+        if (strcmp(c->subs[i].field->id, id) == 0)
+            return &c->subs[i];
+    fail_msg("no subfield %s", id);
+    return NULL;
+}
+
+static void test_blocks(void **state)
+{
+    (void)state;
+    char err[256];
+    struct definition *def;
+    assert_int_equal(def_parse(block_json, strlen(block_json), "b.json", &def, err, sizeof err), AX_OK);
+    struct column cols[] = {{.name = "f7"}, {.name = "f7_display"}, {.name = "f8"}, {.name = "f8_display"}};
+    /* by varnames and by ids, a structured value by name */
+    char *keep[] = {"enfants.allergie", "7.3_structured"}, *blank[] = {"7.2"};
+    struct cfg_resolved pol = {.keep = keep, .nkeep = 2, .blank = blank, .nblank = 1};
+    classify_columns(cols, 4, def, &pol);
+    assert_int_equal(cols[0].cls, COL_BLOCK);
+    assert_int_equal(cols[0].nsubs, 4);
+    assert_false(sub(&cols[0], "1")->kept);
+    assert_int_equal(sub(&cols[0], "1")->reason, REASON_DEF_FINAL);
+    assert_false(sub(&cols[0], "2")->kept);                  /* blanked by configuration over "no" */
+    assert_int_equal(sub(&cols[0], "2")->reason, REASON_CONFIG_BLANK);
+    assert_true(sub(&cols[0], "3")->kept);                   /* item: w.c.s. keeps it by default */
+    assert_true(sub(&cols[0], "3")->structured_kept);
+    assert_true(sub(&cols[0], "4")->kept);                   /* kept by configuration over "final" */
+    assert_int_equal(sub(&cols[0], "4")->reason, REASON_CONFIG_KEEP);
+    assert_int_equal(cols[1].cls, COL_BLANK);                /* computed from the removed subfields */
+    assert_int_equal(cols[1].reason, REASON_BLOCK_DISPLAY);
+    /* a block marked final is blanked whole, legacy type name included */
+    assert_int_equal(cols[2].cls, COL_BLANK);
+    assert_int_equal(cols[2].nsubs, 0);
+    assert_int_equal(cols[3].cls, COL_BLANK);
+    const char **unmatched;
+    char *typo[] = {"enfants.prénom"};
+    struct cfg_resolved pol3 = {.keep = typo, .nkeep = 1};
+    assert_int_equal(classify_unmatched_names(cols, 4, def, &pol, &unmatched), 0);
+    free(unmatched);
+    assert_int_equal(classify_unmatched_names(cols, 4, def, &pol3, &unmatched), 1);
+    free(unmatched);
+    classify_columns_free(cols, 4);
+    def_free(def);
+}
+
 static void test_nulled_classes(void **state)
 {
     (void)state;
@@ -164,6 +254,8 @@ int main(void)
         cmocka_unit_test(test_config_overrides_definition),
         cmocka_unit_test(test_blank_wins_over_keep),
         cmocka_unit_test(test_without_definition),
+        cmocka_unit_test(test_structured_kept_by_name),
+        cmocka_unit_test(test_blocks),
         cmocka_unit_test(test_nulled_classes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -285,6 +285,41 @@ static void test_password_permissions(void **state)
     cfg_free(cfg);
 }
 
+/* The commented template shipped in etc/ loads as it is. */
+static void test_shipped_example_loads(void **state)
+{
+    (void)state;
+    struct cfg *cfg = NULL;
+    assert_int_equal(cfg_load(SOURCE_DIR "/etc/anonymizer.conf", &cfg, err, sizeof err), AX_OK);
+    cfg_free(cfg);
+}
+
+/* Cards are registers: their retention is not capped, and an entry opts a card in. */
+static void test_cards(void **state)
+{
+    (void)state;
+    struct cfg *cfg = NULL;
+    struct cfg_resolved r;
+    const char *text = "tenants = ( { name = \"t\"; conninfo = \"dbname=x\"; } );\n"
+                       "cards = ( { tenant = \"*\"; slug = \"registre\"; retention = \"5 years\"; keep = [\"nom\"]; } );\n";
+    assert_int_equal(load(text, &cfg), AX_OK);
+    assert_true(cfg_resolve_card(cfg, &cfg->tenants[0], "registre", &r));
+    assert_int_equal(r.retention_days, 5 * 365);
+    assert_int_equal(r.nkeep, 1);
+    assert_false(cfg_resolve_card(cfg, &cfg->tenants[0], "autre", &r));
+    assert_int_equal(r.retention_days, 90);
+    /* the forms entries are not the cards' */
+    cfg_resolve(cfg, &cfg->tenants[0], "registre", &r);
+    assert_int_equal(r.nkeep, 0);
+    cfg_free(cfg);
+    expect_error("tenants = ( { name = \"t\"; conninfo = \"dbname=x\"; } );\n"
+                 "forms = ( { tenant = \"*\"; slug = \"f\"; retention = \"5 years\"; } );\n",
+                 "forms[0].retention", "three months");
+    expect_error("tenants = ( { name = \"t\"; conninfo = \"dbname=x\"; } );\n"
+                 "cards = ( { tenant = \"nobody\"; slug = \"f\"; } );\n",
+                 "unknown tenant \"nobody\"", NULL);
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -304,6 +339,8 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_discovery_defers_form_tenants),
         cmocka_unit_test(test_password_permissions),
+        cmocka_unit_test(test_shipped_example_loads),
+        cmocka_unit_test(test_cards),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,7 +49,7 @@ static void test_period_cap_edges(void **state)
         int within_cap;
     } cases[] = {
         {"90 days", 90, 1}, {"3 months", 90, 1}, {"12 weeks", 84, 1},
-        {"91 days", 91, 0}, {"13 weeks", 91, 0}, {"4 months", 120, 0},
+        {"91 days", 91, 0}, {"13 weeks", 91, 0}, {"4 months", 120, 0}, {"1 year", 365, 0}, {"2 years", 730, 0},
     };
     for (size_t i = 0; i < AX_ARRAY_LEN(cases); i++) {
         int days = -1;
@@ -63,8 +63,8 @@ static void test_period_invalid(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", "days", "90", "90 years", "-1 days", "1.5 days", "0 days", "90 days extra", "ninety days",
-        "99999999999 days", "4000 months",
+        "", "days", "90", "90 decades", "-1 days", "1.5 days", "0 days", "90 days extra", "ninety days",
+        "99999999999 days", "4000 months", "300 years",
     };
     for (size_t i = 0; i < AX_ARRAY_LEN(bad); i++) {
         int days = 12345;

@@ -2,9 +2,10 @@
 
 -- final statuses ($3): (none: from wcs_all_forms)
 -- kept statistics keys ($4): {"done-datetime"}
+-- kept block keys ($8): []
 
 -- what the run selects (predicate "work", batches)
-(COALESCE(m.last_update_time, m.receipt_time) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -39,7 +40,7 @@
 
 -- batch: final anonymisation
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND (COALESCE(m.last_update_time, m.receipt_time) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+  WHERE m.id > $5 AND ((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -74,7 +75,7 @@ WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial"
   ORDER BY m.id LIMIT $6),
 locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status = 'draft', false) AS draft
   FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND (COALESCE(m.last_update_time, m.receipt_time) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND ((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -144,7 +145,7 @@ SELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand), count(*) FILTER 
 
 -- batch: range left when locked
 SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND (COALESCE(m.last_update_time, m.receipt_time) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+  WHERE m.id > $5 AND ((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -183,7 +184,7 @@ UPDATE public.wcs_all_forms w SET "user_id" = NULL, "user_label" = NULL, "user_n
   FROM public."formdata_7_Été ""spécial""" m
   WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6 AND w.id = m.id
   AND m.id > $5 AND m.id <= $6 AND m.anonymised IS NOT NULL
-  AND COALESCE(m.last_update_time, m.receipt_time) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
+  AND (CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
   AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised);
 
 -- batch: delete expired drafts
@@ -210,7 +211,7 @@ DELETE FROM public.wcs_all_forms w
 
 -- work left (progress, time budget)
 SELECT count(*) FROM public."formdata_7_Été ""spécial""" m
-  WHERE (COALESCE(m.last_update_time, m.receipt_time) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+  WHERE ((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -243,6 +244,16 @@ SELECT count(*) FROM public."formdata_7_Été ""spécial""" m
     OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
     OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised) LIMIT 1) IS NOT NULL));
 
+-- search tokens no row matches any more
+WITH r AS (SELECT w.token FROM public.wcs_search_tokens w
+  WHERE w.context = $1 AND w.token > $2 ORDER BY w.token LIMIT $3),
+d AS (DELETE FROM public.wcs_search_tokens w USING r
+  WHERE w.context = $1 AND w.token = r.token
+  AND pg_catalog.numnode(pg_catalog.plainto_tsquery('simple', w.token)) > 0
+  AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""" m WHERE m.fts @@ pg_catalog.plainto_tsquery('simple', w.token))
+  RETURNING 1)
+SELECT (SELECT max(token) FROM r), (SELECT count(*) FROM d);
+
 -- report: one pass over the table
 SELECT count(*),
   count(*) FILTER (WHERE anon AND NOT dirty),
@@ -254,11 +265,11 @@ SELECT count(*),
   GREATEST(0, pg_catalog.ceil(EXTRACT(epoch FROM $5 - min(ref) FILTER (WHERE (NOT anon OR dirty) AND (draft OR final OR false))) / 86400))::bigint,
   count(*) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)),
   pg_catalog.to_char((max(anonymised) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)) + pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-FROM (SELECT COALESCE(m.last_update_time, m.receipt_time) AS ref, m.anonymised,
+FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS past, dirty
+  FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END AS ref, m.anonymised,
     COALESCE(m.status = 'draft', false) AS draft,
     (m.status IS DISTINCT FROM 'draft' AND EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint)) AS final,
     m.anonymised IS NOT NULL AS anon,
-    COALESCE(COALESCE(m.last_update_time, m.receipt_time) < $1, false) AS past,
     CASE WHEN m.anonymised IS NOT NULL THEN m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
     OR m."fts" IS NOT NULL
@@ -289,15 +300,15 @@ FROM (SELECT COALESCE(m.last_update_time, m.receipt_time) AS ref, m.anonymised,
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
     OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised)) ELSE false END AS dirty
-  FROM public."formdata_7_Été ""spécial""" m OFFSET 0) s;
+  FROM public."formdata_7_Été ""spécial""" m OFFSET 0) r) s;
 
 -- export: fields (key = column)
 
 -- export: settings
-SELECT pg_catalog.set_config('anonymizer.p2', $1, true), pg_catalog.set_config('anonymizer.p3', $2, true), pg_catalog.set_config('anonymizer.p4', $3, true), pg_catalog.set_config('anonymizer.tenant', $4, true), pg_catalog.set_config('anonymizer.slug', $5, true), pg_catalog.set_config('anonymizer.precision', $6, true), pg_catalog.set_config('anonymizer.keys', $7, true), pg_catalog.set_config('anonymizer.status_ids', $8, true), pg_catalog.set_config('anonymizer.status_names', $9, true), pg_catalog.set_config('anonymizer.since', $10, true), pg_catalog.set_config('anonymizer.seq', $11, true), pg_catalog.set_config('anonymizer.table', $12, true);
+SELECT pg_catalog.set_config('anonymizer.p2', $1, true), pg_catalog.set_config('anonymizer.p3', $2, true), pg_catalog.set_config('anonymizer.p4', $3, true), pg_catalog.set_config('anonymizer.tenant', $4, true), pg_catalog.set_config('anonymizer.slug', $5, true), pg_catalog.set_config('anonymizer.precision', $6, true), pg_catalog.set_config('anonymizer.keys', $7, true), pg_catalog.set_config('anonymizer.status_ids', $8, true), pg_catalog.set_config('anonymizer.status_names', $9, true), pg_catalog.set_config('anonymizer.since', $10, true), pg_catalog.set_config('anonymizer.seq', $11, true), pg_catalog.set_config('anonymizer.table', $12, true), pg_catalog.set_config('anonymizer.p8', $13, true);
 
 -- export: first export
-COPY (WITH p AS MATERIALIZED (SELECT pg_catalog.current_setting('anonymizer.p2')::integer AS p2, pg_catalog.current_setting('anonymizer.p3')::text[] AS p3, pg_catalog.current_setting('anonymizer.p4')::text[] AS p4, pg_catalog.current_setting('anonymizer.tenant') AS tenant, pg_catalog.current_setting('anonymizer.slug') AS slug, pg_catalog.current_setting('anonymizer.precision') AS prec, pg_catalog.current_setting('anonymizer.keys')::text[] AS keys, pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids, pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names)
+COPY (WITH p AS MATERIALIZED (SELECT pg_catalog.current_setting('anonymizer.p2')::integer AS p2, pg_catalog.current_setting('anonymizer.p3')::text[] AS p3, pg_catalog.current_setting('anonymizer.p4')::text[] AS p4, pg_catalog.current_setting('anonymizer.p8')::jsonb AS p8, pg_catalog.current_setting('anonymizer.tenant') AS tenant, pg_catalog.current_setting('anonymizer.slug') AS slug, pg_catalog.current_setting('anonymizer.precision') AS prec, pg_catalog.current_setting('anonymizer.keys')::text[] AS keys, pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids, pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names)
 SELECT p.tenant, p.p2, p.slug, m.id, pg_catalog.date_trunc(p.prec, m.receipt_time), pg_catalog.date_trunc(p.prec, m.last_update_time), pg_catalog.date_trunc(p.prec, m.anonymised), CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END, p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)], COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint), false), m.submission_channel, m.backoffice_submission, m.criticality_level, m.last_update_time - m.receipt_time,
   '{}'::jsonb
 FROM public."formdata_7_Été ""spécial""" m CROSS JOIN p
@@ -334,7 +345,7 @@ WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'
     OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised)))) TO STDOUT;
 
 -- export: incremental
-COPY (WITH p AS MATERIALIZED (SELECT pg_catalog.current_setting('anonymizer.p2')::integer AS p2, pg_catalog.current_setting('anonymizer.p3')::text[] AS p3, pg_catalog.current_setting('anonymizer.p4')::text[] AS p4, pg_catalog.current_setting('anonymizer.tenant') AS tenant, pg_catalog.current_setting('anonymizer.slug') AS slug, pg_catalog.current_setting('anonymizer.precision') AS prec, pg_catalog.current_setting('anonymizer.keys')::text[] AS keys, pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids, pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names)
+COPY (WITH p AS MATERIALIZED (SELECT pg_catalog.current_setting('anonymizer.p2')::integer AS p2, pg_catalog.current_setting('anonymizer.p3')::text[] AS p3, pg_catalog.current_setting('anonymizer.p4')::text[] AS p4, pg_catalog.current_setting('anonymizer.p8')::jsonb AS p8, pg_catalog.current_setting('anonymizer.tenant') AS tenant, pg_catalog.current_setting('anonymizer.slug') AS slug, pg_catalog.current_setting('anonymizer.precision') AS prec, pg_catalog.current_setting('anonymizer.keys')::text[] AS keys, pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids, pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names)
 SELECT p.tenant, p.p2, p.slug, m.id, pg_catalog.date_trunc(p.prec, m.receipt_time), pg_catalog.date_trunc(p.prec, m.last_update_time), pg_catalog.date_trunc(p.prec, m.anonymised), CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END, p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)], COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint), false), m.submission_channel, m.backoffice_submission, m.criticality_level, m.last_update_time - m.receipt_time,
   '{}'::jsonb
 FROM public."formdata_7_Été ""spécial""" m CROSS JOIN p

@@ -1,0 +1,295 @@
+"""Everything a real w.c.s. tenant keeps: blocks and their subfields, search
+tokens, structured values of items, id_display from an id_template, the time
+a submission was done, test copies and cards.  The real binary against
+fixtures built the way w.c.s. builds them (triggers included)."""
+
+import json
+
+import harness
+import wcs
+from forms import full_submission, set_done_datetime, standard_form
+
+F = wcs.Field
+
+
+def ago(days, minutes=0):
+    return f"now() - interval '{days} days' - interval '{minutes} minutes'"
+
+
+def block_form(formdef_id=4, slug='inscription-enfants', id_template=None):
+    """A block kept (anonymise no) whose subfields are one final, one no, one item kept by default."""
+    return wcs.Form(formdef_id, slug, 'Inscription des enfants', [
+        F('1', 'string', 'Nom du parent', 'nom', 'final'),
+        F('2', 'item', 'École', 'ecole', 'no'),
+        F('3', 'block', 'Enfants', 'enfants', 'no', schema=[
+            F('1', 'string', 'Prénom', 'prenom', 'final'),
+            F('2', 'numeric', 'Âge', 'age', 'no'),
+            F('3', 'item', 'Classe', 'classe'),
+        ]),
+        F('4', 'block', 'Adultes', 'adultes', 'final', schema=[F('1', 'string', 'Nom', 'nom', 'no')]),
+    ], id_template=id_template)
+
+
+class WcsTests(harness.TestCase):
+
+    def setup_bi(self, t):
+        self.bi_db = harness.unique('bi')
+        t.cluster.createdb(self.bi_db)
+        self.bi = t.cluster.connect(self.bi_db)
+        self.addCleanup(self.bi.close)
+        return f'bi = {{ conninfo = "{harness.cfgstr(t.cluster.conninfo(self.bi_db))}"; }};'
+
+    def bi_dump(self):
+        with self.bi.cursor() as cur:
+            cur.execute("SELECT string_agg(t::text, chr(10)) FROM anonymised.submissions t")
+            return cur.fetchone()[0] or ''
+
+    # -- blocks --------------------------------------------------------------------------
+
+    def test_kept_block_keeps_only_its_kept_subfields(self):
+        t = self.tenant()
+        f = t.add_form(block_form())
+        block = f.field('enfants')
+        value = block.block_value([
+            {'prenom': 'LéoSECRET1', 'age': 7, 'classe': 'CE1', 'classe_display': 'Cours élémentaire 1',
+             'classe_structured': {'id': 'CE1', 'enseignant': 'Mme SECRET2'}},
+            {'prenom': 'MiaSECRET3', 'prenom_display': 'MiaSECRET4', 'age': 9, 'classe': 'CM1'},
+        ], digests=['LéoSECRET5 7', 'MiaSECRET6 9'])
+        fid = t.insert(f, status='wf-done', receipt_time=ago(45), last_update_time=ago(40),
+                       values={'nom': 'Durand', 'ecole': 'jules-ferry', 'enfants': value,
+                               'enfants_display': 'LéoSECRET7, MiaSECRET8',
+                               'adultes': f.field('adultes').block_value([{'nom': 'AdulteSECRET9'}]),
+                               'adultes_display': 'AdulteSECRET10'})
+        set_done_datetime(t, f, fid)
+        self.write_config([t], extra='retention = "30 days"; ' + self.setup_bi(t))
+
+        res = self.anonymizer('check', expect=0)
+        self.assertRegex(res.stdout, r'f3 +keep \(trim\) +definition: anonymise no +Enfants \[enfants\]')
+        self.assertRegex(res.stdout, r'f3\.1 +blank +definition: anonymise final +Prénom \[enfants\.prenom\]')
+        self.assertRegex(res.stdout, r'f3\.2 +keep +definition: anonymise no +Âge \[enfants\.age\]')
+        self.assertRegex(res.stdout, r'f3_display +blank +display of a block whose subfields are removed')
+        report = json.loads(self.anonymizer('report', '--format', 'json', expect=0).stdout)
+        cols = report['tenants'][0]['forms'][0]['columns']
+        self.assertIn({'column': 'f3.2', 'label': 'Âge', 'varname': 'enfants.age',
+                       'reason': 'definition: anonymise no'}, cols['keep'])
+        self.assertIn('f3.1', [c['column'] for c in cols['blank']])
+
+        self.anonymizer('run', expect=0)
+        row = t.row(f, fid)
+        self.assertEqual(row['f3'], {
+            'data': [{'2': 7, '3': 'CE1', '3_display': 'Cours élémentaire 1'}, {'2': 9, '3': 'CM1'}],
+            'schema': {'1': 'string', '2': 'numeric', '3': 'item'}})
+        self.assertIsNone(row['f3_display'])
+        self.assertIsNone(row['f4'], 'a block marked final is blanked whole')
+        self.assertIsNone(row['f4_display'])
+        self.assertEqual(row['f2'], 'jules-ferry')
+        dump = self.bi_dump()
+        self.assertIn('CE1', dump)
+        for i in range(1, 11):
+            self.assertNotIn(f'SECRET{i}', dump)
+            self.assertNotIn(f'SECRET{i}', json.dumps(row, default=str))
+        # nothing left to do: the next run changes nothing
+        sums = t.checksums()
+        self.anonymizer('run', expect=0)
+        self.assertEqual(t.checksums(), sums)
+
+    def test_subfields_named_in_the_configuration(self):
+        t = self.tenant()
+        f = t.add_form(block_form())
+        value = f.field('enfants').block_value([{'prenom': 'Léo', 'age': 7, 'classe': 'CE1',
+                                                 'classe_structured': {'id': 'CE1'}}])
+        fid = t.insert(f, status='wf-done', receipt_time=ago(45), last_update_time=ago(40), values={'enfants': value})
+        self.write_config([t], extra='retention = "30 days";', forms=[
+            '{ tenant = "*"; slug = "inscription-enfants"; keep = ["enfants.prenom", "3.3_structured"];'
+            ' blank = ["enfants.age"]; }'])
+        self.anonymizer('run', expect=0)
+        self.assertEqual(t.row(f, fid)['f3']['data'], [{'1': 'Léo', '3': 'CE1', '3_structured': {'id': 'CE1'}}])
+
+    # -- search tokens -----------------------------------------------------------------------
+
+    def tokens(self, t, f):
+        return {r[0] for r in t.query('SELECT token FROM wcs_search_tokens WHERE context = %s', (f.search_context,))}
+
+    def test_search_tokens_of_anonymised_submissions_are_purged(self):
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        full_submission(t, f, ref=ago(40), fts='zoltan quixotic martin')
+        full_submission(t, f, ref=ago(5), fts='young yvette martin')
+        other = t.add_form(standard_form(2, 'autre', 'Autre'))
+        full_submission(t, other, ref=ago(40), fts='zoltan elsewhere')
+        self.assertTrue({'zoltan', 'quixotic', 'martin', 'young', 'yvette'} <= self.tokens(t, f))
+        self.write_config([t], extra='retention = "30 days";',
+                          forms=['{ tenant = "*"; slug = "autre"; retention = "60 days"; }'])
+        res = self.anonymizer('run', expect=0)
+        left = self.tokens(t, f)
+        self.assertNotIn('zoltan', left)
+        self.assertNotIn('quixotic', left)
+        # still matched by the young submission: no over-purge
+        self.assertTrue({'martin', 'young', 'yvette'} <= left)
+        # another form's context is its own
+        self.assertIn('zoltan', self.tokens(t, other))
+        self.assertIn('search tokens deleted', res.stderr)
+        entry = [e for e in t.runs()[-1][2] if e['slug'] == 'demande-rdv'][0]
+        self.assertEqual(entry['search_tokens_deleted'], 2)   # zoltan, quixotic
+        # a run with nothing due purges nothing, even tokens nothing matches any more
+        t.query("INSERT INTO wcs_search_tokens VALUES ('orphanword', %s)", (f.search_context,))
+        self.anonymizer('run', expect=0)
+        self.assertIn('orphanword', self.tokens(t, f))
+        self.assertEqual(t.runs()[-1][2][0]['search_tokens_deleted'], 0)
+
+    def test_tenant_without_search_tokens(self):
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        fid = full_submission(t, f, ref=ago(40))
+        t.query('DROP TABLE wcs_search_tokens CASCADE')
+        self.write_config([t], extra='retention = "30 days";')
+        self.anonymizer('run', expect=0)
+        self.assertIsNotNone(t.row(f, fid)['anonymised'])
+
+    # -- when a submission is done ------------------------------------------------------------
+
+    def test_period_runs_from_done_datetime(self):
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        # done 120 days ago, a note added 10 days ago: past a 90-day period
+        done = full_submission(t, f, ref=ago(10), receipt=ago(125))
+        set_done_datetime(t, f, done, when=ago(120))
+        # an open submission is not done: its last activity counts
+        open_ = full_submission(t, f, ref=ago(10), receipt=ago(125), status='wf-new')
+        t.query(f"""UPDATE {wcs.qi(f.table)} SET statistics_data = statistics_data
+                    || jsonb_build_object('done-datetime', to_jsonb({ago(120)})) WHERE id = %s""", (open_,))
+        # a done-datetime that is not a date is ignored, never an error
+        odd = full_submission(t, f, ref=ago(10), receipt=ago(125))
+        t.query(f"""UPDATE {wcs.qi(f.table)} SET statistics_data = statistics_data
+                    || '{{"done-datetime": "2026-02-30T25:00:00"}}' WHERE id = %s""", (odd,))
+        self.write_config([t], extra='retention = "90 days";')
+        report = json.loads(self.anonymizer('report', '--format', 'json', expect=1).stdout)
+        form = report['tenants'][0]['forms'][0]
+        self.assertEqual((form['due'], form['days_past_limit']), (1, 31))   # 30 days and seconds, rounded up
+        self.assertIn('periods run from the time a submission was done (done-datetime)',
+                      self.anonymizer('report', expect=1).stdout)
+        self.anonymizer('run', expect=0)
+        self.assertIsNotNone(t.row(f, done)['anonymised'])
+        self.assertIsNone(t.row(f, open_)['anonymised'])
+        self.assertIsNone(t.row(f, odd)['anonymised'])
+
+    # -- structured values, id_template ----------------------------------------------------------
+
+    def test_structured_values_and_id_template(self):
+        t = self.tenant()
+        f = t.add_form(block_form(id_template='{{ form_var_nom }}-{{ form_number_raw }}'))
+        fid = t.insert(f, status='wf-done', receipt_time=ago(45), last_update_time=ago(40),
+                       values={'nom': 'Durand', 'ecole': 'jules-ferry', 'ecole_display': 'Jules Ferry',
+                               'ecole_structured': b'(dp0\nVdirectrice\np1\nVMme Secret\ns.'},
+                       id_display='Durand-1')
+        t.query(f"UPDATE {wcs.qi(f.table)} SET id_display = 'Durand-' || id WHERE id = %s", (fid,))
+        self.assertEqual(t.allforms(f, fid)['id_display'], f'Durand-{fid}')
+        self.write_config([t], extra='retention = "30 days";')
+        self.anonymizer('run', expect=0)
+        row = t.row(f, fid)
+        self.assertIsNone(row['f2_structured'])
+        self.assertEqual((row['f2'], row['f2_display']), ('jules-ferry', 'Jules Ferry'))
+        self.assertEqual(row['id_display'], f'{f.id}-{fid}')
+        self.assertEqual(t.allforms(f, fid)['id_display'], f'{f.id}-{fid}')
+        # kept by name, it stays
+        g = t.add_form(block_form(5, 'autre-ecole'))
+        gid = t.insert(g, status='wf-done', receipt_time=ago(45), last_update_time=ago(40),
+                       values={'ecole': 'x', 'ecole_structured': b'pickle'})
+        self.write_config([t], extra='retention = "30 days";',
+                          forms=['{ tenant = "*"; slug = "autre-ecole"; keep = ["ecole_structured"]; }'])
+        self.anonymizer('run', expect=0)
+        self.assertEqual(bytes(t.row(g, gid)['f2_structured']), b'pickle')
+
+    # -- test copies -------------------------------------------------------------------------------
+
+    def test_test_copies_follow_their_form(self):
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        young = full_submission(t, f, ref=ago(5), marker='YOUNG')
+        real = full_submission(t, f, ref=ago(40), marker='REAL')
+        with t.conn.cursor() as cur:
+            copy = wcs.create_test_copy(cur, f, real)
+            young_copy = wcs.create_test_copy(cur, f, young)
+        # the copy's id is the young real submission's: its rows must not be touched
+        self.assertEqual(copy, young)
+        young_rows = (t.row(f, young), t.allforms(f, young), t.history(f, young))
+        code = t.row(f, young)['tracking_code']
+        self.write_config([t], extra='retention = "30 days";')
+        res = self.anonymizer('check', expect=0)
+        self.assertIn(f'test copy of demande-rdv "Demande de rendez-vous" (table {f.test_table})', res.stdout)
+        report = json.loads(self.anonymizer('report', '--format', 'json', expect=0).stdout)
+        kinds = {x['table']: (x['kind'], x['due']) for x in report['tenants'][0]['forms']}
+        self.assertEqual(kinds[f.test_table], ('test copy', 1))
+
+        res = self.anonymizer('run', expect=0)
+        self.assertIn('test copy of demande-rdv: 1 anonymised', res.stderr)
+        with t.conn.cursor() as cur:
+            cur.execute(f'SELECT * FROM {wcs.qi(f.test_table)} WHERE id = %s', (copy,))
+            row = dict(zip([d[0] for d in cur.description], cur.fetchone()))
+            cur.execute(f'SELECT anonymised, f1 FROM {wcs.qi(f.test_table)} WHERE id = %s', (young_copy,))
+            self.assertEqual(cur.fetchone(), (None, 'Martin-YOUNG'))
+        self.assertIsNotNone(row['anonymised'])
+        self.assertIsNone(row['f1'])
+        self.assertIsNone(row['user_id'])
+        self.assertEqual(row['f2'], 'rdv')
+        self.assertEqual((t.row(f, young), t.allforms(f, young), t.history(f, young)), young_rows)
+        self.assertIsNotNone(t.one('SELECT 1 FROM tracking_codes WHERE id = %s', (code,)))
+        self.assertIsNotNone(t.row(f, real)['anonymised'])
+
+    # -- cards ------------------------------------------------------------------------------------
+
+    def card(self, formdef_id=1, slug='registre-familles'):
+        return wcs.Card(formdef_id, slug, 'Registre des familles', [
+            F('1', 'string', 'Nom', 'nom', 'final'), F('2', 'string', 'Quartier', 'quartier', 'no')])
+
+    def test_cards_are_registers(self):
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        kept_card = t.add_form(self.card(1, 'registre-familles'), definition=False)
+        opted = t.add_form(self.card(2, 'ecoles'))
+        rows = {}
+        for c in (kept_card, opted):
+            rows[c.slug] = {
+                'old': t.insert(c, status='wf-done', receipt_time=ago(400), last_update_time=ago(400),
+                                values={'nom': 'Famille Secret', 'quartier': 'Nord'}, user_id='7',
+                                fts="famille secret nord"),
+                'draft': t.insert(c, status='draft', receipt_time=ago(400), last_update_time=ago(400),
+                                  values={'nom': 'Brouillon'}),
+                'young_draft': t.insert(c, status='draft', receipt_time=ago(2), last_update_time=ago(2)),
+            }
+        full_submission(t, f, ref=ago(40))
+        self.assertIn('famille', self.tokens(t, kept_card))
+        before = t.one(f"SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM {wcs.qi(kept_card.table)} c"
+                       f" WHERE status <> 'draft'")[0]
+        with open(self.write_config([t], extra='retention = "30 days";'), 'a') as fp:
+            fp.write('cards = ( { tenant = "*"; slug = "ecoles"; retention = "1 year"; } );\n')
+
+        res = self.anonymizer('check', expect=0)
+        self.assertRegex(res.stdout, r'card registre-familles .*\n    card: not anonymised \(no cards entry\): '
+                                     r'drafts only; 3 rows, 1 drafts due')
+        self.assertRegex(res.stdout, r'card ecoles .*\n    card: anonymised \(cards entry\); 3 rows, 1 drafts due')
+        self.assertIn('1 form, 2 cards, 1 definition, 1 card definition', res.stdout)
+        report = json.loads(self.anonymizer('report', '--format', 'json', expect=0).stdout)
+        cards = {x['slug']: x for x in report['tenants'][0]['forms'] if x['kind'] == 'card'}
+        self.assertEqual(cards['ecoles']['retention'], '1 year')
+        self.assertEqual((cards['ecoles']['due'], cards['ecoles']['drafts_due']), (1, 1))
+        self.assertEqual((cards['registre-familles']['due'], cards['registre-familles']['drafts_due']), (0, 1))
+        self.assertIsNone(cards['registre-familles']['definition'])
+        self.assertTrue(report['compliant'], 'a 400-day-old card is not past the legal limit')
+
+        self.anonymizer('run', expect=0)
+        for c in (kept_card, opted):
+            self.assertIsNone(t.row(c, rows[c.slug]['draft']), 'expired card drafts are deleted')
+            self.assertIsNotNone(t.row(c, rows[c.slug]['young_draft']))
+        after = t.one(f"SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM {wcs.qi(kept_card.table)} c"
+                      f" WHERE status <> 'draft'")[0]
+        self.assertEqual(after, before, 'a card without a cards entry is untouched')
+        row = t.row(opted, rows['ecoles']['old'])
+        self.assertIsNotNone(row['anonymised'])
+        self.assertEqual((row['f1'], row['f2'], row['user_id']), (None, 'Nord', None))
+        self.assertNotIn('famille', self.tokens(t, opted))
+        self.assertIn('famille', self.tokens(t, kept_card))
+
+
+if __name__ == '__main__':
+    harness.main()
