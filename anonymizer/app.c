@@ -2,9 +2,12 @@
  * app.c: state shared by the commands.
  */
 #include "app.h"
+#include "log.h"
+#include "tenant.h"
 #include "timeutil.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 volatile sig_atomic_t app_interrupted;
 volatile sig_atomic_t app_role;
@@ -22,8 +25,12 @@ void app_free(struct app *app)
     for (size_t i = 0; i < app->ntenants; i++) {
         def_set_free(&app->tenants[i].defs);
         def_set_free(&app->tenants[i].card_defs);
+        free(app->tenants[i].defs_error);
+        free(app->tenants[i].fetch_error);
     }
     free(app->tenants);
+    free(app->entries.applies);
+    free(app->entries.matched);
     free(app->config_bytes);
     cfg_free(app->cfg);
 }
@@ -65,4 +72,37 @@ int app_exit_status(const enum tenant_outcome *outcomes, size_t n)
     if (tempfail)
         return EXIT_TEMPFAIL;
     return EXIT_OK;
+}
+
+/* The entry at index i: forms first, then cards. */
+static const struct cfg_form *entry_at(const struct cfg *cfg, size_t i, bool *card)
+{
+    *card = i >= cfg->nforms;
+    return *card ? &cfg->cards[i - cfg->nforms] : &cfg->forms[i];
+}
+
+void app_note_entries(const struct app *app, const char *tenant, const struct form *forms, size_t nforms)
+{
+    const struct entry_matches *m = &app->entries;
+    for (size_t i = 0; i < m->n; i++) {
+        bool card;
+        const struct cfg_form *e = entry_at(app->cfg, i, &card);
+        if (strcmp(e->tenant, "*") != 0 && strcmp(e->tenant, tenant) != 0)
+            continue;
+        m->applies[i] = true;
+        for (size_t k = 0; k < nforms; k++)
+            if ((forms[k].kind == FORM_KIND_CARD) == card && strcmp(forms[k].slug, e->slug) == 0)
+                m->matched[i] = true;
+    }
+}
+
+void app_warn_unmatched_entries(const struct app *app)
+{
+    for (size_t i = 0; i < app->entries.n; i++) {
+        bool card;
+        const struct cfg_form *e = entry_at(app->cfg, i, &card);
+        if (app->entries.applies[i] && !app->entries.matched[i])
+            log_loud_warning("%s entry for tenant \"%s\", slug \"%s\" matches no table (a typo of the slug?)",
+                             card ? "cards" : "forms", e->tenant, e->slug);
+    }
 }

@@ -23,10 +23,26 @@ enum app_exit {
     EXIT_CONFIG = 78,
 };
 
+/*
+ * Which forms and cards entries of the configuration matched a table: an
+ * entry that matches none on any tenant it applies to is most likely a typo
+ * of a slug.  Indexes: forms entries, then cards entries.
+ */
+struct entry_matches {
+    bool *applies; /* some tenant it applies to was discovered */
+    bool *matched; /* and had its table */
+    size_t n;
+};
+
 struct app_tenant {
     const struct cfg_tenant *cfg; /* borrowed from app.cfg */
     struct def_set defs;          /* <schemas>/<tenant>/<slug>.json */
     struct def_set card_defs;     /* <schemas>/<tenant>/cards/<slug>.json */
+    bool defs_ready;              /* fetched (when it has a url) and loaded */
+    char *defs_error;             /* the definitions cannot be used: the tenant fails */
+    bool fetched;                 /* fetched from w.c.s. during this run */
+    char *fetch_error;            /* the fetch failed, the last fetched files were used */
+    double files_age;             /* seconds since those files were fetched (-1: unknown) */
 };
 
 struct app {
@@ -41,6 +57,7 @@ struct app {
     size_t config_len;
     char run_id[37];
     char host[256];
+    struct entry_matches entries; /* written through const struct app: the arrays are not const */
 };
 
 /* Set from signal handlers: stop after the batch in flight. */
@@ -53,6 +70,12 @@ extern volatile sig_atomic_t app_role;
 /* True once the time budget (max_runtime) is spent; remembers it. */
 bool app_out_of_time(const struct app *app);
 extern volatile sig_atomic_t app_budget_exhausted;
+
+/* Records what a tenant's discovered tables say of the entries. */
+struct form;
+void app_note_entries(const struct app *app, const char *tenant, const struct form *forms, size_t nforms);
+/* Warns (loudly) of the entries that applied somewhere and matched nothing. */
+void app_warn_unmatched_entries(const struct app *app);
 
 /* Frees everything main() put in app. */
 void app_free(struct app *app);

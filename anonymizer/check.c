@@ -2,6 +2,7 @@
  * check.c: the "check" command.
  */
 #include "check.h"
+#include "fetch.h"
 #include "ax.h"
 #include "log.h"
 #include "strbuf.h"
@@ -53,8 +54,37 @@ static void print_card(struct tenant *t, const struct form *f)
     }
 }
 
+/* Varnames that name a person whatever the form: keeping them is almost certainly a mistake. */
+static const char *const personal_varnames[] = {
+    "nom", "prenom", "nom_famille", "nom_naissance", "email", "courriel", "mail", "telephone", "tel", "portable",
+    "mobile", "adresse", "address", "name", "first_name", "last_name", "phone",
+};
+
+/* Warns, loudly, of keep entries naming a field that is personal by nature. */
+static void warn_personal_keeps(const struct tenant *t, const struct form *f)
+{
+    for (size_t k = 0; f->def && k < f->pol.nkeep; k++) {
+        const char *name = f->pol.keep[k];
+        for (size_t i = 0; i < f->def->nfields; i++) {
+            const struct def_field *fld = &f->def->fields[i];
+            if (strcmp(fld->id, name) != 0 && !(fld->varname && strcmp(fld->varname, name) == 0))
+                continue;
+            bool by_varname = false;
+            for (size_t v = 0; fld->varname && v < AX_ARRAY_LEN(personal_varnames); v++)
+                by_varname |= strcmp(fld->varname, personal_varnames[v]) == 0;
+            if (strcmp(fld->type, "email") == 0)
+                log_loud_warning("%s: %s: keep names \"%s\", which is personal by nature (an email field)", t->name,
+                                 f->label, name);
+            else if (by_varname)
+                log_loud_warning("%s: %s: keep names \"%s\", which is personal by nature (varname %s)", t->name,
+                                 f->label, name, fld->varname);
+        }
+    }
+}
+
 static void print_form(struct tenant *t, const struct form *f)
 {
+    warn_personal_keeps(t, f);
     printf("  %s \"%s\" (table %s)\n", f->label, f->name, f->table);
     if (f->kind == FORM_KIND_CARD)
         print_card(t, f);
@@ -115,6 +145,9 @@ static void print_tenant(const struct tenant *t, const struct app_tenant *at)
         printf(", discovered by discover entry %d\n", at->cfg->discovered);
     else
         printf(", listed in tenants\n");
+    char *defs = fetch_describe(at->cfg->url, at->fetched, at->fetch_error, at->files_age);
+    printf("  definitions: %s\n", defs);
+    free(defs);
 }
 
 /* Definitions no table uses (a form deleted in w.c.s., or a file named wrong). */
@@ -137,7 +170,7 @@ int cmd_check(const struct app *app)
     for (size_t i = 0; i < app->ntenants; i++) {
         struct app_tenant *at = &app->tenants[i];
         struct tenant t;
-        outcomes[i] = tenant_begin(&t, app, at, TB_READ_ONLY | TB_CUTOFFS, NULL);
+        outcomes[i] = tenant_begin(&t, app, at, TB_FETCH | TB_READ_ONLY | TB_CUTOFFS, NULL);
         if (outcomes[i] != TENANT_OK) {
             printf("tenant %s: %s: %s\n", at->cfg->name, outcomes[i] == TENANT_UNREACHABLE ? "UNREACHABLE" : "FAILED",
                    t.db.error);

@@ -25,6 +25,43 @@ static bool names_database(const char *conninfo)
     return found;
 }
 
+/* The literal start of a LIKE pattern, up to its first wildcard ("wcs_%" -> "wcs"; "wcs\\_%" -> "wcs_"). */
+static char *like_prefix(const char *pattern)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    for (const char *p = pattern; *p && *p != '%' && *p != '_'; p++) {
+        if (*p == '\\' && p[1])
+            p++;
+        sb_appendc(&sb, *p);
+    }
+    return sb_finish(&sb);
+}
+
+/*
+ * The host a database name stands for, as the url pattern gives it: the
+ * name without the pattern's literal prefix (and the "_" that follows it),
+ * each "_" turned to ".".  w.c.s. also turned "-" into "_" when it named the
+ * database: such hosts cannot be recovered (see anonymizer.conf(5)).
+ */
+static char *host_of(const char *dbname, const char *pattern)
+{
+    char *prefix = like_prefix(pattern);
+    const char *rest = dbname;
+    size_t n = strlen(prefix);
+    if (strncmp(dbname, prefix, n) == 0) {
+        rest = dbname + n;
+        if (*rest == '_' && (n == 0 || prefix[n - 1] != '_'))
+            rest++;
+    }
+    char *host = ax_strdup(rest);
+    for (char *p = host; *p; p++)
+        if (*p == '_')
+            *p = '.';
+    free(prefix);
+    return host;
+}
+
 static int list_entry(struct cfg *cfg, size_t index)
 {
     const struct cfg_discover *d = &cfg->discover[index];
@@ -59,7 +96,14 @@ static int list_entry(struct cfg *cfg, size_t index)
     }
     int found = 0;
     for (int i = 0; i < PQntuples(res); i++) {
-        const char *name = PQgetvalue(res, i, 0);
+        const char *dbname = PQgetvalue(res, i, 0);
+        /* with a url pattern, the tenant is named after its host, as everywhere else */
+        char *host = d->url ? host_of(dbname, d->databases) : NULL, *url = NULL;
+        if (host) {
+            const char *pct = strstr(d->url, "%s");
+            url = ax_asprintf("%.*s%s%s", (int)(pct - d->url), d->url, host, pct + 2);
+        }
+        const char *name = host ? host : dbname;
         const struct cfg_tenant *known = cfg_find_tenant(cfg, name);
         if (!cfg_valid_tenant_name(name)) {
             log_warning("%s: database \"%s\" cannot be a tenant name (\"/\" or leading \".\"); skipped", label, name);
@@ -69,9 +113,11 @@ static int list_entry(struct cfg *cfg, size_t index)
             log_warning("%s: database %s was already found by discover entry %d; skipped", label, name,
                         known->discovered);
         } else {
-            cfg_add_discovered(cfg, name, d->conninfo, name, (int)index + 1);
+            cfg_add_discovered(cfg, name, d->conninfo, dbname, url, (int)index + 1);
             found++;
         }
+        free(host);
+        free(url);
     }
     log_debug("%s: %d tenant%s found", label, found, found == 1 ? "" : "s");
     PQclear(res);

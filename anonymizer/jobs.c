@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum msg_type { MSG_LOG = 1, MSG_PROGRESS = 2, MSG_RESULT = 3 };
+enum msg_type { MSG_LOG = 1, MSG_PROGRESS = 2, MSG_RESULT = 3, MSG_STDOUT = 4, MSG_ENTRIES = 5 };
 
 struct msg_hdr {
     uint32_t type;
@@ -116,6 +116,15 @@ void progress_form_end(struct progress *p)
 {
     if (p)
         send_msg(p->fd, MSG_PROGRESS, &p->msg, sizeof p->msg);
+}
+
+void progress_print(struct progress *p, const char *line)
+{
+    if (!p) {
+        printf("%s\n", line);
+        return;
+    }
+    send_msg(p->fd, MSG_STDOUT, line, strlen(line));
 }
 
 /* -- the parent's side --------------------------------------------------------------- */
@@ -236,6 +245,21 @@ static void handle_msg(struct worker *w, uint32_t type, const char *p, size_t le
                 w->form_started = tm_now();
         }
         break;
+    case MSG_ENTRIES:
+        if (len == 2 * cur_app->entries.n) {
+            for (size_t i = 0; i < cur_app->entries.n; i++) {
+                cur_app->entries.applies[i] |= p[i] != 0;
+                cur_app->entries.matched[i] |= p[cur_app->entries.n + i] != 0;
+            }
+        }
+        break;
+    case MSG_STDOUT:
+        clear_line();
+        fwrite(p, 1, len, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+        draw_line();
+        break;
     case MSG_RESULT:
         if (len == sizeof w->result) {
             memcpy(&w->result, p, len);
@@ -277,6 +301,19 @@ static bool read_worker(struct worker *w)
     return true;
 }
 
+/* What the worker's tenant said of the configuration's entries (see app_note_entries): applies, then matched. */
+static void send_entries(const struct app *app, int fd)
+{
+    size_t n = app->entries.n;
+    char *buf = ax_malloc(2 * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = app->entries.applies[i];
+        buf[n + i] = app->entries.matched[i];
+    }
+    send_msg(fd, MSG_ENTRIES, buf, 2 * n);
+    free(buf);
+}
+
 static void spawn(const struct app *app, struct worker *w, size_t tenant, job_fn fn)
 {
     int fds[2];
@@ -313,6 +350,7 @@ static void spawn(const struct app *app, struct worker *w, size_t tenant, job_fn
         struct msg_result r = {0};
         r.outcome = (int32_t)fn(app, &app->tenants[tenant], &ctx);
         r.tot = ctx.tot;
+        send_entries(app, fds[1]);
         send_msg(fds[1], MSG_RESULT, &r, sizeof r);
         close(fds[1]);
         exit(0);

@@ -34,6 +34,8 @@ void jobs_run(const struct app *app, int jobs, job_fn fn, enum tenant_outcome *o
 void progress_form_start(struct progress *p, const char *form, long long due);
 void progress_add(struct progress *p, long long done);
 void progress_form_end(struct progress *p);
+/* A line of the command's output (stdout): the parent writes it whole; p NULL: straight to stdout. */
+void progress_print(struct progress *p, const char *line);
 
 /* The signal handler's part (see main.c): forward to workers, or kill them on a second signal. */
 void jobs_on_signal(void);

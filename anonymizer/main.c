@@ -12,6 +12,8 @@
 #include "definition.h"
 #include "discover.h"
 #include "export.h"
+#include "fetch.h"
+#include "http.h"
 #include "jobs.h"
 #include "log.h"
 #include "report.h"
@@ -26,10 +28,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-enum command_id { CMD_RUN = 1 << 0, CMD_CHECK = 1 << 1, CMD_REPORT = 1 << 2, CMD_EXPORT = 1 << 3 };
-#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT | CMD_EXPORT)
+enum command_id { CMD_RUN = 1 << 0, CMD_CHECK = 1 << 1, CMD_REPORT = 1 << 2, CMD_EXPORT = 1 << 3, CMD_FETCH = 1 << 4 };
+#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT | CMD_EXPORT | CMD_FETCH)
 
 static const struct command {
     const char *name;
@@ -40,6 +43,7 @@ static const struct command {
     {"check", CMD_CHECK, "validate the configuration, connect, and print how each column is classified"},
     {"report", CMD_REPORT, "what a run would do now, and whether anything is past the legal limit (writes nothing)"},
     {"export", CMD_EXPORT, "export anonymised submissions to the BI staging schema (the bi group)"},
+    {"fetch", CMD_FETCH, "fetch the form and card definitions of tenants with a url from w.c.s. (signed API)"},
 };
 
 /* Long-only options get codes past the ASCII range. */
@@ -64,7 +68,8 @@ static const struct opt {
     {"at", OPT_AT, required_argument, "TIMESTAMP", CMD_REPORT | CMD_RUN,
      "report: compute cutoffs as of this instant (ISO 8601, UTC unless a zone is given)"},
     {"dry-run", OPT_DRY_RUN, no_argument, NULL, CMD_RUN, "run: change nothing, print the report instead"},
-    {"jobs", OPT_JOBS, required_argument, "N", CMD_RUN | CMD_EXPORT, "run, export: up to N tenants at once (1 to 64)"},
+    {"jobs", OPT_JOBS, required_argument, "N", CMD_RUN | CMD_EXPORT | CMD_FETCH,
+     "run, export, fetch: up to N tenants at once (1 to 64)"},
     {"max-runtime", OPT_MAX_RUNTIME, required_argument, "DURATION", CMD_RUN | CMD_EXPORT,
      "run, export: start no batch after this long (like 4h or 90min)"},
     {"help", 'h', no_argument, NULL, CMD_ALL, "show this help and exit"},
@@ -258,6 +263,9 @@ static int load_configuration(const struct cli *cli, const struct command *cmd, 
         return EXIT_CONFIG;
     }
     log_set_syslog(app->cfg->log_syslog);
+    app->entries.n = app->cfg->nforms + app->cfg->ncards;
+    app->entries.applies = ax_calloc(app->entries.n, sizeof *app->entries.applies);
+    app->entries.matched = ax_calloc(app->entries.n, sizeof *app->entries.matched);
     if (cmd->id == CMD_EXPORT && !app->cfg->bi.conninfo) {
         log_error("%s: no bi group: nothing to export to (see anonymizer.conf(5))", app->cfg->path);
         return EXIT_CONFIG;
@@ -319,26 +327,14 @@ static int select_tenants(const struct cli *cli, struct app *app)
     return EXIT_CONFIG;
 }
 
-/* Every definition is read before anything connects: a broken one stops
- * the run before it changes anything. */
-static int load_definitions(struct app *app)
+/* Definitions are read per tenant (tenant_begin): a broken one fails its tenant only.  A missing
+ * schemas directory means no definition anywhere: every field blanked, which an operator must know. */
+static void check_schemas_directory(const struct app *app)
 {
-    char err[1024];
-    for (size_t i = 0; i < app->ntenants; i++) {
-        struct app_tenant *at = &app->tenants[i];
-        char *dir = ax_asprintf("%s/%s", app->cfg->schemas, at->cfg->name);
-        char *cards = ax_asprintf("%s/cards", dir);
-        int rc = def_set_load(dir, &at->defs, err, sizeof err);
-        if (rc == AX_OK)
-            rc = def_set_load(cards, &at->card_defs, err, sizeof err);
-        free(dir);
-        free(cards);
-        if (rc != AX_OK) {
-            log_error("%s", err);
-            return EXIT_CONFIG;
-        }
-    }
-    return GO_ON;
+    struct stat st;
+    if (stat(app->cfg->schemas, &st) != 0 || !S_ISDIR(st.st_mode))
+        log_loud_warning("schemas directory %s does not exist: forms without a definition have every field"
+                         " blanked (see schemas in anonymizer.conf(5))", app->cfg->schemas);
 }
 
 /* This run's identity and limits. */
@@ -359,6 +355,8 @@ static int dispatch(const struct cli *cli, const struct command *cmd, const stru
     int status;
     if (cmd->id == CMD_EXPORT) {
         status = cmd_export(app);
+    } else if (cmd->id == CMD_FETCH) {
+        status = cmd_fetch(app);
     } else if (cmd->id == CMD_CHECK) {
         status = cmd_check(app);
     } else if (cmd->id == CMD_REPORT || cli->dry_run) {
@@ -370,6 +368,7 @@ static int dispatch(const struct cli *cli, const struct command *cmd, const stru
     } else {
         status = cmd_run(app);
     }
+    app_warn_unmatched_entries(app);
     if ((app_interrupted || app_budget_exhausted) && status == EXIT_OK)
         status = EXIT_TEMPFAIL;
     /* tenants a failed discover entry would have found were not processed */
@@ -384,6 +383,7 @@ int main(int argc, char **argv)
     struct app app = {0};
     const struct command *cmd = NULL;
 
+    http_global_init();
     int status = parse_cli(argc, argv, &cli);
     if (status == GO_ON) {
         for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
@@ -396,9 +396,8 @@ int main(int argc, char **argv)
         status = discover(&app);
     if (status == GO_ON)
         status = select_tenants(&cli, &app);
-    if (status == GO_ON)
-        status = load_definitions(&app);
     if (status == GO_ON) {
+        check_schemas_directory(&app);
         identify_run(&cli, &app);
         install_signals();
         status = dispatch(&cli, cmd, &app);
@@ -406,5 +405,6 @@ int main(int argc, char **argv)
     fflush(stdout);
     app_free(&app);
     free(cli.tenants);
+    http_global_cleanup();
     return status;
 }

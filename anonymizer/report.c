@@ -11,6 +11,7 @@
  */
 #include "report.h"
 #include "audit.h"
+#include "fetch.h"
 #include "ax.h"
 #include "classify.h"
 #include "log.h"
@@ -73,6 +74,10 @@ struct tenant_report {
     char *backups_until; /* at plus backup_retention, a date */
     char *last_run;      /* ISO, NULL when never */
     bool last_run_unknown;
+    const char *url;     /* its w.c.s., NULL: definitions from files only */
+    bool fetched;        /* definitions fetched from it now */
+    char *fetch_error;   /* the fetch failed: files were used */
+    double files_age;    /* seconds since those files were fetched (-1: unknown) */
     struct form_report *forms;
     size_t nforms;
 };
@@ -230,6 +235,7 @@ static void tenant_report_free(struct tenant_report *tr)
     free(tr->legal_limit);
     free(tr->backups_until);
     free(tr->last_run);
+    free(tr->fetch_error);
 }
 
 /* path below dir, as "<tenant>/<slug>.json"; path itself when it is elsewhere. */
@@ -342,7 +348,11 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
     int rc = AX_OK;
 
     tr->name = ax_strdup(at->cfg->name);
-    tr->outcome = tenant_begin(&t, app, at, TB_READ_ONLY | TB_SNAPSHOT | TB_CUTOFFS, opts->at);
+    tr->url = at->cfg->url;
+    tr->outcome = tenant_begin(&t, app, at, TB_FETCH | TB_READ_ONLY | TB_SNAPSHOT | TB_CUTOFFS, opts->at);
+    tr->fetched = at->fetched;
+    tr->fetch_error = at->fetch_error ? ax_strdup(at->fetch_error) : NULL;
+    tr->files_age = at->files_age;
     if (tr->outcome != TENANT_OK) {
         tr->error = tr->outcome == TENANT_UNREACHABLE ? ax_asprintf("cannot connect: %s", t.db.error)
                                                       : ax_strdup(t.db.error);
@@ -442,6 +452,26 @@ static void text_columns(FILE *out, const char *title, const struct collist *l, 
     sb_free(&sb);
 }
 
+/* Where the tenant's definitions come from, and how old they are. */
+static void text_definitions(FILE *out, const struct tenant_report *tr)
+{
+    char *text = fetch_describe(tr->url, tr->fetched, tr->fetch_error, tr->files_age);
+    fprintf(out, "  definitions: %s\n", text);
+    free(text);
+}
+
+static json_object *json_definitions(const struct tenant_report *tr)
+{
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "source", json_object_new_string(tr->fetched ? "fetched" : "files"));
+    json_object_object_add(d, "url", tr->url ? json_object_new_string(tr->url) : NULL);
+    json_object_object_add(d, "fetch_error", tr->fetch_error ? json_object_new_string(tr->fetch_error) : NULL);
+    json_object_object_add(d, "age_days",
+                           tr->fetch_error && tr->files_age >= 0 ? json_object_new_int64((long long)((tr->files_age + 43200) / 86400))
+                                                                 : NULL);
+    return d;
+}
+
 static void render_text(FILE *out, const struct report *r, const struct cfg *cfg)
 {
     long long totals[C_COUNT] = {0};
@@ -464,6 +494,7 @@ static void render_text(FILE *out, const struct report *r, const struct cfg *cfg
         reached++;
         if (tr->error)
             fprintf(out, "  ERROR: %s\n", tr->error);
+        text_definitions(out, tr);
         fprintf(out, "  last successful run: %s\n",
                 tr->last_run_unknown ? "unknown (no access to anonymizer.runs)" : tr->last_run ? tr->last_run : "never");
         if (tr->nforms == 0)
@@ -585,6 +616,7 @@ static void render_json(FILE *out, const struct report *r)
         json_object_object_add(t, "error", jstr(tr->error));
         json_object_object_add(t, "last_run", jstr(tr->last_run_unknown ? "unknown" : tr->last_run));
         json_object_object_add(t, "backups_until", jstr(tr->backups_until));
+        json_object_object_add(t, "definitions", json_definitions(tr));
         json_object *forms = json_object_new_array();
         for (size_t k = 0; k < tr->nforms; k++) {
             const struct form_report *fr = &tr->forms[k];

@@ -504,7 +504,7 @@ enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, str
     double started = tm_now();
     char *error = NULL;
 
-    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_LOCK | TB_CUTOFFS, NULL);
+    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_FETCH | TB_LOCK | TB_CUTOFFS, NULL);
     if (outcome != TENANT_OK) {
         tenant_close(&t);
         return outcome;

@@ -7,6 +7,7 @@
  */
 #include "tenant.h"
 #include "ax.h"
+#include "fetch.h"
 #include "log.h"
 #include "strbuf.h"
 
@@ -112,6 +113,13 @@ static int try_lock(struct tenant *t, bool *acquired)
 enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct app_tenant *at, unsigned steps,
                                  const char *at_time)
 {
+    if (fetch_prepare(app, at, (steps & TB_FETCH) ? FETCH_FIRST : FETCH_NEVER, NULL) != AX_OK) {
+        memset(t, 0, sizeof *t);
+        t->app_tenant = at;
+        t->name = at->cfg->name;
+        db_set_error(&t->db, "%s", at->defs_error);
+        return TENANT_FAILED;
+    }
     if (tenant_open(t, app, at, (steps & TB_READ_ONLY) != 0) != AX_OK) {
         if (PQstatus(t->db.conn) != CONNECTION_OK) {
             log_error("%s: cannot connect: %s", at->cfg->name, t->db.error);
@@ -318,6 +326,18 @@ static void prepare_form(struct tenant *t, struct form *f)
     plan_prepare(f, &t->facts);
 }
 
+/* Form tables and not one definition: every field of every form is blanked, and nobody asked for that. */
+static void warn_without_definitions(const struct tenant *t)
+{
+    size_t forms = 0;
+    for (size_t i = 0; i < t->nforms; i++)
+        forms += t->forms[i].kind == FORM_KIND_FORM;
+    if (forms > 0 && t->app_tenant->defs.n == 0)
+        log_loud_warning("%s: %zu form table%s but no definition at all: every field is blanked (fetch them, or"
+                         " see schemas in anonymizer.conf(5))",
+                         t->name, forms, forms == 1 ? "" : "s");
+}
+
 int tenant_discover_forms(struct tenant *t, const struct app *app)
 {
     PGresult *res;
@@ -366,6 +386,8 @@ int tenant_discover_forms(struct tenant *t, const struct app *app)
         return rc;
     for (size_t i = 0; i < t->nforms; i++)
         prepare_form(t, &t->forms[i]);
+    warn_without_definitions(t);
+    app_note_entries(app, t->name, t->forms, t->nforms);
     return AX_OK;
 }
 

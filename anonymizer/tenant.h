@@ -74,11 +74,14 @@ enum tenant_begin_step {
     TB_LOCK = 1 << 1,      /* take the tenant lock (another run holding it: TENANT_LOCKED) */
     TB_SNAPSHOT = 1 << 2,  /* BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY */
     TB_CUTOFFS = 1 << 3,   /* compute every form's cutoff as of at_time (NULL: now) */
+    TB_FETCH = 1 << 4,     /* fetch the definitions from w.c.s. first (tenants with a url) */
 };
 
 /*
- * The sequence every command starts a tenant with: open, then the steps
- * asked for, and the discovery of its forms (before the cutoffs).  Logs what
+ * The sequence every command starts a tenant with: its definitions (fetched
+ * first with TB_FETCH; a bad one fails the tenant before it connects), open,
+ * then the steps asked for, and the discovery of its forms (before the
+ * cutoffs).  Logs what
  * went wrong (the message stays in t->db.error) and returns TENANT_OK,
  * TENANT_UNREACHABLE, TENANT_LOCKED or TENANT_FAILED.  Call tenant_close in
  * every case.

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "ax.h"
+#include "http.h"
 #include "strbuf.h"
 #include "timeutil.h"
 
@@ -244,16 +245,23 @@ void cfg_free(struct cfg *cfg)
     free(cfg->bi.conninfo);
     free(cfg->bi.schema);
     free(cfg->bi.time_precision);
+    free(cfg->wcs_api.orig);
+    if (cfg->wcs_api.key)
+        explicit_bzero(cfg->wcs_api.key, cfg->wcs_api.keylen);
+    free(cfg->wcs_api.key);
+    free(cfg->wcs_api.ca_file);
     policy_free(&cfg->policy);
     for (size_t i = 0; i < cfg->ntenants; i++) {
         free(cfg->tenants[i].name);
         free(cfg->tenants[i].conninfo);
+        free(cfg->tenants[i].url);
         free(cfg->tenants[i].dbname);
         policy_free(&cfg->tenants[i].policy);
     }
     for (size_t i = 0; i < cfg->ndiscover; i++) {
         free(cfg->discover[i].conninfo);
         free(cfg->discover[i].databases);
+        free(cfg->discover[i].url);
         for (size_t j = 0; j < cfg->discover[i].nexclude; j++)
             free(cfg->discover[i].exclude[j]);
         free(cfg->discover[i].exclude);
@@ -388,13 +396,46 @@ static int tenant_conninfo(struct loader *ld, const config_setting_t *s, void *o
     return load_conninfo(ld, s, &((struct cfg_tenant *)obj)->conninfo);
 }
 
+/* A tenant's w.c.s. address: https (or http to a loopback host), normalised to end in "/". */
+static int load_url(struct loader *ld, const config_setting_t *s, char **dst, bool pattern)
+{
+    const char *text;
+    char msg[256];
+    int rc = get_nonempty_string(ld, s, &text);
+    if (rc)
+        return rc;
+    if (pattern) {
+        const char *pct = strstr(text, "%s");
+        if (!pct || strchr(pct + 2, '%') || strchr(text, '%') != pct)
+            return bad(ld, s, "\"%s\" must contain \"%%s\" once (the host taken from the database name)", text);
+    }
+    char *probe = pattern ? ax_asprintf("%.*sx%s", (int)(strstr(text, "%s") - text), text, strstr(text, "%s") + 2)
+                          : ax_strdup(text);
+    bool ok = http_url_allowed(probe, msg, sizeof msg);
+    free(probe);
+    if (!ok)
+        return bad(ld, s, "\"%s\": %s", text, msg);
+    size_t n = strlen(text);
+    set_string(dst, text);
+    if (text[n - 1] != '/') {
+        free(*dst);
+        *dst = ax_asprintf("%s/", text);
+    }
+    return AX_OK;
+}
+
+static int tenant_url(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_url(ld, s, &((struct cfg_tenant *)obj)->url, false);
+}
+
 static int tenant_policy(struct loader *ld, const config_setting_t *s, void *obj)
 {
     return policy_setting(ld, s, &((struct cfg_tenant *)obj)->policy);
 }
 
 static const struct key tenant_keys[] = {
-    {"name", tenant_name}, {"conninfo", tenant_conninfo}, {"retention", tenant_policy},
+    {"name", tenant_name}, {"conninfo", tenant_conninfo}, {"url", tenant_url}, {"retention", tenant_policy},
     {"drafts", tenant_policy}, {"open_submissions", tenant_policy},
 };
 
@@ -483,8 +524,14 @@ static int discover_exclude(struct loader *ld, const config_setting_t *s, void *
     return load_name_list(ld, s, &d->exclude, &d->nexclude);
 }
 
+static int discover_url(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_url(ld, s, &((struct cfg_discover *)obj)->url, true);
+}
+
 static const struct key discover_keys[] = {
     {"conninfo", discover_conninfo}, {"databases", discover_databases}, {"exclude", discover_exclude},
+    {"url", discover_url},
 };
 
 static int load_discover(struct loader *ld, const config_setting_t *g, void *item)
@@ -544,6 +591,96 @@ static int bi_time_precision(struct loader *ld, const config_setting_t *s, void 
 
 static const struct key bi_keys[] = {
     {"conninfo", bi_conninfo}, {"schema", bi_schema}, {"time_precision", bi_time_precision},
+};
+
+/* -- wcs_api -- */
+
+static int api_orig(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_nonempty(ld, s, &((struct cfg_wcs_api *)obj)->orig);
+}
+
+/* The key, one line; a trailing newline is not part of it. */
+static void set_key(struct cfg_wcs_api *api, const char *text, size_t len)
+{
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    if (api->key)
+        explicit_bzero(api->key, api->keylen);
+    free(api->key);
+    api->key = ax_strndup(text, len);
+    api->keylen = len;
+}
+
+static int api_key(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg_wcs_api *api = obj;
+    const char *text;
+    int rc = get_nonempty_string(ld, s, &text);
+    if (rc)
+        return rc;
+    if (ld->file_readable_by_others)
+        return bad(ld, s, "holds the API key but the file is readable by other users; use key_file, or make the "
+                          "file private (chmod 600)");
+    set_key(api, text, strlen(text));
+    return AX_OK;
+}
+
+static int api_key_file(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    const char *path;
+    struct stat st;
+    int rc = get_nonempty_string(ld, s, &path);
+    if (rc)
+        return rc;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return bad(ld, s, "cannot read %s: %s", path, strerror(errno));
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return bad(ld, s, "%s is not a regular file", path);
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        fclose(fp);
+        return bad(ld, s, "%s is readable by other users: make it private (chmod 600)", path);
+    }
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    bool more = fgetc(fp) != EOF;
+    fclose(fp);
+    /* one line: the key, then at most line ends */
+    size_t line = 0;
+    while (line < n && buf[line] != '\n' && buf[line] != '\r')
+        line++;
+    bool extra = false;
+    for (size_t i = line; i < n; i++)
+        extra |= buf[i] != '\n' && buf[i] != '\r';
+    rc = AX_OK;
+    if (more)
+        rc = bad(ld, s, "%s is too large for a key", path);
+    else if (extra)
+        rc = bad(ld, s, "%s must hold the key on one line", path);
+    else
+        set_key(obj, buf, line);
+    explicit_bzero(buf, sizeof buf);
+    if (rc == AX_OK && ((struct cfg_wcs_api *)obj)->keylen == 0)
+        rc = bad(ld, s, "%s is empty", path);
+    return rc;
+}
+
+static int api_ca_file(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_nonempty(ld, s, &((struct cfg_wcs_api *)obj)->ca_file);
+}
+
+static int api_timeout(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return get_duration(ld, s, &((struct cfg_wcs_api *)obj)->timeout_ms);
+}
+
+static const struct key api_keys[] = {
+    {"orig", api_orig}, {"key_file", api_key_file}, {"key", api_key}, {"ca_file", api_ca_file},
+    {"timeout", api_timeout},
 };
 
 /* -- the top level -- */
@@ -619,6 +756,18 @@ static int root_bi(struct loader *ld, const config_setting_t *s, void *obj)
     return rc;
 }
 
+static int root_wcs_api(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg_wcs_api *api = &((struct cfg *)obj)->wcs_api;
+    int rc = load_group(ld, s, api_keys, AX_ARRAY_LEN(api_keys), api, "wcs_api",
+                        "{ orig = ...; key_file = ...; }");
+    if (rc == AX_OK && !api->orig)
+        rc = bad(ld, s, "missing \"orig\" (the API client name declared in w.c.s.)");
+    if (rc == AX_OK && !api->key)
+        rc = bad(ld, s, "missing \"key_file\" (or \"key\")");
+    return rc;
+}
+
 static int root_discover(struct loader *ld, const config_setting_t *s, void *obj)
 {
     struct cfg *cfg = obj;
@@ -672,6 +821,7 @@ static const struct key root_keys[] = {
     {"max_runtime", root_max_runtime},
     {"discover", root_discover},
     {"bi", root_bi},
+    {"wcs_api", root_wcs_api},
     {"tenants", root_tenants},
     {"forms", root_forms},
     {"cards", root_cards},
@@ -701,6 +851,17 @@ static int load_root(struct loader *ld, const config_setting_t *root, struct cfg
         return rc;
 
     /* cross checks, once everything is read */
+    if (!cfg->wcs_api.orig) {
+        for (size_t j = 0; j < cfg->ntenants; j++)
+            if (cfg->tenants[j].url)
+                return bad(ld, config_setting_get_elem(config_setting_get_member(root, "tenants"), (unsigned)j),
+                           "tenant \"%s\" has a url but there is no wcs_api group to sign requests with",
+                           cfg->tenants[j].name);
+        for (size_t j = 0; j < cfg->ndiscover; j++)
+            if (cfg->discover[j].url)
+                return bad(ld, config_setting_get_elem(config_setting_get_member(root, "discover"), (unsigned)j),
+                           "has a url but there is no wcs_api group to sign requests with");
+    }
     if ((rc = check_entries(ld, cfg, config_setting_get_member(root, "forms"), cfg->forms, cfg->nforms, "form")))
         return rc;
     return check_entries(ld, cfg, config_setting_get_member(root, "cards"), cfg->cards, cfg->ncards, "card");
@@ -767,6 +928,7 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     cfg->jobs = 1;
     cfg->bi.schema = ax_strdup("anonymised");
     cfg->bi.time_precision = ax_strdup("hour");
+    cfg->wcs_api.timeout_ms = 30000;
     cfg->backup_retention_days = 120;
     cfg->backup_retention_text = ax_strdup("4 months");
     rc = load_root(&ld, config_root_setting(&lc), cfg);
@@ -784,7 +946,8 @@ int cfg_valid_tenant_name(const char *name)
     return name[0] != '\0' && name[0] != '.' && strchr(name, '/') == NULL;
 }
 
-void cfg_add_discovered(struct cfg *cfg, const char *name, const char *conninfo, const char *dbname, int entry)
+void cfg_add_discovered(struct cfg *cfg, const char *name, const char *conninfo, const char *dbname, const char *url,
+                        int entry)
 {
     cfg->tenants = ax_reallocarray(cfg->tenants, cfg->ntenants + 1, sizeof *cfg->tenants);
     struct cfg_tenant *t = &cfg->tenants[cfg->ntenants++];
@@ -792,6 +955,7 @@ void cfg_add_discovered(struct cfg *cfg, const char *name, const char *conninfo,
     t->name = ax_strdup(name);
     t->conninfo = ax_strdup(conninfo);
     t->dbname = ax_strdup(dbname);
+    t->url = url ? ax_strdup(url) : NULL;
     t->discovered = entry;
 }
 

@@ -35,6 +35,7 @@ struct cfg_policy {
 struct cfg_tenant {
     char *name;
     char *conninfo; /* secret-bearing: never logged */
+    char *url;      /* its w.c.s. (definitions over the signed API), ending in "/"; NULL: files only */
     char *dbname;   /* overrides the conninfo's database (discovered tenants); NULL otherwise */
     int discovered; /* 0: listed in tenants; n: found by discover entry n (1-based) */
     struct cfg_policy policy;
@@ -44,6 +45,7 @@ struct cfg_tenant {
 struct cfg_discover {
     char *conninfo; /* secret-bearing: never logged */
     char *databases;
+    char *url; /* pattern: "%s" is the database name without the pattern's prefix, "_" turned to "." */
     char **exclude;
     size_t nexclude;
 };
@@ -57,6 +59,15 @@ struct cfg_form {
     size_t nkeep;
     char **blank;
     size_t nblank;
+};
+
+/* Publik's signed API to each tenant's w.c.s. (the "wcs_api" group); absent when orig is NULL. */
+struct cfg_wcs_api {
+    char *orig;        /* the API client name known to w.c.s. */
+    char *key;         /* the shared secret: never logged, never copied but into the HMAC */
+    size_t keylen;
+    char *ca_file;     /* CA bundle for the servers' certificates; NULL: the system's */
+    int timeout_ms;
 };
 
 /* The BI staging database (the "bi" group); absent when bi.conninfo is NULL. */
@@ -78,6 +89,7 @@ struct cfg {
     int backup_retention_days; /* how long backups keep what the database held */
     char *backup_retention_text;
     struct cfg_bi bi;
+    struct cfg_wcs_api wcs_api;
     int jobs;              /* tenants processed at once */
     int max_runtime_ms;    /* 0: no time budget */
     struct cfg_discover *discover;
@@ -117,7 +129,8 @@ void cfg_free(struct cfg *cfg);
 const struct cfg_tenant *cfg_find_tenant(const struct cfg *cfg, const char *name);
 
 /* Adds a discovered tenant (takes copies); explicit tenants must be checked by the caller. */
-void cfg_add_discovered(struct cfg *cfg, const char *name, const char *conninfo, const char *dbname, int entry);
+void cfg_add_discovered(struct cfg *cfg, const char *name, const char *conninfo, const char *dbname, const char *url,
+                        int entry);
 
 /* The first forms (or cards) entry naming a tenant that is not in cfg->tenants, or NULL. */
 const struct cfg_form *cfg_unknown_form_tenant(const struct cfg *cfg);

@@ -382,8 +382,9 @@ int def_set_load(const char *dir, struct def_set *set, char *err, size_t errlen)
         names[nnames++] = ax_strdup(de->d_name);
     }
     closedir(d);
-    /* deterministic order, for messages and reports */
-    qsort(names, nnames, sizeof *names, cmp_names);
+    /* deterministic order, for messages and reports (qsort wants an array, even empty) */
+    if (nnames > 1)
+        qsort(names, nnames, sizeof *names, cmp_names);
 
     set->defs = ax_calloc(nnames, sizeof *set->defs);
     for (size_t i = 0; i < nnames && rc == AX_OK; i++) {

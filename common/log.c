@@ -54,14 +54,14 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+static void emit(enum log_level level, bool loud, const char *fmt, va_list ap)
 {
     static const char *const prefix[] = {"error: ", "warning: ", "", ""};
     static const int priority[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
     struct strbuf line;
-    va_list ap;
+    va_list ap2;
 
-    bool to_stderr = level <= current_level;
+    bool to_stderr = loud || level <= current_level;
     /* syslog gets errors, warnings and the per-form summaries, never the
      * per-batch detail unless -v asked for it */
     bool to_syslog = use_syslog && level <= (current_level > LOG_LEVEL_INFO ? current_level : LOG_LEVEL_INFO);
@@ -69,13 +69,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
         return;
 
     sb_init(&line);
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
     char *msg = ax_malloc((size_t)(n > 0 ? n : 0) + 1);
-    va_start(ap, fmt);
     vsnprintf(msg, (size_t)(n > 0 ? n : 0) + 1, fmt, ap);
-    va_end(ap);
     /* a message is one line: fold embedded newlines (server errors have them) */
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r')
@@ -92,4 +90,20 @@ void log_msg(enum log_level level, const char *fmt, ...)
         syslog(priority[level], "%s%s", prefix[level], msg);
     free(msg);
     sb_free(&line);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(level, false, fmt, ap);
+    va_end(ap);
+}
+
+void log_loud_warning(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(LOG_LEVEL_WARNING, true, fmt, ap);
+    va_end(ap);
 }

@@ -27,6 +27,9 @@ enum log_level log_get_level(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) AX_PRINTF(2, 3);
 
+/* A warning that -q does not hide: something an operator must fix (a typo, a missing directory). */
+void log_loud_warning(const char *fmt, ...) AX_PRINTF(1, 2);
+
 /* Sends the stderr lines (newline included) to sink instead; NULL restores stderr. */
 void log_set_sink(void (*sink)(enum log_level level, const char *line, size_t len));
 

@@ -101,21 +101,29 @@ class CliTests(harness.TestCase):
 
     # -- definitions -----------------------------------------------------------
 
-    def test_bad_definitions_are_refused(self):
+    def test_bad_definitions_fail_their_tenant_only(self):
         path = os.path.join(self.schemas, self.t.name, 'demande-rdv.json')
+        other = self.tenant()
+        of = other.add_form(standard_form())
+        ofid = full_submission(other, of, ref=ago(40))
         cases = [
             ('{"url_name": "demande-rdv", "fields": [', 'malformed JSON'),
             ('{"url_name": "demande-rdv", "fields": [{"type": "string", "label": "Nom"}]}', 'has no id'),
             ('{"url_name": "autre", "fields": []}', 'does not match the file name'),
         ]
-        self.write_config([self.t], extra='retention = "30 days";')
+        self.write_config([self.t, other], extra='retention = "30 days";')
         for text, needle in cases:
             with self.subTest(needle=needle):
                 with open(path, 'w') as fp:
                     fp.write(text)
-                res = self.anonymizer('run', expect=78)
-                self.assert_one_error_line(res, path, needle)
+                res = self.anonymizer('run', expect=1)
+                errors = [line for line in res.stderr.splitlines() if line.startswith('anonymizer: error: ')]
+                self.assertEqual(len(errors), 1, res)
+                for n in (f'error: {self.t.name}: ', path, needle):
+                    self.assertIn(n, errors[0])
         self.assert_unchanged()
+        # the other tenant was processed every time
+        self.assertIsNotNone(other.row(of, ofid)['anonymised'])
 
     # -- check -------------------------------------------------------------------
 

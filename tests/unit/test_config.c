@@ -251,7 +251,7 @@ static void test_discovery_defers_form_tenants(void **state)
     assert_int_equal(cfg->ndiscover, 1);
     assert_string_equal(cfg->discover[0].exclude[0], "wcs_t");
     assert_non_null(cfg_unknown_form_tenant(cfg));
-    cfg_add_discovered(cfg, "wcs_ville", "host=db1", "wcs_ville", 1);
+    cfg_add_discovered(cfg, "wcs_ville", "host=db1", "wcs_ville", NULL, 1);
     assert_null(cfg_unknown_form_tenant(cfg));
     assert_int_equal(cfg_find_tenant(cfg, "wcs_ville")->discovered, 1);
     assert_int_equal(cfg->jobs, 1);

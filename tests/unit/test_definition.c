@@ -160,8 +160,17 @@ static void test_set_load(void **state)
     assert_int_equal(def_set_load(file, &set, err, sizeof err), AX_OK);
     assert_int_equal(set.n, 0);
 
-    snprintf(file, sizeof file, "%s/demande-rdv.json", dir);
+    /* an existing directory without a definition is an empty set too (qsort of nothing: no NULL array) */
+    snprintf(file, sizeof file, "%s/README", dir);
     FILE *fp = fopen(file, "w");
+    fclose(fp);
+    assert_int_equal(def_set_load(dir, &set, err, sizeof err), AX_OK);
+    assert_int_equal(set.n, 0);
+    def_set_free(&set);
+    unlink(file);
+
+    snprintf(file, sizeof file, "%s/demande-rdv.json", dir);
+    fp = fopen(file, "w");
     fputs(schema_doc_example, fp);
     fclose(fp);
     assert_int_equal(def_set_load(dir, &set, err, sizeof err), AX_OK);
