@@ -98,9 +98,13 @@ void app_note_entries(const struct app *app, const char *tenant, const struct fo
 
 void app_warn_unmatched_entries(const struct app *app)
 {
+    /* with -t, a "*" entry may match in a tenant that was not looked at */
+    bool all_tenants = app->ntenants == app->cfg->ntenants;
     for (size_t i = 0; i < app->entries.n; i++) {
         bool card;
         const struct cfg_form *e = entry_at(app->cfg, i, &card);
+        if (!all_tenants && strcmp(e->tenant, "*") == 0)
+            continue;
         if (app->entries.applies[i] && !app->entries.matched[i])
             log_loud_warning("%s entry for tenant \"%s\", slug \"%s\" matches no table (a typo of the slug?)",
                              card ? "cards" : "forms", e->tenant, e->slug);

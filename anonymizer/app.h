@@ -17,6 +17,7 @@
 enum app_exit {
     EXIT_OK = 0,
     EXIT_SOME_FAILED = 1,
+    EXIT_INCOMPLETE = 3, /* report: nothing past the limit where it could look, but something could not be checked */
     EXIT_USAGE = 64,
     EXIT_UNAVAILABLE = 69,
     EXIT_TEMPFAIL = 75,
@@ -74,7 +75,8 @@ extern volatile sig_atomic_t app_budget_exhausted;
 /* Records what a tenant's discovered tables say of the entries. */
 struct form;
 void app_note_entries(const struct app *app, const char *tenant, const struct form *forms, size_t nforms);
-/* Warns (loudly) of the entries that applied somewhere and matched nothing. */
+/* Warns (loudly) of the entries that applied somewhere and matched nothing
+ * (a "*" entry only when every tenant was looked at). */
 void app_warn_unmatched_entries(const struct app *app);
 
 /* Frees everything main() put in app. */

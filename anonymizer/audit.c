@@ -30,6 +30,7 @@ static const char *const schema_ddl[] = {
     " forms jsonb NOT NULL DEFAULT '[]'::jsonb,"
     " outcome text NOT NULL,"
     " error text,"
+    " exported bigint,"
     " PRIMARY KEY (run_id, tenant))",
     "CREATE TABLE IF NOT EXISTS anonymizer.changes ("
     " seq bigserial PRIMARY KEY,"
@@ -39,6 +40,8 @@ static const char *const schema_ddl[] = {
     " hi bigint NOT NULL,"
     " changed_at timestamptz NOT NULL DEFAULT pg_catalog.now())",
     "CREATE INDEX IF NOT EXISTS changes_table_seq ON anonymizer.changes (table_name, seq)",
+    /* added in 0.2: the rows a run exported (history) */
+    "ALTER TABLE anonymizer.runs ADD COLUMN IF NOT EXISTS exported bigint",
 };
 
 void audit_new_run_id(char buf[37])
@@ -72,17 +75,19 @@ void audit_new_run_id(char buf[37])
 static int create_schema(struct tenant *t)
 {
     PGresult *res;
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(3),
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(4),
                       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'anonymizer'),"
                       " EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
                       "  ON n.oid = c.relnamespace WHERE n.nspname = 'anonymizer' AND c.relname = 'runs'),"
                       " EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-                      "  ON n.oid = c.relnamespace WHERE n.nspname = 'anonymizer' AND c.relname = 'changes')",
+                      "  ON n.oid = c.relnamespace WHERE n.nspname = 'anonymizer' AND c.relname = 'changes'),"
+                      " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attname = 'exported'"
+                      "  AND a.attrelid = pg_catalog.to_regclass('anonymizer.runs') AND NOT a.attisdropped)",
                       0, NULL, NULL);
     if (rc)
         return rc;
-    bool have[3];
-    for (int i = 0; i < 3; i++)
+    bool have[4];
+    for (int i = 0; i < 4; i++)
         have[i] = strcmp(PQgetvalue(res, 0, i), "t") == 0;
     PQclear(res);
     if (!have[0] && (rc = db_cmd(&t->db, schema_ddl[0])))
@@ -90,6 +95,9 @@ static int create_schema(struct tenant *t)
     if (!have[1] && (rc = db_cmd(&t->db, schema_ddl[1])))
         return rc;
     if (!have[2] && ((rc = db_cmd(&t->db, schema_ddl[2])) || (rc = db_cmd(&t->db, schema_ddl[3]))))
+        return rc;
+    /* a runs table from before the column: added by its owner */
+    if (have[1] && !have[3] && (rc = db_cmd(&t->db, schema_ddl[4])))
         return rc;
     return AX_OK;
 }
@@ -142,15 +150,18 @@ int audit_add_form(struct tenant *t, const struct app *app, json_object *entry)
     return rc;
 }
 
-int audit_finish(struct tenant *t, const struct app *app, enum tenant_outcome outcome, const char *error)
+int audit_finish(struct tenant *t, const struct app *app, enum tenant_outcome outcome, const char *error,
+                 long long exported)
 {
-    const char *values[4] = {app->run_id, t->name, tenant_outcome_str(outcome), error};
-    const Oid types[4] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
+    char n[32];
+    snprintf(n, sizeof n, "%lld", exported);
+    const char *values[5] = {app->run_id, t->name, tenant_outcome_str(outcome), error, exported >= 0 ? n : NULL};
+    const Oid types[5] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_INT8OID};
     db_rollback_quietly(&t->db);
     return db_command(&t->db,
-                      "UPDATE anonymizer.runs SET finished_at = pg_catalog.clock_timestamp(), outcome = $3, error = $4"
-                      " WHERE run_id = $1::uuid AND tenant = $2",
-                      4, types, values);
+                      "UPDATE anonymizer.runs SET finished_at = pg_catalog.clock_timestamp(), outcome = $3, error = $4,"
+                      " exported = $5 WHERE run_id = $1::uuid AND tenant = $2",
+                      5, types, values);
 }
 
 /* -- the change log ------------------------------------------------------------ */
@@ -224,6 +235,20 @@ int audit_read(struct tenant *t, struct audit_view *out)
     out->last_ok = PQgetisnull(res, 0, 0) ? NULL : ax_strdup(PQgetvalue(res, 0, 0));
     PQclear(res);
 
+    /* a "running" row is a run in progress only while its session holds the
+     * tenant lock (else it died); the lock is looked at, never taken: the
+     * report must not keep a run off the tenant */
+    rc = db_query(&t->db, &res, DB_ONE_ROW(1),
+                  "SELECT " ISO("max(started_at)") " FROM anonymizer.runs WHERE outcome = 'running'"
+                  " AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+                  "  AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
+                  "  AND (l.classid::bigint, l.objid::bigint, l.objsubid) = (" LOCK_TENANT ", 2))",
+                  0, NULL, NULL);
+    if (rc)
+        return rc;
+    out->running_since = PQgetisnull(res, 0, 0) ? NULL : ax_strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
     rc = db_query(&t->db, &res, DB_ROWS(2),
                   "SELECT f->>'table', COALESCE((f->>'locked')::bigint, 0) FROM"
                   " (SELECT forms FROM anonymizer.runs WHERE command = 'run' AND outcome <> 'running'"
@@ -244,8 +269,89 @@ int audit_read(struct tenant *t, struct audit_view *out)
 void audit_view_free(struct audit_view *v)
 {
     free(v->last_ok);
+    free(v->running_since);
     for (size_t i = 0; i < v->nlocked; i++)
         free(v->locked[i].table);
     free(v->locked);
     memset(v, 0, sizeof *v);
+}
+
+/* -- history ------------------------------------------------------------------------- */
+
+static char *value_or_null(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : ax_strdup(PQgetvalue(res, row, col));
+}
+
+int audit_history(struct tenant *t, const char *since, struct audit_run **runs, size_t *n)
+{
+    PGresult *res;
+    bool exists, readable;
+    *runs = NULL;
+    *n = 0;
+    int rc = db_relation(&t->db, "anonymizer", "runs", &exists, &readable);
+    if (rc || !exists)
+        return rc;
+    if (!readable) {
+        db_set_error(&t->db, "no SELECT privilege on anonymizer.runs");
+        return AX_ERR_DB;
+    }
+    /* runs written before the exported column: unknown */
+    rc = db_query(&t->db, &res, DB_ONE_ROW(1),
+                  "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attname = 'exported'"
+                  " AND attrelid = 'anonymizer.runs'::pg_catalog.regclass AND NOT attisdropped)",
+                  0, NULL, NULL);
+    if (rc)
+        return rc;
+    bool has_exported = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    const char *values[1] = {since};
+    const Oid types[1] = {DB_TIMESTAMPTZOID};
+    char *sql = ax_asprintf(
+        "SELECT run_id::text, command, outcome, error, version, host, " ISO("started_at") ", " ISO("finished_at") ","
+        " (SELECT COALESCE(sum((f->>'anonymised')::bigint), 0) FROM pg_catalog.jsonb_array_elements(forms) f),"
+        " (SELECT COALESCE(sum((f->>'completed')::bigint), 0) FROM pg_catalog.jsonb_array_elements(forms) f),"
+        " (SELECT COALESCE(sum(COALESCE((f->>'drafts_deleted')::bigint, 0) + COALESCE((f->>'drafts_anonymised')::bigint,"
+        " 0)), 0) FROM pg_catalog.jsonb_array_elements(forms) f), %s"
+        " FROM anonymizer.runs WHERE started_at >= $1 ORDER BY started_at",
+        has_exported ? "exported" : "NULL::bigint");
+    rc = db_query(&t->db, &res, DB_ROWS(12), sql, 1, types, values);
+    free(sql);
+    if (rc)
+        return rc;
+    *n = (size_t)PQntuples(res);
+    *runs = ax_calloc(*n, sizeof **runs);
+    for (size_t i = 0; i < *n; i++) {
+        struct audit_run *r = &(*runs)[i];
+        int row = (int)i;
+        r->run_id = value_or_null(res, row, 0);
+        r->command = value_or_null(res, row, 1);
+        r->outcome = value_or_null(res, row, 2);
+        r->error = value_or_null(res, row, 3);
+        r->version = value_or_null(res, row, 4);
+        r->host = value_or_null(res, row, 5);
+        r->started_at = value_or_null(res, row, 6);
+        r->finished_at = value_or_null(res, row, 7);
+        r->anonymised = atoll(PQgetvalue(res, row, 8));
+        r->completed = atoll(PQgetvalue(res, row, 9));
+        r->drafts = atoll(PQgetvalue(res, row, 10));
+        r->exported = PQgetisnull(res, row, 11) ? -1 : atoll(PQgetvalue(res, row, 11));
+    }
+    PQclear(res);
+    return AX_OK;
+}
+
+void audit_runs_free(struct audit_run *runs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(runs[i].run_id);
+        free(runs[i].command);
+        free(runs[i].outcome);
+        free(runs[i].error);
+        free(runs[i].version);
+        free(runs[i].host);
+        free(runs[i].started_at);
+        free(runs[i].finished_at);
+    }
+    free(runs);
 }

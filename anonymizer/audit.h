@@ -32,8 +32,21 @@ int audit_begin(struct tenant *t, const struct app *app, const char *command);
 /* Appends one form's entry (a JSON object; not consumed). */
 int audit_add_form(struct tenant *t, const struct app *app, json_object *entry);
 
-/* Closes this run's row; error may be NULL.  Rolls back a transaction left open. */
-int audit_finish(struct tenant *t, const struct app *app, enum tenant_outcome outcome, const char *error);
+/* Closes this run's row; error may be NULL; exported: rows exported (-1: no export).  Rolls back a
+ * transaction left open. */
+int audit_finish(struct tenant *t, const struct app *app, enum tenant_outcome outcome, const char *error,
+                 long long exported);
+
+/* One run of one tenant, as the history shows it. */
+struct audit_run {
+    char *run_id, *command, *outcome, *error, *version, *host;
+    char *started_at, *finished_at; /* ISO UTC; finished NULL while running */
+    long long anonymised, completed, drafts, exported; /* exported -1: unknown */
+};
+
+/* The runs of the tenant since an instant (ISO UTC), oldest first; *n 0 without an audit table. */
+int audit_history(struct tenant *t, const char *since, struct audit_run **runs, size_t *n);
+void audit_runs_free(struct audit_run *runs, size_t n);
 
 /* -- the change log ------------------------------------------------------------ */
 
@@ -68,6 +81,7 @@ struct audit_view {
     bool exists;   /* anonymizer.runs exists */
     bool readable; /* and this role may read it */
     char *last_ok; /* end of the last successful run, ISO 8601 UTC; NULL: never */
+    char *running_since; /* start of a run that is still working on the tenant (its lock is held); NULL */
     struct audit_locked *locked; /* per table, what the last finished run found locked */
     size_t nlocked;
 };

@@ -37,12 +37,13 @@ static void print_column(const char *name, const char *cls, enum col_reason reas
 static void print_card(struct tenant *t, const struct form *f)
 {
     char fid[16];
-    const char *values[PLAN_NPARAMS];
+    const char *values[PLAN_REPORT_NPARAMS];
     PGresult *res;
     plan_params(f, values, t->now, t->now, "0", fid, sizeof fid);
+    values[PLAN_REPORT_NPARAMS - 1] = t->now; /* the open limit: not shown here */
     char *sql = plan_report(f);
     int rc = f->sql.unsupported ? AX_ERR_DATA
-                                : db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS,
+                                : db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_REPORT_NPARAMS,
                                            plan_report_param_types, values);
     free(sql);
     printf("    card: %s; ", f->anonymise ? "anonymised (cards entry)" : "not anonymised (no cards entry): drafts only");

@@ -4,6 +4,7 @@
 #include "fetch.h"
 #include "ax.h"
 #include "http.h"
+#include "i18n.h"
 #include "log.h"
 #include "sign.h"
 #include "strbuf.h"
@@ -428,11 +429,11 @@ static int fetch_tenant(const struct app *app, struct app_tenant *at, struct pro
 static void format_age(double seconds, char *buf, size_t len)
 {
     if (seconds >= 2 * 86400)
-        snprintf(buf, len, "%.0f days", seconds / 86400);
+        snprintf(buf, len, _("%.0f days"), seconds / 86400);
     else if (seconds >= 2 * 3600)
-        snprintf(buf, len, "%.0f hours", seconds / 3600);
+        snprintf(buf, len, _("%.0f hours"), seconds / 3600);
     else
-        snprintf(buf, len, "%.0f minutes", seconds / 60);
+        snprintf(buf, len, _("%.0f minutes"), seconds / 60);
 }
 
 int fetch_prepare(const struct app *app, struct app_tenant *at, enum fetch_mode mode, struct progress *progress)
@@ -479,14 +480,14 @@ int fetch_prepare(const struct app *app, struct app_tenant *at, enum fetch_mode 
 char *fetch_describe(const char *url, bool fetched, const char *fetch_error, double files_age)
 {
     if (fetched)
-        return ax_asprintf("fetched from %s", url);
+        return ax_asprintf(_("fetched from %s"), url);
     if (!fetch_error)
-        return ax_strdup("files (no url)");
+        return ax_strdup(_("files (no url)"));
     if (files_age < 0)
-        return ax_asprintf("fetch failed (%s); no files: every field blanked", fetch_error);
+        return ax_asprintf(_("fetch failed (%s); no files: every field blanked"), fetch_error);
     char age[64];
     format_age(files_age, age, sizeof age);
-    return ax_asprintf("fetch failed (%s); files fetched %s ago", fetch_error, age);
+    return ax_asprintf(_("fetch failed (%s); files fetched %s ago"), fetch_error, age);
 }
 
 static enum tenant_outcome fetch_job(const struct app *app, struct app_tenant *at, struct job_ctx *ctx)

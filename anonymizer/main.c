@@ -13,6 +13,8 @@
 #include "discover.h"
 #include "export.h"
 #include "fetch.h"
+#include "history.h"
+#include "i18n.h"
 #include "http.h"
 #include "jobs.h"
 #include "log.h"
@@ -29,10 +31,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-enum command_id { CMD_RUN = 1 << 0, CMD_CHECK = 1 << 1, CMD_REPORT = 1 << 2, CMD_EXPORT = 1 << 3, CMD_FETCH = 1 << 4 };
-#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT | CMD_EXPORT | CMD_FETCH)
+enum command_id {
+    CMD_RUN = 1 << 0,
+    CMD_CHECK = 1 << 1,
+    CMD_REPORT = 1 << 2,
+    CMD_EXPORT = 1 << 3,
+    CMD_FETCH = 1 << 4,
+    CMD_HISTORY = 1 << 5,
+};
+#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT | CMD_EXPORT | CMD_FETCH | CMD_HISTORY)
 
 static const struct command {
     const char *name;
@@ -44,10 +54,11 @@ static const struct command {
     {"report", CMD_REPORT, "what a run would do now, and whether anything is past the legal limit (writes nothing)"},
     {"export", CMD_EXPORT, "export anonymised submissions to the BI staging schema (the bi group)"},
     {"fetch", CMD_FETCH, "fetch the form and card definitions of tenants with a url from w.c.s. (signed API)"},
+    {"history", CMD_HISTORY, "the runs of every tenant from the audit tables (writes nothing)"},
 };
 
 /* Long-only options get codes past the ASCII range. */
-enum { OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN, OPT_JOBS, OPT_MAX_RUNTIME };
+enum { OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN, OPT_JOBS, OPT_MAX_RUNTIME, OPT_FORM, OPT_LANG, OPT_SINCE };
 
 /* One table drives parsing, validation and --help. */
 static const struct opt {
@@ -62,11 +73,15 @@ static const struct opt {
      "configuration file (default $ANONYMIZER_CONFIG, then " CFG_DEFAULT_PATH ")"},
     {"tenant", 't', required_argument, "NAME", CMD_ALL, "only this tenant (repeatable)"},
     {"verbose", 'v', no_argument, NULL, CMD_ALL, "also print one line per batch"},
-    {"quiet", 'q', no_argument, NULL, CMD_ALL, "print errors only"},
-    {"format", OPT_FORMAT, required_argument, "FORMAT", CMD_REPORT | CMD_RUN,
-     "report: text (default), json or csv"},
+    {"quiet", 'q', no_argument, NULL, CMD_ALL, "print errors (and warnings to act on) only"},
+    {"format", OPT_FORMAT, required_argument, "FORMAT", CMD_REPORT | CMD_RUN | CMD_HISTORY,
+     "report, history: text (default), html, json or csv"},
     {"at", OPT_AT, required_argument, "TIMESTAMP", CMD_REPORT | CMD_RUN,
-     "report: compute cutoffs as of this instant (ISO 8601, UTC unless a zone is given)"},
+     "report: compute cutoffs as of this instant, now or later (ISO 8601, UTC unless a zone is given)"},
+    {"form", OPT_FORM, required_argument, "SLUG", CMD_REPORT | CMD_RUN, "report: only this form (repeatable)"},
+    {"lang", OPT_LANG, required_argument, "LANG", CMD_REPORT | CMD_RUN | CMD_HISTORY,
+     "report, history: en or fr (default: the locale's)"},
+    {"since", OPT_SINCE, required_argument, "DATE", CMD_HISTORY, "history: runs since (default: 31 days ago)"},
     {"dry-run", OPT_DRY_RUN, no_argument, NULL, CMD_RUN, "run: change nothing, print the report instead"},
     {"jobs", OPT_JOBS, required_argument, "N", CMD_RUN | CMD_EXPORT | CMD_FETCH,
      "run, export, fetch: up to N tenants at once (1 to 64)"},
@@ -83,7 +98,13 @@ struct cli {
     int verbose;
     int quiet;
     const char *format;
-    const char *at;
+    char at[32];       /* --at, as an ISO UTC instant; "" when not given */
+    bool at_future;
+    char **forms;      /* --form */
+    size_t nforms;
+    const char *lang;
+    time_t since;      /* --since; 0 when not given */
+    bool since_is_date; /* --since gave a date without a time: local midnight */
     bool dry_run;
     int jobs;           /* 0: from the configuration */
     int max_runtime_ms; /* -1: from the configuration */
@@ -94,8 +115,9 @@ struct cli {
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: anonymizer [-c FILE] [-t TENANT]... [-v | -q] COMMAND\n"
-                 "       anonymizer report [--format text|json|csv] [--at TIMESTAMP]\n"
-                 "       anonymizer run [--dry-run [--format FORMAT] [--at TIMESTAMP]]\n\n");
+                 "       anonymizer report [--format text|html|json|csv] [--at TIMESTAMP] [--form SLUG]... [--lang LANG]\n"
+                 "       anonymizer run [--dry-run [--format FORMAT] [--at TIMESTAMP]]\n"
+                 "       anonymizer history [--since DATE] [--format FORMAT] [--lang LANG]\n\n");
     fprintf(out, "Keeps w.c.s. form submissions free of personal data past their retention period.\n\nCommands:\n");
     for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
@@ -110,9 +132,9 @@ static void usage(FILE *out)
                      options[i].arg ? options[i].arg : "");
         fprintf(out, "  %-26s %s\n", left, options[i].help);
     }
-    fprintf(out, "\nExit status: 0 done (report: compliant), 1 some tenants failed (report: some form past the\n"
-                 "limit), 64 usage error, 69 no tenant reachable, 75 lock held elsewhere or interrupted,\n"
-                 "78 configuration error.  See anonymizer(1).\n");
+    fprintf(out, "\nExit status: 0 done (report: compliant), 1 some tenants failed (report: not compliant),\n"
+                 "3 report: incomplete (something could not be checked), 64 usage error, 69 no tenant\n"
+                 "reachable, 75 lock held elsewhere or interrupted, 78 configuration error.  See anonymizer(1).\n");
 }
 
 static int usage_error(const char *fmt, ...) AX_PRINTF(1, 2);
@@ -126,6 +148,153 @@ static int usage_error(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\nTry \"anonymizer --help\" for more information.\n");
     return EXIT_USAGE;
+}
+
+static const struct opt *find_long(const char *name, size_t len)
+{
+    for (size_t i = 0; i < AX_ARRAY_LEN(options); i++)
+        if (strlen(options[i].long_name) == len && strncmp(options[i].long_name, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+/*
+ * getopt_long accepts any unambiguous prefix of a long option (--forma for
+ * --format): options are matched exactly here first, so that a typo is an
+ * error, not another option.
+ */
+static int check_exact_long_options(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (a[0] != '-')
+            continue;
+        if (a[1] != '-') {
+            /* a short option that takes its argument from the next word */
+            for (size_t k = 0; k < AX_ARRAY_LEN(options); k++)
+                if (a[1] == options[k].code && a[2] == '\0' && options[k].has_arg == required_argument)
+                    i++;
+            continue;
+        }
+        size_t len = strcspn(a + 2, "=");
+        const struct opt *o = find_long(a + 2, len);
+        if (!o)
+            return usage_error("unrecognized option \"%.*s\"", (int)len + 2, a);
+        if (o->has_arg == required_argument && a[2 + len] != '=')
+            i++;
+    }
+    return -1;
+}
+
+/* --at: a real instant, now or later (the report cannot know the past state of the data). */
+static int parse_at(struct cli *cli, const char *text)
+{
+    char err[256];
+    time_t at;
+    if (tm_parse_instant(text, &at, err, sizeof err) != 0)
+        return usage_error("--at: %s", err);
+    time_t now = time(NULL);
+    /* a minute's grace for clocks that disagree a little */
+    if (at < now - 60) {
+        char since[32];
+        tm_format_utc(at, since);
+        return usage_error("--at %s is in the past: the report cannot know the past state of the data; what the"
+                           " runs did then is in \"anonymizer history --since %.10s\"",
+                           text, since);
+    }
+    tm_format_utc(at, cli->at);
+    cli->at_future = at > now + 60;
+    return -1;
+}
+
+static int parse_number(const char *name, const char *text, long min, long max, int *out)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || v < min || v > max)
+        return usage_error("--%s must be a number from %ld to %ld, not \"%s\"", name, min, max, text);
+    *out = (int)v;
+    return -1;
+}
+
+/* One option; returns -1 to go on, or an exit status. */
+static int apply_option(struct cli *cli, int c, char *arg, const char *word)
+{
+    char msg[256];
+    long long ms;
+    switch (c) {
+    case 'c': cli->config = arg; return -1;
+    case 't':
+        cli->tenants = ax_reallocarray(cli->tenants, cli->ntenants + 1, sizeof *cli->tenants);
+        cli->tenants[cli->ntenants++] = arg;
+        return -1;
+    case 'v': cli->verbose = 1; return -1;
+    case 'q': cli->quiet = 1; return -1;
+    case OPT_FORMAT:
+        if (report_parse_format(arg) < 0)
+            return usage_error("unknown format \"%s\" (text, html, json or csv)", arg);
+        cli->format = arg;
+        return -1;
+    case OPT_AT: return parse_at(cli, arg);
+    case OPT_FORM:
+        cli->forms = ax_reallocarray(cli->forms, cli->nforms + 1, sizeof *cli->forms);
+        cli->forms[cli->nforms++] = arg;
+        return -1;
+    case OPT_LANG:
+        if (strcmp(arg, "en") != 0 && strcmp(arg, "fr") != 0)
+            return usage_error("--lang must be en or fr, not \"%s\"", arg);
+        cli->lang = arg;
+        return -1;
+    case OPT_SINCE:
+        if (tm_parse_instant(arg, &cli->since, msg, sizeof msg) != 0)
+            return usage_error("--since: %s", msg);
+        if (cli->since > time(NULL))
+            return usage_error("--since %s is in the future", arg);
+        /* a bare date is that day's midnight where the DPO is (the configured timezone) */
+        cli->since_is_date = strlen(arg) == 10;
+        return -1;
+    case OPT_DRY_RUN: cli->dry_run = true; return -1;
+    case OPT_JOBS: return parse_number("jobs", arg, 1, 64, &cli->jobs);
+    case OPT_MAX_RUNTIME:
+        if (tm_parse_duration_ms(arg, &ms, msg, sizeof msg) != AX_OK)
+            return usage_error("--max-runtime: %s", msg);
+        if (ms <= 0)
+            return usage_error("--max-runtime: must be positive");
+        cli->max_runtime_ms = (int)ms;
+        return -1;
+    case 'h': usage(stdout); return EXIT_OK;
+    case 'V': printf("anonymizer %s\n", ANONYMIZER_VERSION); return EXIT_OK;
+    case ':': return usage_error("option \"%s\" needs an argument", word);
+    default: return usage_error("unrecognized option \"%s\"", word);
+    }
+}
+
+/* What the command allows once every option is known. */
+static int check_command(struct cli *cli, int argc, char **argv)
+{
+    if (cli->verbose && cli->quiet)
+        return usage_error("-v and -q cannot be used together");
+    if (optind >= argc)
+        return usage_error("no command given");
+    cli->command = argv[optind++];
+    if (optind < argc)
+        return usage_error("unexpected argument \"%s\"", argv[optind]);
+    const struct command *cmd = NULL;
+    for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, cli->command) == 0)
+            cmd = &commands[i];
+    if (!cmd)
+        return usage_error("unknown command \"%s\"", cli->command);
+    for (size_t i = 0; i < AX_ARRAY_LEN(options); i++)
+        if ((cli->seen & (1u << i)) && !(options[i].commands & cmd->id))
+            return usage_error("option --%s does not apply to %s", options[i].long_name, cmd->name);
+    if (cmd->id == CMD_RUN && !cli->dry_run && (cli->format || cli->at[0] || cli->nforms || cli->lang))
+        return usage_error("--format, --at, --form and --lang apply to reports: add --dry-run");
+    if (cmd->id == CMD_RUN && cli->dry_run && (cli->jobs || cli->max_runtime_ms >= 0))
+        return usage_error("--jobs and --max-runtime do not apply to --dry-run");
+    return -1;
 }
 
 /* Returns -1 to go on, or an exit status. */
@@ -147,75 +316,19 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
     shortopts[k] = '\0';
     memset(&longopts[AX_ARRAY_LEN(options)], 0, sizeof longopts[0]);
 
+    int status = check_exact_long_options(argc, argv);
+    if (status >= 0)
+        return status;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         for (size_t i = 0; i < AX_ARRAY_LEN(options); i++)
             if (options[i].code == c && options[i].commands != CMD_ALL)
                 cli->seen |= 1u << i;
-        switch (c) {
-        case 'c': cli->config = optarg; break;
-        case 't':
-            cli->tenants = ax_reallocarray(cli->tenants, cli->ntenants + 1, sizeof *cli->tenants);
-            cli->tenants[cli->ntenants++] = optarg;
-            break;
-        case 'v': cli->verbose = 1; break;
-        case 'q': cli->quiet = 1; break;
-        case OPT_FORMAT:
-            if (report_parse_format(optarg) < 0)
-                return usage_error("unknown format \"%s\" (text, json or csv)", optarg);
-            cli->format = optarg;
-            break;
-        case OPT_AT:
-            if (report_check_timestamp(optarg) != 0)
-                return usage_error("invalid --at \"%s\" (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])",
-                                   optarg);
-            cli->at = optarg;
-            break;
-        case OPT_DRY_RUN: cli->dry_run = true; break;
-        case OPT_JOBS: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || v < 1 || v > 64)
-                return usage_error("--jobs must be a number from 1 to 64, not \"%s\"", optarg);
-            cli->jobs = (int)v;
-            break;
-        }
-        case OPT_MAX_RUNTIME: {
-            char msg[256];
-            long long ms;
-            if (tm_parse_duration_ms(optarg, &ms, msg, sizeof msg) != AX_OK || ms <= 0)
-                return usage_error("--max-runtime: %s", ms <= 0 && !strstr(msg, "invalid") ? "must be positive" : msg);
-            cli->max_runtime_ms = (int)ms;
-            break;
-        }
-        case 'h': usage(stdout); return EXIT_OK;
-        case 'V': printf("anonymizer %s\n", ANONYMIZER_VERSION); return EXIT_OK;
-        case ':': return usage_error("option \"%s\" needs an argument", argv[optind - 1]);
-        default: return usage_error("unrecognized option \"%s\"", argv[optind - 1]);
-        }
+        if ((status = apply_option(cli, c, optarg, argv[optind - 1])) >= 0)
+            return status;
     }
-    if (cli->verbose && cli->quiet)
-        return usage_error("-v and -q cannot be used together");
-    if (optind >= argc)
-        return usage_error("no command given");
-    cli->command = argv[optind++];
-    if (optind < argc)
-        return usage_error("unexpected argument \"%s\"", argv[optind]);
-    const struct command *cmd = NULL;
-    for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
-        if (strcmp(commands[i].name, cli->command) == 0)
-            cmd = &commands[i];
-    if (!cmd)
-        return usage_error("unknown command \"%s\"", cli->command);
-    for (size_t i = 0; i < AX_ARRAY_LEN(options); i++)
-        if ((cli->seen & (1u << i)) && !(options[i].commands & cmd->id))
-            return usage_error("option --%s does not apply to %s", options[i].long_name, cmd->name);
-    if (cmd->id == CMD_RUN && !cli->dry_run && (cli->format || cli->at))
-        return usage_error("--format and --at apply to reports: add --dry-run");
-    if (cmd->id == CMD_RUN && cli->dry_run && (cli->jobs || cli->max_runtime_ms >= 0))
-        return usage_error("--jobs and --max-runtime do not apply to --dry-run");
-    return -1;
+    return check_command(cli, argc, argv);
 }
 
 /*
@@ -337,6 +450,13 @@ static void check_schemas_directory(const struct app *app)
                          " blanked (see schemas in anonymizer.conf(5))", app->cfg->schemas);
 }
 
+/* Whether the command prints a report people read (translated). */
+static bool cmd_reads(const struct cli *cli)
+{
+    return strcmp(cli->command, "report") == 0 || strcmp(cli->command, "history") == 0 ||
+           (strcmp(cli->command, "run") == 0 && cli->dry_run);
+}
+
 /* This run's identity and limits. */
 static void identify_run(const struct cli *cli, struct app *app)
 {
@@ -348,6 +468,12 @@ static void identify_run(const struct cli *cli, struct app *app)
     if (budget_ms > 0)
         app->deadline = tm_now() + budget_ms / 1000.0;
     app->progress_live = isatty(STDERR_FILENO) && log_get_level() >= LOG_LEVEL_INFO;
+    /* the times people read, in the configured zone (the environment's TZ otherwise) */
+    if (app->cfg->timezone)
+        tm_set_timezone(app->cfg->timezone);
+    /* reports people read speak their language */
+    if (cli->lang || cmd_reads(cli))
+        i18n_init(cli->lang);
 }
 
 static int dispatch(const struct cli *cli, const struct command *cmd, const struct app *app)
@@ -357,12 +483,23 @@ static int dispatch(const struct cli *cli, const struct command *cmd, const stru
         status = cmd_export(app);
     } else if (cmd->id == CMD_FETCH) {
         status = cmd_fetch(app);
+    } else if (cmd->id == CMD_HISTORY) {
+        struct history_options hopts = {
+            .format = cli->format ? (enum report_format)report_parse_format(cli->format) : REPORT_TEXT,
+            .since = !cli->since         ? tm_local_midnight(time(NULL) - 31 * 86400, false)
+                     : cli->since_is_date ? tm_local_midnight(cli->since, true)
+                                          : cli->since,
+        };
+        status = cmd_history(app, &hopts, stdout);
     } else if (cmd->id == CMD_CHECK) {
         status = cmd_check(app);
     } else if (cmd->id == CMD_REPORT || cli->dry_run) {
         struct report_options ropts = {
             .format = cli->format ? (enum report_format)report_parse_format(cli->format) : REPORT_TEXT,
-            .at = cli->at,
+            .at = cli->at[0] ? cli->at : NULL,
+            .at_future = cli->at_future,
+            .forms = cli->forms,
+            .nforms = cli->nforms,
         };
         status = cmd_report(app, &ropts, stdout);
     } else {
@@ -405,6 +542,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     app_free(&app);
     free(cli.tenants);
+    free(cli.forms);
     http_global_cleanup();
     return status;
 }

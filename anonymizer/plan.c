@@ -23,9 +23,9 @@ const Oid plan_param_types[PLAN_NPARAMS] = {
     DB_JSONBOID,
 };
 
-const Oid plan_report_param_types[PLAN_NPARAMS] = {
+const Oid plan_report_param_types[PLAN_REPORT_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_TIMESTAMPTZOID, DB_TIMESTAMPTZOID,
-    DB_INT4OID, DB_JSONBOID,
+    DB_INT4OID, DB_JSONBOID, DB_TIMESTAMPTZOID,
 };
 
 /* ISO 8601 in UTC, to the second */
@@ -523,6 +523,10 @@ char *plan_report(const struct form *f)
     const char *drafts_anon = f->pol.drafts == CFG_DRAFTS_ANONYMISE ? "true" : "false";
     /* still holds personal data, and the limit applies to it */
     char *pending = ax_asprintf("(NOT anon OR dirty) AND (draft OR final OR %s)", open_anon);
+    /* open_submissions = anonymise makes them due: the legal limit speaks for them then */
+    char *inactive = ax_strdup(f->pol.open_submissions == CFG_OPEN_ANONYMISE || !f->anonymise
+                                   ? "false"
+                                   : "NOT draft AND NOT final AND (NOT anon OR dirty) AND ref < $9");
 
     sb_init(&sb);
     sb_appendf(&sb,
@@ -538,8 +542,19 @@ char *plan_report(const struct form *f)
                /* anonymised recently enough that backups still hold what was removed */
                "  count(*) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)),\n"
                "  pg_catalog.to_char((max(anonymised) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7))"
-               " + pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD')\n"
-               "FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS past, dirty\n"
+               " + pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),\n"
+               /* open, still holding personal data, and inactive past open_limit: to review */
+               "  count(*) FILTER (WHERE %s),\n"
+               "  " ISO("min(ref) FILTER (WHERE %s)") ",\n"
+               /* what the chart shows: personal data by age, done and not done */
+               "  count(*) FILTER (WHERE holds AND final AND NOT past),\n"
+               "  count(*) FILTER (WHERE holds AND final AND past AND ref >= $5),\n"
+               "  count(*) FILTER (WHERE holds AND final AND ref < $5),\n"
+               "  count(*) FILTER (WHERE holds AND NOT final AND NOT past),\n"
+               "  count(*) FILTER (WHERE holds AND NOT final AND past AND ref >= $5),\n"
+               "  count(*) FILTER (WHERE holds AND NOT final AND ref < $5)\n"
+               "FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS past, dirty,\n"
+               "    (NOT anon OR dirty) AS holds\n"
                "  FROM (SELECT %s AS ref, m.anonymised,\n"
                "    COALESCE(m.status = 'draft', false) AS draft,\n"
                "    (m.status IS DISTINCT FROM 'draft' AND %s) AS final,\n"
@@ -547,8 +562,9 @@ char *plan_report(const struct form *f)
                "    CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty\n"
                "  FROM public.%s m OFFSET 0) r) s",
                open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending,
-               pending, p.ref, p.final, p.dirty, f->q_table);
+               pending, inactive, inactive, p.ref, p.final, p.dirty, f->q_table);
     free(pending);
+    free(inactive);
     plan_free_preds(&p);
     return sb_finish(&sb);
 }

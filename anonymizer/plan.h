@@ -124,13 +124,18 @@ char *plan_count_work(const struct form *f);
 /*
  * One pass over the main table, one row: submissions, anonymised, due,
  * drafts due, open past cutoff, incomplete, oldest pending (ISO), days past
- * the limit, anonymised still in backups, until when (date).  Parameters:
- * $1..$4 as above, $5 the legal limit, $6 the instant evaluated, $7 the
- * backup retention in days (plan_report_param_types).
+ * the limit, anonymised still in backups, until when (date); open and
+ * inactive past open_limit, the oldest of them (ISO); then the submissions
+ * holding personal data by age, done ones then the others: within the
+ * period, between the period and the legal limit, past the limit.
+ * Parameters: $1..$4 and $8 as above, $5 the legal limit, $6 the instant
+ * evaluated, $7 the backup retention in days, $9 the open limit (the instant
+ * evaluated minus open_limit) (plan_report_param_types).
  */
 char *plan_report(const struct form *f);
-#define PLAN_REPORT_NCOLS 10
-extern const Oid plan_report_param_types[PLAN_NPARAMS];
+#define PLAN_REPORT_NCOLS 18
+#define PLAN_REPORT_NPARAMS 9
+extern const Oid plan_report_param_types[PLAN_REPORT_NPARAMS];
 
 /* -- search tokens ------------------------------------------------------------ */
 

@@ -1,27 +1,28 @@
 /*
- * report.c: the DPO report.
+ * report.c: the DPO report: what a run would do now, per tenant and form,
+ * and whether any personal data is held past the three-month limit.
  *
  * Each tenant is read in one REPEATABLE READ READ ONLY transaction (a
  * consistent picture, and the server refuses any write), with one aggregate
- * statement per form: the counting happens in the server, in one pass over
- * the table, never row by row here.  The predicates are those of the run
- * (tenant.c), so "due" is exactly what the next run anonymises.
+ * statement per form (plan_report): the counting happens in the server, in
+ * one pass over the table, never row by row here.  The predicates are those
+ * of the run, so "due" is exactly what the next run anonymises.
  *
- * Everything is collected first, then rendered as text, JSON or CSV.
+ * Everything is collected first (report_model.h), the verdict drawn, then
+ * rendered as text, HTML, JSON or CSV.
  */
 #include "report.h"
 #include "audit.h"
-#include "fetch.h"
 #include "ax.h"
 #include "classify.h"
+#include "fetch.h"
+#include "i18n.h"
 #include "log.h"
+#include "report_model.h"
 #include "strbuf.h"
 #include "tenant.h"
 #include "timeutil.h"
-#include "version.h"
 
-#include <ctype.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,126 +31,38 @@
 /* ISO 8601 in UTC, to the second */
 #define ISO(x) "pg_catalog.to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
-struct colref {
-    char *column;
-    char *reason;
-    char *label;   /* may be NULL */
-    char *varname; /* may be NULL */
-};
-
-struct collist {
-    struct colref *items;
-    size_t n;
-};
-
-enum { C_SUBMISSIONS, C_ANONYMISED, C_DUE, C_DRAFTS_DUE, C_OPEN_PAST, C_INCOMPLETE, C_COUNT };
-
-struct form_report {
-    char *slug, *name, *table;
-    char *label;            /* "form <slug>", "test copy of <slug>", "card <slug>" */
-    enum form_kind kind;
-    bool anonymised_by_run; /* false: a card without a cards entry (only its drafts) */
-    char *definition;       /* the definition file, or NULL */
-    char *retention;
-    int retention_days;
-    const char *retention_source;
-    char *cutoff;
-    long long counts[C_COUNT];
-    char *oldest_pending; /* NULL: nothing pending */
-    long long days_past_limit;
-    bool locked_known;
-    long long locked_last_run;
-    long long in_backups;   /* anonymised within the backup retention */
-    char *in_backups_until; /* when the last of them leaves the backups */
-    char *error; /* the form could not be assessed */
-    struct collist keep, blank, unclassified;
-};
-
-struct tenant_report {
-    char *name;
-    enum tenant_outcome outcome;
-    char *error;
-    char *at;            /* the instant evaluated, ISO */
-    char *legal_limit;   /* at minus three months, ISO */
-    char *backups_until; /* at plus backup_retention, a date */
-    char *last_run;      /* ISO, NULL when never */
-    bool last_run_unknown;
-    const char *url;     /* its w.c.s., NULL: definitions from files only */
-    bool fetched;        /* definitions fetched from it now */
-    char *fetch_error;   /* the fetch failed: files were used */
-    double files_age;    /* seconds since those files were fetched (-1: unknown) */
-    struct form_report *forms;
-    size_t nforms;
-};
-
-struct report {
-    char *generated_at;
-    char *at; /* as given, or generated_at */
-    const char *backup_retention;
-    struct tenant_report *tenants;
-    size_t ntenants;
-};
-
 int report_parse_format(const char *text)
 {
-    if (strcmp(text, "text") == 0)
-        return REPORT_TEXT;
-    if (strcmp(text, "json") == 0)
-        return REPORT_JSON;
-    if (strcmp(text, "csv") == 0)
-        return REPORT_CSV;
+    static const char *const names[] = {"text", "json", "csv", "html"};
+    for (size_t i = 0; i < AX_ARRAY_LEN(names); i++)
+        if (strcmp(text, names[i]) == 0)
+            return (int)i;
     return -1;
 }
 
-static bool digits(const char **p, int n)
+bool report_is_field_entry(const char *column)
 {
-    for (int i = 0; i < n; i++, (*p)++)
-        if (!isdigit((unsigned char)**p))
-            return false;
-    return true;
+    return classify_is_field_column(column) || strchr(column, '.') != NULL;
 }
 
-int report_check_timestamp(const char *text)
+char *report_period(int days)
 {
-    /* YYYY-MM-DD[( |T)HH:MM[:SS[.fff]]][Z|(+|-)HH[[:]MM]]: what the server will
-     * read the same way whatever its DateStyle */
-    const char *p = text;
-    if (!digits(&p, 4) || *p++ != '-' || !digits(&p, 2) || *p++ != '-' || !digits(&p, 2))
-        return -1;
-    int month = atoi(text + 5), day = atoi(text + 8);
-    if (month < 1 || month > 12 || day < 1 || day > 31)
-        return -1;
-    if (*p == '\0')
-        return 0;
-    if (*p != 'T' && *p != ' ')
-        return -1;
-    p++;
-    if (!digits(&p, 2) || *p++ != ':' || !digits(&p, 2))
-        return -1;
-    if (*p == ':') {
-        p++;
-        if (!digits(&p, 2))
-            return -1;
-        if (*p == '.') {
-            p++;
-            if (!isdigit((unsigned char)*p))
-                return -1;
-            while (isdigit((unsigned char)*p))
-                p++;
-        }
-    }
-    if (*p == 'Z')
-        p++;
-    else if (*p == '+' || *p == '-') {
-        p++;
-        if (!digits(&p, 2))
-            return -1;
-        if (*p == ':' && (p++, !digits(&p, 2)))
-            return -1;
-        if (isdigit((unsigned char)*p) && !digits(&p, 2))
-            return -1;
-    }
-    return *p == '\0' ? 0 : -1;
+    if (days % 365 == 0)
+        return ax_asprintf(ngettext("%d year", "%d years", (unsigned long)(days / 365)), days / 365);
+    if (days % 30 == 0)
+        return ax_asprintf(ngettext("%d month", "%d months", (unsigned long)(days / 30)), days / 30);
+    if (days % 7 == 0)
+        return ax_asprintf(ngettext("%d week", "%d weeks", (unsigned long)(days / 7)), days / 7);
+    return ax_asprintf(ngettext("%d day", "%d days", (unsigned long)days), days);
+}
+
+void report_local_time(const char *iso_utc, char buf[40])
+{
+    time_t t;
+    if (!iso_utc || tm_parse_utc(iso_utc, &t) != 0)
+        snprintf(buf, 40, "%s", iso_utc ? iso_utc : "-");
+    else
+        tm_format_local(t, buf);
 }
 
 /* -- collection ------------------------------------------------------------ */
@@ -217,6 +130,8 @@ static void form_report_free(struct form_report *fr)
     free(fr->retention);
     free(fr->cutoff);
     free(fr->oldest_pending);
+    free(fr->oldest_open_inactive);
+    free(fr->open_limit);
     free(fr->in_backups_until);
     free(fr->error);
     collist_free(&fr->keep);
@@ -236,6 +151,7 @@ static void tenant_report_free(struct tenant_report *tr)
     free(tr->backups_until);
     free(tr->last_run);
     free(tr->fetch_error);
+    free(tr->run_in_progress);
 }
 
 /* path below dir, as "<tenant>/<slug>.json"; path itself when it is elsewhere. */
@@ -247,10 +163,44 @@ static const char *relative_to(const char *path, const char *dir)
     return strncmp(path, dir, n) == 0 && path[n] == '/' ? path + n + 1 : path;
 }
 
+/* The instant evaluated minus open_limit: open submissions inactive since before are to review. */
+static int open_limit_instant(struct tenant *t, const struct form *f, char *out, size_t outlen)
+{
+    PGresult *res;
+    char days[16];
+    snprintf(days, sizeof days, "%d", f->pol.open_limit_days);
+    const char *values[2] = {t->now, days};
+    const Oid types[2] = {DB_TIMESTAMPTZOID, DB_INT4OID};
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT ($1 - pg_catalog.make_interval(days => $2))::text", 2,
+                      types, values);
+    if (rc)
+        return rc;
+    snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return AX_OK;
+}
+
+/* The columns of plan_report's row after the counts (see plan.h). */
+static void read_form_row(const PGresult *res, struct form_report *fr)
+{
+    int c = C_COUNT;
+    for (int i = 0; i < C_COUNT; i++)
+        fr->counts[i] = atoll(PQgetvalue(res, 0, i));
+    fr->oldest_pending = PQgetisnull(res, 0, c) ? NULL : ax_strdup(PQgetvalue(res, 0, c));
+    fr->days_past_limit = PQgetisnull(res, 0, c + 1) ? 0 : atoll(PQgetvalue(res, 0, c + 1));
+    fr->in_backups = atoll(PQgetvalue(res, 0, c + 2));
+    fr->in_backups_until = PQgetisnull(res, 0, c + 3) ? NULL : ax_strdup(PQgetvalue(res, 0, c + 3));
+    fr->open_inactive = atoll(PQgetvalue(res, 0, c + 4));
+    fr->oldest_open_inactive = PQgetisnull(res, 0, c + 5) ? NULL : ax_strdup(PQgetvalue(res, 0, c + 5));
+    for (int k = 0; k < 2; k++)
+        for (int a = 0; a < AGE_COUNT; a++)
+            fr->ages[k][a] = atoll(PQgetvalue(res, 0, c + 6 + k * AGE_COUNT + a));
+}
+
 static int collect_form(struct tenant *t, const struct tenant_report *tr, const struct form *f,
                         struct form_report *fr, int backup_days, const char *schemas)
 {
-    char fid[16], days[16];
+    char fid[16], days[16], open_limit[64];
     PGresult *res;
 
     fr->slug = ax_strdup(f->slug);
@@ -260,6 +210,8 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     fr->retention_days = f->pol.retention_days;
     fr->retention_source = cfg_source_str(f->pol.retention_source);
     fr->label = ax_strdup(f->label);
+    fr->open_limit = ax_strdup(f->pol.open_limit_text);
+    fr->open_limit_days = f->pol.open_limit_days;
     fr->kind = f->kind;
     fr->anonymised_by_run = f->anonymise;
     fr->definition = f->def ? ax_strdup(relative_to(f->def->path, schemas)) : NULL;
@@ -269,20 +221,20 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
         return AX_OK;
     }
 
-    const char *values[PLAN_NPARAMS];
+    const char *values[PLAN_REPORT_NPARAMS];
+    int rc = open_limit_instant(t, f, open_limit, sizeof open_limit);
+    if (rc)
+        return rc;
     snprintf(days, sizeof days, "%d", backup_days);
     plan_params(f, values, tr->legal_limit, t->now, days, fid, sizeof fid);
+    values[PLAN_REPORT_NPARAMS - 1] = open_limit;
     char *sql = plan_report(f);
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS, plan_report_param_types, values);
+    rc = db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_REPORT_NPARAMS, plan_report_param_types,
+                  values);
     free(sql);
     if (rc)
         return rc;
-    for (int i = 0; i < C_COUNT; i++)
-        fr->counts[i] = atoll(PQgetvalue(res, 0, i));
-    fr->oldest_pending = PQgetisnull(res, 0, C_COUNT) ? NULL : ax_strdup(PQgetvalue(res, 0, C_COUNT));
-    fr->days_past_limit = PQgetisnull(res, 0, C_COUNT + 1) ? 0 : atoll(PQgetvalue(res, 0, C_COUNT + 1));
-    fr->in_backups = atoll(PQgetvalue(res, 0, C_COUNT + 2));
-    fr->in_backups_until = PQgetisnull(res, 0, C_COUNT + 3) ? NULL : ax_strdup(PQgetvalue(res, 0, C_COUNT + 3));
+    read_form_row(res, fr);
     PQclear(res);
 
     values[0] = f->cutoff;
@@ -305,6 +257,7 @@ static int collect_audit(struct tenant *t, struct tenant_report *tr)
     }
     if (rc == AX_OK) {
         tr->last_run = v.last_ok ? ax_strdup(v.last_ok) : NULL;
+        tr->run_in_progress = v.running_since ? ax_strdup(v.running_since) : NULL;
         for (size_t i = 0; i < v.nlocked; i++) {
             for (size_t k = 0; k < tr->nforms; k++) {
                 if (strcmp(tr->forms[k].table, v.locked[i].table) == 0) {
@@ -341,6 +294,15 @@ static int collect_dates(struct tenant *t, const struct app *app, struct tenant_
     return AX_OK;
 }
 
+/* --form: only these slugs (their test copies included); all without it. */
+static bool wanted(const struct report_options *opts, const char *slug)
+{
+    for (size_t i = 0; i < opts->nforms; i++)
+        if (strcmp(opts->forms[i], slug) == 0)
+            return true;
+    return opts->nforms == 0;
+}
+
 static void collect_tenant(const struct app *app, struct app_tenant *at, const struct report_options *opts,
                            struct tenant_report *tr)
 {
@@ -354,7 +316,7 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
     tr->fetch_error = at->fetch_error ? ax_strdup(at->fetch_error) : NULL;
     tr->files_age = at->files_age;
     if (tr->outcome != TENANT_OK) {
-        tr->error = tr->outcome == TENANT_UNREACHABLE ? ax_asprintf("cannot connect: %s", t.db.error)
+        tr->error = tr->outcome == TENANT_UNREACHABLE ? ax_asprintf(_("cannot connect: %s"), t.db.error)
                                                       : ax_strdup(t.db.error);
         tenant_close(&t);
         return;
@@ -362,8 +324,10 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
     rc = collect_dates(&t, app, tr);
     tr->forms = ax_calloc(t.nforms, sizeof *tr->forms);
     for (size_t i = 0; rc == AX_OK && i < t.nforms; i++) {
-        tr->nforms = i + 1;
-        rc = collect_form(&t, tr, &t.forms[i], &tr->forms[i], app->cfg->backup_retention_days, app->cfg->schemas);
+        if (!wanted(opts, t.forms[i].slug))
+            continue;
+        rc = collect_form(&t, tr, &t.forms[i], &tr->forms[tr->nforms++], app->cfg->backup_retention_days,
+                          app->cfg->schemas);
     }
     if (rc == AX_OK)
         rc = collect_audit(&t, tr);
@@ -402,361 +366,56 @@ static char *now_iso(void)
 
 /* -- verdict ------------------------------------------------------------------ */
 
-/* Cards are registers with their own legal basis: the three-month limit is about submissions. */
-static bool form_past_limit(const struct form_report *fr)
+/*
+ * NOT COMPLIANT when personal data is past the limit somewhere (or an open
+ * submission inactive past open_limit waits for review); else INCOMPLETE
+ * when a tenant or form could not be checked; else COMPLIANT.
+ */
+static enum verdict draw_verdict(const struct report *r)
 {
-    return fr->kind != FORM_KIND_CARD && fr->days_past_limit > 0;
-}
-
-static bool report_compliant(const struct report *r)
-{
+    bool incomplete = false;
     for (size_t i = 0; i < r->ntenants; i++) {
         const struct tenant_report *tr = &r->tenants[i];
-        if (tr->outcome != TENANT_OK)
-            return false;
-        for (size_t k = 0; k < tr->nforms; k++)
-            if (form_past_limit(&tr->forms[k]))
-                return false;
-    }
-    return true;
-}
-
-/* A field column or a block's subfield ("f9.1"), not a w.c.s. metadata column. */
-static bool is_field_entry(const char *column)
-{
-    return classify_is_field_column(column) || strchr(column, '.') != NULL;
-}
-
-static long long pending_of(const struct form_report *fr)
-{
-    return fr->counts[C_DUE] + fr->counts[C_DRAFTS_DUE] + fr->counts[C_INCOMPLETE];
-}
-
-/* -- text ------------------------------------------------------------------------ */
-
-static void text_columns(FILE *out, const char *title, const struct collist *l, bool fields_only)
-{
-    struct strbuf sb;
-    sb_init(&sb);
-    for (size_t i = 0; i < l->n; i++) {
-        const struct colref *c = &l->items[i];
-        if (fields_only && !is_field_entry(c->column))
-            continue;
-        sb_appendf(&sb, "%s%s", sb.len ? ", " : "", c->column);
-        if (c->label)
-            sb_appendf(&sb, " %s", c->label);
-        if (c->varname)
-            sb_appendf(&sb, " [%s]", c->varname);
-    }
-    fprintf(out, "    %-22s %s\n", title, sb.len ? sb.buf : "none");
-    sb_free(&sb);
-}
-
-/* Where the tenant's definitions come from, and how old they are. */
-static void text_definitions(FILE *out, const struct tenant_report *tr)
-{
-    char *text = fetch_describe(tr->url, tr->fetched, tr->fetch_error, tr->files_age);
-    fprintf(out, "  definitions: %s\n", text);
-    free(text);
-}
-
-static json_object *json_definitions(const struct tenant_report *tr)
-{
-    json_object *d = json_object_new_object();
-    json_object_object_add(d, "source", json_object_new_string(tr->fetched ? "fetched" : "files"));
-    json_object_object_add(d, "url", tr->url ? json_object_new_string(tr->url) : NULL);
-    json_object_object_add(d, "fetch_error", tr->fetch_error ? json_object_new_string(tr->fetch_error) : NULL);
-    json_object_object_add(d, "age_days",
-                           tr->fetch_error && tr->files_age >= 0 ? json_object_new_int64((long long)((tr->files_age + 43200) / 86400))
-                                                                 : NULL);
-    return d;
-}
-
-static void render_text(FILE *out, const struct report *r, const struct cfg *cfg)
-{
-    long long totals[C_COUNT] = {0};
-    size_t reached = 0;
-
-    fprintf(out, "anonymizer %s report\n", ANONYMIZER_VERSION);
-    fprintf(out, "generated %s, cutoffs as of %s\n", r->generated_at, r->at);
-    fprintf(out, "legal limit: personal data of a done submission is kept at most three months (" RETENTION_CAP_TEXT
-                 ")\n");
-    fprintf(out, "periods run from the time a submission was done (done-datetime), else its last update, else its\n"
-                 "receipt; cards are registers with their own legal basis: not held to the limit\n");
-
-    for (size_t i = 0; i < r->ntenants; i++) {
-        const struct tenant_report *tr = &r->tenants[i];
-        fprintf(out, "\ntenant %s\n", tr->name);
-        if (tr->outcome == TENANT_UNREACHABLE || (tr->outcome == TENANT_FAILED && tr->nforms == 0 && tr->error)) {
-            fprintf(out, "  ERROR: %s\n", tr->error);
-            continue;
-        }
-        reached++;
-        if (tr->error)
-            fprintf(out, "  ERROR: %s\n", tr->error);
-        text_definitions(out, tr);
-        fprintf(out, "  last successful run: %s\n",
-                tr->last_run_unknown ? "unknown (no access to anonymizer.runs)" : tr->last_run ? tr->last_run : "never");
-        if (tr->nforms == 0)
-            fprintf(out, "  no form tables\n");
+        incomplete |= tr->outcome != TENANT_OK;
         for (size_t k = 0; k < tr->nforms; k++) {
             const struct form_report *fr = &tr->forms[k];
-            fprintf(out, "\n  %s \"%s\" (table %s)\n", fr->label, fr->name, fr->table);
-            if (fr->kind == FORM_KIND_CARD)
-                fprintf(out, "    %-22s %s; definition %s\n", "card",
-                        fr->anonymised_by_run ? "anonymised (cards entry)" : "not anonymised (no cards entry): drafts only",
-                        fr->definition ? fr->definition : "none");
-            if (fr->error) {
-                fprintf(out, "    ERROR: %s\n", fr->error);
-                continue;
-            }
-            for (int c = 0; c < C_COUNT; c++)
-                totals[c] += fr->counts[c];
-            fprintf(out, "    %-22s %s (%s), cutoff %s\n", "retention", fr->retention, fr->retention_source,
-                    fr->cutoff);
-            fprintf(out, "    %-22s %lld\n", "submissions", fr->counts[C_SUBMISSIONS]);
-            fprintf(out, "    %-22s %lld\n", "anonymised", fr->counts[C_ANONYMISED]);
-            fprintf(out, "    %-22s %lld\n", "due now", fr->counts[C_DUE]);
-            fprintf(out, "    %-22s %lld\n", "drafts due", fr->counts[C_DRAFTS_DUE]);
-            fprintf(out, "    %-22s %lld\n", "open past cutoff", fr->counts[C_OPEN_PAST]);
-            fprintf(out, "    %-22s %lld\n", "incomplete", fr->counts[C_INCOMPLETE]);
-            if (!fr->oldest_pending)
-                fprintf(out, "    %-22s none\n", "oldest pending");
-            else if (form_past_limit(fr))
-                fprintf(out, "    %-22s %s, %lld day%s PAST THE LIMIT\n", "oldest pending", fr->oldest_pending,
-                        fr->days_past_limit, fr->days_past_limit == 1 ? "" : "s");
-            else
-                fprintf(out, "    %-22s %s, within the limit\n", "oldest pending", fr->oldest_pending);
-            if (fr->locked_known)
-                fprintf(out, "    %-22s %lld\n", "locked in last run", fr->locked_last_run);
-            else
-                fprintf(out, "    %-22s -\n", "locked in last run");
-            text_columns(out, "kept fields", &fr->keep, true);
-            text_columns(out, "blanked fields", &fr->blank, true);
-            text_columns(out, "unclassified", &fr->unclassified, false);
-            if (pending_of(fr) > 0)
-                fprintf(out, "    %-22s personal data of the %lld submission%s due remains in backups until %s\n",
-                        "backups", pending_of(fr), pending_of(fr) == 1 ? "" : "s", tr->backups_until);
-            if (fr->in_backups > 0)
-                fprintf(out, "    %-22s %lld anonymised submission%s still in backups, until %s at the latest\n", "",
-                        fr->in_backups, fr->in_backups == 1 ? "" : "s", fr->in_backups_until);
+            if (form_past_limit(fr) || fr->open_inactive > 0)
+                return VERDICT_NOT_COMPLIANT;
+            incomplete |= fr->error != NULL;
         }
     }
-
-    fprintf(out, "\nsummary\n");
-    fprintf(out, "  %-22s %zu of %zu\n", "tenants reached", reached, r->ntenants);
-    fprintf(out, "  %-22s %lld\n", "submissions", totals[C_SUBMISSIONS]);
-    fprintf(out, "  %-22s %lld\n", "anonymised", totals[C_ANONYMISED]);
-    fprintf(out, "  %-22s %lld\n", "due now", totals[C_DUE]);
-    fprintf(out, "  %-22s %lld\n", "drafts due", totals[C_DRAFTS_DUE]);
-    fprintf(out, "  %-22s %lld\n", "open past cutoff", totals[C_OPEN_PAST]);
-    fprintf(out, "  %-22s %lld\n", "incomplete", totals[C_INCOMPLETE]);
-
-    if (report_compliant(r)) {
-        fprintf(out, "\nverdict: COMPLIANT: no personal data is held past the three-month limit\n");
-    } else {
-        fprintf(out, "\nverdict: NOT COMPLIANT\n");
-        for (size_t i = 0; i < r->ntenants; i++) {
-            const struct tenant_report *tr = &r->tenants[i];
-            if (tr->outcome != TENANT_OK && tr->error)
-                fprintf(out, "  %s: could not be checked: %s\n", tr->name, tr->error);
-            for (size_t k = 0; k < tr->nforms; k++) {
-                const struct form_report *fr = &tr->forms[k];
-                const char *what = fr->kind == FORM_KIND_FORM ? fr->slug : fr->label;
-                if (fr->error)
-                    fprintf(out, "  %s / %s: could not be checked: %s\n", tr->name, what, fr->error);
-                else if (form_past_limit(fr))
-                    fprintf(out, "  %s / %s: %lld day%s past the limit (oldest pending %s)\n", tr->name, what,
-                            fr->days_past_limit, fr->days_past_limit == 1 ? "" : "s", fr->oldest_pending);
-            }
-        }
-    }
-    fprintf(out,
-            "\nnote: copies outside the database keep personal data until they expire.  With backups kept %s\n"
-            "(backup_retention), what a run removes today remains in backups for that long: the dates are given\n"
-            "per form.\n",
-            cfg->backup_retention_text);
-}
-
-/* -- JSON -------------------------------------------------------------------------- */
-
-static json_object *jstr(const char *s)
-{
-    return s ? json_object_new_string(s) : NULL;
-}
-
-static json_object *json_collist(const struct collist *l)
-{
-    json_object *a = json_object_new_array();
-    for (size_t i = 0; i < l->n; i++) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "column", jstr(l->items[i].column));
-        json_object_object_add(o, "label", jstr(l->items[i].label));
-        json_object_object_add(o, "varname", jstr(l->items[i].varname));
-        json_object_object_add(o, "reason", jstr(l->items[i].reason));
-        json_object_array_add(a, o);
-    }
-    return a;
-}
-
-static void render_json(FILE *out, const struct report *r)
-{
-    json_object *root = json_object_new_object();
-    json_object_object_add(root, "generated_at", jstr(r->generated_at));
-    json_object_object_add(root, "at", jstr(r->at));
-    json_object_object_add(root, "retention_cap", jstr(RETENTION_CAP_TEXT));
-    json_object_object_add(root, "compliant", json_object_new_boolean(report_compliant(r)));
-    json_object_object_add(root, "backup_retention", jstr(r->backup_retention));
-    json_object *tenants = json_object_new_array();
-    for (size_t i = 0; i < r->ntenants; i++) {
-        const struct tenant_report *tr = &r->tenants[i];
-        json_object *t = json_object_new_object();
-        json_object_object_add(t, "name", jstr(tr->name));
-        json_object_object_add(t, "status", jstr(tr->outcome == TENANT_OK ? "ok" : "error"));
-        json_object_object_add(t, "error", jstr(tr->error));
-        json_object_object_add(t, "last_run", jstr(tr->last_run_unknown ? "unknown" : tr->last_run));
-        json_object_object_add(t, "backups_until", jstr(tr->backups_until));
-        json_object_object_add(t, "definitions", json_definitions(tr));
-        json_object *forms = json_object_new_array();
-        for (size_t k = 0; k < tr->nforms; k++) {
-            const struct form_report *fr = &tr->forms[k];
-            json_object *f = json_object_new_object();
-            json_object_object_add(f, "slug", jstr(fr->slug));
-            json_object_object_add(f, "name", jstr(fr->name));
-            json_object_object_add(f, "table", jstr(fr->table));
-            json_object_object_add(f, "kind", jstr(form_kind_str(fr->kind)));
-            json_object_object_add(f, "anonymised_by_run", json_object_new_boolean(fr->anonymised_by_run));
-            json_object_object_add(f, "definition", jstr(fr->definition));
-            json_object_object_add(f, "error", jstr(fr->error));
-            json_object_object_add(f, "retention", jstr(fr->retention));
-            json_object_object_add(f, "retention_days", json_object_new_int(fr->retention_days));
-            json_object_object_add(f, "retention_source", jstr(fr->retention_source));
-            json_object_object_add(f, "cutoff", jstr(fr->cutoff));
-            static const char *const names[C_COUNT] = {"submissions", "anonymised", "due", "drafts_due",
-                                                       "open_past_cutoff", "incomplete"};
-            for (int c = 0; c < C_COUNT; c++)
-                json_object_object_add(f, names[c], fr->error ? NULL : json_object_new_int64(fr->counts[c]));
-            json_object_object_add(f, "oldest_pending", jstr(fr->oldest_pending));
-            json_object_object_add(f, "days_past_limit", json_object_new_int64(fr->days_past_limit));
-            json_object_object_add(f, "locked_last_run",
-                                   fr->locked_known ? json_object_new_int64(fr->locked_last_run) : NULL);
-            json_object_object_add(f, "backups_until", jstr(pending_of(fr) > 0 ? tr->backups_until : NULL));
-            json_object_object_add(f, "anonymised_in_backups", json_object_new_int64(fr->in_backups));
-            json_object_object_add(f, "anonymised_in_backups_until", jstr(fr->in_backups_until));
-            json_object *cols = json_object_new_object();
-            json_object_object_add(cols, "keep", json_collist(&fr->keep));
-            json_object_object_add(cols, "blank", json_collist(&fr->blank));
-            json_object_object_add(cols, "unclassified", json_collist(&fr->unclassified));
-            json_object_object_add(f, "columns", cols);
-            json_object_array_add(forms, f);
-        }
-        json_object_object_add(t, "forms", forms);
-        json_object_array_add(tenants, t);
-    }
-    json_object_object_add(root, "tenants", tenants);
-    fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
-          out);
-    fputc('\n', out);
-    json_object_put(root);
-}
-
-/* -- CSV (RFC 4180) ---------------------------------------------------------------- */
-
-static void csv_field(FILE *out, const char *s, bool last)
-{
-    s = s ? s : "";
-    if (strpbrk(s, ",\"\r\n")) {
-        fputc('"', out);
-        for (const char *p = s; *p; p++) {
-            if (*p == '"')
-                fputc('"', out);
-            fputc(*p, out);
-        }
-        fputc('"', out);
-    } else {
-        fputs(s, out);
-    }
-    fputs(last ? "\r\n" : ",", out);
-}
-
-static void csv_int(FILE *out, bool known, long long v)
-{
-    char buf[32];
-    snprintf(buf, sizeof buf, "%lld", v);
-    csv_field(out, known ? buf : "", false);
-}
-
-static char *csv_columns(const struct collist *l, bool fields_only)
-{
-    struct strbuf sb;
-    sb_init(&sb);
-    for (size_t i = 0; i < l->n; i++)
-        if (!fields_only || is_field_entry(l->items[i].column))
-            sb_appendf(&sb, "%s%s", sb.len ? " " : "", l->items[i].column);
-    return sb_finish(&sb);
-}
-
-static void render_csv(FILE *out, const struct report *r)
-{
-    static const char *const header[] = {
-        "tenant", "tenant_status", "tenant_error", "last_run", "slug", "name", "table", "form_error", "retention",
-        "retention_source", "cutoff", "submissions", "anonymised", "due", "drafts_due", "open_past_cutoff",
-        "incomplete", "oldest_pending", "days_past_limit", "locked_last_run", "backups_until", "anonymised_in_backups",
-        "anonymised_in_backups_until", "kept_fields",
-        "blanked_fields", "unclassified_columns", "kind",
-    };
-    for (size_t i = 0; i < AX_ARRAY_LEN(header); i++)
-        csv_field(out, header[i], i + 1 == AX_ARRAY_LEN(header));
-    for (size_t i = 0; i < r->ntenants; i++) {
-        const struct tenant_report *tr = &r->tenants[i];
-        const char *status = tr->outcome == TENANT_OK ? "ok" : "error";
-        const char *last = tr->last_run_unknown ? "unknown" : tr->last_run ? tr->last_run : "never";
-        if (tr->nforms == 0) {
-            csv_field(out, tr->name, false);
-            csv_field(out, status, false);
-            csv_field(out, tr->error, false);
-            csv_field(out, tr->outcome == TENANT_UNREACHABLE ? "" : last, false);
-            for (size_t k = 4; k < AX_ARRAY_LEN(header); k++)
-                csv_field(out, "", k + 1 == AX_ARRAY_LEN(header));
-            continue;
-        }
-        for (size_t k = 0; k < tr->nforms; k++) {
-            const struct form_report *fr = &tr->forms[k];
-            bool ok = fr->error == NULL;
-            csv_field(out, tr->name, false);
-            csv_field(out, status, false);
-            csv_field(out, tr->error, false);
-            csv_field(out, last, false);
-            csv_field(out, fr->slug, false);
-            csv_field(out, fr->name, false);
-            csv_field(out, fr->table, false);
-            csv_field(out, fr->error, false);
-            csv_field(out, fr->retention, false);
-            csv_field(out, fr->retention_source, false);
-            csv_field(out, fr->cutoff, false);
-            for (int c = 0; c < C_COUNT; c++)
-                csv_int(out, ok, fr->counts[c]);
-            csv_field(out, fr->oldest_pending, false);
-            csv_int(out, ok, fr->days_past_limit);
-            csv_int(out, fr->locked_known, fr->locked_last_run);
-            csv_field(out, pending_of(fr) > 0 ? tr->backups_until : NULL, false);
-            csv_int(out, ok, fr->in_backups);
-            csv_field(out, fr->in_backups_until, false);
-            char *kept = csv_columns(&fr->keep, true), *blanked = csv_columns(&fr->blank, true),
-                 *uncl = csv_columns(&fr->unclassified, false);
-            csv_field(out, kept, false);
-            csv_field(out, blanked, false);
-            csv_field(out, uncl, false);
-            csv_field(out, form_kind_str(fr->kind), true);
-            free(kept);
-            free(blanked);
-            free(uncl);
-        }
-    }
+    return incomplete ? VERDICT_INCOMPLETE : VERDICT_COMPLIANT;
 }
 
 /* -- command ------------------------------------------------------------------------ */
+
+/* A --form slug found in no tenant, when every tenant could be read (an
+ * unreachable one might have it); NULL when all were found. */
+static const char *unmatched_form(const struct report *r, const struct report_options *opts)
+{
+    for (size_t i = 0; i < r->ntenants; i++)
+        if (r->tenants[i].outcome != TENANT_OK)
+            return NULL;
+    for (size_t k = 0; k < opts->nforms; k++) {
+        bool found = false;
+        for (size_t i = 0; i < r->ntenants && !found; i++)
+            for (size_t j = 0; j < r->tenants[i].nforms && !found; j++)
+                found = r->tenants[i].forms[j].slug && strcmp(r->tenants[i].forms[j].slug, opts->forms[k]) == 0;
+        if (!found)
+            return opts->forms[k];
+    }
+    return NULL;
+}
+
+static void report_free(struct report *r, enum tenant_outcome *outcomes)
+{
+    for (size_t i = 0; i < r->ntenants; i++)
+        tenant_report_free(&r->tenants[i]);
+    free(r->tenants);
+    free(r->generated_at);
+    free(r->at);
+    free(outcomes);
+}
 
 int cmd_report(const struct app *app, const struct report_options *opts, FILE *out)
 {
@@ -765,34 +424,37 @@ int cmd_report(const struct app *app, const struct report_options *opts, FILE *o
 
     r.generated_at = now_iso();
     r.at = ax_strdup(opts->at ? opts->at : r.generated_at);
+    r.at_future = opts->at_future;
     r.backup_retention = app->cfg->backup_retention_text;
+    r.timezone = app->cfg->timezone;
     r.tenants = ax_calloc(app->ntenants, sizeof *r.tenants);
     r.ntenants = app->ntenants;
     for (size_t i = 0; i < app->ntenants; i++) {
         collect_tenant(app, &app->tenants[i], opts, &r.tenants[i]);
         outcomes[i] = r.tenants[i].outcome;
-        /* --at as the server read it, in the report's own format */
-        if (opts->at && r.tenants[i].at && strcmp(r.at, opts->at) == 0) {
-            free(r.at);
-            r.at = ax_strdup(r.tenants[i].at);
-        }
     }
+    const char *unmatched = unmatched_form(&r, opts);
+    if (unmatched) {
+        /* a typo must not read as "COMPLIANT" over an empty list */
+        log_error("--form %s: no such form, card or test copy in the selected tenants", unmatched);
+        report_free(&r, outcomes);
+        return EXIT_USAGE;
+    }
+    r.verdict = draw_verdict(&r);
 
     switch (opts->format) {
-    case REPORT_TEXT: render_text(out, &r, app->cfg); break;
-    case REPORT_JSON: render_json(out, &r); break;
-    case REPORT_CSV: render_csv(out, &r); break;
+    case REPORT_TEXT: report_render_text(out, &r, app->cfg); break;
+    case REPORT_HTML: report_render_html(out, &r, app->cfg); break;
+    case REPORT_JSON: report_render_json(out, &r); break;
+    case REPORT_CSV: report_render_csv(out, &r); break;
     }
     fflush(out);
 
     int status = app_exit_status(outcomes, app->ntenants);
-    if (status == EXIT_OK && !report_compliant(&r))
-        status = EXIT_SOME_FAILED;
-    for (size_t i = 0; i < r.ntenants; i++)
-        tenant_report_free(&r.tenants[i]);
-    free(r.tenants);
-    free(r.generated_at);
-    free(r.at);
-    free(outcomes);
+    if (status != EXIT_UNAVAILABLE)
+        status = r.verdict == VERDICT_NOT_COMPLIANT ? EXIT_SOME_FAILED
+                 : r.verdict == VERDICT_INCOMPLETE  ? EXIT_INCOMPLETE
+                                                    : EXIT_OK;
+    report_free(&r, outcomes);
     return status;
 }

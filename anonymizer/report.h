@@ -11,19 +11,18 @@
 
 #include <stdio.h>
 
-enum report_format { REPORT_TEXT = 0, REPORT_JSON, REPORT_CSV };
+enum report_format { REPORT_TEXT = 0, REPORT_JSON, REPORT_CSV, REPORT_HTML };
 
 struct report_options {
     enum report_format format;
-    const char *at; /* ISO 8601 instant the cutoffs are computed from; NULL: now */
+    const char *at;    /* the instant the cutoffs are computed from, ISO UTC; NULL: now */
+    bool at_future;    /* it is in the future: the report says it assumes no run before then */
+    char **forms;      /* --form: only these slugs (borrowed); nforms 0: every form */
+    size_t nforms;
 };
 
 /* Parses a --format value; returns -1 when unknown. */
 int report_parse_format(const char *text);
-
-/* Checks an --at value (ISO 8601 date or date and time, optional zone);
- * returns 0 or -1. */
-int report_check_timestamp(const char *text);
 
 /* Writes the report to out; returns the exit status. */
 int cmd_report(const struct app *app, const struct report_options *opts, FILE *out);

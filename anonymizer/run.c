@@ -525,9 +525,12 @@ enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, str
     }
     /* not after a server error (the session may be gone) nor when
      * interrupted: the next run catches up */
-    if (app->cfg->bi.conninfo && !error && outcome != TENANT_INTERRUPTED)
+    long long exported_before = ctx->tot.exported;
+    bool exporting = app->cfg->bi.conninfo && !error && outcome != TENANT_INTERRUPTED;
+    if (exporting)
         outcome = run_export(&t, app, ctx, outcome, &error);
-    if (audit_finish(&t, app, outcome, error ? error : tenant_error(outcome))) {
+    if (audit_finish(&t, app, outcome, error ? error : tenant_error(outcome),
+                     exporting ? ctx->tot.exported - exported_before : -1)) {
         log_error("%s: cannot write the audit row: %s", t.name, t.db.error);
         outcome = TENANT_FAILED;
     }

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "ax.h"
 #include "http.h"
+#include "i18n.h"
 #include "strbuf.h"
 #include "timeutil.h"
 
@@ -32,10 +33,11 @@ struct loader {
 const char *cfg_source_str(enum cfg_source src)
 {
     switch (src) {
-    case CFG_SRC_DEFAULT: return "default";
-    case CFG_SRC_GLOBAL: return "global";
-    case CFG_SRC_TENANT: return "tenant";
-    case CFG_SRC_FORM: return "form";
+    /* marked for translation: the text report translates them */
+    case CFG_SRC_DEFAULT: return N_("default");
+    case CFG_SRC_GLOBAL: return N_("global");
+    case CFG_SRC_TENANT: return N_("tenant");
+    case CFG_SRC_FORM: return N_("form");
     }
     return "?";
 }
@@ -158,6 +160,15 @@ static int policy_setting(struct loader *ld, const config_setting_t *s, struct c
         pol->retention_days = days;
         free(pol->retention_text);
         pol->retention_text = ax_strdup(text);
+    } else if (strcmp(name, "open_limit") == 0) {
+        int days;
+        /* not capped: it says when an open submission is to be reviewed */
+        if (tm_parse_period(text, &days, msg, sizeof msg) != AX_OK)
+            return bad(ld, s, "%s", msg);
+        pol->has_open_limit = true;
+        pol->open_limit_days = days;
+        free(pol->open_limit_text);
+        pol->open_limit_text = ax_strdup(text);
     } else if (strcmp(name, "drafts") == 0) {
         if (strcmp(text, "delete") == 0)
             pol->drafts = CFG_DRAFTS_DELETE;
@@ -215,6 +226,7 @@ static int check_conninfo(struct loader *ld, const config_setting_t *s, const ch
 static void policy_free(struct cfg_policy *p)
 {
     free(p->retention_text);
+    free(p->open_limit_text);
 }
 
 /* A forms (or cards) list. */
@@ -242,6 +254,7 @@ void cfg_free(struct cfg *cfg)
     free(cfg->path);
     free(cfg->schemas);
     free(cfg->backup_retention_text);
+    free(cfg->timezone);
     free(cfg->bi.conninfo);
     free(cfg->bi.schema);
     free(cfg->bi.time_precision);
@@ -436,7 +449,7 @@ static int tenant_policy(struct loader *ld, const config_setting_t *s, void *obj
 
 static const struct key tenant_keys[] = {
     {"name", tenant_name}, {"conninfo", tenant_conninfo}, {"url", tenant_url}, {"retention", tenant_policy},
-    {"drafts", tenant_policy}, {"open_submissions", tenant_policy},
+    {"drafts", tenant_policy}, {"open_submissions", tenant_policy}, {"open_limit", tenant_policy},
 };
 
 static int load_tenant(struct loader *ld, const config_setting_t *g, void *item)
@@ -486,7 +499,7 @@ static int form_blank(struct loader *ld, const config_setting_t *s, void *obj)
 
 static const struct key form_keys[] = {
     {"tenant", form_tenant}, {"slug", form_slug},       {"retention", form_policy}, {"drafts", form_policy},
-    {"open_submissions", form_policy}, {"keep", form_keep}, {"blank", form_blank},
+    {"open_submissions", form_policy}, {"open_limit", form_policy}, {"keep", form_keep}, {"blank", form_blank},
 };
 
 static int load_form(struct loader *ld, const config_setting_t *g, void *item)
@@ -690,6 +703,18 @@ static int root_policy(struct loader *ld, const config_setting_t *s, void *obj)
     return policy_setting(ld, s, &((struct cfg *)obj)->policy);
 }
 
+static int root_timezone(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    const char *text;
+    int rc = get_nonempty_string(ld, s, &text);
+    if (rc)
+        return rc;
+    if (!tm_valid_timezone(text))
+        return bad(ld, s, "\"%s\" is not a time zone this system knows (like \"Europe/Paris\" or \"UTC\")", text);
+    set_string(&((struct cfg *)obj)->timezone, text);
+    return AX_OK;
+}
+
 static int root_batch_size(struct loader *ld, const config_setting_t *s, void *obj)
 {
     return get_int_range(ld, s, 1, 100000, &((struct cfg *)obj)->batch_size);
@@ -810,6 +835,8 @@ static const struct key root_keys[] = {
     {"retention", root_policy},
     {"drafts", root_policy},
     {"open_submissions", root_policy},
+    {"open_limit", root_policy},
+    {"timezone", root_timezone},
     {"batch_size", root_batch_size},
     {"lock_timeout", root_lock_timeout},
     {"statement_timeout", root_statement_timeout},
@@ -993,6 +1020,11 @@ static void fold(const struct cfg_policy *p, enum cfg_source src, struct cfg_res
         out->open_submissions = p->open_submissions;
         out->open_source = src;
     }
+    if (p->has_open_limit) {
+        out->open_limit_days = p->open_limit_days;
+        out->open_limit_text = p->open_limit_text;
+        out->open_limit_source = src;
+    }
 }
 
 static void fold_form(const struct cfg_form *f, struct cfg_resolved *out)
@@ -1019,6 +1051,8 @@ static bool resolve(const struct cfg *cfg, const struct cfg_tenant *tenant, cons
     out->retention_source = CFG_SRC_DEFAULT;
     out->drafts = CFG_DRAFTS_DELETE;
     out->open_submissions = CFG_OPEN_SKIP;
+    out->open_limit_days = 365;
+    out->open_limit_text = "1 year";
     fold(&cfg->policy, CFG_SRC_GLOBAL, out);
     if (tenant)
         fold(&tenant->policy, CFG_SRC_TENANT, out);

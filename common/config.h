@@ -30,6 +30,9 @@ struct cfg_policy {
     enum cfg_drafts drafts;
     bool has_open;
     enum cfg_open open_submissions;
+    bool has_open_limit;
+    int open_limit_days; /* an open submission inactive longer than this is to review */
+    char *open_limit_text;
 };
 
 struct cfg_tenant {
@@ -87,6 +90,7 @@ struct cfg {
     bool log_syslog;
     char *schemas; /* directory of form definitions */
     int backup_retention_days; /* how long backups keep what the database held */
+    char *timezone;            /* of the times people read (report, history); NULL: the system's */
     char *backup_retention_text;
     struct cfg_bi bi;
     struct cfg_wcs_api wcs_api;
@@ -112,6 +116,9 @@ struct cfg_resolved {
     enum cfg_source drafts_source;
     enum cfg_open open_submissions;
     enum cfg_source open_source;
+    int open_limit_days;
+    const char *open_limit_text;
+    enum cfg_source open_limit_source;
     char *const *keep;
     size_t nkeep;
     char *const *blank;

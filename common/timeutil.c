@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 struct unit {
@@ -110,4 +111,180 @@ double tm_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && leap(y) ? 29 : days[m - 1];
+}
+
+/* n digits into *v; advances *p */
+static bool number(const char **p, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (!isdigit((unsigned char)**p))
+            return false;
+        *v = *v * 10 + (**p - '0');
+    }
+    return true;
+}
+
+static int instant_error(char *err, size_t errlen, const char *text, const char *why)
+{
+    snprintf(err, errlen, "invalid instant \"%s\": %s (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM])",
+             text, why);
+    return -1;
+}
+
+/* The zone part: Z, +HH, +HH:MM or +HHMM; *offset in seconds east of UTC. */
+static int parse_zone(const char **p, long *offset)
+{
+    *offset = 0;
+    if (**p == 'Z') {
+        (*p)++;
+        return 0;
+    }
+    if (**p != '+' && **p != '-')
+        return **p ? -1 : 0;
+    int sign = **p == '-' ? -1 : 1, oh, om = 0;
+    (*p)++;
+    if (!number(p, 2, &oh))
+        return -1;
+    if (**p == ':') {
+        (*p)++;
+        if (!number(p, 2, &om))
+            return -1;
+    } else if (isdigit((unsigned char)**p) && !number(p, 2, &om)) {
+        return -1;
+    }
+    if (oh > 14 || om > 59 || (oh == 14 && om > 0))
+        return -2;
+    *offset = sign * (oh * 3600L + om * 60L);
+    return 0;
+}
+
+int tm_parse_instant(const char *text, time_t *out, char *err, size_t errlen)
+{
+    const char *p = text;
+    struct tm tm;
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    long offset = 0;
+
+    memset(&tm, 0, sizeof tm);
+    if (!number(&p, 4, &y) || *p++ != '-' || !number(&p, 2, &mo) || *p++ != '-' || !number(&p, 2, &d))
+        return instant_error(err, errlen, text, "not a date");
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
+        return instant_error(err, errlen, text, "no such day");
+    if (*p == 'T' || *p == ' ') {
+        p++;
+        if (!number(&p, 2, &h) || *p++ != ':' || !number(&p, 2, &mi))
+            return instant_error(err, errlen, text, "not a time");
+        if (*p == ':') {
+            p++;
+            if (!number(&p, 2, &sec))
+                return instant_error(err, errlen, text, "not a time");
+            if (*p == '.') {
+                p++;
+                if (!isdigit((unsigned char)*p))
+                    return instant_error(err, errlen, text, "not a time");
+                while (isdigit((unsigned char)*p))
+                    p++;
+            }
+        }
+        if (h > 23 || mi > 59 || sec > 59)
+            return instant_error(err, errlen, text, "no such time");
+        int z = parse_zone(&p, &offset);
+        if (z == -2)
+            return instant_error(err, errlen, text, "no such offset");
+        if (z != 0)
+            return instant_error(err, errlen, text, "not a time zone");
+    }
+    if (*p != '\0')
+        return instant_error(err, errlen, text, "trailing characters");
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    *out = timegm(&tm) - offset;
+    return 0;
+}
+
+void tm_format_utc(time_t t, char buf[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int tm_parse_utc(const char *text, time_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!end || *end)
+        return -1;
+    *out = timegm(&tm);
+    return 0;
+}
+
+int tm_valid_timezone(const char *name)
+{
+    if (strcmp(name, "UTC") == 0)
+        return 1;
+    if (!name[0] || name[0] == '/' || strstr(name, ".."))
+        return 0;
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", name);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int tm_set_timezone(const char *name)
+{
+    if (name && !tm_valid_timezone(name))
+        return -1;
+    /* none configured: the system's ($TZ, else /etc/localtime) */
+    if (name)
+        setenv("TZ", name, 1);
+    tzset();
+    return 0;
+}
+
+void tm_format_local(time_t t, char buf[40])
+{
+    struct tm tm;
+    localtime_r(&t, &tm);
+    long off = tm.tm_gmtoff;
+    char sign = off < 0 ? '-' : '+';
+    off = off < 0 ? -off : off;
+    size_t n = strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, 40 - n, "%c%02ld:%02ld", sign, off / 3600, (off % 3600) / 60);
+}
+
+time_t tm_local_midnight(time_t t, bool date_in_utc)
+{
+    struct tm tm;
+    if (date_in_utc)
+        gmtime_r(&t, &tm);
+    else
+        localtime_r(&t, &tm);
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    return mktime(&tm);
+}
+
+void tm_format_local_date(time_t t, char buf[16])
+{
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, 16, "%Y-%m-%d", &tm);
 }

@@ -29,4 +29,39 @@ int tm_parse_duration_ms(const char *text, long long *ms, char *err, size_t errl
 /* Monotonic clock, in seconds. */
 double tm_now(void);
 
+#include <stdbool.h>
+#include <time.h>
+
+/*
+ * Parses an instant: YYYY-MM-DD, or YYYY-MM-DD(T| )HH:MM[:SS[.fff]], then
+ * Z, (+|-)HH[:MM] or (+|-)HHMM, UTC when no zone is given.  Every field is
+ * checked (the day exists in its month, hours below 24, offsets within 14
+ * hours).  Returns 0 with *out, or -1 with a message in err.
+ */
+int tm_parse_instant(const char *text, time_t *out, char *err, size_t errlen);
+
+/* Local midnight (tm_set_timezone) of the date t has in UTC (date_in_utc:
+ * what tm_parse_instant makes of a bare YYYY-MM-DD) or locally. */
+time_t tm_local_midnight(time_t t, bool date_in_utc);
+
+/* The same instant as ISO 8601 in UTC ("2026-06-01T00:00:00Z"). */
+void tm_format_utc(time_t t, char buf[32]);
+
+/* Parses "YYYY-MM-DDTHH:MM:SSZ" (what the tool writes); -1 when it is not that. */
+int tm_parse_utc(const char *text, time_t *out);
+
+/*
+ * The time zone of the times people read (report, history, BI days): an IANA
+ * name ("Europe/Paris") whose zone file exists, or NULL for the system's.
+ * Returns 0, or -1 when the name is not a known zone.
+ */
+int tm_set_timezone(const char *name);
+/* Whether name is a zone this system knows (a file below /usr/share/zoneinfo, or "UTC"). */
+int tm_valid_timezone(const char *name);
+
+/* An instant in that zone, ISO 8601 with its offset ("2026-06-01T02:00:00+02:00"). */
+void tm_format_local(time_t t, char buf[40]);
+/* Just the date in that zone ("2026-06-01"). */
+void tm_format_local_date(time_t t, char buf[16]);
+
 #endif

@@ -176,11 +176,14 @@ def run_demo(binary, schemas, config):
 
         banner('The same run again: nothing left to do')
         status2 = show(binary, config, 'run')
-        psql_show(cluster, dbs['demarches.ville-exemple.fr'],
-                  "SELECT run_id, outcome, started_at::timestamp(0) AS started,"
-                  " (SELECT sum((f->>'anonymised')::int) FROM jsonb_array_elements(forms) f) AS anonymised,"
-                  " (SELECT sum((f->>'drafts_deleted')::int) FROM jsonb_array_elements(forms) f) AS drafts_deleted"
-                  " FROM anonymizer.runs ORDER BY started_at", 'the audit trail (anonymizer.runs)')
+
+        banner('For the DPO: the runs of the last month, and the report as a document')
+        show(binary, config, 'history')
+        show(binary, config, '-t', 'eservices.agglo-exemple.fr', 'report', '--lang', 'fr')
+        html = os.path.join(os.getcwd(), 'build', 'demo-report.html')
+        with open(html, 'w') as fp:
+            subprocess.run([binary, '-c', config, 'report', '--format', 'html'], stdout=fp)
+        print(f'\n$ anonymizer -c demo.conf report --format html > {html}\n(open it in a browser, print it to PDF)')
 
         banner('What the statistics team gets: the BI staging schema')
         psql_show(cluster, 'bi',

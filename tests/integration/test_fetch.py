@@ -301,6 +301,16 @@ class FetchTests(harness.TestCase):
         self.assertIn(f'warning: schemas directory {self.schemas} does not exist', res.stderr)
         self.assertIn(f'warning: {t.name}: 1 form table but no definition at all', res.stderr)
         self.assertIn('warning: forms entry for tenant "*", slug "demande-rvd" matches no table', res.stderr)
+        # with -t, a "*" entry may be meant for a tenant that was not looked at
+        other = self.tenant()
+        g = other.add_form(standard_form(2, 'demande-rvd', 'Autre'), definition=False)
+        self.write_config([t, other], extra='retention = "30 days";',
+                          forms=['{ tenant = "*"; slug = "demande-rvd"; keep = ["motif"]; }',
+                                 f'{{ tenant = "{t.name}"; slug = "inscriptoin"; }}'])
+        res = self.anonymizer('-q', '-t', t.name, 'report', expect=0)
+        self.assertNotIn('slug "demande-rvd" matches no table', res.stderr)
+        self.assertIn(f'warning: forms entry for tenant "{t.name}", slug "inscriptoin" matches no table', res.stderr)
+        self.assertIsNotNone(g)
         os.makedirs(self.schemas)
         f.write_definition(self.schemas, t.name)
         self.write_config([t], extra='retention = "30 days";',

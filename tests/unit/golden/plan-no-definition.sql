@@ -264,8 +264,17 @@ SELECT count(*),
   pg_catalog.to_char((min(ref) FILTER (WHERE (NOT anon OR dirty) AND (draft OR final OR false))) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
   GREATEST(0, pg_catalog.ceil(EXTRACT(epoch FROM $5 - min(ref) FILTER (WHERE (NOT anon OR dirty) AND (draft OR final OR false))) / 86400))::bigint,
   count(*) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)),
-  pg_catalog.to_char((max(anonymised) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)) + pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS past, dirty
+  pg_catalog.to_char((max(anonymised) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)) + pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+  count(*) FILTER (WHERE NOT draft AND NOT final AND (NOT anon OR dirty) AND ref < $9),
+  pg_catalog.to_char((min(ref) FILTER (WHERE NOT draft AND NOT final AND (NOT anon OR dirty) AND ref < $9)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+  count(*) FILTER (WHERE holds AND final AND NOT past),
+  count(*) FILTER (WHERE holds AND final AND past AND ref >= $5),
+  count(*) FILTER (WHERE holds AND final AND ref < $5),
+  count(*) FILTER (WHERE holds AND NOT final AND NOT past),
+  count(*) FILTER (WHERE holds AND NOT final AND past AND ref >= $5),
+  count(*) FILTER (WHERE holds AND NOT final AND ref < $5)
+FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS past, dirty,
+    (NOT anon OR dirty) AS holds
   FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END AS ref, m.anonymised,
     COALESCE(m.status = 'draft', false) AS draft,
     (m.status IS DISTINCT FROM 'draft' AND EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint)) AS final,

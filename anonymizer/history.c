@@ -1,0 +1,344 @@
+/*
+ * history.c: the "history" command: the runs of every tenant, from the audit
+ * tables (anonymizer.runs), so that the DPO can answer "were we running every
+ * night in March, and what did each run do".  Read-only; text and HTML in
+ * the reader's language and the configured time zone, JSON and CSV for
+ * programs.
+ */
+#include "history.h"
+#include "audit.h"
+#include "escape.h"
+#include "ax.h"
+#include "i18n.h"
+#include "log.h"
+#include "strbuf.h"
+#include "tenant.h"
+#include "timeutil.h"
+#include "version.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* At most this many nights without a run are listed one by one. */
+#define MAX_NIGHTS 62
+
+struct tenant_history {
+    const char *name;
+    char *error; /* could not be read */
+    struct audit_run *runs;
+    size_t nruns;
+    char **missing; /* local dates with no successful run */
+    size_t nmissing;
+};
+
+/* The local date of a successful nightly run, or "" for any other row. */
+static void run_date(const struct audit_run *r, char date[16])
+{
+    time_t t;
+    date[0] = '\0';
+    if (strcmp(r->command, "run") == 0 && strcmp(r->outcome, "ok") == 0 && tm_parse_utc(r->started_at, &t) == 0)
+        tm_format_local_date(t, date);
+}
+
+/*
+ * The local dates from since up to yesterday on which no successful run
+ * started.  The runs come ordered by start, so one walk over both lists.
+ */
+static void missing_nights(struct tenant_history *th, time_t since)
+{
+    char today[16], ran[16] = "";
+    size_t k = 0;
+    tm_format_local_date(time(NULL), today);
+    /* calendar days at local noon: a day of 23 or 25 hours skips or repeats none */
+    struct tm day;
+    localtime_r(&since, &day);
+    day.tm_hour = 12;
+    day.tm_min = day.tm_sec = 0;
+    for (; th->nmissing <= MAX_NIGHTS; day.tm_mday++) {
+        char date[16];
+        day.tm_isdst = -1;
+        time_t noon = mktime(&day);
+        tm_format_local_date(noon, date);
+        if (strcmp(date, today) >= 0)
+            break;
+        /* skip the runs of earlier dates; stop at the first success on this date or later */
+        while (strcmp(ran, date) < 0 && k < th->nruns)
+            run_date(&th->runs[k++], ran);
+        if (strcmp(ran, date) != 0) {
+            th->missing = ax_reallocarray(th->missing, th->nmissing + 1, sizeof *th->missing);
+            th->missing[th->nmissing++] = ax_strdup(date);
+        }
+    }
+}
+
+static enum tenant_outcome read_tenant(const struct app *app, struct app_tenant *at, const char *since,
+                                       time_t since_t, struct tenant_history *th)
+{
+    struct tenant t;
+    enum tenant_outcome outcome = TENANT_OK;
+    th->name = at->cfg->name;
+    if (tenant_open(&t, app, at, true) != AX_OK) {
+        outcome = PQstatus(t.db.conn) == CONNECTION_OK ? TENANT_FAILED : TENANT_UNREACHABLE;
+        th->error = outcome == TENANT_UNREACHABLE ? ax_asprintf(_("cannot connect: %s"), t.db.error)
+                                                     : ax_strdup(t.db.error);
+    } else if (audit_history(&t, since, &th->runs, &th->nruns) != AX_OK) {
+        outcome = TENANT_FAILED;
+        th->error = ax_strdup(t.db.error);
+    } else {
+        missing_nights(th, since_t);
+    }
+    if (th->error)
+        log_error("%s: %s", th->name, th->error);
+    tenant_close(&t);
+    return outcome;
+}
+
+static void local(const char *iso, char buf[40])
+{
+    time_t t;
+    if (!iso || tm_parse_utc(iso, &t) != 0)
+        snprintf(buf, 40, "%s", iso ? iso : "-");
+    else
+        tm_format_local(t, buf);
+}
+
+/* Seconds between two ISO UTC instants; -1 when either is missing. */
+static long duration(const struct audit_run *r)
+{
+    time_t a, b;
+    if (!r->finished_at || tm_parse_utc(r->started_at, &a) || tm_parse_utc(r->finished_at, &b))
+        return -1;
+    return (long)(b - a);
+}
+
+/* -- text ------------------------------------------------------------------------------ */
+
+static void render_text(FILE *out, const struct tenant_history *ths, size_t n, const char *since)
+{
+    char when[40];
+    local(since, when);
+    fprintf(out, _("anonymizer %s history\n"), ANONYMIZER_VERSION);
+    fprintf(out, _("runs since %s\n"), when);
+    for (size_t i = 0; i < n; i++) {
+        const struct tenant_history *th = &ths[i];
+        fprintf(out, "\n%s %s\n", _("tenant"), th->name);
+        if (th->error) {
+            fprintf(out, "  %s: %s\n", _("ERROR"), th->error);
+            continue;
+        }
+        if (th->nruns == 0)
+            fprintf(out, "  %s\n", _("no run recorded"));
+        for (size_t k = 0; k < th->nruns; k++) {
+            const struct audit_run *r = &th->runs[k];
+            long d = duration(r);
+            char exported[32] = "-";
+            if (r->exported >= 0)
+                snprintf(exported, sizeof exported, "%lld", r->exported);
+            local(r->started_at, when);
+            fprintf(out, _("  %s  %-7s %-12s %6ld s  anonymised %lld, completed %lld, drafts %lld, exported %s"
+                           " (version %s)\n"),
+                    when, r->command, r->outcome, d, r->anonymised, r->completed, r->drafts, exported, r->version);
+            if (r->error)
+                fprintf(out, "      %s\n", r->error);
+        }
+        struct strbuf sb;
+        sb_init(&sb);
+        for (size_t k = 0; k < th->nmissing && k < MAX_NIGHTS; k++)
+            sb_appendf(&sb, "%s%s", k ? ", " : "", th->missing[k]);
+        if (th->nmissing > MAX_NIGHTS)
+            sb_append(&sb, _(", and more"));
+        fprintf(out, "  %s: %s\n", _("nights without a successful run"), th->nmissing ? sb.buf : _("none"));
+        sb_free(&sb);
+    }
+}
+
+/* -- JSON, CSV ------------------------------------------------------------------------------- */
+
+static json_object *jstr(const char *s)
+{
+    return s ? json_object_new_string(s) : NULL;
+}
+
+static void render_json(FILE *out, const struct tenant_history *ths, size_t n, const char *since)
+{
+    json_object *root = json_object_new_object(), *tenants = json_object_new_array();
+    json_object_object_add(root, "since", jstr(since));
+    for (size_t i = 0; i < n; i++) {
+        const struct tenant_history *th = &ths[i];
+        json_object *t = json_object_new_object(), *runs = json_object_new_array(), *missing = json_object_new_array();
+        json_object_object_add(t, "name", jstr(th->name));
+        json_object_object_add(t, "error", jstr(th->error));
+        for (size_t k = 0; k < th->nruns; k++) {
+            const struct audit_run *r = &th->runs[k];
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "run_id", jstr(r->run_id));
+            json_object_object_add(o, "command", jstr(r->command));
+            json_object_object_add(o, "started_at", jstr(r->started_at));
+            json_object_object_add(o, "finished_at", jstr(r->finished_at));
+            json_object_object_add(o, "seconds", duration(r) >= 0 ? json_object_new_int64(duration(r)) : NULL);
+            json_object_object_add(o, "outcome", jstr(r->outcome));
+            json_object_object_add(o, "error", jstr(r->error));
+            json_object_object_add(o, "anonymised", json_object_new_int64(r->anonymised));
+            json_object_object_add(o, "completed", json_object_new_int64(r->completed));
+            json_object_object_add(o, "drafts", json_object_new_int64(r->drafts));
+            json_object_object_add(o, "exported", r->exported >= 0 ? json_object_new_int64(r->exported) : NULL);
+            json_object_object_add(o, "version", jstr(r->version));
+            json_object_object_add(o, "host", jstr(r->host));
+            json_object_array_add(runs, o);
+        }
+        for (size_t k = 0; k < th->nmissing; k++)
+            json_object_array_add(missing, json_object_new_string(th->missing[k]));
+        json_object_object_add(t, "runs", runs);
+        json_object_object_add(t, "nights_without_successful_run", missing);
+        json_object_array_add(tenants, t);
+    }
+    json_object_object_add(root, "tenants", tenants);
+    fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
+          out);
+    fputc('\n', out);
+    json_object_put(root);
+}
+
+static void render_csv(FILE *out, const struct tenant_history *ths, size_t n)
+{
+    static const char *const header[] = {"tenant", "tenant_error", "run_id", "command", "started_at", "finished_at",
+                                         "seconds", "outcome", "error", "anonymised", "completed", "drafts",
+                                         "exported", "version", "host"};
+    for (size_t i = 0; i < AX_ARRAY_LEN(header); i++)
+        esc_csv_field(out, header[i], i + 1 == AX_ARRAY_LEN(header));
+    for (size_t i = 0; i < n; i++) {
+        const struct tenant_history *th = &ths[i];
+        if (th->error) {
+            esc_csv_field(out, th->name, false);
+            esc_csv_field(out, th->error, false);
+            for (size_t k = 2; k < AX_ARRAY_LEN(header); k++)
+                esc_csv_field(out, "", k + 1 == AX_ARRAY_LEN(header));
+            continue;
+        }
+        for (size_t k = 0; k < th->nruns; k++) {
+            const struct audit_run *r = &th->runs[k];
+            char secs[32] = "", a[32], c[32], d[32], e[32] = "";
+            if (duration(r) >= 0)
+                snprintf(secs, sizeof secs, "%ld", duration(r));
+            snprintf(a, sizeof a, "%lld", r->anonymised);
+            snprintf(c, sizeof c, "%lld", r->completed);
+            snprintf(d, sizeof d, "%lld", r->drafts);
+            if (r->exported >= 0)
+                snprintf(e, sizeof e, "%lld", r->exported);
+            const char *row[] = {th->name, "", r->run_id, r->command, r->started_at, r->finished_at, secs,
+                                 r->outcome, r->error, a, c, d, e, r->version, r->host};
+            for (size_t f = 0; f < AX_ARRAY_LEN(row); f++)
+                esc_csv_field(out, row[f], f + 1 == AX_ARRAY_LEN(row));
+        }
+    }
+}
+
+/* -- HTML ------------------------------------------------------------------------------------- */
+
+static void render_html(FILE *out, const struct tenant_history *ths, size_t n, const char *since)
+{
+    char when[40];
+    local(since, when);
+    fprintf(out, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n<title>", i18n_lang());
+    esc_html(out, _("Anonymisation runs"));
+    fputs("</title>\n<style>@page{size:A4;margin:14mm 12mm}body{font-family:'DejaVu Sans',Arial,sans-serif;"
+          "font-size:10pt}table{width:100%;border-collapse:collapse;table-layout:fixed}th,td{border:1px solid #bbb;"
+          "padding:2pt 4pt;text-align:left;overflow-wrap:anywhere}th{background:#eee}tr{break-inside:avoid}"
+          "td.n{text-align:right}.bad{color:#b71c1c;font-weight:bold}</style>\n</head>\n<body>\n<h1>",
+          out);
+    esc_html(out, _("Anonymisation runs"));
+    fputs("</h1>\n<p>", out);
+    char *line = ax_asprintf(_("runs since %s\n"), when);
+    esc_html(out, line);
+    free(line);
+    fputs("</p>\n", out);
+    for (size_t i = 0; i < n; i++) {
+        const struct tenant_history *th = &ths[i];
+        fprintf(out, "<section class=\"tenant\" id=\"tenant-%zu\">\n<h2>", i + 1);
+        esc_html(out, th->name);
+        fputs("</h2>\n", out);
+        if (th->error) {
+            fputs("<p class=\"bad\">", out);
+            esc_html(out, th->error);
+            fputs("</p>\n</section>\n", out);
+            continue;
+        }
+        fputs("<table><thead><tr>", out);
+        const char *cols[] = {_("Started"), _("Duration (s)"), _("Command"), _("Outcome"), _("Anonymised"),
+                              _("Completed"), _("Drafts"), _("Exported"), _("Version")};
+        for (size_t c = 0; c < AX_ARRAY_LEN(cols); c++) {
+            fputs("<th>", out);
+            esc_html(out, cols[c]);
+            fputs("</th>", out);
+        }
+        fputs("</tr></thead><tbody>\n", out);
+        for (size_t k = 0; k < th->nruns; k++) {
+            const struct audit_run *r = &th->runs[k];
+            local(r->started_at, when);
+            fputs("<tr><td>", out);
+            esc_html(out, when);
+            fprintf(out, "</td><td class=\"n\">%ld</td><td>", duration(r));
+            esc_html(out, r->command);
+            fprintf(out, "</td><td%s>", strcmp(r->outcome, "ok") == 0 ? "" : " class=\"bad\"");
+            esc_html(out, r->outcome);
+            if (r->error) {
+                fputs("<br>", out);
+                esc_html(out, r->error);
+            }
+            fprintf(out, "</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td>",
+                    r->anonymised, r->completed, r->drafts);
+            if (r->exported >= 0)
+                fprintf(out, "<td class=\"n\">%lld</td><td>", r->exported);
+            else
+                fputs("<td class=\"n\">-</td><td>", out);
+            esc_html(out, r->version);
+            fputs("</td></tr>\n", out);
+        }
+        fputs("</tbody></table>\n<p>", out);
+        esc_html(out, _("nights without a successful run"));
+        fputs(": ", out);
+        for (size_t k = 0; k < th->nmissing && k < MAX_NIGHTS; k++) {
+            if (k)
+                fputs(", ", out);
+            fputs("<span class=\"bad\">", out);
+            esc_html(out, th->missing[k]);
+            fputs("</span>", out);
+        }
+        if (th->nmissing == 0)
+            esc_html(out, _("none"));
+        fputs("</p>\n</section>\n", out);
+    }
+    fputs("</body>\n</html>\n", out);
+}
+
+int cmd_history(const struct app *app, const struct history_options *opts, FILE *out)
+{
+    struct tenant_history *ths = ax_calloc(app->ntenants, sizeof *ths);
+    enum tenant_outcome *outcomes = ax_calloc(app->ntenants, sizeof *outcomes);
+    char since[32];
+    tm_format_utc(opts->since, since);
+    for (size_t i = 0; i < app->ntenants; i++)
+        outcomes[i] = read_tenant(app, &app->tenants[i], since, opts->since, &ths[i]);
+    switch (opts->format) {
+    case REPORT_TEXT: render_text(out, ths, app->ntenants, since); break;
+    case REPORT_JSON: render_json(out, ths, app->ntenants, since); break;
+    case REPORT_CSV: render_csv(out, ths, app->ntenants); break;
+    case REPORT_HTML: render_html(out, ths, app->ntenants, since); break;
+    }
+    fflush(out);
+    for (size_t i = 0; i < app->ntenants; i++) {
+        free(ths[i].error);
+        audit_runs_free(ths[i].runs, ths[i].nruns);
+        for (size_t k = 0; k < ths[i].nmissing; k++)
+            free(ths[i].missing[k]);
+        free(ths[i].missing);
+    }
+    free(ths);
+    int status = app_exit_status(outcomes, app->ntenants);
+    free(outcomes);
+    return status;
+}

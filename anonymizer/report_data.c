@@ -1,0 +1,227 @@
+/*
+ * report_data.c: the report for programs: JSON (one document) and CSV
+ * (RFC 4180, one row per tenant and form).  English keys, UTC times: a
+ * contract, whose keys are only ever added.
+ */
+#include "ax.h"
+#include "escape.h"
+#include "report_model.h"
+#include "strbuf.h"
+#include "timeutil.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* -- JSON -------------------------------------------------------------------------- */
+
+static json_object *jstr(const char *s)
+{
+    return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *json_collist(const struct collist *l)
+{
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < l->n; i++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "column", jstr(l->items[i].column));
+        json_object_object_add(o, "label", jstr(l->items[i].label));
+        json_object_object_add(o, "varname", jstr(l->items[i].varname));
+        json_object_object_add(o, "reason", jstr(l->items[i].reason));
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+static json_object *json_definitions(const struct tenant_report *tr)
+{
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "source", json_object_new_string(tr->fetched ? "fetched" : "files"));
+    json_object_object_add(d, "url", jstr(tr->url));
+    json_object_object_add(d, "fetch_error", jstr(tr->fetch_error));
+    json_object_object_add(d, "age_days", tr->fetch_error && tr->files_age >= 0
+                                              ? json_object_new_int64((long long)((tr->files_age + 43200) / 86400))
+                                              : NULL);
+    return d;
+}
+
+static const char *verdict_str(enum verdict v)
+{
+    switch (v) {
+    case VERDICT_COMPLIANT: return "COMPLIANT";
+    case VERDICT_INCOMPLETE: return "INCOMPLETE";
+    case VERDICT_NOT_COMPLIANT: return "NOT COMPLIANT";
+    }
+    return "?";
+}
+
+/* Personal data by age: {"done": [within, to_limit, past], "not_done": [...]} */
+static json_object *json_ages(const struct form_report *fr)
+{
+    json_object *o = json_object_new_object();
+    static const char *const names[2] = {"done", "not_done"};
+    for (int k = 0; k < 2; k++) {
+        json_object *a = json_object_new_array();
+        for (int i = 0; i < AGE_COUNT; i++)
+            json_object_array_add(a, json_object_new_int64(fr->ages[k][i]));
+        json_object_object_add(o, names[k], a);
+    }
+    return o;
+}
+
+static json_object *json_form(const struct tenant_report *tr, const struct form_report *fr)
+{
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "slug", jstr(fr->slug));
+    json_object_object_add(f, "name", jstr(fr->name));
+    json_object_object_add(f, "table", jstr(fr->table));
+    json_object_object_add(f, "kind", jstr(form_kind_str(fr->kind)));
+    json_object_object_add(f, "anonymised_by_run", json_object_new_boolean(fr->anonymised_by_run));
+    json_object_object_add(f, "definition", jstr(fr->definition));
+    json_object_object_add(f, "error", jstr(fr->error));
+    json_object_object_add(f, "retention", jstr(fr->retention));
+    json_object_object_add(f, "retention_days", json_object_new_int(fr->retention_days));
+    json_object_object_add(f, "retention_source", jstr(fr->retention_source));
+    json_object_object_add(f, "cutoff", jstr(fr->cutoff));
+    static const char *const names[C_COUNT] = {"submissions", "anonymised", "due", "drafts_due", "open_past_cutoff",
+                                               "incomplete"};
+    for (int c = 0; c < C_COUNT; c++)
+        json_object_object_add(f, names[c], fr->error ? NULL : json_object_new_int64(fr->counts[c]));
+    json_object_object_add(f, "oldest_pending", jstr(fr->oldest_pending));
+    json_object_object_add(f, "days_past_limit", json_object_new_int64(fr->days_past_limit));
+    json_object_object_add(f, "locked_last_run", fr->locked_known ? json_object_new_int64(fr->locked_last_run) : NULL);
+    json_object_object_add(f, "backups_until", jstr(pending_of(fr) > 0 ? tr->backups_until : NULL));
+    json_object_object_add(f, "anonymised_in_backups", json_object_new_int64(fr->in_backups));
+    json_object_object_add(f, "anonymised_in_backups_until", jstr(fr->in_backups_until));
+    json_object *cols = json_object_new_object();
+    json_object_object_add(cols, "keep", json_collist(&fr->keep));
+    json_object_object_add(cols, "blank", json_collist(&fr->blank));
+    json_object_object_add(cols, "unclassified", json_collist(&fr->unclassified));
+    json_object_object_add(f, "columns", cols);
+    json_object_object_add(f, "open_limit", jstr(fr->open_limit));
+    json_object_object_add(f, "open_inactive", fr->error ? NULL : json_object_new_int64(fr->open_inactive));
+    json_object_object_add(f, "oldest_open_inactive", jstr(fr->oldest_open_inactive));
+    json_object_object_add(f, "personal_data_by_age", fr->error ? NULL : json_ages(fr));
+    return f;
+}
+
+void report_render_json(FILE *out, const struct report *r)
+{
+    json_object *root = json_object_new_object();
+    json_object_object_add(root, "generated_at", jstr(r->generated_at));
+    json_object_object_add(root, "at", jstr(r->at));
+    json_object_object_add(root, "retention_cap", jstr(RETENTION_CAP_TEXT));
+    json_object_object_add(root, "compliant", json_object_new_boolean(r->verdict == VERDICT_COMPLIANT));
+    json_object_object_add(root, "backup_retention", jstr(r->backup_retention));
+    json_object *tenants = json_object_new_array();
+    for (size_t i = 0; i < r->ntenants; i++) {
+        const struct tenant_report *tr = &r->tenants[i];
+        json_object *t = json_object_new_object();
+        json_object_object_add(t, "name", jstr(tr->name));
+        json_object_object_add(t, "status", jstr(tr->outcome == TENANT_OK ? "ok" : "error"));
+        json_object_object_add(t, "error", jstr(tr->error));
+        json_object_object_add(t, "last_run", jstr(tr->last_run_unknown ? "unknown" : tr->last_run));
+        json_object_object_add(t, "backups_until", jstr(tr->backups_until));
+        json_object *forms = json_object_new_array();
+        for (size_t k = 0; k < tr->nforms; k++)
+            json_object_array_add(forms, json_form(tr, &tr->forms[k]));
+        json_object_object_add(t, "forms", forms);
+        /* keys are only ever added, at the end */
+        json_object_object_add(t, "definitions", json_definitions(tr));
+        json_object_object_add(t, "run_in_progress_since", jstr(tr->run_in_progress));
+        json_object_array_add(tenants, t);
+    }
+    json_object_object_add(root, "tenants", tenants);
+    json_object_object_add(root, "verdict", jstr(verdict_str(r->verdict)));
+    json_object_object_add(root, "at_in_future", json_object_new_boolean(r->at_future));
+    json_object_object_add(root, "timezone", jstr(r->timezone));
+    fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
+          out);
+    fputc('\n', out);
+    json_object_put(root);
+}
+
+/* -- CSV (RFC 4180) ---------------------------------------------------------------- */
+
+static void csv_int(FILE *out, bool known, long long v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", v);
+    esc_csv_field(out, known ? buf : "", false);
+}
+
+static char *csv_columns(const struct collist *l, bool fields_only)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < l->n; i++)
+        if (!fields_only || report_is_field_entry(l->items[i].column))
+            sb_appendf(&sb, "%s%s", sb.len ? " " : "", l->items[i].column);
+    return sb_finish(&sb);
+}
+
+void report_render_csv(FILE *out, const struct report *r)
+{
+    static const char *const header[] = {
+        "tenant", "tenant_status", "tenant_error", "last_run", "slug", "name", "table", "form_error", "retention",
+        "retention_source", "cutoff", "submissions", "anonymised", "due", "drafts_due", "open_past_cutoff",
+        "incomplete", "oldest_pending", "days_past_limit", "locked_last_run", "backups_until", "anonymised_in_backups",
+        "anonymised_in_backups_until", "kept_fields",
+        "blanked_fields", "unclassified_columns", "kind", "open_inactive", "oldest_open_inactive",
+    };
+    for (size_t i = 0; i < AX_ARRAY_LEN(header); i++)
+        esc_csv_field(out, header[i], i + 1 == AX_ARRAY_LEN(header));
+    for (size_t i = 0; i < r->ntenants; i++) {
+        const struct tenant_report *tr = &r->tenants[i];
+        const char *status = tr->outcome == TENANT_OK ? "ok" : "error";
+        const char *last = tr->last_run_unknown ? "unknown" : tr->last_run ? tr->last_run : "never";
+        if (tr->nforms == 0) {
+            esc_csv_field(out, tr->name, false);
+            esc_csv_field(out, status, false);
+            esc_csv_field(out, tr->error, false);
+            esc_csv_field(out, tr->outcome == TENANT_UNREACHABLE ? "" : last, false);
+            for (size_t k = 4; k < AX_ARRAY_LEN(header); k++)
+                esc_csv_field(out, "", k + 1 == AX_ARRAY_LEN(header));
+            continue;
+        }
+        for (size_t k = 0; k < tr->nforms; k++) {
+            const struct form_report *fr = &tr->forms[k];
+            bool ok = fr->error == NULL;
+            esc_csv_field(out, tr->name, false);
+            esc_csv_field(out, status, false);
+            esc_csv_field(out, tr->error, false);
+            esc_csv_field(out, last, false);
+            esc_csv_field(out, fr->slug, false);
+            esc_csv_field(out, fr->name, false);
+            esc_csv_field(out, fr->table, false);
+            esc_csv_field(out, fr->error, false);
+            esc_csv_field(out, fr->retention, false);
+            esc_csv_field(out, fr->retention_source, false);
+            esc_csv_field(out, fr->cutoff, false);
+            for (int c = 0; c < C_COUNT; c++)
+                csv_int(out, ok, fr->counts[c]);
+            esc_csv_field(out, fr->oldest_pending, false);
+            csv_int(out, ok, fr->days_past_limit);
+            csv_int(out, fr->locked_known, fr->locked_last_run);
+            esc_csv_field(out, pending_of(fr) > 0 ? tr->backups_until : NULL, false);
+            csv_int(out, ok, fr->in_backups);
+            esc_csv_field(out, fr->in_backups_until, false);
+            char *kept = csv_columns(&fr->keep, true), *blanked = csv_columns(&fr->blank, true),
+                 *uncl = csv_columns(&fr->unclassified, false);
+            esc_csv_field(out, kept, false);
+            esc_csv_field(out, blanked, false);
+            esc_csv_field(out, uncl, false);
+            esc_csv_field(out, form_kind_str(fr->kind), false);
+            csv_int(out, ok, fr->open_inactive);
+            esc_csv_field(out, fr->oldest_open_inactive, true);
+            free(kept);
+            free(blanked);
+            free(uncl);
+        }
+    }
+}
+
+

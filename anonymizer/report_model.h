@@ -1,0 +1,118 @@
+/*
+ * report_model.h: what the report knows once it has read every tenant, and
+ * the verdict it draws; shared by the collection (report.c) and the
+ * renderers (report_text.c, report_html.c, report_data.c).
+ */
+#ifndef REPORT_MODEL_H
+#define REPORT_MODEL_H
+
+#include "app.h"
+#include "report.h"
+#include "tenant.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <time.h>
+
+struct colref {
+    char *column;
+    char *reason;
+    char *label;   /* may be NULL */
+    char *varname; /* may be NULL */
+};
+
+struct collist {
+    struct colref *items;
+    size_t n;
+};
+
+enum { C_SUBMISSIONS, C_ANONYMISED, C_DUE, C_DRAFTS_DUE, C_OPEN_PAST, C_INCOMPLETE, C_COUNT };
+
+/* Submissions holding personal data, by age: within the period, between it and the legal limit, past it. */
+enum { AGE_WITHIN, AGE_TO_LIMIT, AGE_PAST, AGE_COUNT };
+
+struct form_report {
+    char *slug, *name, *table;
+    char *label;            /* "form <slug>", "test copy of <slug>", "card <slug>" */
+    enum form_kind kind;
+    bool anonymised_by_run; /* false: a card without a cards entry (only its drafts) */
+    char *definition;       /* the definition file, or NULL */
+    char *retention;
+    int retention_days;
+    const char *retention_source;
+    char *open_limit;       /* as configured ("1 year") */
+    int open_limit_days;
+    char *cutoff;           /* ISO UTC */
+    long long counts[C_COUNT];
+    char *oldest_pending; /* ISO UTC; NULL: nothing pending */
+    long long days_past_limit;
+    long long open_inactive;      /* open, inactive past open_limit: to review */
+    char *oldest_open_inactive;   /* ISO UTC */
+    long long ages[2][AGE_COUNT]; /* [0] done, [1] not done (open and drafts) */
+    bool locked_known;
+    long long locked_last_run;
+    long long in_backups;   /* anonymised within the backup retention */
+    char *in_backups_until; /* when the last of them leaves the backups */
+    char *error; /* the form could not be assessed */
+    struct collist keep, blank, unclassified;
+};
+
+struct tenant_report {
+    char *name;
+    enum tenant_outcome outcome;
+    char *error;
+    char *at;            /* the instant evaluated, ISO UTC */
+    char *legal_limit;   /* at minus three months, as the server writes it */
+    char *backups_until; /* at plus backup_retention, a date */
+    char *last_run;      /* ISO UTC, NULL when never */
+    bool last_run_unknown;
+    char *run_in_progress; /* start of a run still working on the tenant (ISO UTC), or NULL */
+    const char *url;     /* its w.c.s., NULL: definitions from files only */
+    bool fetched;        /* definitions fetched from it now */
+    char *fetch_error;   /* the fetch failed: files were used */
+    double files_age;    /* seconds since those files were fetched (-1: unknown) */
+    struct form_report *forms;
+    size_t nforms;
+};
+
+enum verdict { VERDICT_COMPLIANT = 0, VERDICT_INCOMPLETE, VERDICT_NOT_COMPLIANT };
+
+struct report {
+    char *generated_at; /* ISO UTC */
+    char *at;           /* the instant evaluated, ISO UTC */
+    bool at_future;     /* --at after now: the figures assume no run happens before then */
+    const char *backup_retention;
+    const char *timezone; /* configured, or NULL: the system's */
+    struct tenant_report *tenants;
+    size_t ntenants;
+    enum verdict verdict;
+};
+
+/* Cards are registers with their own legal basis: the limit is about submissions. */
+static inline bool form_past_limit(const struct form_report *fr)
+{
+    return fr->kind != FORM_KIND_CARD && fr->days_past_limit > 0;
+}
+
+/* Submissions that still hold personal data the next run removes. */
+static inline long long pending_of(const struct form_report *fr)
+{
+    return fr->counts[C_DUE] + fr->counts[C_DRAFTS_DUE] + fr->counts[C_INCOMPLETE];
+}
+
+/* A field column or a block's subfield ("f9.1"), not a w.c.s. metadata column. */
+bool report_is_field_entry(const char *column);
+
+/* A period for people, in their language: "30 days", "3 months", "1 year" (caller frees). */
+char *report_period(int days);
+
+/* "2026-06-01T02:00:00+02:00" in the report's time zone, from an ISO UTC value (NULL: "-"). */
+void report_local_time(const char *iso_utc, char buf[40]);
+
+/* Renderers; each writes the whole report. */
+void report_render_text(FILE *out, const struct report *r, const struct cfg *cfg);
+void report_render_html(FILE *out, const struct report *r, const struct cfg *cfg);
+void report_render_json(FILE *out, const struct report *r);
+void report_render_csv(FILE *out, const struct report *r);
+
+#endif

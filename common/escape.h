@@ -1,0 +1,23 @@
+/*
+ * escape.h: writing text safely into the documents people read and the
+ * files programs load: CSV fields (RFC 4180) and HTML text.
+ */
+#ifndef ESCAPE_H
+#define ESCAPE_H
+
+#include "ax.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* One CSV field (NULL is empty), quoted when needed, then "," or, for the
+ * last field of a record, CRLF. */
+void esc_csv_field(FILE *out, const char *s, bool last);
+
+/* Text as HTML: & < > " ' escaped; control characters shown as \xNN. */
+void esc_html(FILE *out, const char *s);
+
+/* printf into HTML text. */
+void esc_htmlf(FILE *out, const char *fmt, ...) AX_PRINTF(2, 3);
+
+#endif
