@@ -328,6 +328,7 @@ int cmd_history(const struct app *app, const struct history_options *opts, FILE 
     case REPORT_JSON: render_json(out, ths, app->ntenants, since); break;
     case REPORT_CSV: render_csv(out, ths, app->ntenants); break;
     case REPORT_HTML: render_html(out, ths, app->ntenants, since); break;
+    case REPORT_NAGIOS: break; /* refused on the command line */
     }
     fflush(out);
     for (size_t i = 0; i < app->ntenants; i++) {

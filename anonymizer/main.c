@@ -58,7 +58,10 @@ static const struct command {
 };
 
 /* Long-only options get codes past the ASCII range. */
-enum { OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN, OPT_JOBS, OPT_MAX_RUNTIME, OPT_FORM, OPT_LANG, OPT_SINCE };
+enum {
+    OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN, OPT_JOBS, OPT_MAX_RUNTIME, OPT_FORM, OPT_LANG, OPT_SINCE, OPT_WARNING,
+    OPT_STALE,
+};
 
 /* One table drives parsing, validation and --help. */
 static const struct opt {
@@ -75,12 +78,16 @@ static const struct opt {
     {"verbose", 'v', no_argument, NULL, CMD_ALL, "also print one line per batch"},
     {"quiet", 'q', no_argument, NULL, CMD_ALL, "print errors (and warnings to act on) only"},
     {"format", OPT_FORMAT, required_argument, "FORMAT", CMD_REPORT | CMD_RUN | CMD_HISTORY,
-     "report, history: text (default), html, json or csv"},
+     "report, history: text (default), html, json or csv; report: also nagios"},
     {"at", OPT_AT, required_argument, "TIMESTAMP", CMD_REPORT | CMD_RUN,
      "report: compute cutoffs as of this instant, now or later (ISO 8601, UTC unless a zone is given)"},
     {"form", OPT_FORM, required_argument, "SLUG", CMD_REPORT | CMD_RUN, "report: only this form (repeatable)"},
     {"lang", OPT_LANG, required_argument, "LANG", CMD_REPORT | CMD_RUN | CMD_HISTORY,
      "report, history: en or fr (default: the locale's)"},
+    {"warning", OPT_WARNING, required_argument, "DAYS", CMD_REPORT,
+     "report --format nagios: WARNING when the oldest data is this close to the limit (default 10)"},
+    {"stale", OPT_STALE, required_argument, "HOURS", CMD_REPORT,
+     "report --format nagios: WARNING when a tenant's last successful run is older (default 36)"},
     {"since", OPT_SINCE, required_argument, "DATE", CMD_HISTORY, "history: runs since (default: 31 days ago)"},
     {"dry-run", OPT_DRY_RUN, no_argument, NULL, CMD_RUN, "run: change nothing, print the report instead"},
     {"jobs", OPT_JOBS, required_argument, "N", CMD_RUN | CMD_EXPORT | CMD_FETCH,
@@ -105,6 +112,8 @@ struct cli {
     const char *lang;
     time_t since;      /* --since; 0 when not given */
     bool since_is_date; /* --since gave a date without a time: local midnight */
+    int warning_days;   /* --warning; -1: default */
+    int stale_hours;    /* --stale; -1: default */
     bool dry_run;
     int jobs;           /* 0: from the configuration */
     int max_runtime_ms; /* -1: from the configuration */
@@ -116,6 +125,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "Usage: anonymizer [-c FILE] [-t TENANT]... [-v | -q] COMMAND\n"
                  "       anonymizer report [--format text|html|json|csv] [--at TIMESTAMP] [--form SLUG]... [--lang LANG]\n"
+                 "       anonymizer report --format nagios [--warning DAYS] [--stale HOURS]\n"
                  "       anonymizer run [--dry-run [--format FORMAT] [--at TIMESTAMP]]\n"
                  "       anonymizer history [--since DATE] [--format FORMAT] [--lang LANG]\n\n");
     fprintf(out, "Keeps w.c.s. form submissions free of personal data past their retention period.\n\nCommands:\n");
@@ -142,11 +152,14 @@ static int usage_error(const char *fmt, ...) AX_PRINTF(1, 2);
 static int usage_error(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "anonymizer: error: ");
+    char *msg = NULL;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
     va_end(ap);
-    fprintf(stderr, "\nTry \"anonymizer --help\" for more information.\n");
+    log_error("%s", msg ? msg : "usage error");
+    free(msg);
+    fprintf(stderr, "Try \"anonymizer --help\" for more information.\n");
     return EXIT_USAGE;
 }
 
@@ -234,7 +247,7 @@ static int apply_option(struct cli *cli, int c, char *arg, const char *word)
     case 'q': cli->quiet = 1; return -1;
     case OPT_FORMAT:
         if (report_parse_format(arg) < 0)
-            return usage_error("unknown format \"%s\" (text, html, json or csv)", arg);
+            return usage_error("unknown format \"%s\" (text, html, json, csv, or nagios for report)", arg);
         cli->format = arg;
         return -1;
     case OPT_AT: return parse_at(cli, arg);
@@ -255,6 +268,8 @@ static int apply_option(struct cli *cli, int c, char *arg, const char *word)
         /* a bare date is that day's midnight where the DPO is (the configured timezone) */
         cli->since_is_date = strlen(arg) == 10;
         return -1;
+    case OPT_WARNING: return parse_number("warning", arg, 0, RETENTION_CAP_DAYS, &cli->warning_days);
+    case OPT_STALE: return parse_number("stale", arg, 1, 24 * 366, &cli->stale_hours);
     case OPT_DRY_RUN: cli->dry_run = true; return -1;
     case OPT_JOBS: return parse_number("jobs", arg, 1, 64, &cli->jobs);
     case OPT_MAX_RUNTIME:
@@ -292,6 +307,11 @@ static int check_command(struct cli *cli, int argc, char **argv)
             return usage_error("option --%s does not apply to %s", options[i].long_name, cmd->name);
     if (cmd->id == CMD_RUN && !cli->dry_run && (cli->format || cli->at[0] || cli->nforms || cli->lang))
         return usage_error("--format, --at, --form and --lang apply to reports: add --dry-run");
+    bool nagios = cli->format && strcmp(cli->format, "nagios") == 0;
+    if (nagios && cmd->id != CMD_REPORT)
+        return usage_error("--format nagios is for report");
+    if (!nagios && (cli->warning_days >= 0 || cli->stale_hours >= 0))
+        return usage_error("--warning and --stale apply to report --format nagios");
     if (cmd->id == CMD_RUN && cli->dry_run && (cli->jobs || cli->max_runtime_ms >= 0))
         return usage_error("--jobs and --max-runtime do not apply to --dry-run");
     return -1;
@@ -500,6 +520,8 @@ static int dispatch(const struct cli *cli, const struct command *cmd, const stru
             .at_future = cli->at_future,
             .forms = cli->forms,
             .nforms = cli->nforms,
+            .nagios = {.warning_days = cli->warning_days >= 0 ? cli->warning_days : 10,
+                       .stale_hours = cli->stale_hours >= 0 ? cli->stale_hours : 36},
         };
         status = cmd_report(app, &ropts, stdout);
     } else {
@@ -514,9 +536,37 @@ static int dispatch(const struct cli *cli, const struct command *cmd, const stru
     return status;
 }
 
+/* --format nagios anywhere on the command line, even one that does not parse. */
+static bool wants_nagios(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--format=nagios") == 0 || (strcmp(argv[i], "--format") == 0 && i + 1 < argc &&
+                                                        strcmp(argv[i + 1], "nagios") == 0))
+            return true;
+    return false;
+}
+
+/*
+ * A Nagios check must answer with a status line and 0 to 3 whatever
+ * happens: a failure before the report (bad option, bad configuration)
+ * becomes UNKNOWN, with its first error as the text.
+ */
+static int nagios_status(bool nagios, int status)
+{
+    if (!nagios || (status >= 0 && status <= 3))
+        return status;
+    char why[512];
+    snprintf(why, sizeof why, "%s", log_first_error() ? log_first_error() : "the check could not run");
+    for (char *p = why; *p; p++)
+        if (*p == '|')
+            *p = '/';
+    printf("ANONYMIZER UNKNOWN - %s\n", why);
+    return 3;
+}
+
 int main(int argc, char **argv)
 {
-    struct cli cli = {.max_runtime_ms = -1};
+    struct cli cli = {.max_runtime_ms = -1, .warning_days = -1, .stale_hours = -1};
     struct app app = {0};
     const struct command *cmd = NULL;
 
@@ -539,6 +589,7 @@ int main(int argc, char **argv)
         install_signals();
         status = dispatch(&cli, cmd, &app);
     }
+    status = nagios_status(wants_nagios(argc, argv), status);
     fflush(stdout);
     app_free(&app);
     free(cli.tenants);

@@ -33,7 +33,7 @@
 
 int report_parse_format(const char *text)
 {
-    static const char *const names[] = {"text", "json", "csv", "html"};
+    static const char *const names[] = {"text", "json", "csv", "html", "nagios"};
     for (size_t i = 0; i < AX_ARRAY_LEN(names); i++)
         if (strcmp(text, names[i]) == 0)
             return (int)i;
@@ -441,14 +441,20 @@ int cmd_report(const struct app *app, const struct report_options *opts, FILE *o
         return EXIT_USAGE;
     }
     r.verdict = draw_verdict(&r);
+    int nagios_state = 3;
 
     switch (opts->format) {
     case REPORT_TEXT: report_render_text(out, &r, app->cfg); break;
     case REPORT_HTML: report_render_html(out, &r, app->cfg); break;
     case REPORT_JSON: report_render_json(out, &r); break;
     case REPORT_CSV: report_render_csv(out, &r); break;
+    case REPORT_NAGIOS: nagios_state = report_render_nagios(out, &r, &opts->nagios); break;
     }
     fflush(out);
+    if (opts->format == REPORT_NAGIOS) {
+        report_free(&r, outcomes);
+        return nagios_state;
+    }
 
     int status = app_exit_status(outcomes, app->ntenants);
     if (status != EXIT_UNAVAILABLE)

@@ -114,5 +114,7 @@ void report_render_text(FILE *out, const struct report *r, const struct cfg *cfg
 void report_render_html(FILE *out, const struct report *r, const struct cfg *cfg);
 void report_render_json(FILE *out, const struct report *r);
 void report_render_csv(FILE *out, const struct report *r);
+/* Returns the Nagios state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
+int report_render_nagios(FILE *out, const struct report *r, const struct nagios_options *no);
 
 #endif

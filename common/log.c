@@ -15,6 +15,7 @@
 static enum log_level current_level = LOG_LEVEL_INFO;
 static bool use_syslog;
 static void (*line_sink)(enum log_level level, const char *line, size_t len);
+static char first_error[512]; /* for a caller that must sum a failure up in one line (Nagios) */
 
 void log_set_sink(void (*sink)(enum log_level level, const char *line, size_t len))
 {
@@ -79,6 +80,8 @@ static void emit(enum log_level level, bool loud, const char *fmt, va_list ap)
         if (*p == '\n' || *p == '\r')
             *p = (p[1] ? ' ' : '\0');
 
+    if (level == LOG_LEVEL_ERROR && !first_error[0])
+        snprintf(first_error, sizeof first_error, "%s", msg);
     if (to_stderr) {
         sb_appendf(&line, "anonymizer: %s%s\n", prefix[level], msg);
         if (line_sink)
@@ -90,6 +93,11 @@ static void emit(enum log_level level, bool loud, const char *fmt, va_list ap)
         syslog(priority[level], "%s%s", prefix[level], msg);
     free(msg);
     sb_free(&line);
+}
+
+const char *log_first_error(void)
+{
+    return first_error[0] ? first_error : NULL;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -30,6 +30,9 @@ void log_msg(enum log_level level, const char *fmt, ...) AX_PRINTF(2, 3);
 /* A warning that -q does not hide: something an operator must fix (a typo, a missing directory). */
 void log_loud_warning(const char *fmt, ...) AX_PRINTF(1, 2);
 
+/* The first error logged by this process (without prefix), or NULL. */
+const char *log_first_error(void);
+
 /* Sends the stderr lines (newline included) to sink instead; NULL restores stderr. */
 void log_set_sink(void (*sink)(enum log_level level, const char *line, size_t len));
 

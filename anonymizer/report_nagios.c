@@ -1,0 +1,191 @@
+/*
+ * report_nagios.c: the report as a Nagios (or Icinga) check, following the
+ * plugin guidelines: one status line "ANONYMIZER <STATE> - <text> | <perfdata>",
+ * then long output lines that explain the state, and the state as the exit
+ * status (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+ *
+ * CRITICAL: the verdict is NOT COMPLIANT (personal data past the legal
+ * limit, or an open submission inactive past open_limit).  Else UNKNOWN: a
+ * tenant or form could not be checked, or the last run cannot be known.
+ * Else WARNING: the oldest personal data is within --warning days of the
+ * limit, or a tenant's last successful run is older than --stale hours (or
+ * it never ran).  Else OK.  English only: it is read by machines first.
+ */
+#include "report_model.h"
+#include "ax.h"
+#include "strbuf.h"
+#include "timeutil.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct nagios_state {
+    int state;
+    long long tenants, unchecked, stale, due, drafts_due, incomplete, past_forms, open_inactive;
+    long long max_past_days;     /* days past the limit of the oldest data past it */
+    long long oldest_days;       /* age of the oldest personal data the limit applies to */
+    long long last_run_hours;    /* the longest since a tenant's last successful run */
+    bool last_run_unknown;       /* some tenant never ran, or its runs cannot be read */
+    struct strbuf critical, unknown, warning; /* long output, by state */
+};
+
+static const char *const state_names[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+
+/* Appends one long-output line: '|' would start perfdata, control characters would break lines. */
+static void add_line(struct strbuf *sb, const char *fmt, ...) AX_PRINTF(2, 3);
+
+static void add_line(struct strbuf *sb, const char *fmt, ...)
+{
+    va_list ap;
+    char *text = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = NULL;
+    va_end(ap);
+    for (char *p = text; p && *p; p++)
+        if (*p == '|')
+            *p = '/';
+        else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    sb_appendf(sb, "%s\n", text ? text : "?");
+    free(text);
+}
+
+static long long hours_between(const char *from_iso, const char *to_iso)
+{
+    time_t a, b;
+    if (!from_iso || !to_iso || tm_parse_utc(from_iso, &a) || tm_parse_utc(to_iso, &b))
+        return -1;
+    return (long long)(b - a) / 3600;
+}
+
+static void assess_form(struct nagios_state *s, const struct report *r, const struct tenant_report *tr,
+                        const struct form_report *fr)
+{
+    if (fr->error) {
+        add_line(&s->unknown, "UNKNOWN: %s/%s: could not be checked: %s", tr->name, fr->slug, fr->error);
+        s->unchecked++;
+        return;
+    }
+    s->due += fr->counts[C_DUE];
+    s->drafts_due += fr->counts[C_DRAFTS_DUE];
+    s->incomplete += fr->counts[C_INCOMPLETE];
+    s->open_inactive += fr->open_inactive;
+    if (fr->open_inactive > 0)
+        add_line(&s->critical, "CRITICAL: %s/%s: %lld open submission%s inactive for more than %s (since %s): to review",
+                 tr->name, fr->slug, fr->open_inactive, fr->open_inactive == 1 ? "" : "s", fr->open_limit,
+                 fr->oldest_open_inactive ? fr->oldest_open_inactive : "?");
+    if (fr->kind == FORM_KIND_CARD || !fr->oldest_pending)
+        return;
+    long long age = hours_between(fr->oldest_pending, r->at);
+    if (age >= 0 && age / 24 > s->oldest_days)
+        s->oldest_days = age / 24;
+    if (form_past_limit(fr)) {
+        s->past_forms++;
+        if (fr->days_past_limit > s->max_past_days)
+            s->max_past_days = fr->days_past_limit;
+        add_line(&s->critical, "CRITICAL: %s/%s: personal data %lld day%s past the limit (oldest %s)", tr->name,
+                 fr->slug, fr->days_past_limit, fr->days_past_limit == 1 ? "" : "s", fr->oldest_pending);
+    }
+}
+
+static void assess_tenant(struct nagios_state *s, const struct report *r, const struct tenant_report *tr,
+                          const struct nagios_options *no)
+{
+    s->tenants++;
+    if (tr->outcome != TENANT_OK && (tr->nforms == 0 || tr->error)) {
+        add_line(&s->unknown, "UNKNOWN: %s: could not be checked: %s", tr->name, tr->error ? tr->error : "?");
+        s->unchecked++;
+        return;
+    }
+    for (size_t k = 0; k < tr->nforms; k++)
+        assess_form(s, r, tr, &tr->forms[k]);
+    if (tr->last_run_unknown) {
+        add_line(&s->unknown, "UNKNOWN: %s: last run unknown (no SELECT on anonymizer.runs)", tr->name);
+        s->unchecked++;
+        s->last_run_unknown = true;
+        return;
+    }
+    if (!tr->last_run) {
+        add_line(&s->warning, "WARNING: %s: no successful run recorded", tr->name);
+        s->stale++;
+        s->last_run_unknown = true;
+        return;
+    }
+    long long hours = hours_between(tr->last_run, r->at);
+    if (hours > s->last_run_hours)
+        s->last_run_hours = hours;
+    if (hours > no->stale_hours) {
+        add_line(&s->warning, "WARNING: %s: last successful run %s, %lld hours ago (more than %d)", tr->name,
+                 tr->last_run, hours, no->stale_hours);
+        s->stale++;
+    }
+}
+
+static void status_text(struct strbuf *sb, const struct nagios_state *s, const struct nagios_options *no, int cap)
+{
+    switch (s->state) {
+    case 2:
+        if (s->past_forms)
+            sb_appendf(sb, "personal data past the legal limit in %lld form%s (%lld days at most)", s->past_forms,
+                       s->past_forms == 1 ? "" : "s", s->max_past_days);
+        if (s->open_inactive)
+            sb_appendf(sb, "%s%lld open submission%s inactive past open_limit", s->past_forms ? ", " : "",
+                       s->open_inactive, s->open_inactive == 1 ? "" : "s");
+        break;
+    case 3:
+        sb_appendf(sb, "%lld tenant%s or form%s could not be checked", s->unchecked, s->unchecked == 1 ? "" : "s",
+                   s->unchecked == 1 ? "" : "s");
+        break;
+    case 1:
+        if (s->oldest_days >= cap - no->warning_days)
+            sb_appendf(sb, "oldest personal data %lld days old, %lld days before the %d-day limit", s->oldest_days,
+                       cap - s->oldest_days, cap);
+        if (s->stale)
+            sb_appendf(sb, "%s%lld tenant%s without a successful run for %d hours",
+                       s->oldest_days >= cap - no->warning_days ? ", " : "", s->stale, s->stale == 1 ? "" : "s",
+                       no->stale_hours);
+        break;
+    default:
+        sb_appendf(sb, "%lld tenant%s compliant, %lld due", s->tenants, s->tenants == 1 ? "" : "s", s->due);
+    }
+}
+
+int report_render_nagios(FILE *out, const struct report *r, const struct nagios_options *no)
+{
+    const int cap = RETENTION_CAP_DAYS;
+    struct nagios_state s = {.last_run_unknown = r->ntenants == 0};
+    sb_init(&s.critical);
+    sb_init(&s.unknown);
+    sb_init(&s.warning);
+    for (size_t i = 0; i < r->ntenants; i++)
+        assess_tenant(&s, r, &r->tenants[i], no);
+
+    bool old = s.oldest_days >= cap - no->warning_days;
+    s.state = r->verdict == VERDICT_NOT_COMPLIANT ? 2 : s.unchecked ? 3 : (old || s.stale) ? 1 : 0;
+    if (old && s.state == 1)
+        add_line(&s.warning, "WARNING: oldest personal data %lld days old (warning at %d, limit %d)", s.oldest_days,
+                 cap - no->warning_days, cap);
+
+    struct strbuf line;
+    sb_init(&line);
+    status_text(&line, &s, no, cap);
+    fprintf(out, "ANONYMIZER %s - %s | tenants=%lld unchecked=%lld;;0 due=%lld drafts_due=%lld incomplete=%lld"
+                 " past_limit=%lld;;0 open_inactive=%lld;;0 oldest_days=%lld;%d;%d;0",
+            state_names[s.state], line.buf, s.tenants, s.unchecked, s.due, s.drafts_due, s.incomplete,
+            s.past_forms, s.open_inactive, s.oldest_days, cap - no->warning_days, cap);
+    if (s.last_run_unknown)
+        fprintf(out, " last_run_hours=U;%d;;0", no->stale_hours);
+    else
+        fprintf(out, " last_run_hours=%lld;%d;;0", s.last_run_hours, no->stale_hours);
+    fprintf(out, " stale_tenants=%lld;0\n", s.stale);
+    fputs(s.critical.buf, out);
+    fputs(s.unknown.buf, out);
+    fputs(s.warning.buf, out);
+    sb_free(&line);
+    sb_free(&s.critical);
+    sb_free(&s.unknown);
+    sb_free(&s.warning);
+    return s.state;
+}
