@@ -152,12 +152,10 @@ static int usage_error(const char *fmt, ...) AX_PRINTF(1, 2);
 static int usage_error(const char *fmt, ...)
 {
     va_list ap;
-    char *msg = NULL;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
+    char *msg = ax_vasprintf(fmt, ap);
     va_end(ap);
-    log_error("%s", msg ? msg : "usage error");
+    log_error("%s", msg);
     free(msg);
     fprintf(stderr, "Try \"anonymizer --help\" for more information.\n");
     return EXIT_USAGE;

@@ -38,17 +38,15 @@ static void add_line(struct strbuf *sb, const char *fmt, ...) AX_PRINTF(2, 3);
 static void add_line(struct strbuf *sb, const char *fmt, ...)
 {
     va_list ap;
-    char *text = NULL;
     va_start(ap, fmt);
-    if (vasprintf(&text, fmt, ap) < 0)
-        text = NULL;
+    char *text = ax_vasprintf(fmt, ap);
     va_end(ap);
-    for (char *p = text; p && *p; p++)
+    for (char *p = text; *p; p++)
         if (*p == '|')
             *p = '/';
         else if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
-    sb_appendf(sb, "%s\n", text ? text : "?");
+    sb_appendf(sb, "%s\n", text);
     free(text);
 }
 

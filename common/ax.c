@@ -78,15 +78,19 @@ char *ax_strndup(const char *s, size_t n)
     return p;
 }
 
+char *ax_vasprintf(const char *fmt, va_list ap)
+{
+    char *out = NULL;
+    if (vasprintf(&out, fmt, ap) < 0)
+        oom();
+    return out;
+}
+
 char *ax_asprintf(const char *fmt, ...)
 {
     va_list ap;
-    char *out = NULL;
-
     va_start(ap, fmt);
-    int n = vasprintf(&out, fmt, ap);
+    char *out = ax_vasprintf(fmt, ap);
     va_end(ap);
-    if (n < 0)
-        oom();
     return out;
 }

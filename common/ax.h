@@ -8,6 +8,7 @@
 #ifndef AX_H
 #define AX_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum ax_status {
@@ -40,5 +41,6 @@ void *ax_reallocarray(void *ptr, size_t n, size_t size);
 char *ax_strdup(const char *s);
 char *ax_strndup(const char *s, size_t n);
 char *ax_asprintf(const char *fmt, ...) AX_PRINTF(1, 2);
+char *ax_vasprintf(const char *fmt, va_list ap) AX_PRINTF(1, 0);
 
 #endif

@@ -45,10 +45,8 @@ void esc_html(FILE *out, const char *s)
 void esc_htmlf(FILE *out, const char *fmt, ...)
 {
     va_list ap;
-    char *text = NULL;
     va_start(ap, fmt);
-    if (vasprintf(&text, fmt, ap) < 0)
-        text = NULL;
+    char *text = ax_vasprintf(fmt, ap);
     va_end(ap);
     esc_html(out, text);
     free(text);
