@@ -249,8 +249,8 @@ int audit_read(struct tenant *t, struct audit_view *out)
     out->running_since = PQgetisnull(res, 0, 0) ? NULL : ax_strdup(PQgetvalue(res, 0, 0));
     PQclear(res);
 
-    rc = db_query(&t->db, &res, DB_ROWS(2),
-                  "SELECT f->>'table', COALESCE((f->>'locked')::bigint, 0) FROM"
+    rc = db_query(&t->db, &res, DB_ROWS(3),
+                  "SELECT f->>'table', COALESCE((f->>'locked')::bigint, 0), f->>'vacuumed' = 'false' FROM"
                   " (SELECT forms FROM anonymizer.runs WHERE command = 'run' AND outcome <> 'running'"
                   "  ORDER BY started_at DESC LIMIT 1) r, pg_catalog.jsonb_array_elements(r.forms) f",
                   0, NULL, NULL);
@@ -261,6 +261,7 @@ int audit_read(struct tenant *t, struct audit_view *out)
     for (size_t i = 0; i < out->nlocked; i++) {
         out->locked[i].table = ax_strdup(PQgetvalue(res, (int)i, 0));
         out->locked[i].locked = atoll(PQgetvalue(res, (int)i, 1));
+        out->locked[i].not_vacuumed = strcmp(PQgetvalue(res, (int)i, 2), "t") == 0;
     }
     PQclear(res);
     return AX_OK;

@@ -75,6 +75,7 @@ char *audit_changed_ids_sql(const char *q_table);
 struct audit_locked {
     char *table;
     long long locked;
+    bool not_vacuumed; /* the run could not vacuum its tables (the role does not own them) */
 };
 
 struct audit_view {

@@ -2,9 +2,10 @@
  * check.c: the "check" command.
  */
 #include "check.h"
-#include "fetch.h"
 #include "ax.h"
+#include "fetch.h"
 #include "log.h"
+#include "privileges.h"
 #include "strbuf.h"
 #include "tenant.h"
 
@@ -186,6 +187,13 @@ int cmd_check(const struct app *app)
         }
         print_unused(&t, &at->defs, "form");
         print_unused(&t, &at->card_defs, "card");
+        /* what a run would stop at: said here, before the night */
+        if (privileges_check(&t, PRIV_RUN) == AX_OK) {
+            printf("  privileges: the role \"%s\" has what a run needs\n", PQuser(t.db.conn));
+        } else {
+            printf("  privileges: %s\n", t.db.error);
+            outcomes[i] = TENANT_FAILED;
+        }
         tenant_close(&t);
     }
     fflush(stdout);

@@ -173,6 +173,36 @@ fail:
     return rc;
 }
 
+/*
+ * What the export needs on the BI database, checked before anything is
+ * written: TEMPORARY (the staging table), and its schema with the tables in
+ * it owned by the role, or CREATE to make it.  One clear error otherwise.
+ */
+static int bi_check_privileges(struct bi *bi)
+{
+    PGresult *res;
+    const char *values[1] = {bi->schema};
+    int rc = db_query(&bi->db, &res, DB_ONE_ROW(2),
+                      "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY'),"
+                      " COALESCE((SELECT pg_catalog.pg_has_role(n.nspowner, 'USAGE') AND NOT EXISTS (SELECT 1"
+                      "  FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'S')"
+                      "  AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE'))"
+                      "  FROM pg_catalog.pg_namespace n WHERE n.nspname = $1),"
+                      " pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'))",
+                      1, NULL, values);
+    if (rc)
+        return rc;
+    bool temp = strcmp(PQgetvalue(res, 0, 0), "t") == 0, schema = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    PQclear(res);
+    if (!temp)
+        db_set_error(&bi->db, "role \"%s\" lacks TEMPORARY on database %s (\"anonymizer grants\" prints what each"
+                              " role needs)", PQuser(bi->db.conn), PQdb(bi->db.conn));
+    else if (!schema)
+        db_set_error(&bi->db, "role \"%s\" neither owns schema %s and its tables nor may create it (\"anonymizer"
+                              " grants\" prints what each role needs)", PQuser(bi->db.conn), bi->schema);
+    return temp && schema ? AX_OK : AX_ERR_DB;
+}
+
 static void bi_close(struct bi *bi)
 {
     db_close(&bi->db);
@@ -200,7 +230,7 @@ static int bi_open(const struct app *app, struct bi *bi)
                   " pg_catalog.set_config('lock_timeout', $1, false),"
                   " pg_catalog.set_config('statement_timeout', $2, false)",
                   2, types, values);
-    if (rc)
+    if (rc || (rc = bi_check_privileges(bi)))
         return rc;
     return bi_setup(bi);
 }
@@ -651,7 +681,7 @@ static enum tenant_outcome export_job(const struct app *app, struct app_tenant *
     struct export_totals etot = {0};
     long long seq;
 
-    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_READ_ONLY | TB_LOCK, NULL);
+    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_READ_ONLY | TB_LOCK | TB_PRIV_READ, NULL);
     if (outcome == TENANT_OK)
         outcome = export_tenant(app, &t, ctx->progress, &etot, &seq);
     ctx->tot.exported += etot.inserted + etot.updated;

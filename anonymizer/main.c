@@ -13,6 +13,7 @@
 #include "discover.h"
 #include "export.h"
 #include "fetch.h"
+#include "grants.h"
 #include "history.h"
 #include "i18n.h"
 #include "http.h"
@@ -41,8 +42,9 @@ enum command_id {
     CMD_EXPORT = 1 << 3,
     CMD_FETCH = 1 << 4,
     CMD_HISTORY = 1 << 5,
+    CMD_GRANTS = 1 << 6,
 };
-#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT | CMD_EXPORT | CMD_FETCH | CMD_HISTORY)
+#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT | CMD_EXPORT | CMD_FETCH | CMD_HISTORY | CMD_GRANTS)
 
 static const struct command {
     const char *name;
@@ -55,12 +57,13 @@ static const struct command {
     {"export", CMD_EXPORT, "export anonymised submissions to the BI staging schema (the bi group)"},
     {"fetch", CMD_FETCH, "fetch the form and card definitions of tenants with a url from w.c.s. (signed API)"},
     {"history", CMD_HISTORY, "the runs of every tenant from the audit tables (writes nothing)"},
+    {"grants", CMD_GRANTS, "the SQL that gives each role exactly the privileges it needs (writes nothing)"},
 };
 
 /* Long-only options get codes past the ASCII range. */
 enum {
     OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN, OPT_JOBS, OPT_MAX_RUNTIME, OPT_FORM, OPT_LANG, OPT_SINCE, OPT_WARNING,
-    OPT_STALE,
+    OPT_STALE, OPT_ROLE_RUN, OPT_ROLE_REPORT, OPT_ROLE_BI, OPT_ROLE_BI_READER,
 };
 
 /* One table drives parsing, validation and --help. */
@@ -89,6 +92,14 @@ static const struct opt {
     {"stale", OPT_STALE, required_argument, "HOURS", CMD_REPORT,
      "report --format nagios: WARNING when a tenant's last successful run is older (default 36)"},
     {"since", OPT_SINCE, required_argument, "DATE", CMD_HISTORY, "history: runs since (default: 31 days ago)"},
+    {"role-run", OPT_ROLE_RUN, required_argument, "NAME", CMD_GRANTS,
+     "grants: the run role (default: the role of each tenant's connection)"},
+    {"role-report", OPT_ROLE_REPORT, required_argument, "NAME", CMD_GRANTS,
+     "grants: the report role (default " GRANTS_DEFAULT_REPORT ")"},
+    {"role-bi", OPT_ROLE_BI, required_argument, "NAME", CMD_GRANTS,
+     "grants: the export's role on the BI database (default: the role of the bi connection)"},
+    {"role-bi-reader", OPT_ROLE_BI_READER, required_argument, "NAME", CMD_GRANTS,
+     "grants: the BI readers' role (default " GRANTS_DEFAULT_BI_READER ")"},
     {"dry-run", OPT_DRY_RUN, no_argument, NULL, CMD_RUN, "run: change nothing, print the report instead"},
     {"jobs", OPT_JOBS, required_argument, "N", CMD_RUN | CMD_EXPORT | CMD_FETCH,
      "run, export, fetch: up to N tenants at once (1 to 64)"},
@@ -112,6 +123,7 @@ struct cli {
     const char *lang;
     time_t since;      /* --since; 0 when not given */
     bool since_is_date; /* --since gave a date without a time: local midnight */
+    struct grants_options grants; /* --role-* */
     int warning_days;   /* --warning; -1: default */
     int stale_hours;    /* --stale; -1: default */
     bool dry_run;
@@ -127,7 +139,8 @@ static void usage(FILE *out)
                  "       anonymizer report [--format text|html|json|csv] [--at TIMESTAMP] [--form SLUG]... [--lang LANG]\n"
                  "       anonymizer report --format nagios [--warning DAYS] [--stale HOURS]\n"
                  "       anonymizer run [--dry-run [--format FORMAT] [--at TIMESTAMP]]\n"
-                 "       anonymizer history [--since DATE] [--format FORMAT] [--lang LANG]\n\n");
+                 "       anonymizer history [--since DATE] [--format FORMAT] [--lang LANG]\n"
+                 "       anonymizer grants [--role-run NAME] [--role-report NAME] [--role-bi NAME] [--role-bi-reader NAME]\n\n");
     fprintf(out, "Keeps w.c.s. form submissions free of personal data past their retention period.\n\nCommands:\n");
     for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
@@ -268,6 +281,18 @@ static int apply_option(struct cli *cli, int c, char *arg, const char *word)
         return -1;
     case OPT_WARNING: return parse_number("warning", arg, 0, RETENTION_CAP_DAYS, &cli->warning_days);
     case OPT_STALE: return parse_number("stale", arg, 1, 24 * 366, &cli->stale_hours);
+    case OPT_ROLE_RUN:
+    case OPT_ROLE_REPORT:
+    case OPT_ROLE_BI:
+    case OPT_ROLE_BI_READER:
+        if (!grants_valid_role(arg))
+            return usage_error("%s: \"%s\" is not a role name this command writes (1 to 63 bytes, no control"
+                               " character, no \"$\")", word, arg);
+        *(c == OPT_ROLE_RUN      ? &cli->grants.run
+          : c == OPT_ROLE_REPORT ? &cli->grants.report
+          : c == OPT_ROLE_BI     ? &cli->grants.bi
+                                 : &cli->grants.bi_reader) = arg;
+        return -1;
     case OPT_DRY_RUN: cli->dry_run = true; return -1;
     case OPT_JOBS: return parse_number("jobs", arg, 1, 64, &cli->jobs);
     case OPT_MAX_RUNTIME:
@@ -509,6 +534,8 @@ static int dispatch(const struct cli *cli, const struct command *cmd, const stru
                                           : cli->since,
         };
         status = cmd_history(app, &hopts, stdout);
+    } else if (cmd->id == CMD_GRANTS) {
+        status = cmd_grants(app, &cli->grants, stdout);
     } else if (cmd->id == CMD_CHECK) {
         status = cmd_check(app);
     } else if (cmd->id == CMD_REPORT || cli->dry_run) {

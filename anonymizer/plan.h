@@ -41,6 +41,8 @@ struct plan_tenant {
     bool has_tracking_codes;
     bool has_allforms;
     bool has_search_tokens;
+    bool has_defs[2]; /* formdefs, carddefs */
+    bool has_users;   /* read by w.c.s.'s triggers on the form tables */
     bool allforms_has_id_display;
     char **allforms_personal; /* quoted names of the personal columns of wcs_all_forms */
     size_t nallforms_personal;

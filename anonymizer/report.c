@@ -263,6 +263,7 @@ static int collect_audit(struct tenant *t, struct tenant_report *tr)
                 if (strcmp(tr->forms[k].table, v.locked[i].table) == 0) {
                     tr->forms[k].locked_known = true;
                     tr->forms[k].locked_last_run = v.locked[i].locked;
+                    tr->forms[k].not_vacuumed = v.locked[i].not_vacuumed;
                 }
             }
         }
@@ -311,7 +312,7 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
 
     tr->name = ax_strdup(at->cfg->name);
     tr->url = at->cfg->url;
-    tr->outcome = tenant_begin(&t, app, at, TB_FETCH | TB_READ_ONLY | TB_SNAPSHOT | TB_CUTOFFS, opts->at);
+    tr->outcome = tenant_begin(&t, app, at, TB_FETCH | TB_READ_ONLY | TB_SNAPSHOT | TB_PRIV_READ | TB_CUTOFFS, opts->at);
     tr->fetched = at->fetched;
     tr->fetch_error = at->fetch_error ? ax_strdup(at->fetch_error) : NULL;
     tr->files_age = at->files_age;

@@ -104,6 +104,8 @@ static json_object *json_form(const struct tenant_report *tr, const struct form_
     json_object_object_add(f, "open_inactive", fr->error ? NULL : json_object_new_int64(fr->open_inactive));
     json_object_object_add(f, "oldest_open_inactive", jstr(fr->oldest_open_inactive));
     json_object_object_add(f, "personal_data_by_age", fr->error ? NULL : json_ages(fr));
+    json_object_object_add(f, "vacuumed_by_last_run",
+                           fr->locked_known ? json_object_new_boolean(!fr->not_vacuumed) : NULL);
     return f;
 }
 
@@ -171,6 +173,7 @@ void report_render_csv(FILE *out, const struct report *r)
         "incomplete", "oldest_pending", "days_past_limit", "locked_last_run", "backups_until", "anonymised_in_backups",
         "anonymised_in_backups_until", "kept_fields",
         "blanked_fields", "unclassified_columns", "kind", "open_inactive", "oldest_open_inactive",
+        "vacuumed_by_last_run",
     };
     for (size_t i = 0; i < AX_ARRAY_LEN(header); i++)
         esc_csv_field(out, header[i], i + 1 == AX_ARRAY_LEN(header));
@@ -216,7 +219,8 @@ void report_render_csv(FILE *out, const struct report *r)
             esc_csv_field(out, uncl, false);
             esc_csv_field(out, form_kind_str(fr->kind), false);
             csv_int(out, ok, fr->open_inactive);
-            esc_csv_field(out, fr->oldest_open_inactive, true);
+            esc_csv_field(out, fr->oldest_open_inactive, false);
+            esc_csv_field(out, !fr->locked_known ? NULL : fr->not_vacuumed ? "false" : "true", true);
             free(kept);
             free(blanked);
             free(uncl);

@@ -417,6 +417,14 @@ static void details(FILE *out, const struct report *r)
             detail_row(out, _("Incomplete"), fr->counts[C_INCOMPLETE]);
             if (fr->locked_known)
                 detail_row(out, _("Locked in last run"), fr->locked_last_run);
+            if (fr->not_vacuumed) {
+                fputs("<tr><th>", out);
+                esc_html(out, _("Vacuum"));
+                fputs("</th><td class=\"review\">", out);
+                esc_html(out, _("not vacuumed by the last run (the role does not own the tables): old row versions"
+                                " keep personal data until autovacuum"));
+                fputs("</td></tr>", out);
+            }
             if (pending_of(fr) > 0 || fr->in_backups > 0) {
                 fputs("<tr><th>", out);
                 esc_html(out, _("Backups"));

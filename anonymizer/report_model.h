@@ -51,6 +51,7 @@ struct form_report {
     long long ages[2][AGE_COUNT]; /* [0] done, [1] not done (open and drafts) */
     bool locked_known;
     long long locked_last_run;
+    bool not_vacuumed;      /* the last run could not vacuum its tables: old row versions remain */
     long long in_backups;   /* anonymised within the backup retention */
     char *in_backups_until; /* when the last of them leaves the backups */
     char *error; /* the form could not be assessed */

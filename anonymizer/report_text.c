@@ -188,6 +188,10 @@ static void form(FILE *out, const struct tenant_report *tr, const struct form_re
         line(out, 4, _("locked in last run"), "%lld", fr->locked_last_run);
     else
         line(out, 4, _("locked in last run"), "-");
+    if (fr->not_vacuumed)
+        line(out, 4, _("vacuum"), "%s",
+             _("not vacuumed by the last run (the role does not own the tables): old row versions keep personal"
+               " data until autovacuum"));
     columns(out, _("kept fields"), &fr->keep, true);
     columns(out, _("blanked fields"), &fr->blank, true);
     columns(out, _("unclassified"), &fr->unclassified, false);

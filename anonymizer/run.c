@@ -19,6 +19,7 @@
 #include "export.h"
 #include "ax.h"
 #include "log.h"
+#include "privileges.h"
 #include "strbuf.h"
 #include "tenant.h"
 #include "timeutil.h"
@@ -37,6 +38,13 @@ struct form_counts {
     long long tracking_deleted;  /* tracking codes deleted */
     long long locked;            /* due, but held by another session */
     long long tokens_deleted;    /* search tokens no row matches any more */
+    int not_vacuumed;            /* its tables the role could not vacuum (it does not own them) */
+};
+
+/* What a run did to a tenant beyond its forms' counts. */
+struct tenant_effects {
+    bool shared_changed; /* rows of the tenant-wide tables changed: vacuum them */
+    int not_vacuumed;    /* tables the role could not vacuum */
 };
 
 /* One kind of batch over one form, and where it stands. */
@@ -271,12 +279,33 @@ static int count_work(struct tenant *t, const struct form *f, long long *n)
     return AX_OK;
 }
 
-static void vacuum(struct tenant *t, const char *quoted)
+/*
+ * VACUUM needs ownership: PostgreSQL would skip a table the role does not
+ * own with a mere notice, so that is looked at first and counted.  Returns
+ * false when the table was not vacuumed.
+ */
+static bool vacuum(struct tenant *t, const char *quoted)
 {
+    bool owns = false;
+    if (privileges_owns(t, quoted, &owns) != AX_OK || !owns) {
+        log_debug("%s: %s not vacuumed: the role does not own it", t->name, quoted);
+        return false;
+    }
     char *sql = ax_asprintf("VACUUM (ANALYZE) public.%s", quoted);
-    if (db_cmd(&t->db, sql) != AX_OK)
+    bool ok = db_cmd(&t->db, sql) == AX_OK;
+    if (!ok)
         log_warning("%s: %s: %s (old row versions keep personal data until vacuumed)", t->name, sql, t->db.error);
     free(sql);
+    return ok;
+}
+
+/* Said once per tenant: what was not vacuumed, and what that means. */
+static void warn_not_vacuumed(const struct tenant *t, int tables)
+{
+    if (tables > 0)
+        log_warning("%s: %d table%s not vacuumed: the role does not own %s, and old row versions keep personal data"
+                    " until autovacuum (see \"anonymizer grants\")",
+                    t->name, tables, tables == 1 ? "" : "s", tables == 1 ? "it" : "them");
 }
 
 static json_object *form_entry(const struct form *f, const struct form_counts *c, const char *outcome,
@@ -299,6 +328,7 @@ static json_object *form_entry(const struct form *f, const struct form_counts *c
     json_object_object_add(o, "locked", json_object_new_int64(c->locked));
     json_object_object_add(o, "search_tokens_deleted", json_object_new_int64(c->tokens_deleted));
     json_object_object_add(o, "kind", json_object_new_string(form_kind_str(f->kind)));
+    json_object_object_add(o, "vacuumed", json_object_new_boolean(c->not_vacuumed == 0));
     json_object *uncl = json_object_new_array();
     for (size_t i = 0; i < f->ncols; i++)
         if (f->cols[i].cls == COL_UNCLASSIFIED)
@@ -382,7 +412,7 @@ static int form_done(struct tenant *t, const struct app *app, const struct form 
  * AX_ERR_DB, with the server's message in *db_error (caller frees).
  */
 static int run_form(struct tenant *t, const struct app *app, struct form *f, struct job_ctx *ctx,
-                    bool *shared_changed, char **db_error)
+                    struct tenant_effects *fx, char **db_error)
 {
     struct form_counts c = {0};
     double started = tm_now();
@@ -411,11 +441,12 @@ static int run_form(struct tenant *t, const struct app *app, struct form *f, str
 
     char *err_copy = error ? ax_strdup(error) : NULL;
     if (changed) {
-        *shared_changed = true;
+        fx->shared_changed = true;
         if (app->cfg->vacuum && rc != AX_ERR_DB) {
-            vacuum(t, f->q_table);
+            c.not_vacuumed += !vacuum(t, f->q_table);
             if (f->q_evo)
-                vacuum(t, f->q_evo);
+                c.not_vacuumed += !vacuum(t, f->q_evo);
+            fx->not_vacuumed += c.not_vacuumed;
         }
     }
     if (rc == AX_ERR_DB)
@@ -445,12 +476,12 @@ static void log_forms_left(const struct tenant *t, size_t from)
 
 /* Every form of the tenant; *error receives the message of a failure that ends the tenant. */
 static enum tenant_outcome run_forms(struct tenant *t, const struct app *app, struct job_ctx *ctx,
-                                     bool *shared_changed, char **error)
+                                     struct tenant_effects *fx, char **error)
 {
     enum tenant_outcome outcome = TENANT_OK;
     for (size_t i = 0; i < t->nforms; i++) {
         char *db_error = NULL;
-        int rc = run_form(t, app, &t->forms[i], ctx, shared_changed, &db_error);
+        int rc = run_form(t, app, &t->forms[i], ctx, fx, &db_error);
         if (rc == AX_ERR_INTERRUPTED) {
             log_forms_left(t, i + 1);
             return TENANT_INTERRUPTED;
@@ -500,11 +531,11 @@ static const char *tenant_error(enum tenant_outcome outcome)
 enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, struct job_ctx *ctx)
 {
     struct tenant t;
-    bool shared_changed = false;
+    struct tenant_effects fx = {0};
     double started = tm_now();
     char *error = NULL;
 
-    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_FETCH | TB_LOCK | TB_CUTOFFS, NULL);
+    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_FETCH | TB_LOCK | TB_PRIV_RUN | TB_CUTOFFS, NULL);
     if (outcome != TENANT_OK) {
         tenant_close(&t);
         return outcome;
@@ -514,15 +545,16 @@ enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, str
         tenant_close(&t);
         return TENANT_FAILED;
     }
-    outcome = run_forms(&t, app, ctx, &shared_changed, &error);
-    if (shared_changed && app->cfg->vacuum && outcome != TENANT_FAILED) {
+    outcome = run_forms(&t, app, ctx, &fx, &error);
+    if (fx.shared_changed && app->cfg->vacuum && outcome != TENANT_FAILED) {
         if (t.facts.has_tracking_codes)
-            vacuum(&t, "tracking_codes");
+            fx.not_vacuumed += !vacuum(&t, "tracking_codes");
         if (t.facts.has_allforms)
-            vacuum(&t, "wcs_all_forms");
+            fx.not_vacuumed += !vacuum(&t, "wcs_all_forms");
         if (t.facts.has_search_tokens)
-            vacuum(&t, "wcs_search_tokens");
+            fx.not_vacuumed += !vacuum(&t, "wcs_search_tokens");
     }
+    warn_not_vacuumed(&t, fx.not_vacuumed);
     /* not after a server error (the session may be gone) nor when
      * interrupted: the next run catches up */
     long long exported_before = ctx->tot.exported;

@@ -9,6 +9,7 @@
 #include "ax.h"
 #include "fetch.h"
 #include "log.h"
+#include "privileges.h"
 #include "strbuf.h"
 
 #include <stdio.h>
@@ -142,8 +143,12 @@ enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct
     /* one consistent picture; the server refuses any write */
     if (steps & TB_SNAPSHOT)
         rc = db_cmd(&t->db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    t->check_privileges = (steps & (TB_PRIV_RUN | TB_PRIV_READ)) != 0;
     if (rc == AX_OK)
         rc = tenant_discover_forms(t, app);
+    /* before anything is touched: a missing grant is one clear error, not a tenant half done */
+    if (rc == AX_OK && (steps & (TB_PRIV_RUN | TB_PRIV_READ)))
+        rc = privileges_check(t, (steps & TB_PRIV_RUN) ? PRIV_RUN : PRIV_READ);
     if (rc == AX_OK && (steps & TB_CUTOFFS))
         rc = tenant_compute_cutoffs(t, at_time);
     if (rc != AX_OK) {
@@ -155,28 +160,27 @@ enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct
 
 /* -- discovery ---------------------------------------------------------------- */
 
-/* Which tenant-wide w.c.s. tables exist (has_defs: formdefs, carddefs). */
-static int load_relations(struct tenant *t, bool has_defs[2])
+/* Which tenant-wide w.c.s. tables exist. */
+static int load_relations(struct tenant *t)
 {
     PGresult *res;
     /* from the catalog: to_regclass() fails without USAGE on the schema */
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(5),
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(6),
                       "SELECT bool_or(c.relname = 'tracking_codes'), bool_or(c.relname = 'wcs_all_forms'),"
                       " bool_or(c.relname = 'formdefs'), bool_or(c.relname = 'carddefs'),"
-                      " bool_or(c.relname = 'wcs_search_tokens')"
+                      " bool_or(c.relname = 'wcs_search_tokens'), bool_or(c.relname = 'users')"
                       " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
                       " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
                       " AND c.relname IN ('tracking_codes', 'wcs_all_forms', 'formdefs', 'carddefs',"
-                      " 'wcs_search_tokens')",
+                      " 'wcs_search_tokens', 'users')",
                       0, NULL, NULL);
     if (rc)
         return rc;
     /* bool_or of no rows is NULL: not "t" */
-    t->facts.has_tracking_codes = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    t->facts.has_allforms = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-    has_defs[0] = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-    has_defs[1] = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
-    t->facts.has_search_tokens = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+    bool *facts[6] = {&t->facts.has_tracking_codes, &t->facts.has_allforms,     &t->facts.has_defs[0],
+                      &t->facts.has_defs[1],        &t->facts.has_search_tokens, &t->facts.has_users};
+    for (int i = 0; i < 6; i++)
+        *facts[i] = strcmp(PQgetvalue(res, 0, i), "t") == 0;
     PQclear(res);
     return AX_OK;
 }
@@ -341,14 +345,15 @@ static void warn_without_definitions(const struct tenant *t)
 int tenant_discover_forms(struct tenant *t, const struct app *app)
 {
     PGresult *res;
-    bool has_defs[2];
     int rc;
 
-    if ((rc = load_relations(t, has_defs)))
+    if ((rc = load_relations(t)))
+        return rc;
+    if (t->check_privileges && (rc = privileges_check_definitions(t)))
         return rc;
     if (t->facts.has_allforms && (rc = load_allforms_columns(t)))
         return rc;
-    char *sql = forms_query(has_defs);
+    char *sql = forms_query(t->facts.has_defs);
     rc = db_query(&t->db, &res, DB_ROWS(8), sql, 0, NULL, NULL);
     free(sql);
     if (rc)

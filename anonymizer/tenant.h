@@ -57,6 +57,7 @@ struct tenant {
     char now[64]; /* the clock reading cutoffs derive from */
     struct form *forms;
     size_t nforms;
+    bool check_privileges; /* discovery checks it may read the definitions tables first */
 };
 
 /*
@@ -75,6 +76,8 @@ enum tenant_begin_step {
     TB_SNAPSHOT = 1 << 2,  /* BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY */
     TB_CUTOFFS = 1 << 3,   /* compute every form's cutoff as of at_time (NULL: now) */
     TB_FETCH = 1 << 4,     /* fetch the definitions from w.c.s. first (tenants with a url) */
+    TB_PRIV_RUN = 1 << 5,  /* check the role has what a run needs (privileges.h) */
+    TB_PRIV_READ = 1 << 6, /* check the role has what a report needs */
 };
 
 /*

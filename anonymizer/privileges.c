@@ -1,0 +1,171 @@
+/*
+ * privileges.c: what each role needs on a tenant (see privileges.h).
+ */
+#include "privileges.h"
+#include "ax.h"
+#include "strbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void add(struct priv_list *l, const char *quoted, const char *privileges)
+{
+    l->items = ax_reallocarray(l->items, l->n + 1, sizeof *l->items);
+    l->items[l->n++] = (struct priv_need){ax_asprintf("public.%s", quoted), privileges};
+}
+
+void privileges_needed(const struct tenant *t, enum priv_role role, struct priv_list *out)
+{
+    bool run = role == PRIV_RUN;
+    /* a run blanks submissions and their history, deletes drafts (with their history) */
+    const char *data = run ? "SELECT, UPDATE, DELETE" : "SELECT";
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < t->nforms; i++) {
+        add(out, t->forms[i].q_table, data);
+        if (t->forms[i].q_evo)
+            add(out, t->forms[i].q_evo, data);
+    }
+    if (t->facts.has_tracking_codes)
+        add(out, "tracking_codes", run ? "SELECT, DELETE" : "SELECT");
+    /* w.c.s.'s triggers keep it in step with the form tables: updates and deletes reach it */
+    if (t->facts.has_allforms)
+        add(out, "wcs_all_forms", data);
+    if (t->facts.has_search_tokens)
+        add(out, "wcs_search_tokens", run ? "SELECT, DELETE" : "SELECT");
+    if (t->facts.has_defs[0])
+        add(out, "formdefs", "SELECT");
+    if (t->facts.has_defs[1])
+        add(out, "carddefs", "SELECT");
+    /* read by w.c.s.'s triggers when a run updates a submission */
+    if (run && t->facts.has_users)
+        add(out, "users", "SELECT");
+}
+
+void priv_list_free(struct priv_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i].table);
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+/*
+ * One statement: every (table, privilege) pair ($1, $2, then $3, $4...), in
+ * order, with the schema public first and, for a run, its audit schema
+ * last; the rows are what the role lacks.  Objects are parameters (text),
+ * parsed by the server's has_*_privilege functions.
+ */
+static char *check_sql(size_t npairs, bool run)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_append(&sb, "SELECT kind, obj, priv FROM (VALUES (0, 'schema', 'public', 'USAGE')");
+    for (size_t i = 0; i < npairs; i++)
+        sb_appendf(&sb, ", (%zu, 'table', $%zu, $%zu)", i + 1, 2 * i + 1, 2 * i + 2);
+    /* the run's audit schema: its own (tables included), or one it may create */
+    if (run)
+        sb_appendf(&sb, ", (%zu, 'anonymizer', 'anonymizer', 'own')", npairs + 1);
+    sb_append(&sb, ") AS v(ord, kind, obj, priv)\n"
+                   "WHERE NOT CASE kind\n"
+                   "  WHEN 'schema' THEN pg_catalog.has_schema_privilege(obj, priv)\n"
+                   "  WHEN 'table' THEN pg_catalog.has_table_privilege(obj, priv)\n"
+                   "  ELSE COALESCE((SELECT pg_catalog.pg_has_role(n.nspowner, 'USAGE')"
+                   " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid"
+                   " AND c.relkind IN ('r', 'p', 'S') AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE'))"
+                   " FROM pg_catalog.pg_namespace n WHERE n.nspname = 'anonymizer'),"
+                   " pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'))\n"
+                   "END\nORDER BY ord");
+    return sb.buf;
+}
+
+/* The first missing privilege (and how many more), as one line. */
+static int missing_error(struct tenant *t, PGresult *res)
+{
+    const char *kind = PQgetvalue(res, 0, 0), *obj = PQgetvalue(res, 0, 1), *priv = PQgetvalue(res, 0, 2);
+    char more[64] = "";
+    if (PQntuples(res) > 1)
+        snprintf(more, sizeof more, " (and %d more)", PQntuples(res) - 1);
+    if (strcmp(kind, "anonymizer") == 0)
+        db_set_error(&t->db, "role \"%s\" neither owns the anonymizer schema and its tables nor may create it%s"
+                             " (\"anonymizer grants\" prints what each role needs)",
+                     PQuser(t->db.conn), more);
+    else
+        db_set_error(&t->db, "role \"%s\" lacks %s on %s %s%s (\"anonymizer grants\" prints what each role needs)",
+                     PQuser(t->db.conn), priv, kind, obj, more);
+    return AX_ERR_DB;
+}
+
+/* Checks the list (and for a run, its audit schema); see privileges_check. */
+static int check_list(struct tenant *t, const struct priv_list *list, bool run)
+{
+    const struct priv_list l = *list;
+    /* one (table, privilege) pair per privilege of each need */
+    size_t npairs = 0;
+    const char **values = NULL;
+    char **privs = NULL;
+    for (size_t i = 0; i < l.n; i++) {
+        for (const char *p = l.items[i].privileges; *p; p += strspn(p, ", ")) {
+            size_t len = strcspn(p, ",");
+            values = ax_reallocarray(values, 2 * (npairs + 1), sizeof *values);
+            privs = ax_reallocarray(privs, npairs + 1, sizeof *privs);
+            privs[npairs] = ax_strndup(p, len);
+            values[2 * npairs] = l.items[i].table;
+            values[2 * npairs + 1] = privs[npairs];
+            npairs++;
+            p += len;
+        }
+    }
+    char *sql = check_sql(npairs, run);
+    PGresult *res;
+    int rc = db_query(&t->db, &res, DB_ROWS(3), sql, (int)(2 * npairs), NULL, values);
+    if (rc == AX_OK) {
+        if (PQntuples(res) > 0)
+            rc = missing_error(t, res);
+        PQclear(res);
+    }
+    for (size_t i = 0; i < npairs; i++)
+        free(privs[i]);
+    free(privs);
+    free(values);
+    free(sql);
+    return rc;
+}
+
+int privileges_check(struct tenant *t, enum priv_role role)
+{
+    struct priv_list l;
+    privileges_needed(t, role, &l);
+    int rc = check_list(t, &l, role == PRIV_RUN);
+    priv_list_free(&l);
+    return rc;
+}
+
+int privileges_check_definitions(struct tenant *t)
+{
+    struct priv_list l = {0};
+    if (t->facts.has_defs[0])
+        add(&l, "formdefs", "SELECT");
+    if (t->facts.has_defs[1])
+        add(&l, "carddefs", "SELECT");
+    int rc = check_list(t, &l, false);
+    priv_list_free(&l);
+    return rc;
+}
+
+int privileges_owns(struct tenant *t, const char *quoted_table, bool *owns)
+{
+    PGresult *res;
+    char *name = ax_asprintf("public.%s", quoted_table);
+    const char *values[1] = {name};
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(1),
+                      "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE') FROM pg_catalog.pg_class c"
+                      " WHERE c.oid = pg_catalog.to_regclass($1)",
+                      1, NULL, values);
+    free(name);
+    if (rc)
+        return rc;
+    *owns = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return AX_OK;
+}

@@ -1,0 +1,45 @@
+/*
+ * privileges.h: what each role needs on a tenant, in one place: the grants
+ * command prints it, and run, report and export check it before they touch
+ * anything, so that a missing grant is one clear error naming the privilege
+ * and the table, not a failure halfway through a tenant.
+ */
+#ifndef PRIVILEGES_H
+#define PRIVILEGES_H
+
+#include "tenant.h"
+
+enum priv_role {
+    PRIV_RUN,  /* run (and export, which the run role does): changes submissions */
+    PRIV_READ, /* report: reads only */
+};
+
+struct priv_need {
+    char *table;            /* qualified and quoted: public."formdata_1_x" */
+    const char *privileges; /* "SELECT, UPDATE, DELETE" */
+};
+
+struct priv_list {
+    struct priv_need *items;
+    size_t n;
+};
+
+/* The table privileges role needs on the tenant's tables (as discovered). */
+void privileges_needed(const struct tenant *t, enum priv_role role, struct priv_list *out);
+void priv_list_free(struct priv_list *l);
+
+/*
+ * Checks that the session's role has them, and for PRIV_RUN that it can own
+ * its anonymizer schema (it owns it, or may create it).  Returns AX_OK, or
+ * AX_ERR_DB with one line in t->db.error naming the first missing privilege
+ * and its object.
+ */
+int privileges_check(struct tenant *t, enum priv_role role);
+
+/* The part discovery needs first: USAGE on public, SELECT on formdefs and carddefs. */
+int privileges_check_definitions(struct tenant *t);
+
+/* Whether the session's role owns (or is a member of the owner of) the table: VACUUM needs it. */
+int privileges_owns(struct tenant *t, const char *quoted_table, bool *owns);
+
+#endif

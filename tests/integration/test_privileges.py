@@ -1,0 +1,221 @@
+"""Least privilege: run, report and export under roles that have exactly
+what "anonymizer grants" gives them and nothing else (no superuser, no
+ownership of w.c.s.'s tables, PUBLIC's default privileges revoked); one
+grant less is one clear error naming the privilege and the table, before
+anything is touched."""
+
+import json
+import os
+import re
+import subprocess
+
+import harness
+import pgcluster
+import wcs
+from forms import F, full_submission, standard_form
+
+RUN, REPORT, BI, READER = 'anonymizer_run', 'anonymizer_report', 'anonymizer_bi', 'anonymizer_bi_reader'
+
+
+def ago(days):
+    return f"now() - interval '{days} days'"
+
+
+class PrivilegeTests(harness.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.cluster = harness.cluster('main')
+        self.admin = self.cluster.connect('postgres')
+        self.addCleanup(self.admin.close)
+        # roles are cluster-wide: unique names per test
+        suffix = harness.unique('r')
+        self.roles = {k: f'{k}_{suffix}' for k in (RUN, REPORT, BI, READER)}
+        self.admin_sql(f'CREATE ROLE {self.roles[RUN]} LOGIN')
+        self.admin_sql(f'CREATE ROLE {self.roles[BI]} LOGIN')
+
+    def admin_sql(self, sql, db=None):
+        conn = self.cluster.connect(db) if db else self.admin
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            if db:
+                conn.close()
+
+    def platform(self):
+        """A tenant with a form (due submissions), a test copy and a card with a cards entry; a BI database;
+        PUBLIC's default privileges revoked on both, so that the grants are all there is."""
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        due = full_submission(t, f, ref=ago(40), marker='due')
+        full_submission(t, f, ref=ago(40), status='draft', marker='draft')
+        with t.conn.cursor() as cur:
+            wcs.create_test_copy(cur, f, due)
+        card = t.add_form(wcs.Card(1, 'ecoles', 'Écoles', [F('1', 'string', 'Nom', 'nom', 'final')]))
+        t.insert(card, status='wf-done', receipt_time=ago(400), last_update_time=ago(400), values={'nom': 'X'})
+        self.bi_db = harness.unique('bi')
+        self.cluster.createdb(self.bi_db)
+        for db in (t.dbname, self.bi_db):
+            self.admin_sql(f'REVOKE ALL ON DATABASE {wcs.qi(db)} FROM PUBLIC')
+            self.admin_sql('REVOKE ALL ON SCHEMA public FROM PUBLIC', db=db)
+        self.t, self.f, self.due = t, f, due
+        return t, f
+
+    def config_as(self, role, bi_role=None, path=None):
+        t = self.t
+        bi = self.cluster.conninfo(self.bi_db, user=bi_role or self.roles[BI])
+        return self.write_config(
+            [(t.name, self.cluster.conninfo(t.dbname, user=role))],
+            extra=f'retention = "30 days"; bi = {{ conninfo = "{harness.cfgstr(bi)}"; }};',
+            path=path or os.path.join(self.dir, f'{role}.conf')) and (path or os.path.join(self.dir, f'{role}.conf'))
+
+    def apply_grants(self):
+        """An administrator's configuration (PUBLIC may not even connect) prints the grants for the roles it names;
+        a superuser applies them with psql."""
+        run_conf = self.config_as(self.roles[RUN])
+        for conf in (run_conf, self.config_as('postgres', bi_role='postgres')):
+            with open(conf, 'a') as fp:
+                fp.write('cards = ( { tenant = "*"; slug = "ecoles"; retention = "1 year"; } );\n')
+        res = self.anonymizer('-c', os.path.join(self.dir, 'postgres.conf'), 'grants',
+                              '--role-run', self.roles[RUN], '--role-report', self.roles[REPORT],
+                              '--role-bi', self.roles[BI], '--role-bi-reader', self.roles[READER],
+                              config=False, expect=0)
+        sql = os.path.join(self.dir, 'grants.sql')
+        with open(sql, 'w') as fp:
+            fp.write(res.stdout)
+        psql = os.path.join(pgcluster.bindir(), 'psql')
+        if not os.path.exists(psql):
+            psql = 'psql'
+        proc = subprocess.run([psql, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', self.cluster.conninfo('postgres'),
+                               '-f', sql], capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr + res.stdout)
+        return run_conf, res.stdout
+
+    def test_run_report_export_with_exactly_the_grants(self):
+        t, f = self.platform()
+        run_conf, sql = self.apply_grants()
+        # what the output says, and what it does not
+        q = {k: wcs.qi(v) for k, v in self.roles.items()}
+        self.assertIn(f'GRANT SELECT, UPDATE, DELETE ON public.{wcs.qi(f.table)} TO {q[RUN]};', sql)
+        self.assertIn(f'GRANT SELECT ON public.{wcs.qi(f.table)} TO {q[REPORT]};', sql)
+        self.assertIn(f'CREATE SCHEMA "anonymizer" AUTHORIZATION {q[RUN]};', sql)
+        self.assertIn(f'GRANT CONNECT, TEMPORARY ON DATABASE {wcs.qi(self.bi_db)} TO {q[BI]};', sql)
+        self.assertNotIn('SUPERUSER', sql)
+        self.assertNotIn('ALL PRIVILEGES', sql)
+        rows = self.admin.cursor()
+        rows.execute('SELECT rolname, rolsuper FROM pg_roles WHERE rolname = ANY(%s)', (list(self.roles.values()),))
+        self.assertEqual(sorted(rows.fetchall()), sorted((r, False) for r in self.roles.values()))
+
+        res = self.anonymizer('-c', run_conf, 'run', config=False, expect=0)
+        self.assertIsNotNone(t.row(f, self.due)['anonymised'])
+        # VACUUM needs ownership, which w.c.s. keeps: skipped, and said
+        self.assertRegex(res.stderr, r'warning: .*: \d+ tables not vacuumed: the role does not own them, and old row'
+                                     r' versions keep personal data until autovacuum')
+        self.assertEqual(t.one('SELECT outcome FROM anonymizer.runs')[0], 'ok')
+        bi = self.cluster.connect(self.bi_db)
+        self.addCleanup(bi.close)
+        with bi.cursor() as cur:
+            cur.execute('SELECT count(*) FROM anonymised.submissions')
+            self.assertGreater(cur.fetchone()[0], 0)
+
+        report_conf = self.config_as(self.roles[REPORT])
+        doc = json.loads(self.anonymizer('-c', report_conf, 'report', '--format', 'json', config=False).stdout)
+        self.assertEqual(doc['tenants'][0]['status'], 'ok', doc['tenants'][0]['error'])
+        form = [x for x in doc['tenants'][0]['forms'] if x['slug'] == 'demande-rdv' and x['kind'] == 'form'][0]
+        self.assertIsNotNone(doc['tenants'][0]['last_run'])
+        self.assertIs(form['vacuumed_by_last_run'], False)
+        text = self.anonymizer('-c', report_conf, 'report', config=False).stdout
+        self.assertIn('old row versions keep personal data until autovacuum', text)
+        # the report role cannot write
+        conn = self.cluster.connect(t.dbname, user=self.roles[REPORT])
+        self.addCleanup(conn.close)
+        with conn.cursor() as cur:
+            with self.assertRaises(Exception):
+                cur.execute(f'UPDATE {wcs.qi(f.table)} SET user_id = NULL')
+        conn.rollback()
+
+        # BI readers read, and only that
+        reader = self.cluster.connect(self.bi_db, user=self.roles[READER])
+        self.addCleanup(reader.close)
+        with reader.cursor() as cur:
+            cur.execute('SELECT count(*) FROM anonymised.submissions')
+            self.assertGreater(cur.fetchone()[0], 0)
+            with self.assertRaises(Exception):
+                cur.execute('DELETE FROM anonymised.submissions')
+        reader.rollback()
+        # the export alone, incremental, as the run role
+        self.anonymizer('-c', run_conf, 'export', config=False, expect=0)
+
+    def test_one_grant_less_is_one_clear_error_and_nothing_done(self):
+        t, f = self.platform()
+        run_conf, _ = self.apply_grants()
+        res = self.anonymizer('-c', run_conf, 'check', config=False, expect=0)
+        self.assertIn(f'privileges: the role "{self.roles[RUN]}" has what a run needs', res.stdout)
+        self.admin_sql(f'REVOKE UPDATE ON {wcs.qi(f.table)} FROM {self.roles[RUN]}', db=t.dbname)
+        # check says it before the night does
+        res = self.anonymizer('-c', run_conf, 'check', config=False, expect=1)
+        self.assertIn(f'privileges: role "{self.roles[RUN]}" lacks UPDATE on table public.{wcs.qi(f.table)}',
+                      res.stdout)
+        before = t.checksums()
+        res = self.anonymizer('-c', run_conf, 'run', config=False, expect=1)
+        self.assertIn(f'error: {t.name}: role "{self.roles[RUN]}" lacks UPDATE on table public.{wcs.qi(f.table)}',
+                      res.stderr)
+        self.assertEqual([line for line in res.stderr.splitlines() if 'error:' in line and 'lacks' in line].__len__(),
+                         1)
+        self.assertEqual(t.checksums(), before, 'a run without UPDATE changed something')
+        self.assertIsNone(t.row(f, self.due)['anonymised'])
+        # not even the audit row: the check comes before anything is written
+        self.assertIsNone(t.one("SELECT to_regclass('anonymizer.runs')")[0])
+
+        # the report role without SELECT on a history table: that tenant is INCOMPLETE, and says why
+        self.admin_sql(f'REVOKE SELECT ON {wcs.qi(f.evolutions)} FROM {self.roles[REPORT]}', db=t.dbname)
+        report_conf = self.config_as(self.roles[REPORT])
+        res = self.anonymizer('-c', report_conf, 'report', config=False, expect=3)
+        self.assertIn(f'lacks SELECT on table public.{wcs.qi(f.evolutions)}', res.stdout)
+
+        # the BI role without TEMPORARY: the export stops before writing anything
+        self.admin_sql(f'GRANT UPDATE ON {wcs.qi(f.table)} TO {self.roles[RUN]}', db=t.dbname)
+        self.admin_sql(f'REVOKE TEMPORARY ON DATABASE {wcs.qi(self.bi_db)} FROM {self.roles[BI]}')
+        res = self.anonymizer('-c', run_conf, 'export', config=False)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn(f'role "{self.roles[BI]}" lacks TEMPORARY on database {self.bi_db}', res.stderr)
+        bi = self.cluster.connect(self.bi_db)
+        self.addCleanup(bi.close)
+        with bi.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE n.nspname = 'anonymised'")
+            self.assertEqual(cur.fetchone()[0], 0)
+
+
+    def test_every_table_grant_is_checked_before_anything_is_touched(self):
+        """Each (privilege, table) of the run and report roles taken away in turn: one error that names it."""
+        t, f = self.platform()
+        run_conf, sql = self.apply_grants()
+        report_conf = self.config_as(self.roles[REPORT])
+        grants = re.findall(r'^GRANT ([A-Z, ]+) ON (public\.\S+) TO ("[^"]+");$', sql, re.M)
+        checked = 0
+        before = t.checksums()
+        for privileges, table, role in grants:
+            for privilege in privileges.split(', '):
+                self.admin_sql(f'REVOKE {privilege} ON {table} FROM {role}', db=t.dbname)
+                try:
+                    if role == wcs.qi(self.roles[RUN]):
+                        res = self.anonymizer('-c', run_conf, 'run', config=False, expect=1)
+                        out = res.stderr
+                    else:
+                        res = self.anonymizer('-c', report_conf, 'report', config=False, expect=3)
+                        out = res.stdout
+                    self.assertIn(f'lacks {privilege} on table {table}', out, (privilege, table, role))
+                finally:
+                    self.admin_sql(f'GRANT {privilege} ON {table} TO {role}', db=t.dbname)
+                checked += 1
+        self.assertGreater(checked, 20)
+        self.assertEqual(t.checksums(), before)
+        # and with all of them back, the run does its work
+        self.anonymizer('-c', run_conf, 'run', config=False, expect=0)
+        self.assertIsNotNone(t.row(f, self.due)['anonymised'])
+
+
+if __name__ == '__main__':
+    harness.main()
