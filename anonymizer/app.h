@@ -59,6 +59,7 @@ struct app {
     char run_id[37];
     char host[256];
     struct entry_matches entries; /* written through const struct app: the arrays are not const */
+    bool export_dry_run;          /* export --dry-run: BI transactions rolled back */
 };
 
 /* Set from signal handlers: stop after the batch in flight. */

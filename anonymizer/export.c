@@ -26,11 +26,19 @@
  * parameters, so the values the query needs are set first with a
  * parameterised set_config(), transaction-local, and read back with
  * current_setting().
+ *
+ * The BI side (bi.c) stages the rows; k-anonymity (kanon.c) decides which
+ * are published, held back or generalised; the form's typed view
+ * (bi_views.c) follows its definition; deletions in w.c.s. are marked.
+ * All of a form's effects are one BI transaction; --dry-run rolls it back.
  */
 #include "export.h"
 #include "audit.h"
 #include "ax.h"
+#include "bi.h"
+#include "bi_views.h"
 #include "classify.h"
+#include "kanon.h"
 #include "log.h"
 #include "strbuf.h"
 #include "timeutil.h"
@@ -40,200 +48,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The submissions columns sent by the tenant, in order (exported_at is set on the BI side). */
-#define SUBMISSION_COLUMNS                                                                                       \
-    "tenant, form_id, form_slug, submission_id, receipt_time, last_update_time, anonymised_at, status, "         \
-    "status_name, is_final, channel, backoffice_submission, criticality_level, processing_time, fields"
-
-struct bi {
-    struct db db;
-    const char *schema; /* from the configuration (validated as a plain identifier) */
-    char *schema_q;     /* the same, quoted */
-};
-
-/* -- the BI side ---------------------------------------------------------------- */
-
-/* A BI statement: it names the staging schema as @S, replaced by the quoted name. */
-static int bi_query(struct bi *bi, PGresult **res, struct db_shape shape, const char *fmt_sql, int nparams,
-                    const Oid *types, const char *const *values)
-{
-    struct strbuf sb;
-    sb_init(&sb);
-    for (const char *p = fmt_sql; *p; p++) {
-        if (p[0] == '@' && p[1] == 'S') {
-            sb_append(&sb, bi->schema_q);
-            p++;
-        } else {
-            sb_appendc(&sb, *p);
-        }
-    }
-    int rc = db_query(&bi->db, res, shape, sb.buf, nparams, types, values);
-    sb_free(&sb);
-    return rc;
-}
-
-static int bi_command(struct bi *bi, const char *fmt_sql, int nparams, const Oid *types, const char *const *values)
-{
-    return bi_query(bi, NULL, DB_ANY, fmt_sql, nparams, types, values);
-}
-
-static const char *const contract_v1[] = {
-    "CREATE TABLE @S.contract (version integer PRIMARY KEY, installed_at timestamptz NOT NULL DEFAULT now(),"
-    " tool_version text NOT NULL)",
-    "CREATE TABLE @S.submissions ("
-    " tenant text NOT NULL, form_id integer NOT NULL, form_slug text NOT NULL, submission_id integer NOT NULL,"
-    " receipt_time timestamptz, last_update_time timestamptz, anonymised_at timestamptz NOT NULL,"
-    " status text, status_name text, is_final boolean NOT NULL, channel text, backoffice_submission boolean,"
-    " criticality_level integer, processing_time interval, fields jsonb NOT NULL,"
-    " exported_at timestamptz NOT NULL DEFAULT now(),"
-    " PRIMARY KEY (tenant, form_id, submission_id))",
-    "CREATE INDEX submissions_exported_at ON @S.submissions (exported_at)",
-    "CREATE TABLE @S.forms (tenant text NOT NULL, form_id integer NOT NULL, form_slug text NOT NULL,"
-    " form_name text NOT NULL, kept_fields jsonb NOT NULL, updated_at timestamptz NOT NULL,"
-    " PRIMARY KEY (tenant, form_id))",
-    "CREATE TABLE @S.export_state (tenant text NOT NULL, form_id integer NOT NULL, form_slug text NOT NULL,"
-    " change_seq bigint, anonymised_until timestamptz, rows_exported bigint NOT NULL DEFAULT 0,"
-    " updated_at timestamptz NOT NULL, PRIMARY KEY (tenant, form_id))",
-    "CREATE TABLE @S.runs (run_id uuid NOT NULL, tenant text NOT NULL, started_at timestamptz NOT NULL,"
-    " finished_at timestamptz, rows_exported bigint NOT NULL DEFAULT 0, outcome text NOT NULL, error text,"
-    " PRIMARY KEY (run_id, tenant))",
-};
-
-/* Creates the contract's tables (and the schema) when missing; *installed: it did. */
-static int bi_install(struct bi *bi, bool *installed)
-{
-    PGresult *res;
-    const char *values[1] = {bi->schema};
-    const Oid types[1] = {DB_TEXTOID};
-    bool has_contract;
-    int rc;
-
-    *installed = false;
-    /* from the catalog: CREATE SCHEMA IF NOT EXISTS would need CREATE on the database */
-    if ((rc = db_query(&bi->db, &res, DB_ONE_ROW(1),
-                       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)", 1, types, values)))
-        return rc;
-    bool has_schema = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if ((rc = db_relation(&bi->db, bi->schema, "contract", &has_contract, NULL)))
-        return rc;
-    if (!has_schema && (rc = bi_command(bi, "CREATE SCHEMA @S", 0, NULL, NULL)))
-        return rc;
-    if (has_contract)
-        return AX_OK;
-    for (size_t i = 0; i < AX_ARRAY_LEN(contract_v1); i++)
-        if ((rc = bi_command(bi, contract_v1[i], 0, NULL, NULL)))
-            return rc;
-    const char *v[1] = {ANONYMIZER_VERSION};
-    if ((rc = bi_command(bi, "INSERT INTO @S.contract (version, tool_version) VALUES (1, $1)", 1, types, v)))
-        return rc;
-    *installed = true;
-    return AX_OK;
-}
-
-/* Creates the schema and the contract's tables when missing; refuses another contract version. */
-static int bi_setup(struct bi *bi)
-{
-    PGresult *res;
-    bool installed = false;
-    int rc;
-
-    if ((rc = db_cmd(&bi->db, "BEGIN")))
-        return rc;
-    if ((rc = db_cmd(&bi->db, "SELECT pg_catalog.pg_advisory_xact_lock(" LOCK_BI_SETUP ")")) ||
-        (rc = bi_install(bi, &installed)))
-        goto fail;
-    if ((rc = bi_query(bi, &res, DB_ONE_ROW(1), "SELECT max(version) FROM @S.contract", 0, NULL, NULL)))
-        goto fail;
-    int version = PQgetisnull(res, 0, 0) ? 0 : atoi(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if (version != EXPORT_CONTRACT_VERSION) {
-        /* a later version means a newer anonymizer migrated the schema: never write an older shape into it */
-        db_set_error(&bi->db, "schema %s holds contract version %d; this anonymizer writes version %d", bi->schema,
-                     version, EXPORT_CONTRACT_VERSION);
-        rc = AX_ERR_DATA;
-        goto fail;
-    }
-    /* staging table for COPY, private to this session */
-    rc = bi_command(bi,
-                    "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_stage ON COMMIT DELETE ROWS AS"
-                    " SELECT " SUBMISSION_COLUMNS " FROM @S.submissions WITH NO DATA",
-                    0, NULL, NULL);
-    if (rc == AX_OK)
-        rc = db_cmd(&bi->db, "COMMIT");
-    if (rc)
-        goto fail;
-    /* only once committed */
-    if (installed)
-        log_info("bi: contract version %d installed in schema %s", EXPORT_CONTRACT_VERSION, bi->schema);
-    return AX_OK;
-fail:
-    db_rollback_quietly(&bi->db);
-    return rc;
-}
-
-/*
- * What the export needs on the BI database, checked before anything is
- * written: TEMPORARY (the staging table), and its schema with the tables in
- * it owned by the role, or CREATE to make it.  One clear error otherwise.
- */
-static int bi_check_privileges(struct bi *bi)
-{
-    PGresult *res;
-    const char *values[1] = {bi->schema};
-    int rc = db_query(&bi->db, &res, DB_ONE_ROW(2),
-                      "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY'),"
-                      " COALESCE((SELECT pg_catalog.pg_has_role(n.nspowner, 'USAGE') AND NOT EXISTS (SELECT 1"
-                      "  FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'S')"
-                      "  AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE'))"
-                      "  FROM pg_catalog.pg_namespace n WHERE n.nspname = $1),"
-                      " pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'))",
-                      1, NULL, values);
-    if (rc)
-        return rc;
-    bool temp = strcmp(PQgetvalue(res, 0, 0), "t") == 0, schema = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-    PQclear(res);
-    if (!temp)
-        db_set_error(&bi->db, "role \"%s\" lacks TEMPORARY on database %s (\"anonymizer grants\" prints what each"
-                              " role needs)", PQuser(bi->db.conn), PQdb(bi->db.conn));
-    else if (!schema)
-        db_set_error(&bi->db, "role \"%s\" neither owns schema %s and its tables nor may create it (\"anonymizer"
-                              " grants\" prints what each role needs)", PQuser(bi->db.conn), bi->schema);
-    return temp && schema ? AX_OK : AX_ERR_DB;
-}
-
-static void bi_close(struct bi *bi)
-{
-    db_close(&bi->db);
-    free(bi->schema_q);
-    bi->schema_q = NULL;
-}
-
-static int bi_open(const struct app *app, struct bi *bi)
-{
-    char stmt_ms[32], lock_ms[32];
-    const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
-
-    memset(bi, 0, sizeof *bi);
-    bi->schema = app->cfg->bi.schema;
-    int rc = db_connect(&bi->db, app->cfg->bi.conninfo, NULL, "bi");
-    if (rc)
-        return rc;
-    bi->schema_q = db_quote_ident(&bi->db, bi->schema);
-    snprintf(lock_ms, sizeof lock_ms, "%d", app->cfg->lock_timeout_ms);
-    snprintf(stmt_ms, sizeof stmt_ms, "%d", app->cfg->statement_timeout_ms);
-    const char *values[2] = {lock_ms, stmt_ms};
-    rc = db_query(&bi->db, NULL, DB_ONE_ROW(4),
-                  "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false),"
-                  " pg_catalog.set_config('TimeZone', 'UTC', false),"
-                  " pg_catalog.set_config('lock_timeout', $1, false),"
-                  " pg_catalog.set_config('statement_timeout', $2, false)",
-                  2, types, values);
-    if (rc || (rc = bi_check_privileges(bi)))
-        return rc;
-    return bi_setup(bi);
-}
 
 /* -- streaming ---------------------------------------------------------------------- */
 
@@ -323,6 +137,7 @@ struct watermark {
     bool incremental; /* exported before: only what changed since */
     char since[64];   /* anonymised after this (the last snapshot minus a day) */
     char seq[32];     /* change log position already exported */
+    char *held;       /* the ids held back by k-anonymity, an int4multirange */
 };
 
 /* What export_form works with. */
@@ -332,9 +147,21 @@ struct form_export {
     struct bi *bi;
     const struct form *f;
     const struct tenant_snapshot *snap;
+    bool dry_run;
     char fid[16];
     struct plan_field *fields;
     size_t nfields;
+    char *harmless;    /* text[] literal: the keys of fields that are not quasi-identifiers */
+    char *qi_json;     /* the keys that are, as JSON (forms.quasi_identifiers) */
+    bool recheck_all;  /* those or min_k changed since the last export */
+    /* where the form's export stands, from export_form_start to export_form_finish */
+    struct watermark w;
+    struct kanon_result kr;
+    long long read, deleted;
+    double started;
+    bool staged;           /* the rows went to the staging table: k-anonymity and the merge are queued */
+    struct db_pipe pipe;   /* those statements, working on the BI server */
+    int rc;                /* the first failure */
 };
 
 static json_object *fields_json(const struct plan_field *fields, size_t n)
@@ -352,7 +179,78 @@ static json_object *fields_json(const struct plan_field *fields, size_t n)
     return a;
 }
 
-/* The form's row of export_state, created when missing, locked for this transaction. */
+/* Whether bi.harmless names this field (by varname, id or column). */
+static bool is_harmless(const struct app *app, const struct column *c)
+{
+    for (size_t i = 0; i < app->cfg->bi.nharmless; i++) {
+        const char *h = app->cfg->bi.harmless[i];
+        if ((c->field && ((c->field->varname && strcmp(c->field->varname, h) == 0) || strcmp(c->field->id, h) == 0)) ||
+            strcmp(c->name, h) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The quasi-identifier keys of the form's fields, and the harmless ones (a field and its display value alike). */
+static void split_fields(struct form_export *x)
+{
+    char **harmless = ax_calloc(x->nfields + 1, sizeof *harmless);
+    size_t nh = 0;
+    json_object *qi = json_object_new_array();
+    for (size_t i = 0; i < x->nfields; i++) {
+        if (is_harmless(x->app, x->fields[i].col))
+            harmless[nh++] = x->fields[i].key;
+        else
+            json_object_array_add(qi, json_object_new_string(x->fields[i].key));
+    }
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_append_pg_text_array(&sb, harmless, nh);
+    x->harmless = sb_finish(&sb);
+    x->qi_json = ax_strdup(json_object_to_json_string_ext(qi, JSON_C_TO_STRING_PLAIN));
+    json_object_put(qi);
+    free(harmless);
+}
+
+/*
+ * The form's row of forms (before its rows: they reference it), noting
+ * whether the k-anonymity rule changed for it, and its statuses.
+ */
+static int record_form(struct form_export *x)
+{
+    PGresult *res;
+    char k[16];
+    snprintf(k, sizeof k, "%d", x->app->cfg->bi.min_k);
+    json_object *j = fields_json(x->fields, x->nfields);
+    const char *v[7] = {x->t->name, x->fid, x->f->slug, x->f->name,
+                        json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN), x->qi_json, k};
+    const Oid ty[7] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_INT4OID};
+    int rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
+                      "SELECT NOT EXISTS (SELECT 1 FROM @S.forms WHERE tenant = $1 AND form_id = $2"
+                      " AND quasi_identifiers = $6::jsonb AND min_k = $7)",
+                      7, ty, v);
+    if (rc == AX_OK) {
+        x->recheck_all = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+        rc = bi_command(x->bi,
+                        "INSERT INTO @S.forms AS f (tenant, form_id, form_slug, form_name, kept_fields, updated_at,"
+                        " quasi_identifiers, min_k)"
+                        " VALUES ($1, $2, $3, $4, $5::jsonb, now(), $6::jsonb, $7) ON CONFLICT (tenant, form_id) DO UPDATE SET"
+                        " form_slug = EXCLUDED.form_slug, form_name = EXCLUDED.form_name,"
+                        " kept_fields = EXCLUDED.kept_fields, updated_at = EXCLUDED.updated_at, deleted_at = NULL,"
+                        " quasi_identifiers = EXCLUDED.quasi_identifiers, min_k = EXCLUDED.min_k"
+                        " WHERE (f.form_slug, f.form_name, f.kept_fields, f.deleted_at IS NULL, f.quasi_identifiers, f.min_k)"
+                        " IS DISTINCT FROM (EXCLUDED.form_slug, EXCLUDED.form_name, EXCLUDED.kept_fields, true,"
+                        " EXCLUDED.quasi_identifiers, EXCLUDED.min_k)",
+                        7, ty, v);
+    }
+    if (rc == AX_OK)
+        rc = bi_form_statuses(x->bi, x->t->name, x->f);
+    json_object_put(j);
+    return rc;
+}
+
+/* The form's row of export_state, created when missing, locked for this transaction; its held-back ids. */
 static int lock_watermark(struct form_export *x, struct watermark *w)
 {
     PGresult *res;
@@ -363,15 +261,18 @@ static int lock_watermark(struct form_export *x, struct watermark *w)
                         " VALUES ($1, $2, $3, now()) ON CONFLICT (tenant, form_id) DO NOTHING",
                         3, ty, v);
     if (rc == AX_OK)
-        rc = bi_query(x->bi, &res, DB_ONE_ROW(2),
-                      "SELECT change_seq, anonymised_until - interval '1 day' FROM @S.export_state"
-                      " WHERE tenant = $1 AND form_id = $2 FOR UPDATE",
+        rc = bi_query(x->bi, &res, DB_ONE_ROW(3),
+                      "SELECT change_seq, anonymised_until - interval '1 day',"
+                      " (SELECT COALESCE(pg_catalog.range_agg(pg_catalog.int4range(h.submission_id, h.submission_id + 1)),"
+                      "  '{}')::text FROM @S.held_back h WHERE h.tenant = $1 AND h.form_id = $2)"
+                      " FROM @S.export_state WHERE tenant = $1 AND form_id = $2 FOR UPDATE",
                       2, ty, v);
     if (rc)
         return rc;
     w->incremental = !PQgetisnull(res, 0, 1);
     snprintf(w->since, sizeof w->since, "%s", w->incremental ? PQgetvalue(res, 0, 1) : "-infinity");
     snprintf(w->seq, sizeof w->seq, "%s", w->incremental && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "0");
+    w->held = ax_strdup(PQgetvalue(res, 0, 2));
     PQclear(res);
     return AX_OK;
 }
@@ -400,8 +301,9 @@ static int set_copy_settings(struct form_export *x, const struct watermark *w)
     }
     char *keys_a = text_array(keys, x->nfields), *ids_a = text_array(ids, ns), *names_a = text_array(names, ns);
     const char *v[PLAN_EXPORT_NSETTINGS] = {
-        x->fid, f->sql.endpoints ? f->sql.endpoints : "{}", f->sql.stat_keys, x->t->name, f->slug,
-        x->app->cfg->bi.time_precision, keys_a, ids_a, names_a, w->since, w->seq, f->table, f->sql.block_keys};
+        x->fid,  f->sql.endpoints ? f->sql.endpoints : "{}", f->sql.stat_keys, x->t->name, f->slug,
+        x->app->cfg->bi.time_precision, keys_a, ids_a, names_a, w->since, w->seq, f->table, f->sql.block_keys,
+        x->bi->tz, w->held};
     Oid ty[PLAN_EXPORT_NSETTINGS];
     for (size_t i = 0; i < PLAN_EXPORT_NSETTINGS; i++)
         ty[i] = DB_TEXTOID;
@@ -433,135 +335,230 @@ static int bi_form_empty(struct form_export *x, bool *empty)
     return AX_OK;
 }
 
-/* The staged rows into submissions: new rows inserted, changed rows updated, identical rows left alone. */
-static int merge_stage(struct bi *bi, long long *inserted, long long *updated)
-{
-    PGresult *res;
-    int rc = bi_query(bi, &res, DB_ONE_ROW(2),
-                      "WITH up AS (INSERT INTO @S.submissions AS b (" SUBMISSION_COLUMNS ", exported_at)"
-                      " SELECT " SUBMISSION_COLUMNS ", now() FROM pg_temp.anonymizer_stage"
-                      " ON CONFLICT (tenant, form_id, submission_id) DO UPDATE SET"
-                      " form_slug = EXCLUDED.form_slug, receipt_time = EXCLUDED.receipt_time,"
-                      " last_update_time = EXCLUDED.last_update_time, anonymised_at = EXCLUDED.anonymised_at,"
-                      " status = EXCLUDED.status, status_name = EXCLUDED.status_name, is_final = EXCLUDED.is_final,"
-                      " channel = EXCLUDED.channel, backoffice_submission = EXCLUDED.backoffice_submission,"
-                      " criticality_level = EXCLUDED.criticality_level, processing_time = EXCLUDED.processing_time,"
-                      " fields = EXCLUDED.fields, exported_at = EXCLUDED.exported_at"
-                      " WHERE (b.form_slug, b.receipt_time, b.last_update_time, b.anonymised_at, b.status, b.status_name,"
-                      "  b.is_final, b.channel, b.backoffice_submission, b.criticality_level, b.processing_time, b.fields)"
-                      " IS DISTINCT FROM (EXCLUDED.form_slug, EXCLUDED.receipt_time, EXCLUDED.last_update_time,"
-                      "  EXCLUDED.anonymised_at, EXCLUDED.status, EXCLUDED.status_name, EXCLUDED.is_final, EXCLUDED.channel,"
-                      "  EXCLUDED.backoffice_submission, EXCLUDED.criticality_level, EXCLUDED.processing_time,"
-                      "  EXCLUDED.fields)"
-                      " RETURNING b.xmax = 0 AS inserted)"
-                      " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up",
-                      0, NULL, NULL);
-    if (rc)
-        return rc;
-    *inserted = atoll(PQgetvalue(res, 0, 0));
-    *updated = atoll(PQgetvalue(res, 0, 1));
-    PQclear(res);
-    return AX_OK;
-}
-
 /*
- * The rows.  Nothing of this form in BI yet (a first export, or one after the
- * rows were removed): nothing to merge with, so they go straight into
- * submissions, as fast as a bare COPY (the watermark row is locked, so nobody
- * else is filling it).  Otherwise through the staging table and a merge.
+ * The rows.  Nothing of this form in BI yet and no k-anonymity to apply:
+ * nothing to merge with nor to decide, so they go straight into
+ * submissions, as fast as a bare COPY (the watermark row is locked, so
+ * nobody else is filling it).  Otherwise into the staging table; the
+ * k-anonymity decisions and the merge are queued after (export_form_start).
  */
-static int copy_rows(struct form_export *x, const struct watermark *w, long long *read, long long *inserted,
-                     long long *updated)
+static int copy_rows(struct form_export *x, bool *empty)
 {
     char *changes = x->snap->has_changes ? audit_changed_ids_sql(x->f->q_table) : NULL;
-    char *copy_sql = plan_export_copy(x->f, x->fields, x->nfields, w->incremental, changes);
-    bool empty = false;
-    int rc = w->incremental ? AX_OK : bi_form_empty(x, &empty);
-    if (rc == AX_OK && empty) {
-        char *dst = ax_asprintf("COPY %s.submissions (" SUBMISSION_COLUMNS ") FROM STDIN", x->bi->schema_q);
-        rc = pump(&x->t->db, &x->bi->db, copy_sql, dst, read);
+    char *copy_sql = plan_export_copy(x->f, x->fields, x->nfields, x->w.incremental, changes);
+    *empty = false;
+    int rc = x->w.incremental ? AX_OK : bi_form_empty(x, empty);
+    double t0 = tm_now();
+    x->staged = !(*empty && x->app->cfg->bi.min_k <= 1);
+    if (rc == AX_OK && !x->staged) {
+        char *dst = ax_asprintf("COPY %s.submissions (" BI_SUBMISSION_COLUMNS ") FROM STDIN", x->bi->schema_q);
+        rc = pump(&x->t->db, &x->bi->db, copy_sql, dst, &x->read);
         free(dst);
-        *inserted = *read;
-        *updated = 0;
+        x->kr.inserted = x->read;
     } else if (rc == AX_OK) {
         rc = pump(&x->t->db, &x->bi->db, copy_sql,
-                  "COPY pg_temp.anonymizer_stage (" SUBMISSION_COLUMNS ") FROM STDIN", read);
+                  "COPY pg_temp.anonymizer_stage (" BI_SUBMISSION_COLUMNS ") FROM STDIN", &x->read);
+        const char *v[2] = {x->t->name, x->fid};
+        const Oid ty[2] = {DB_TEXTOID, DB_INT4OID};
+        /* held back earlier and not sent again: deleted, or not exportable any more */
         if (rc == AX_OK)
-            rc = merge_stage(x->bi, inserted, updated);
+            rc = bi_command(x->bi,
+                            "DELETE FROM @S.held_back h WHERE h.tenant = $1 AND h.form_id = $2 AND NOT EXISTS"
+                            " (SELECT 1 FROM pg_temp.anonymizer_stage s WHERE s.submission_id = h.submission_id)",
+                            2, ty, v);
     }
+    log_debug("%s: %s: %s %lld rows in %.3f s", x->t->name, x->f->label, x->staged ? "staged" : "copied", x->read,
+              tm_now() - t0);
     free(changes);
     free(copy_sql);
     return rc;
 }
 
-/* The forms row, the watermark and the run's counter, in the rows' transaction. */
-static int record_form(struct form_export *x, long long written)
+/*
+ * Submissions deleted in w.c.s. after their export: marked, not kept as if
+ * alive.  Cheap when nothing was deleted: the tenant's anonymised
+ * submissions are counted against BI's live and held-back rows; only when
+ * the tenant has fewer are its ids streamed over and compared.
+ */
+static int mark_deleted(struct form_export *x, long long *marked)
 {
-    json_object *j = fields_json(x->fields, x->nfields);
-    char n[32];
-    snprintf(n, sizeof n, "%lld", written);
-    const char *v[9] = {x->t->name, x->fid, x->f->slug, x->f->name, json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN),
-                        x->snap->seq, x->snap->now, n, x->app->run_id};
-    const Oid ty[9] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID,
-                       DB_INT8OID, DB_TIMESTAMPTZOID, DB_INT8OID, DB_TEXTOID};
-    int rc = bi_command(x->bi,
-                        "INSERT INTO @S.forms AS f (tenant, form_id, form_slug, form_name, kept_fields, updated_at)"
-                        " VALUES ($1, $2, $3, $4, $5::jsonb, now()) ON CONFLICT (tenant, form_id) DO UPDATE SET"
-                        " form_slug = EXCLUDED.form_slug, form_name = EXCLUDED.form_name,"
-                        " kept_fields = EXCLUDED.kept_fields, updated_at = EXCLUDED.updated_at"
-                        " WHERE (f.form_slug, f.form_name, f.kept_fields)"
-                        " IS DISTINCT FROM (EXCLUDED.form_slug, EXCLUDED.form_name, EXCLUDED.kept_fields)",
-                        5, ty, v);
+    PGresult *res;
+    *marked = 0;
+    char *count_sql = ax_asprintf("SELECT count(*) FROM public.%s m WHERE m.anonymised IS NOT NULL"
+                                  " AND m.status IS DISTINCT FROM 'draft'",
+                                  x->f->q_table);
+    int rc = db_query(&x->t->db, &res, DB_ONE_ROW(1), count_sql, 0, NULL, NULL);
+    free(count_sql);
+    if (rc)
+        return rc;
+    long long tenant_rows = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    const char *v[2] = {x->t->name, x->fid};
+    const Oid ty[2] = {DB_TEXTOID, DB_INT4OID};
+    /* what BI will hold once the staged rows are in: live rows, held-back ones, and the new staged ones */
+    if ((rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
+                       "SELECT (SELECT count(*) FROM @S.submissions WHERE tenant = $1 AND form_id = $2"
+                       " AND deleted_at IS NULL) + (SELECT count(*) FROM @S.held_back WHERE tenant = $1 AND form_id = $2)"
+                       " + (SELECT count(*) FROM pg_temp.anonymizer_stage s WHERE NOT EXISTS (SELECT 1 FROM"
+                       " @S.submissions b WHERE b.tenant = $1 AND b.form_id = $2 AND b.submission_id = s.submission_id)"
+                       " AND NOT EXISTS (SELECT 1 FROM @S.held_back h WHERE h.tenant = $1 AND h.form_id = $2"
+                       " AND h.submission_id = s.submission_id))",
+                       2, ty, v)))
+        return rc;
+    long long bi_rows = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (tenant_rows >= bi_rows)
+        return AX_OK;
+    long long copied;
+    char *ids_sql = ax_asprintf("COPY (SELECT m.id FROM public.%s m) TO STDOUT", x->f->q_table);
+    rc = pump(&x->t->db, &x->bi->db, ids_sql, "COPY pg_temp.anonymizer_ids (id) FROM STDIN", &copied);
+    free(ids_sql);
     if (rc == AX_OK)
-        rc = bi_command(x->bi,
-                        "UPDATE @S.export_state SET form_slug = $3, change_seq = $6, anonymised_until = $7,"
-                        " rows_exported = rows_exported + $8, updated_at = now()"
-                        " WHERE tenant = $1 AND form_id = $2",
-                        8, ty, v);
+        rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
+                      "WITH d AS (UPDATE @S.submissions b SET deleted_at = now(), exported_at = now()"
+                      " WHERE b.tenant = $1 AND b.form_id = $2"
+                      " AND b.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_ids i"
+                      " WHERE i.id = b.submission_id) RETURNING 1),"
+                      " h AS (DELETE FROM @S.held_back b WHERE b.tenant = $1 AND b.form_id = $2 AND NOT EXISTS"
+                      " (SELECT 1 FROM pg_temp.anonymizer_ids i WHERE i.id = b.submission_id) RETURNING 1)"
+                      " SELECT count(*) FROM d",
+                      2, ty, v);
     if (rc == AX_OK) {
+        *marked = atoll(PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    return rc;
+}
+
+/* The watermark, the run's counter and the form's k-anonymity state, in the rows' transaction. */
+static int record_progress(struct form_export *x, long long written, const struct kanon_result *kr)
+{
+    char n[32], smallest[32], held[32];
+    snprintf(n, sizeof n, "%lld", written);
+    snprintf(smallest, sizeof smallest, "%lld", kr->smallest);
+    snprintf(held, sizeof held, "%lld", kr->held_total);
+    const char *v[7] = {x->t->name, x->fid, x->f->slug, x->snap->seq, x->snap->now, n,
+                        kr->smallest >= 0 ? smallest : NULL};
+    const Oid ty[7] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID, DB_INT8OID, DB_TIMESTAMPTZOID, DB_INT8OID, DB_INT8OID};
+    const char *hv[3] = {x->t->name, x->fid, held};
+    const Oid hty[3] = {DB_TEXTOID, DB_INT4OID, DB_INT8OID};
+    int rc = bi_command(x->bi,
+                        "UPDATE @S.export_state SET form_slug = $3, change_seq = $4, anonymised_until = $5,"
+                        " rows_exported = rows_exported + $6, updated_at = now(), smallest_group = $7"
+                        " WHERE tenant = $1 AND form_id = $2",
+                        7, ty, v);
+    if (rc == AX_OK)
+        rc = bi_command(x->bi, "UPDATE @S.export_state SET held_back = $3 WHERE tenant = $1 AND form_id = $2", 3,
+                        hty, hv);
+    if (rc == AX_OK && !x->dry_run) {
         const char *rv[3] = {x->app->run_id, x->t->name, n};
         const Oid rty[3] = {DB_TEXTOID, DB_TEXTOID, DB_INT8OID};
         rc = bi_command(x->bi, "UPDATE @S.runs SET rows_exported = rows_exported + $3 WHERE run_id = $1::uuid AND tenant = $2",
                         3, rty, rv);
     }
-    json_object_put(j);
     return rc;
 }
 
-/*
- * One form: one BI transaction holding the rows, the forms row, the
- * watermark and the run's counter.  The tenant transaction stays open (the
- * snapshot is shared by all forms).
- */
-static int export_form(struct form_export *x, struct export_totals *tot)
+static void say_form(struct form_export *x)
 {
-    struct watermark w;
-    long long read = 0, inserted = 0, updated = 0;
-    double started = tm_now();
+    const struct kanon_result *kr = &x->kr;
+    char groups[96] = "";
+    if (x->app->cfg->bi.min_k > 1)
+        snprintf(groups, sizeof groups, ", %lld held back (%lld in all), smallest group %lld", kr->held, kr->held_total,
+                 kr->smallest);
+    if (x->dry_run) {
+        printf("%s: %s: would export %lld new, %lld updated (%lld read)%s, withdraw %lld, generalise %lld, mark %lld"
+               " deleted\n",
+               x->t->name, x->f->label, kr->inserted, kr->updated, x->read, groups, kr->withdrawn, kr->generalised,
+               x->deleted);
+        return;
+    }
+    log_info("%s: %s: exported %lld new, %lld updated (%lld read, %s)%s%s in %.2f s", x->t->name, x->f->label,
+             kr->inserted, kr->updated, x->read, x->w.incremental ? "incremental" : "first export", groups,
+             x->deleted ? ", deletions marked" : "", tm_now() - x->started);
+}
 
+/* What k-anonymity and the merge need to know of the form. */
+static struct kanon_params kanon_params(const struct form_export *x, bool empty)
+{
+    return (struct kanon_params){.tenant = x->t->name,
+                                 .form_id = x->fid,
+                                 .min_k = x->app->cfg->bi.min_k,
+                                 .harmless = x->harmless,
+                                 .generalise = x->app->cfg->bi.generalise,
+                                 .precision = x->app->cfg->bi.time_precision,
+                                 .recheck_all = x->recheck_all,
+                                 .form_empty = empty};
+}
+
+/*
+ * One form is one BI transaction holding its forms row, statuses, rows,
+ * k-anonymity decisions, view, deletions, watermark and the run's counter
+ * (rolled back for --dry-run).  The tenant transaction stays open (the
+ * snapshot is shared by all forms).  In two halves: the start reads the
+ * tenant and queues the BI-side work (k-anonymity, merge) in a pipeline;
+ * the finish collects it and commits.  Between them the client is free to
+ * start the next form on another BI session: the BI server decides and
+ * writes one form while the tenant streams the next.
+ */
+static void export_form_start(struct form_export *x)
+{
+    bool empty = false;
+    x->started = tm_now();
     snprintf(x->fid, sizeof x->fid, "%d", x->f->formdef_id);
     x->nfields = plan_export_fields(x->f, &x->fields);
-    int rc = db_cmd(&x->bi->db, "BEGIN");
+    x->kr.smallest = -1;
+    split_fields(x);
+    int rc = bi_begin(x->bi);
     if (rc == AX_OK)
-        rc = lock_watermark(x, &w);
+        rc = record_form(x);
     if (rc == AX_OK)
-        rc = set_copy_settings(x, &w);
+        rc = lock_watermark(x, &x->w);
     if (rc == AX_OK)
-        rc = copy_rows(x, &w, &read, &inserted, &updated);
+        rc = set_copy_settings(x, &x->w);
     if (rc == AX_OK)
-        rc = record_form(x, inserted + updated);
+        rc = copy_rows(x, &empty);
     if (rc == AX_OK)
-        rc = db_cmd(&x->bi->db, "COMMIT");
+        rc = mark_deleted(x, &x->deleted);
+    if (rc == AX_OK)
+        rc = bi_form_view(x->bi, x->t->name, x->f, x->fields, x->nfields);
+    if (rc == AX_OK && x->staged) {
+        struct kanon_params kp = kanon_params(x, empty);
+        rc = db_pipe_begin(&x->bi->db, &x->pipe);
+        if (rc == AX_OK)
+            rc = kanon_queue(x->bi, &x->pipe, &kp, &x->kr);
+        if (rc == AX_OK)
+            rc = db_pipe_send(&x->bi->db, &x->pipe);
+        if (rc) /* leaves pipeline mode */
+            db_pipe_collect(&x->bi->db, &x->pipe);
+    }
+    x->rc = rc;
+}
+
+/* Collects what the BI server did, records the watermark, commits; returns the form's status. */
+static int export_form_finish(struct form_export *x, struct export_totals *tot)
+{
+    int rc = x->rc;
+    if (rc == AX_OK && x->staged) {
+        rc = db_pipe_collect(&x->bi->db, &x->pipe);
+        kanon_done(&x->kr);
+    }
+    if (rc == AX_OK)
+        rc = record_progress(x, x->kr.inserted + x->kr.updated, &x->kr);
+    if (rc == AX_OK)
+        rc = bi_end(x->bi, true);
+    else
+        bi_end(x->bi, false);
     if (rc == AX_OK) {
-        tot->inserted += inserted;
-        tot->updated += updated;
-        log_info("%s: %s: exported %lld new, %lld updated (%lld read, %s) in %.2f s", x->t->name, x->f->label,
-                 inserted, updated, read, w.incremental ? "incremental" : "first export", tm_now() - started);
-    } else {
-        db_rollback_quietly(&x->bi->db);
+        tot->inserted += x->kr.inserted;
+        tot->updated += x->kr.updated;
+        say_form(x);
     }
     plan_fields_free(x->fields, x->nfields);
     x->fields = NULL;
+    free(x->harmless);
+    free(x->qi_json);
+    free(x->w.held);
     return rc;
 }
 
@@ -579,8 +576,10 @@ static int tenant_snapshot(struct tenant *t, struct tenant_snapshot *snap)
 }
 
 static void bi_run_row(struct bi *bi, const struct app *app, const char *tenant, const char *outcome,
-                       const char *error)
+                       const char *error, bool dry_run)
 {
+    if (dry_run)
+        return; /* nothing is written */
     const char *v[4] = {app->run_id, tenant, outcome, error};
     const Oid ty[4] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
     int rc;
@@ -602,74 +601,178 @@ static void bi_run_row(struct bi *bi, const struct app *app, const char *tenant,
         log_warning("%s: bi: cannot record the export in runs: %s", tenant, bi->db.error);
 }
 
-/* Every form, in the tenant's one snapshot; returns the outcome, *error the last failure. */
-static enum tenant_outcome export_forms(const struct app *app, struct tenant *t, struct bi *bi,
-                                        const struct tenant_snapshot *snap, struct progress *progress,
+/* A BI session and the form it is working on. */
+struct slot {
+    struct bi *bi;
+    struct form_export x;
+    bool busy;
+};
+
+/* Finishes the slot's form; a failure is logged and kept in *error. */
+static enum tenant_outcome finish_slot(struct slot *sl, struct tenant *t, struct export_totals *tot, char **error)
+{
+    if (!sl->busy)
+        return TENANT_OK;
+    sl->busy = false;
+    int rc = export_form_finish(&sl->x, tot);
+    if (rc == AX_OK)
+        return TENANT_OK;
+    if (app_interrupted)
+        return TENANT_INTERRUPTED; /* its BI transaction rolled back */
+    /* whichever side failed has the message */
+    const char *msg = sl->bi->db.error ? sl->bi->db.error : t->db.error;
+    log_error("%s: %s: export failed: %s", t->name, sl->x.f->label, msg ? msg : ax_status_str(rc));
+    free(*error);
+    *error = ax_strdup(msg ? msg : ax_status_str(rc));
+    return TENANT_FAILED;
+}
+
+static enum tenant_outcome worse(enum tenant_outcome a, enum tenant_outcome b)
+{
+    return a == TENANT_INTERRUPTED || b == TENANT_INTERRUPTED ? TENANT_INTERRUPTED
+           : a == TENANT_OK                                   ? b
+                                                              : a;
+}
+
+/*
+ * Every form, in the tenant's one snapshot, over two BI sessions taken in
+ * turn: while one session's server decides and writes a form, the tenant
+ * streams the next into the other.  Returns the outcome, *error the last
+ * failure.
+ */
+static enum tenant_outcome export_forms(const struct app *app, struct tenant *t, struct bi *bis[2],
+                                        const struct tenant_snapshot *snap, bool dry_run, struct progress *progress,
                                         struct export_totals *tot, char **error)
 {
     enum tenant_outcome outcome = TENANT_OK;
-    for (size_t i = 0; i < t->nforms; i++) {
+    struct slot slots[2] = {{.bi = bis[0]}, {.bi = bis[1] ? bis[1] : bis[0]}};
+    size_t next = 0;
+    for (size_t i = 0; i < t->nforms && outcome != TENANT_INTERRUPTED; i++) {
         const struct form *f = &t->forms[i];
-        if (app_interrupted || app_out_of_time(app))
-            return TENANT_INTERRUPTED;
+        if (app_interrupted || app_out_of_time(app)) {
+            outcome = TENANT_INTERRUPTED;
+            break;
+        }
         if (f->kind != FORM_KIND_FORM)
             continue; /* test copies are test data; cards are registers, not submissions */
         if (f->sql.unsupported) {
-            outcome = TENANT_FAILED;
+            outcome = worse(outcome, TENANT_FAILED);
             continue; /* already reported by discovery/run */
         }
-        db_clear_error(&bi->db);
+        struct slot *sl = &slots[next];
+        next = slots[1].bi != slots[0].bi ? 1 - next : 0;
+        outcome = worse(outcome, finish_slot(sl, t, tot, error));
+        db_clear_error(&sl->bi->db);
         db_clear_error(&t->db);
         progress_form_start(progress, f->slug, -1); /* forms only */
-        struct form_export x = {.app = app, .t = t, .bi = bi, .f = f, .snap = snap};
-        int rc = export_form(&x, tot);
+        sl->x = (struct form_export){.app = app, .t = t, .bi = sl->bi, .f = f, .snap = snap, .dry_run = dry_run};
+        export_form_start(&sl->x);
+        sl->busy = true;
         progress_form_end(progress);
-        if (rc && app_interrupted)
-            return TENANT_INTERRUPTED; /* its BI transaction rolled back */
-        if (rc) {
-            /* whichever side failed has the message */
-            const char *msg = bi->db.error ? bi->db.error : t->db.error;
-            log_error("%s: %s: export failed: %s", t->name, f->label, msg ? msg : ax_status_str(rc));
-            free(*error);
-            *error = ax_strdup(msg ? msg : ax_status_str(rc));
-            outcome = TENANT_FAILED;
+        if (sl->x.rc && PQtransactionStatus(t->db.conn) != PQTRANS_INTRANS) {
             /* the tenant transaction is unusable after a failed COPY: stop here */
-            if (PQtransactionStatus(t->db.conn) != PQTRANS_INTRANS)
-                break;
+            outcome = worse(outcome, finish_slot(sl, t, tot, error));
+            break;
         }
+        if (sl->x.rc)
+            outcome = worse(outcome, finish_slot(sl, t, tot, error));
     }
+    for (int k = 0; k < 2; k++)
+        outcome = worse(outcome, finish_slot(&slots[k], t, tot, error));
     return outcome;
 }
 
-enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, struct progress *progress,
+/*
+ * Forms deleted in w.c.s. (their table is gone): marked, with their rows,
+ * once every form of the tenant was exported.
+ */
+static int mark_deleted_forms(struct bi *bi, const struct tenant *t, bool dry_run)
+{
+    struct strbuf ids;
+    sb_init(&ids);
+    sb_append(&ids, "{");
+    for (size_t i = 0; i < t->nforms; i++)
+        if (t->forms[i].kind == FORM_KIND_FORM)
+            sb_appendf(&ids, "%s%d", ids.len > 1 ? "," : "", t->forms[i].formdef_id);
+    sb_append(&ids, "}");
+    const char *v[2] = {t->name, ids.buf};
+    const Oid ty[2] = {DB_TEXTOID, DB_TEXTOID};
+    PGresult *res;
+    int rc = bi_begin(bi);
+    if (rc == AX_OK)
+        rc = bi_query(bi, &res, DB_ONE_ROW(2),
+                      "WITH f AS (UPDATE @S.forms SET deleted_at = now() WHERE tenant = $1 AND deleted_at IS NULL"
+                      " AND NOT (form_id = ANY ($2::integer[])) RETURNING form_id),"
+                      " s AS (UPDATE @S.submissions b SET deleted_at = now(), exported_at = now() FROM f WHERE b.tenant = $1"
+                      " AND b.form_id = f.form_id AND b.deleted_at IS NULL RETURNING 1)"
+                      " SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM s)",
+                      2, ty, v);
+    if (rc == AX_OK) {
+        if (atoll(PQgetvalue(res, 0, 0)) > 0)
+            log_info("%s: %s %s form%s deleted in w.c.s. (%s rows)", t->name, dry_run ? "would mark" : "marked",
+                     PQgetvalue(res, 0, 0), atoll(PQgetvalue(res, 0, 0)) == 1 ? "" : "s", PQgetvalue(res, 0, 1));
+        PQclear(res);
+        rc = bi_end(bi, true);
+    } else {
+        bi_end(bi, false);
+    }
+    sb_free(&ids);
+    return rc;
+}
+
+/* The number of forms the export reads (a second BI session is worth it from two). */
+static size_t exported_forms(const struct tenant *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->nforms; i++)
+        n += t->forms[i].kind == FORM_KIND_FORM && !t->forms[i].sql.unsupported;
+    return n;
+}
+
+enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, bool dry_run, struct progress *progress,
                                   struct export_totals *tot, long long *watermark_seq)
 {
-    struct bi bi;
+    struct bi bi, bi2;
+    struct bi *bis[2] = {&bi, NULL};
     struct tenant_snapshot snap;
     enum tenant_outcome outcome;
     char *error = NULL;
 
     *watermark_seq = -1;
-    int rc = bi_open(app, &bi);
+    int rc = bi_open(app, &bi, dry_run);
     if (rc) {
         log_error("%s: bi: %s", t->name, bi.db.error ? bi.db.error : ax_status_str(rc));
         bi_close(&bi);
         return rc == AX_ERR_CONNECT ? TENANT_UNREACHABLE : TENANT_FAILED;
     }
-    bi_run_row(&bi, app, t->name, "running", NULL);
+    /* the second session only pipelines: without it (or with one form), the first does everything */
+    if (exported_forms(t) > 1) {
+        if (bi_open(app, &bi2, dry_run) == AX_OK)
+            bis[1] = &bi2;
+        else
+            bi_close(&bi2);
+    }
+    bi_run_row(&bi, app, t->name, "running", NULL, dry_run);
 
     /* one snapshot of the tenant for every form; the server refuses any write */
     if ((rc = db_cmd(&t->db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) || (rc = tenant_snapshot(t, &snap))) {
         error = ax_strdup(t->db.error);
         outcome = TENANT_FAILED;
     } else {
-        outcome = export_forms(app, t, &bi, &snap, progress, tot, &error);
+        outcome = export_forms(app, t, bis, &snap, dry_run, progress, tot, &error);
+        if (outcome == TENANT_OK && mark_deleted_forms(&bi, t, dry_run) != AX_OK) {
+            log_error("%s: bi: %s", t->name, bi.db.error);
+            error = ax_strdup(bi.db.error);
+            outcome = TENANT_FAILED;
+        }
         if (outcome == TENANT_OK)
             *watermark_seq = atoll(snap.seq);
     }
     db_rollback_quietly(&t->db); /* read-only: nothing to commit */
-    bi_run_row(&bi, app, t->name, tenant_outcome_str(outcome), error);
+    bi_run_row(&bi, app, t->name, tenant_outcome_str(outcome), error, dry_run);
     free(error);
+    if (bis[1])
+        bi_close(bis[1]);
     bi_close(&bi);
     return outcome;
 }
@@ -683,7 +786,7 @@ static enum tenant_outcome export_job(const struct app *app, struct app_tenant *
 
     enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_READ_ONLY | TB_LOCK | TB_PRIV_READ, NULL);
     if (outcome == TENANT_OK)
-        outcome = export_tenant(app, &t, ctx->progress, &etot, &seq);
+        outcome = export_tenant(app, &t, app->export_dry_run, ctx->progress, &etot, &seq);
     ctx->tot.exported += etot.inserted + etot.updated;
     tenant_close(&t);
     return outcome;
@@ -699,8 +802,9 @@ int cmd_export(const struct app *app)
     size_t ok = 0;
     for (size_t i = 0; i < app->ntenants; i++)
         ok += outcomes[i] == TENANT_OK;
-    log_info("export %s: %zu of %zu tenants exported, %lld rows written, %.2f s%s", app->run_id, ok, app->ntenants,
-             tot.exported, tm_now() - started,
+    log_info("export %s: %zu of %zu tenants exported, %lld rows %s, %.2f s%s", app->run_id, ok, app->ntenants,
+             tot.exported, app->export_dry_run ? "would be written (dry run: nothing written)" : "written",
+             tm_now() - started,
              app_budget_exhausted ? " (time budget exhausted)" : app_interrupted ? " (interrupted)" : "");
     int status = app_exit_status(outcomes, app->ntenants);
     free(outcomes);

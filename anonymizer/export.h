@@ -10,8 +10,6 @@
 #include "jobs.h"
 #include "tenant.h"
 
-#define EXPORT_CONTRACT_VERSION 1
-
 struct export_totals {
     long long inserted;
     long long updated;
@@ -21,10 +19,11 @@ struct export_totals {
  * Exports one tenant whose session is open, locked and discovered.  The
  * tenant is only read, in one REPEATABLE READ READ ONLY transaction; each
  * form is one BI transaction (rows, watermark, run counters together).
+ * dry_run: every BI transaction is rolled back, what it would do is printed.
  * On success *watermark_seq is the change-log position now exported for
  * every form (-1 when some form was not exported).  Returns the outcome.
  */
-enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, struct progress *progress,
+enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, bool dry_run, struct progress *progress,
                                   struct export_totals *tot, long long *watermark_seq);
 
 /* The "export" command; returns the exit status. */

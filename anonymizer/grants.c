@@ -220,7 +220,9 @@ int cmd_grants(const struct app *app, const struct grants_options *opts, FILE *o
 {
     struct grants_options o = *opts;
     o.report = o.report ? o.report : GRANTS_DEFAULT_REPORT;
-    o.bi_reader = o.bi_reader ? o.bi_reader : GRANTS_DEFAULT_BI_READER;
+    o.bi_reader = o.bi_reader            ? o.bi_reader
+                  : app->cfg->bi.reader_role ? app->cfg->bi.reader_role
+                                             : GRANTS_DEFAULT_BI_READER;
     fputs("-- anonymizer grants: what each role needs, and nothing more (see anonymizer(1), PRIVILEGES).\n"
           "-- Run it as a superuser: anonymizer grants | psql -v ON_ERROR_STOP=1 -U postgres\n",
           out);

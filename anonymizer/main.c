@@ -99,8 +99,9 @@ static const struct opt {
     {"role-bi", OPT_ROLE_BI, required_argument, "NAME", CMD_GRANTS,
      "grants: the export's role on the BI database (default: the role of the bi connection)"},
     {"role-bi-reader", OPT_ROLE_BI_READER, required_argument, "NAME", CMD_GRANTS,
-     "grants: the BI readers' role (default " GRANTS_DEFAULT_BI_READER ")"},
-    {"dry-run", OPT_DRY_RUN, no_argument, NULL, CMD_RUN, "run: change nothing, print the report instead"},
+     "grants: the BI readers' role (default: bi.reader_role, else " GRANTS_DEFAULT_BI_READER ")"},
+    {"dry-run", OPT_DRY_RUN, no_argument, NULL, CMD_RUN | CMD_EXPORT,
+     "run: change nothing, print the report instead; export: say what it would do, write nothing"},
     {"jobs", OPT_JOBS, required_argument, "N", CMD_RUN | CMD_EXPORT | CMD_FETCH,
      "run, export, fetch: up to N tenants at once (1 to 64)"},
     {"max-runtime", OPT_MAX_RUNTIME, required_argument, "DURATION", CMD_RUN | CMD_EXPORT,
@@ -511,6 +512,7 @@ static void identify_run(const struct cli *cli, struct app *app)
     if (budget_ms > 0)
         app->deadline = tm_now() + budget_ms / 1000.0;
     app->progress_live = isatty(STDERR_FILENO) && log_get_level() >= LOG_LEVEL_INFO;
+    app->export_dry_run = cli->dry_run && strcmp(cli->command, "export") == 0;
     /* the times people read, in the configured zone (the environment's TZ otherwise) */
     if (app->cfg->timezone)
         tm_set_timezone(app->cfg->timezone);
@@ -538,7 +540,7 @@ static int dispatch(const struct cli *cli, const struct command *cmd, const stru
         status = cmd_grants(app, &cli->grants, stdout);
     } else if (cmd->id == CMD_CHECK) {
         status = cmd_check(app);
-    } else if (cmd->id == CMD_REPORT || cli->dry_run) {
+    } else if (cmd->id == CMD_REPORT || (cmd->id == CMD_RUN && cli->dry_run)) {
         struct report_options ropts = {
             .format = cli->format ? (enum report_format)report_parse_format(cli->format) : REPORT_TEXT,
             .at = cli->at[0] ? cli->at : NULL,

@@ -589,7 +589,9 @@ const char plan_export_settings_sql[] =
     " pg_catalog.set_config('anonymizer.since', $10, true),"
     " pg_catalog.set_config('anonymizer.seq', $11, true),"
     " pg_catalog.set_config('anonymizer.table', $12, true),"
-    " pg_catalog.set_config('anonymizer.p8', $13, true)";
+    " pg_catalog.set_config('anonymizer.p8', $13, true),"
+    " pg_catalog.set_config('anonymizer.tz', $14, true),"
+    " pg_catalog.set_config('anonymizer.held', $15, true)";
 
 static bool is_display(const char *column)
 {
@@ -647,15 +649,24 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
                    " pg_catalog.current_setting('anonymizer.precision') AS prec,"
                    " pg_catalog.current_setting('anonymizer.keys')::text[] AS keys,"
                    " pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids,"
-                   " pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names)\n"
-                   "SELECT p.tenant, p.p2, p.slug, m.id,"
-                   " pg_catalog.date_trunc(p.prec, m.receipt_time), pg_catalog.date_trunc(p.prec, m.last_update_time),"
-                   " pg_catalog.date_trunc(p.prec, m.anonymised),"
-                   " CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END,"
-                   " p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)],");
-    sb_appendf(&sb, " COALESCE(%s, false),", p.final);
-    sb_append(&sb, " m.submission_channel, m.backoffice_submission, m.criticality_level,"
-                   " m.last_update_time - m.receipt_time,\n  ");
+                   " pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names,"
+                   " pg_catalog.current_setting('anonymizer.tz') AS tz,"
+                   " pg_catalog.current_setting('anonymizer.held')::pg_catalog.int4multirange AS held)\n"
+                   /* times truncated where the readers are: a day is a local day */
+                   "SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anonymised,"
+                   " t.status, t.status_name, t.is_final, t.submission_channel, t.backoffice_submission,"
+                   " t.criticality_level, COALESCE(t.done_time, t.last_update_time) - t.receipt_time, t.fields,"
+                   " t.done_time, t.prec\n"
+                   "FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec,"
+                   " pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time,"
+                   " pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time,"
+                   " pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised,"
+                   " CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END AS status,"
+                   " p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name,");
+    sb_appendf(&sb, " COALESCE(%s, false) AS is_final,", p.final);
+    sb_appendf(&sb, " CASE WHEN COALESCE(%s, false) THEN pg_catalog.date_trunc(p.prec, %s, p.tz) END AS done_time,",
+               p.final, p.ref);
+    sb_append(&sb, " m.submission_channel, m.backoffice_submission, m.criticality_level,\n  ");
     /* jsonb_build_object takes at most 100 arguments: chunks of 40 pairs */
     if (nfields == 0)
         sb_append(&sb, "'{}'::jsonb");
@@ -668,6 +679,7 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
     }
     if (nfields)
         sb_append(&sb, ")");
+    sb_append(&sb, " AS fields");
     sb_appendf(&sb, "\nFROM public.%s m CROSS JOIN p\n"
                     "WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'\n"
                     "  AND NOT (%s)",
@@ -679,9 +691,11 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
                    f->q_table);
         if (changes_sql)
             sb_appendf(&sb, "\n    UNION %s", changes_sql);
-        sb_append(&sb, ")");
+        /* held back by k-anonymity at an earlier export: looked at again, by id */
+        sb_append(&sb, "\n    UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r,"
+                       " pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) - 1) g(id))");
     }
-    sb_append(&sb, ") TO STDOUT");
+    sb_append(&sb, ") t) TO STDOUT");
     plan_free_preds(&p);
     return sb_finish(&sb);
 }

@@ -178,10 +178,16 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
  * Sets the values plan_export_copy reads, transaction-local: $1 formdef id,
  * $2 final statuses, $3 kept statistics keys, $4 tenant, $5 slug, $6 time
  * precision, $7 field keys, $8 status ids, $9 status names, $10 anonymised
- * since, $11 change log position, $12 table name, $13 kept block keys (all
- * text).
+ * since, $11 change log position, $12 table name, $13 kept block keys, $14
+ * the time zone times are truncated in, $15 the ids held back by
+ * k-anonymity (an int4multirange) (all text).
+ *
+ * The COPY's columns: tenant, form_id, form_slug, submission_id,
+ * receipt_time, last_update_time, anonymised_at, status, status_name,
+ * is_final, channel, backoffice_submission, criticality_level,
+ * processing_time, fields, done_time, time_precision.
  */
 extern const char plan_export_settings_sql[];
-#define PLAN_EXPORT_NSETTINGS 13
+#define PLAN_EXPORT_NSETTINGS 15
 
 #endif

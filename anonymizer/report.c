@@ -213,6 +213,7 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     fr->open_limit = ax_strdup(f->pol.open_limit_text);
     fr->open_limit_days = f->pol.open_limit_days;
     fr->kind = f->kind;
+    fr->formdef_id = f->formdef_id;
     fr->anonymised_by_run = f->anonymise;
     fr->definition = f->def ? ax_strdup(relative_to(f->def->path, schemas)) : NULL;
     collect_columns(f, fr);
@@ -365,6 +366,68 @@ static char *now_iso(void)
     return ax_strdup(buf);
 }
 
+/* -- the BI database: what k-anonymity holds back ------------------------------- */
+
+static void bi_state(struct report *r, PGresult *res)
+{
+    for (int row = 0; row < PQntuples(res); row++) {
+        const char *tenant = PQgetvalue(res, row, 0);
+        int fid = atoi(PQgetvalue(res, row, 1));
+        for (size_t i = 0; i < r->ntenants; i++) {
+            if (strcmp(r->tenants[i].name, tenant) != 0)
+                continue;
+            for (size_t k = 0; k < r->tenants[i].nforms; k++) {
+                struct form_report *fr = &r->tenants[i].forms[k];
+                if (fr->kind != FORM_KIND_FORM || fr->formdef_id != fid)
+                    continue;
+                fr->bi_known = true;
+                fr->bi_smallest_group = PQgetisnull(res, row, 2) ? -1 : atoll(PQgetvalue(res, row, 2));
+                fr->bi_held_back = atoll(PQgetvalue(res, row, 3));
+            }
+        }
+    }
+}
+
+/*
+ * Per form, the smallest group of rows sharing quasi-identifiers in BI and
+ * the rows held back, as the last export left them (export_state), in a
+ * read-only session.  A BI database that cannot be read is said, and does
+ * not change the verdict: the limit is about the tenants.
+ */
+static void collect_bi(const struct app *app, struct report *r)
+{
+    if (!app->cfg->bi.conninfo)
+        return;
+    r->min_k = app->cfg->bi.min_k;
+    struct db db;
+    PGresult *res = NULL;
+    int rc = db_connect(&db, app->cfg->bi.conninfo, NULL, "bi");
+    if (rc == AX_OK)
+        rc = db_cmd(&db, "SET default_transaction_read_only = on");
+    bool exists = false, readable = false;
+    if (rc == AX_OK)
+        rc = db_relation(&db, app->cfg->bi.schema, "export_state", &exists, &readable);
+    if (rc == AX_OK && exists && readable) {
+        char *schema = db_quote_ident(&db, app->cfg->bi.schema);
+        char *sql = ax_asprintf("SELECT tenant, form_id, smallest_group, held_back FROM %s.export_state", schema);
+        rc = db_query(&db, &res, DB_ROWS(4), sql, 0, NULL, NULL);
+        if (rc == AX_OK) {
+            bi_state(r, res);
+            PQclear(res);
+        }
+        free(sql);
+        free(schema);
+    } else if (rc == AX_OK && exists) {
+        db_set_error(&db, "no SELECT privilege on %s.export_state", app->cfg->bi.schema);
+        rc = AX_ERR_DB;
+    }
+    if (rc) {
+        r->bi_error = ax_strdup(db.error ? db.error : ax_status_str(rc));
+        log_warning("bi: %s", r->bi_error);
+    }
+    db_close(&db);
+}
+
 /* -- verdict ------------------------------------------------------------------ */
 
 /*
@@ -415,6 +478,7 @@ static void report_free(struct report *r, enum tenant_outcome *outcomes)
     free(r->tenants);
     free(r->generated_at);
     free(r->at);
+    free(r->bi_error);
     free(outcomes);
 }
 
@@ -441,6 +505,7 @@ int cmd_report(const struct app *app, const struct report_options *opts, FILE *o
         report_free(&r, outcomes);
         return EXIT_USAGE;
     }
+    collect_bi(app, &r);
     r.verdict = draw_verdict(&r);
     int nagios_state = 3;
 

@@ -106,6 +106,9 @@ static json_object *json_form(const struct tenant_report *tr, const struct form_
     json_object_object_add(f, "personal_data_by_age", fr->error ? NULL : json_ages(fr));
     json_object_object_add(f, "vacuumed_by_last_run",
                            fr->locked_known ? json_object_new_boolean(!fr->not_vacuumed) : NULL);
+    json_object_object_add(f, "bi_smallest_group",
+                           fr->bi_known && fr->bi_smallest_group >= 0 ? json_object_new_int64(fr->bi_smallest_group) : NULL);
+    json_object_object_add(f, "bi_held_back", fr->bi_known ? json_object_new_int64(fr->bi_held_back) : NULL);
     return f;
 }
 
@@ -139,6 +142,8 @@ void report_render_json(FILE *out, const struct report *r)
     json_object_object_add(root, "verdict", jstr(verdict_str(r->verdict)));
     json_object_object_add(root, "at_in_future", json_object_new_boolean(r->at_future));
     json_object_object_add(root, "timezone", jstr(r->timezone));
+    json_object_object_add(root, "bi_min_k", r->min_k ? json_object_new_int(r->min_k) : NULL);
+    json_object_object_add(root, "bi_error", jstr(r->bi_error));
     fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                    JSON_C_TO_STRING_NOSLASHESCAPE),
           out);
@@ -173,7 +178,7 @@ void report_render_csv(FILE *out, const struct report *r)
         "incomplete", "oldest_pending", "days_past_limit", "locked_last_run", "backups_until", "anonymised_in_backups",
         "anonymised_in_backups_until", "kept_fields",
         "blanked_fields", "unclassified_columns", "kind", "open_inactive", "oldest_open_inactive",
-        "vacuumed_by_last_run",
+        "vacuumed_by_last_run", "bi_smallest_group", "bi_held_back",
     };
     for (size_t i = 0; i < AX_ARRAY_LEN(header); i++)
         esc_csv_field(out, header[i], i + 1 == AX_ARRAY_LEN(header));
@@ -220,7 +225,12 @@ void report_render_csv(FILE *out, const struct report *r)
             esc_csv_field(out, form_kind_str(fr->kind), false);
             csv_int(out, ok, fr->open_inactive);
             esc_csv_field(out, fr->oldest_open_inactive, false);
-            esc_csv_field(out, !fr->locked_known ? NULL : fr->not_vacuumed ? "false" : "true", true);
+            esc_csv_field(out, !fr->locked_known ? NULL : fr->not_vacuumed ? "false" : "true", false);
+            csv_int(out, fr->bi_known && fr->bi_smallest_group >= 0, fr->bi_smallest_group);
+            char held[32] = "";
+            if (fr->bi_known)
+                snprintf(held, sizeof held, "%lld", fr->bi_held_back);
+            esc_csv_field(out, held, true);
             free(kept);
             free(blanked);
             free(uncl);

@@ -417,6 +417,17 @@ static void details(FILE *out, const struct report *r)
             detail_row(out, _("Incomplete"), fr->counts[C_INCOMPLETE]);
             if (fr->locked_known)
                 detail_row(out, _("Locked in last run"), fr->locked_last_run);
+            if (fr->bi_known) {
+                fputs("<tr><th>", out);
+                esc_html(out, _("BI database"));
+                fputs("</th><td>", out);
+                if (fr->bi_smallest_group >= 0)
+                    esc_htmlf(out, _("smallest group %lld (k = %d), %lld held back"), fr->bi_smallest_group, r->min_k,
+                              fr->bi_held_back);
+                else
+                    esc_htmlf(out, _("%lld held back"), fr->bi_held_back);
+                fputs("</td></tr>", out);
+            }
             if (fr->not_vacuumed) {
                 fputs("<tr><th>", out);
                 esc_html(out, _("Vacuum"));
@@ -454,6 +465,12 @@ static void glossary(FILE *out, const struct cfg *cfg)
         {N_("Test copy"), N_("A copy of real submissions that w.c.s. made to test a workflow: real data, same rules.")},
         {N_("Card"), N_("A register (people, places, schools) kept under its own legal basis: not held to the limit,"
                         " anonymised only when the configuration says so; its expired drafts are deleted.")},
+        {N_("BI database"), N_("Where the statistics team reads anonymised submissions: kept answers only, times"
+                               " rounded, and only where enough submissions look alike (k-anonymity).")},
+        {N_("Smallest group"), N_("In the BI database, the fewest submissions of a form that share the same times,"
+                                  " channel and kept answers; at least k, so that none can be singled out.")},
+        {N_("Held back"), N_("Anonymised submissions not sent to the BI database yet: fewer than k others look like"
+                             " them; they are sent once enough do.")},
         {N_("Done"), N_("A submission is done when it reached a final status; its period starts then"
                         " (w.c.s. records the moment as done-datetime).")},
         {N_("Retention period"), N_("How long a done submission keeps its personal data; at most three months.")},

@@ -52,6 +52,10 @@ struct form_report {
     bool locked_known;
     long long locked_last_run;
     bool not_vacuumed;      /* the last run could not vacuum its tables: old row versions remain */
+    int formdef_id;
+    bool bi_known;              /* the BI database has this form's export state */
+    long long bi_smallest_group; /* its smallest group of rows sharing quasi-identifiers; -1: not computed */
+    long long bi_held_back;      /* rows held back by k-anonymity */
     long long in_backups;   /* anonymised within the backup retention */
     char *in_backups_until; /* when the last of them leaves the backups */
     char *error; /* the form could not be assessed */
@@ -79,6 +83,8 @@ struct tenant_report {
 enum verdict { VERDICT_COMPLIANT = 0, VERDICT_INCOMPLETE, VERDICT_NOT_COMPLIANT };
 
 struct report {
+    char *bi_error;     /* the BI database could not be read (NULL: read, or none configured) */
+    int min_k;          /* bi.min_k, when a BI database is configured; 0: none */
     char *generated_at; /* ISO UTC */
     char *at;           /* the instant evaluated, ISO UTC */
     bool at_future;     /* --at after now: the figures assume no run happens before then */

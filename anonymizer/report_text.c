@@ -146,7 +146,7 @@ static void backups(FILE *out, const struct tenant_report *tr, const struct form
              fr->in_backups, fr->in_backups_until);
 }
 
-static void form(FILE *out, const struct tenant_report *tr, const struct form_report *fr)
+static void form(FILE *out, const struct tenant_report *tr, const struct form_report *fr, int min_k)
 {
     char *title = kind_label(fr), *name = esc(fr->name), *table = esc(fr->table), cutoff[40], since[40];
     fprintf(out, "\n  %s \"%s\" (%s %s)\n", title, name, _("table"), table);
@@ -192,6 +192,11 @@ static void form(FILE *out, const struct tenant_report *tr, const struct form_re
         line(out, 4, _("vacuum"), "%s",
              _("not vacuumed by the last run (the role does not own the tables): old row versions keep personal"
                " data until autovacuum"));
+    if (fr->bi_known && fr->bi_smallest_group >= 0)
+        line(out, 4, _("BI"), _("smallest group %lld (k = %d), %lld held back"), fr->bi_smallest_group, min_k,
+             fr->bi_held_back);
+    else if (fr->bi_known)
+        line(out, 4, _("BI"), _("%lld held back"), fr->bi_held_back);
     columns(out, _("kept fields"), &fr->keep, true);
     columns(out, _("blanked fields"), &fr->blank, true);
     columns(out, _("unclassified"), &fr->unclassified, false);
@@ -199,7 +204,7 @@ static void form(FILE *out, const struct tenant_report *tr, const struct form_re
 }
 
 /* One tenant; returns whether it was reached. */
-static bool tenant(FILE *out, const struct tenant_report *tr, long long totals[C_COUNT])
+static bool tenant(FILE *out, const struct tenant_report *tr, long long totals[C_COUNT], int min_k)
 {
     char *name = esc(tr->name), *err = esc(tr->error), when[40];
     fprintf(out, "\n%s %s\n", _("tenant"), name);
@@ -226,7 +231,7 @@ static bool tenant(FILE *out, const struct tenant_report *tr, long long totals[C
     if (tr->nforms == 0)
         fprintf(out, "  %s\n", _("no form tables"));
     for (size_t k = 0; k < tr->nforms; k++) {
-        form(out, tr, &tr->forms[k]);
+        form(out, tr, &tr->forms[k], min_k);
         for (int c = 0; c < C_COUNT && !tr->forms[k].error; c++)
             totals[c] += tr->forms[k].counts[c];
     }
@@ -298,8 +303,13 @@ void report_render_text(FILE *out, const struct report *r, const struct cfg *cfg
 
     header(out, r);
     for (size_t i = 0; i < r->ntenants; i++)
-        reached += tenant(out, &r->tenants[i], totals);
+        reached += tenant(out, &r->tenants[i], totals, r->min_k);
     summary(out, r, reached, totals);
+    if (r->bi_error) {
+        char *e = esc(r->bi_error);
+        fprintf(out, _("  BI database: could not be read: %s\n"), e);
+        free(e);
+    }
     switch (r->verdict) {
     case VERDICT_COMPLIANT:
         fprintf(out, "\n%s\n", _("verdict: COMPLIANT: no personal data is held past the three-month limit"));

@@ -505,7 +505,7 @@ static enum tenant_outcome run_export(struct tenant *t, const struct app *app, s
 {
     struct export_totals etot = {0};
     long long seq;
-    enum tenant_outcome eo = export_tenant(app, t, ctx->progress, &etot, &seq);
+    enum tenant_outcome eo = export_tenant(app, t, false, ctx->progress, &etot, &seq);
     ctx->tot.exported += etot.inserted + etot.updated;
     if (eo != TENANT_OK) {
         if (outcome == TENANT_OK)

@@ -258,6 +258,10 @@ void cfg_free(struct cfg *cfg)
     free(cfg->bi.conninfo);
     free(cfg->bi.schema);
     free(cfg->bi.time_precision);
+    free(cfg->bi.reader_role);
+    for (size_t i = 0; i < cfg->bi.nharmless; i++)
+        free(cfg->bi.harmless[i]);
+    free(cfg->bi.harmless);
     free(cfg->wcs_api.orig);
     if (cfg->wcs_api.key)
         explicit_bzero(cfg->wcs_api.key, cfg->wcs_api.keylen);
@@ -602,8 +606,42 @@ static int bi_time_precision(struct loader *ld, const config_setting_t *s, void 
     return AX_OK;
 }
 
+static int bi_min_k(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return get_int_range(ld, s, 1, 1000, &((struct cfg_bi *)obj)->min_k);
+}
+
+static int bi_harmless(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct cfg_bi *bi = obj;
+    return load_name_list(ld, s, &bi->harmless, &bi->nharmless);
+}
+
+static int bi_generalise(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return get_bool(ld, s, &((struct cfg_bi *)obj)->generalise);
+}
+
+/* A role name: granted with a quoted identifier, so any name PostgreSQL takes, but not an empty one. */
+static int bi_reader_role(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    const char *text;
+    int rc = get_nonempty_string(ld, s, &text);
+    if (rc)
+        return rc;
+    if (strlen(text) > 63)
+        return bad(ld, s, "\"%s\" is longer than a PostgreSQL role name can be (63 bytes)", text);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return bad(ld, s, "a role name without control characters is expected");
+    set_string(&((struct cfg_bi *)obj)->reader_role, text);
+    return AX_OK;
+}
+
 static const struct key bi_keys[] = {
-    {"conninfo", bi_conninfo}, {"schema", bi_schema}, {"time_precision", bi_time_precision},
+    {"conninfo", bi_conninfo}, {"schema", bi_schema},       {"time_precision", bi_time_precision},
+    {"min_k", bi_min_k},       {"harmless", bi_harmless}, {"generalise", bi_generalise},
+    {"reader_role", bi_reader_role},
 };
 
 /* -- wcs_api -- */
@@ -775,7 +813,8 @@ static int root_bi(struct loader *ld, const config_setting_t *s, void *obj)
 {
     struct cfg_bi *bi = &((struct cfg *)obj)->bi;
     int rc = load_group(ld, s, bi_keys, AX_ARRAY_LEN(bi_keys), bi, "bi",
-                        "{ conninfo = ...; schema = ...; time_precision = ...; }");
+                        "{ conninfo = ...; schema = ...; time_precision = ...; min_k = ...; harmless = [...]; generalise = ...;"
+                        " reader_role = ...; }");
     if (rc == AX_OK && !bi->conninfo)
         rc = bad(ld, s, "missing \"conninfo\"");
     return rc;
@@ -955,6 +994,7 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     cfg->jobs = 1;
     cfg->bi.schema = ax_strdup("anonymised");
     cfg->bi.time_precision = ax_strdup("hour");
+    cfg->bi.min_k = 5;
     cfg->wcs_api.timeout_ms = 30000;
     cfg->backup_retention_days = 120;
     cfg->backup_retention_text = ax_strdup("4 months");

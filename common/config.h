@@ -78,6 +78,11 @@ struct cfg_bi {
     char *conninfo; /* secret-bearing: never logged */
     char *schema;
     char *time_precision; /* "minute", "hour" or "day" */
+    int min_k;            /* k-anonymity: every combination of quasi-identifiers shared by this many rows; 1: off */
+    char **harmless;      /* kept fields (varnames or ids) that are not quasi-identifiers */
+    size_t nharmless;
+    bool generalise;      /* coarsen the times of rows in small groups instead of holding them back */
+    char *reader_role;    /* granted read access to the schema; NULL: none */
 };
 
 struct cfg {

@@ -116,6 +116,14 @@ void db_set_conn_error(struct db *db, const char *sql)
     record_failure(db, db->conn ? PQerrorMessage(db->conn) : "no connection", NULL, sql);
 }
 
+int db_script(struct db *db, const char *sql)
+{
+    PGresult *r = PQexec(db->conn, sql);
+    int rc = db_check_result(db, r, sql, PGRES_COMMAND_OK);
+    PQclear(r);
+    return rc;
+}
+
 int db_check_result(struct db *db, const PGresult *r, const char *sql, ExecStatusType want)
 {
     if (r && PQresultStatus(r) == want)
@@ -269,4 +277,96 @@ void db_cancel_watched(void)
         char buf[256];
         PQcancel(c, buf, sizeof buf);
     }
+}
+
+/* -- pipelines ----------------------------------------------------------------- */
+
+static void pipe_free(struct db_pipe *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->items[i].sql);
+    free(p->items);
+    p->items = NULL;
+    p->n = 0;
+}
+
+int db_pipe_begin(struct db *db, struct db_pipe *p)
+{
+    memset(p, 0, sizeof *p);
+    if (PQenterPipelineMode(db->conn) != 1) {
+        db_set_conn_error(db, "(entering pipeline mode)");
+        return AX_ERR_DB;
+    }
+    return AX_OK;
+}
+
+int db_pipe_queue(struct db *db, struct db_pipe *p, const char *sql, int nparams, const Oid *types,
+                  const char *const *values, long long *out0, long long *out1)
+{
+    if (PQsendQueryParams(db->conn, sql, nparams, types, values, NULL, NULL, 0) != 1) {
+        db_set_conn_error(db, sql);
+        return AX_ERR_DB;
+    }
+    p->items = ax_reallocarray(p->items, p->n + 1, sizeof *p->items);
+    p->items[p->n++] = (struct db_pipe_item){ax_strdup(sql), out0, out1};
+    return AX_OK;
+}
+
+int db_pipe_send(struct db *db, struct db_pipe *p)
+{
+    (void)p;
+    if (PQpipelineSync(db->conn) != 1) {
+        db_set_conn_error(db, "(pipeline sync)");
+        return AX_ERR_DB;
+    }
+    return AX_OK;
+}
+
+/* One queued statement's results, up to the NULL that ends them. */
+static int pipe_result(struct db *db, const struct db_pipe_item *it, int rc)
+{
+    PGresult *r;
+    bool seen = false;
+    while ((r = PQgetResult(db->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        seen = true;
+        if (rc == AX_OK && st == PGRES_TUPLES_OK) {
+            if (it->out0 && PQntuples(r) > 0)
+                *it->out0 = PQgetisnull(r, 0, 0) ? -1 : atoll(PQgetvalue(r, 0, 0));
+            if (it->out1 && PQntuples(r) > 0 && PQnfields(r) > 1)
+                *it->out1 = PQgetisnull(r, 0, 1) ? -1 : atoll(PQgetvalue(r, 0, 1));
+        } else if (rc == AX_OK && st == PGRES_COMMAND_OK) {
+            if (it->out0)
+                *it->out0 = atoll(PQcmdTuples(r));
+        } else if (rc == AX_OK && st != PGRES_PIPELINE_ABORTED) {
+            rc = db_check_result(db, r, it->sql, PGRES_COMMAND_OK);
+        }
+        PQclear(r);
+    }
+    if (!seen && rc == AX_OK) {
+        db_set_conn_error(db, it->sql);
+        rc = AX_ERR_DB;
+    }
+    return rc;
+}
+
+int db_pipe_collect(struct db *db, struct db_pipe *p)
+{
+    int rc = AX_OK;
+    for (size_t i = 0; i < p->n; i++)
+        rc = pipe_result(db, &p->items[i], rc);
+    /* the sync point */
+    PGresult *r;
+    while ((r = PQgetResult(db->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC)
+            break;
+    }
+    if (PQexitPipelineMode(db->conn) != 1 && rc == AX_OK) {
+        db_set_conn_error(db, "(leaving pipeline mode)");
+        rc = AX_ERR_DB;
+    }
+    pipe_free(p);
+    return rc;
 }

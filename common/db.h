@@ -87,6 +87,37 @@ static inline int db_cmd(struct db *db, const char *sql)
 }
 
 /*
+ * Several statements in one string (simple query protocol, no parameters):
+ * DDL that the server itself assembled (format() with %I and %L).  The
+ * last result's status decides; returns 0 or AX_ERR_DB.
+ */
+int db_script(struct db *db, const char *sql);
+
+/*
+ * A pipeline (libpq pipeline mode): statements queued and sent without
+ * waiting, executed by the server while the client does other work (on
+ * other connections), their results collected later, in order.  The first
+ * failure aborts the rest.  Results are counts: the first row's first and
+ * second values (NULL as -1), or, for a statement without rows, the number
+ * of rows it changed in out0.
+ */
+struct db_pipe_item {
+    char *sql;
+    long long *out0, *out1;
+};
+struct db_pipe {
+    struct db_pipe_item *items;
+    size_t n;
+};
+int db_pipe_begin(struct db *db, struct db_pipe *p);
+int db_pipe_queue(struct db *db, struct db_pipe *p, const char *sql, int nparams, const Oid *types,
+                  const char *const *values, long long *out0, long long *out1);
+/* Sends everything queued; the server works on it from now on. */
+int db_pipe_send(struct db *db, struct db_pipe *p);
+/* Waits for every result; leaves pipeline mode.  0, or AX_ERR_DB with the first failure in db->error. */
+int db_pipe_collect(struct db *db, struct db_pipe *p);
+
+/*
  * Checks a result obtained without db_query (the COPY protocol): its status
  * must be want.  Records the error as db_query does.  r stays the caller's
  * (it may be NULL: a lost connection).  Returns 0 or AX_ERR_DB.

@@ -142,6 +142,22 @@ static int parse_block(json_object *jf, struct def_field *f, const char *path, c
     return parse_field_list(subs, f->backoffice, f->id, &f->subs, &f->nsubs, path, err, errlen);
 }
 
+/* "max_items" of a block: w.c.s. exports it as a string ("1"), older exports as a number; 0 when absent or odd. */
+static int block_max_items(json_object *jf)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(jf, "max_items", &v))
+        return 0;
+    if (json_object_is_type(v, json_type_int))
+        return json_object_get_int(v) > 0 ? json_object_get_int(v) : 0;
+    if (json_object_is_type(v, json_type_string)) {
+        char *end;
+        long n = strtol(json_object_get_string(v), &end, 10);
+        return *end == '\0' && n > 0 && n < 1000000 ? (int)n : 0;
+    }
+    return 0;
+}
+
 /* One field with a value; block: the id of the block it belongs to, or NULL. */
 static int parse_field(json_object *jf, const char *type, char *id, bool backoffice, const char *block,
                        struct def_field *f, const char *path, char *err, size_t errlen)
@@ -157,8 +173,10 @@ static int parse_field(json_object *jf, const char *type, char *id, bool backoff
     f->backoffice = backoffice;
     f->block = strcmp(type, "block") == 0 || strncmp(type, "block:", 6) == 0;
     int rc = parse_anonymise(jf, type, f, path, err, errlen);
-    if (rc == AX_OK && f->block && !block)
+    if (rc == AX_OK && f->block && !block) {
         rc = parse_block(jf, f, path, err, errlen);
+        f->max_items = block_max_items(jf);
+    }
     return rc;
 }
 

@@ -32,6 +32,7 @@ struct def_field {
     bool block;              /* type "block" (or legacy "block:<slug>") */
     struct def_field *subs;  /* a block's subfields (schema.fields of the export), keyed by id in its data */
     size_t nsubs;
+    int max_items;           /* a block's "max_items" (how many elements it may hold); 0: unknown */
 };
 
 struct def_status {

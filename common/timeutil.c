@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -268,6 +269,44 @@ void tm_format_local(time_t t, char buf[40])
     off = off < 0 ? -off : off;
     size_t n = strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, 40 - n, "%c%02ld:%02ld", sign, off / 3600, (off % 3600) / 60);
+}
+
+void tm_zone_name(const char *configured, char *buf, size_t len)
+{
+    const char *tz = getenv("TZ");
+    char link[512];
+    if (configured) {
+        snprintf(buf, len, "%s", configured);
+        return;
+    }
+    if (tz && *tz == ':')
+        tz++;
+    if (tz && *tz && tm_valid_timezone(tz)) {
+        snprintf(buf, len, "%s", tz);
+        return;
+    }
+    ssize_t n = readlink("/etc/localtime", link, sizeof link - 1);
+    const char *zi = NULL;
+    if (n > 0) {
+        link[n] = '\0';
+        zi = strstr(link, "zoneinfo/");
+    }
+    if (zi && tm_valid_timezone(zi + 9)) {
+        snprintf(buf, len, "%s", zi + 9);
+        return;
+    }
+    FILE *fp = fopen("/etc/timezone", "r");
+    if (fp) {
+        char line[128] = "";
+        bool ok = fgets(line, sizeof line, fp) != NULL;
+        fclose(fp);
+        line[strcspn(line, "\r\n")] = '\0';
+        if (ok && tm_valid_timezone(line)) {
+            snprintf(buf, len, "%s", line);
+            return;
+        }
+    }
+    snprintf(buf, len, "UTC");
 }
 
 time_t tm_local_midnight(time_t t, bool date_in_utc)

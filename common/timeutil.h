@@ -40,6 +40,13 @@ double tm_now(void);
  */
 int tm_parse_instant(const char *text, time_t *out, char *err, size_t errlen);
 
+/*
+ * The name of a time zone PostgreSQL knows: the configured one, else the
+ * system's ($TZ when it names a zone, else where /etc/localtime points,
+ * else /etc/timezone), else "UTC".
+ */
+void tm_zone_name(const char *configured, char *buf, size_t len);
+
 /* Local midnight (tm_set_timezone) of the date t has in UTC (date_in_utc:
  * what tm_parse_instant makes of a bare YYYY-MM-DD) or locally. */
 time_t tm_local_midnight(time_t t, bool date_in_utc);

@@ -62,7 +62,12 @@ drafts = "delete";
 open_submissions = "skip";
 batch_size = 500;
 schemas = "{schemas}";
-bi = {{ conninfo = "{bi}"; schema = "anonymised"; time_precision = "hour"; }};
+timezone = "Europe/Paris";
+# k-anonymity: a row reaches BI when at least 5 rows of its form share its times, channel and kept
+# answers; the reason, the district and the date asked for are not things an outsider knows of
+# someone (harmless); times of rows in small groups are coarsened to the week or month.
+bi = {{ conninfo = "{bi}"; schema = "anonymised"; time_precision = "day"; min_k = 5;
+       harmless = ["motif", "date_souhaitee", "type", "ville"]; generalise = true; }};
 tenants = (
   {{ name = "demarches.ville-exemple.fr"; conninfo = "{c1}"; }},
   {{ name = "eservices.agglo-exemple.fr"; conninfo = "{c2}"; retention = "60 days"; }}
@@ -192,9 +197,17 @@ def run_demo(binary, schemas, config):
                   " FROM anonymised.submissions GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
                   'anonymised.submissions, per tenant, form and status')
         psql_show(cluster, 'bi',
-                  "SELECT form_slug, submission_id, receipt_time, anonymised_at, status_name, channel, fields::text AS fields"
-                  " FROM anonymised.submissions ORDER BY tenant, form_id, submission_id LIMIT 4",
-                  'a few rows: times truncated to the hour, kept fields only')
+                  "SELECT form_slug, submission_id, receipt_time, time_precision, status_name, channel,"
+                  " fields::text AS fields FROM anonymised.submissions ORDER BY tenant, form_id, submission_id LIMIT 4",
+                  'a few rows: times truncated to the (local) day or coarser, kept fields only')
+        psql_show(cluster, 'bi',
+                  "SELECT ecole, sans_porc, count(*) AS submissions, min(receipt_time)::date AS first"
+                  " FROM anonymised.form_demarches_ville_exemple_fr_inscription_cantine"
+                  " WHERE deleted_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2",
+                  'a per-form view, as a BI tool queries it: typed columns, one per kept field')
+        psql_show(cluster, 'bi',
+                  "SELECT tenant, form_slug, rows_exported, smallest_group, held_back FROM anonymised.export_state"
+                  " ORDER BY 1, 2", 'k-anonymity: the smallest group of each form, and the rows held back')
         psql_show(cluster, 'bi',
                   "SELECT tenant, outcome, rows_exported, started_at::timestamp(0) AS started FROM anonymised.runs"
                   " ORDER BY started_at", 'anonymised.runs')

@@ -98,10 +98,10 @@ class Bench:
     def reset_main(self):
         self.reset([(f'tpl_t{i}', self.tenant_db(i)) for i in range(self.args.tenants)])
 
-    def write_config(self, path, dbs, bi=None, extra=''):
+    def write_config(self, path, dbs, bi=None, extra='', min_k=1, bi_extra=''):
         lines = [f'retention = "{RETENTION_DAYS} days";', 'vacuum = false;', f'schemas = "{self.schemas}";', extra]
         if bi:
-            lines.append(f'bi = {{ conninfo = "{self.cluster.conninfo(bi)}"; }};')
+            lines.append(f'bi = {{ conninfo = "{self.cluster.conninfo(bi)}"; min_k = {min_k}; {bi_extra} }};')
         lines.append('tenants = (' + ',\n'.join(
             f'{{ name = "{db}"; conninfo = "{self.cluster.conninfo(db)}"; }}' for db in dbs) + ');')
         with open(path, 'w') as fp:
@@ -207,14 +207,26 @@ class Bench:
         """The same rows and columns as the export, by a bare COPY pipe into a plain table."""
         psql = shutil.which('psql')
         conn = self.cluster.connect(bi)
-        conn.cursor().execute('CREATE TABLE IF NOT EXISTS raw_copy (tenant text, form_id int, form_slug text,'
-                              ' submission_id int, receipt_time timestamptz, last_update_time timestamptz,'
-                              ' anonymised_at timestamptz, status text, status_name text, is_final boolean,'
-                              ' channel text, backoffice_submission boolean, criticality_level int,'
-                              ' processing_time interval, fields jsonb, exported_at timestamptz NOT NULL DEFAULT now(),'
-                              ' PRIMARY KEY (tenant, form_id, submission_id))')
-        # the same keys as the contract's submissions table: only the export's own work differs
-        conn.cursor().execute('CREATE INDEX IF NOT EXISTS raw_copy_exported_at ON raw_copy (exported_at)')
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute('CREATE TABLE IF NOT EXISTS raw_forms (tenant text, form_id int, PRIMARY KEY (tenant, form_id))')
+        cur.execute('CREATE TABLE IF NOT EXISTS raw_copy (tenant text, form_id int, form_slug text,'
+                    ' submission_id int, receipt_time timestamptz, last_update_time timestamptz,'
+                    ' anonymised_at timestamptz, status text, status_name text, is_final boolean,'
+                    ' channel text, backoffice_submission boolean, criticality_level int,'
+                    ' processing_time interval, fields jsonb, exported_at timestamptz NOT NULL DEFAULT now(),'
+                    ' done_time timestamptz, time_precision text, deleted_at timestamptz, qi_group bigint,'
+                    ' PRIMARY KEY (tenant, form_id, submission_id),'
+                    ' FOREIGN KEY (tenant, form_id) REFERENCES raw_forms)')
+        # the same keys, foreign key and indexes as the contract's submissions table: only the export's own
+        # work differs
+        cur.execute('CREATE INDEX IF NOT EXISTS raw_copy_exported_at ON raw_copy (exported_at)')
+        cur.execute('CREATE INDEX IF NOT EXISTS raw_copy_receipt ON raw_copy (tenant, form_id, receipt_time)')
+        cur.execute('CREATE INDEX IF NOT EXISTS raw_copy_receipt_time ON raw_copy (receipt_time)')
+        cur.execute('CREATE INDEX IF NOT EXISTS raw_copy_qi ON raw_copy (tenant, form_id, qi_group)')
+        for db in dbs:
+            for f in self.forms():
+                cur.execute('INSERT INTO raw_forms VALUES (%s, %s) ON CONFLICT DO NOTHING', (db, f.id))
         conn.close()
         n = 0
         for db in dbs:
@@ -222,18 +234,20 @@ class Bench:
                 kept = [fld for fld in f.fields if fld.anonymise in ('no', False) and fld.sql_type
                         and fld.sql_type != 'bytea']
                 fields = ', '.join(f"'{fld.varname}', m.{wcs.qi(fld.column)}" for fld in kept)
-                query = (f"COPY (SELECT '{db}', {f.id}, '{f.slug}', m.id, date_trunc('hour', m.receipt_time),"
-                         f" date_trunc('hour', m.last_update_time), date_trunc('hour', m.anonymised),"
+                query = (f"COPY (SELECT '{db}', {f.id}, '{f.slug}', m.id, date_trunc('hour', m.receipt_time, 'UTC'),"
+                         f" date_trunc('hour', m.last_update_time, 'UTC'), date_trunc('hour', m.anonymised, 'UTC'),"
                          f" substr(m.status, 4), NULL, m.status IN ({', '.join(repr(x) for x in f.endpoints)}),"
                          f" m.submission_channel, m.backoffice_submission, m.criticality_level,"
-                         f" m.last_update_time - m.receipt_time, jsonb_build_object({fields})"
+                         f" m.last_update_time - m.receipt_time, jsonb_build_object({fields}),"
+                         f" date_trunc('hour', m.last_update_time, 'UTC'), 'hour'"
                          f" FROM {wcs.qi(f.table)} m WHERE m.anonymised IS NOT NULL AND m.status <> 'draft') TO STDOUT")
                 src = subprocess.Popen([psql, '-X', '-q', self.cluster.conninfo(db), '-c', query],
                                        stdout=subprocess.PIPE)
                 dst = subprocess.run([psql, '-X', self.cluster.conninfo(bi), '-c',
                                       'COPY raw_copy (tenant, form_id, form_slug, submission_id, receipt_time,'
                                       ' last_update_time, anonymised_at, status, status_name, is_final, channel,'
-                                      ' backoffice_submission, criticality_level, processing_time, fields) FROM STDIN'],
+                                      ' backoffice_submission, criticality_level, processing_time, fields,'
+                                      ' done_time, time_precision) FROM STDIN'],
                                      stdin=src.stdout, capture_output=True, text=True)
                 src.stdout.close()
                 src.wait()
@@ -261,6 +275,9 @@ class Bench:
             dbs = [self.tenant_db(i) for i in range(a.tenants)]
             conf = self.write_config(os.path.join(self.work, 'bench.conf'), dbs)
             conf_bi = self.write_config(os.path.join(self.work, 'bench-bi.conf'), dbs, bi='bench_bi')
+            # k-anonymity as a platform would set it: groups of 5, times coarsened rather than rows held back
+            conf_k5 = self.write_config(os.path.join(self.work, 'bench-k5.conf'), dbs, bi='bench_bi', min_k=5,
+                                        bi_extra='generalise = true;')
 
             # 1. anonymizer, --jobs 1
             self.reset_main()
@@ -285,6 +302,20 @@ class Bench:
             raw = self.raw_pipe(dbs, 'bench_bi')
             self.results['raw'] = (time.monotonic() - t0, raw)
             self.record('raw COPY pipe', self.results['raw'][0], raw)
+            # the same export with k-anonymity (min_k = 5, generalise), into an empty schema: its cost, and what it
+            # holds back
+            self.cluster.dropdb('bench_bi')
+            self.cluster.createdb('bench_bi')
+            secs, _, err = self.anonymizer('-c', conf_k5, 'export')
+            published = sum(int(x) for x in re.findall(r'exported (\d+) new', err))
+            held = sum(int(x) for x in re.findall(r', (\d+) held back \(', err))
+            self.results['export_k5'] = (secs, published + held)
+            self.results['k5_held'] = held
+            self.record('anonymizer export, min_k = 5, generalise', secs, published + held, f'({held} held back)')
+
+            if a.export_only:
+                self.print_export()
+                return
 
             # 2. single-statement SQL
             self.reset_main()
@@ -343,6 +374,12 @@ class Bench:
             shutil.rmtree(self.work, ignore_errors=True)
         self.print_table()
 
+    def print_export(self):
+        r = self.results
+        rate = lambda k: r[k][1] / r[k][0] if r[k][0] else 0  # noqa: E731
+        print(f'export {rate("export") / rate("raw"):.2f}x raw COPY (>= 0.7); export with min_k = 5 and generalise'
+              f' {r["export_k5"][0] / r["export"][0]:.2f}x the time of min_k = 1 (<= 1.5), {r["k5_held"]} held back')
+
     def print_table(self):
         r = self.results
         rate = lambda k: r[k][1] / r[k][0] if r[k][0] else 0  # noqa: E731
@@ -360,6 +397,9 @@ class Bench:
               f' {1.0:15.2f}x')
         print(f'{"raw COPY pipe":36} {r["raw"][0]:9.1f} {r["raw"][1]:9} {rate("raw"):9.0f}'
               f' {rate("export") / rate("raw"):15.2f}x')
+        k5 = r['export_k5'][0] / r['export'][0] if r['export'][0] else 0
+        print(f'{"anonymizer export, min_k 5, generalise":36} {r["export_k5"][0]:9.1f} {r["export_k5"][1]:9}'
+              f' {rate("export_k5"):9.0f} {k5:14.2f}x the time of min_k = 1 ({r["k5_held"]} held back)')
         small, large = r['rss_small'], r['rss_large']
         print(f'peak RSS: {small[0] / 1024:.1f} MiB at {small[1]} submissions ({small[2]} processed),'
               f' {large[0] / 1024:.1f} MiB at {large[1]} ({large[2]} processed)')
@@ -368,6 +408,7 @@ class Bench:
         summary = (f'summary: anonymisation {anon / rate("sql"):.2f}x single-statement (target >= 0.8),'
                    f' {anon / rate("row"):.1f}x per-row (>= 5), export {rate("export") / rate("raw"):.2f}x raw'
                    f' COPY (>= 0.7), peak RSS {small[0] / 1024:.1f} / {large[0] / 1024:.1f} MiB (< 32, flat),'
+                   f' export with min_k = 5 {k5:.2f}x the time of min_k = 1 (<= 1.5),'
                    f' longest batch {r["longest_batch"]:.2f} s (< 1), --jobs 2 {rate("jobs2") / anon:.2f}x'
                    f' --jobs 1, report {r["report_large"]:.2f} s (< 5)')
         print(summary)
@@ -381,6 +422,7 @@ def main():
     p.add_argument('--submissions', type=int, default=500000, help='in all, over every tenant and form')
     p.add_argument('--rss-small', type=int, default=100000)
     p.add_argument('--rss-large', type=int, default=1000000)
+    p.add_argument('--export-only', action='store_true', help='measure the export only (raw COPY, min_k 1 and 5)')
     p.add_argument('--per-row-sample', type=int, default=10000,
                    help='submissions the per-row baseline processes (its rate is what is compared)')
     args = p.parse_args()

@@ -35,7 +35,7 @@ class HistoryTests(harness.TestCase):
         bi_cluster.createdb(self.bi_db)
         bi = bi_cluster.conninfo(self.bi_db)
         self.write_config([t], extra=f'retention = "30 days"; timezone = "UTC";'
-                                     f' bi = {{ conninfo = "{harness.cfgstr(bi)}"; }};')
+                                     f' bi = {{ conninfo = "{harness.cfgstr(bi)}"; min_k = 1; }};')
         self.anonymizer('run', expect=0)
         # the nights before: every one from 6 days ago to yesterday has a successful run, except
         # 3 days ago (failed) and 4 days ago (none at all); 2 days ago ran twice

@@ -67,7 +67,7 @@ class PrivilegeTests(harness.TestCase):
         bi = self.cluster.conninfo(self.bi_db, user=bi_role or self.roles[BI])
         return self.write_config(
             [(t.name, self.cluster.conninfo(t.dbname, user=role))],
-            extra=f'retention = "30 days"; bi = {{ conninfo = "{harness.cfgstr(bi)}"; }};',
+            extra=f'retention = "30 days"; bi = {{ conninfo = "{harness.cfgstr(bi)}"; min_k = 1; }};',
             path=path or os.path.join(self.dir, f'{role}.conf')) and (path or os.path.join(self.dir, f'{role}.conf'))
 
     def apply_grants(self):

@@ -415,7 +415,7 @@ class ReportTests(harness.TestCase):
         doc = json.loads(outputs['json'])
         # keys are only ever added, at the end
         self.assertEqual(list(doc), ['generated_at', 'at', 'retention_cap', 'compliant', 'backup_retention',
-                                     'tenants', 'verdict', 'at_in_future', 'timezone'])
+                                     'tenants', 'verdict', 'at_in_future', 'timezone', 'bi_min_k', 'bi_error'])
         self.assertEqual(list(doc['tenants'][0]), ['name', 'status', 'error', 'last_run', 'backups_until', 'forms',
                                                    'definitions', 'run_in_progress_since'])
         self.assertEqual(doc['generated_at'], AT)

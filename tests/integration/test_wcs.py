@@ -37,7 +37,7 @@ class WcsTests(harness.TestCase):
         t.cluster.createdb(self.bi_db)
         self.bi = t.cluster.connect(self.bi_db)
         self.addCleanup(self.bi.close)
-        return f'bi = {{ conninfo = "{harness.cfgstr(t.cluster.conninfo(self.bi_db))}"; }};'
+        return f'bi = {{ conninfo = "{harness.cfgstr(t.cluster.conninfo(self.bi_db))}"; min_k = 1; }};'
 
     def bi_dump(self):
         with self.bi.cursor() as cur:

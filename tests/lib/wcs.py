@@ -78,6 +78,8 @@ class Field:
             d['block_slug'] = self.varname or f'block{self.id}'
             d['schema'] = {'name': self.label, 'slug': d['block_slug'],
                            'fields': [sub.export(with_ids, legacy) for sub in self.subfields]}
+            # as w.c.s. exports it: a string
+            d['max_items'] = str(self.extra.get('max_items', 5))
         else:
             d.update(self.extra)
         return d

@@ -106,7 +106,22 @@ static void test_defaults(void **state)
     assert_null(cfg->bi.conninfo);
     assert_string_equal(cfg->bi.schema, "anonymised");
     assert_string_equal(cfg->bi.time_precision, "hour");
+    assert_int_equal(cfg->bi.min_k, 5);
+    assert_int_equal(cfg->bi.nharmless, 0);
+    assert_false(cfg->bi.generalise);
+    assert_null(cfg->bi.reader_role);
     assert_int_equal(cfg->backup_retention_days, 120);
+    cfg_free(cfg);
+    assert_int_equal(load("tenants = ( { name = \"a\"; conninfo = \"dbname=a\"; } );\n"
+                          "bi = { conninfo = \"dbname=bi\"; min_k = 3; harmless = [\"motif\", \"4\"];"
+                          " generalise = true; reader_role = \"Metabase Readers\"; };\n",
+                          &cfg),
+                     AX_OK);
+    assert_int_equal(cfg->bi.min_k, 3);
+    assert_int_equal(cfg->bi.nharmless, 2);
+    assert_string_equal(cfg->bi.harmless[1], "4");
+    assert_true(cfg->bi.generalise);
+    assert_string_equal(cfg->bi.reader_role, "Metabase Readers");
     struct cfg_resolved r;
     cfg_resolve(cfg, &cfg->tenants[0], "x", &r);
     assert_int_equal(r.retention_days, 90);
@@ -227,6 +242,11 @@ static void test_errors(void **state)
                  "not one of");
     expect_error(WITH("bi = { schema = \"x\"; };\n"), "bi: missing \"conninfo\"", NULL);
     expect_error(WITH("bi = { conninfo = \"dbname=bi\"; host = \"x\"; };\n"), "bi.host: unknown setting", NULL);
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; min_k = 0; };\n"), "bi.min_k: 0 is out of range", NULL);
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; min_k = 1001; };\n"), "bi.min_k", "out of range");
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; harmless = \"motif\"; };\n"), "bi.harmless", "a list");
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; generalise = \"yes\"; };\n"), "bi.generalise", NULL);
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; reader_role = \"\"; };\n"), "bi.reader_role", NULL);
     expect_error(WITH("backup_retention = \"forever\";\n"), "backup_retention", "invalid period");
     expect_error(WITH("jobs = 0;\n"), "jobs: 0 is out of range", NULL);
     expect_error(WITH("jobs = 65;\n"), "jobs: 65 is out of range", NULL);

@@ -1,0 +1,56 @@
+/*
+ * bi.h: the BI database side of the export: the session, the contract
+ * (the staging schema's tables, installed or migrated, with a comment on
+ * every table and column), the privileges it needs, the readers' grants.
+ * The contract is documented in man/anonymizer-bi.7.
+ */
+#ifndef BI_H
+#define BI_H
+
+#include "app.h"
+#include "db.h"
+
+#define BI_CONTRACT_VERSION 2
+
+/* The submissions columns the tenant sends, in order (exported_at, deleted_at and qi_group are the BI's). */
+#define BI_SUBMISSION_COLUMNS                                                                                    \
+    "tenant, form_id, form_slug, submission_id, receipt_time, last_update_time, anonymised_at, status, "         \
+    "status_name, is_final, channel, backoffice_submission, criticality_level, processing_time, fields, "        \
+    "done_time, time_precision"
+
+struct bi {
+    struct db db;
+    bool dry_run;       /* one transaction for the whole session, rolled back: nothing is written */
+    const char *schema; /* from the configuration (validated as a plain identifier) */
+    char *schema_q;     /* the same, quoted */
+    char tz[128];       /* the time zone times are truncated in */
+};
+
+/*
+ * Connects, checks the role's privileges, installs or migrates the
+ * contract, prepares the session's staging tables and the readers' grants.
+ * Returns 0, AX_ERR_CONNECT, AX_ERR_DB or AX_ERR_DATA (a contract this
+ * version does not know) with bi->db.error set; bi_close in every case.
+ */
+int bi_open(const struct app *app, struct bi *bi, bool dry_run);
+void bi_close(struct bi *bi);
+
+/* A BI statement that names the staging schema as @S (replaced by the quoted name). */
+int bi_query(struct bi *bi, PGresult **res, struct db_shape shape, const char *fmt_sql, int nparams,
+             const Oid *types, const char *const *values);
+int bi_command(struct bi *bi, const char *fmt_sql, int nparams, const Oid *types, const char *const *values);
+/* The statement with @S replaced (caller frees). */
+char *bi_sql(const struct bi *bi, const char *fmt_sql);
+
+/*
+ * One unit of work (a form's export): a transaction, or with dry_run a
+ * savepoint of the session's transaction.  bi_end commits it, or rolls it
+ * back (dry run, or ok false).  The session's staging tables start empty.
+ */
+int bi_begin(struct bi *bi);
+int bi_end(struct bi *bi, bool ok);
+
+/* The time zone name times are truncated in: the configured timezone, else the system's. */
+void bi_time_zone(const struct app *app, char buf[128]);
+
+#endif
