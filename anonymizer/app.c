@@ -6,6 +6,7 @@
 #include "tenant.h"
 #include "timeutil.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,9 +82,12 @@ static const struct cfg_form *entry_at(const struct cfg *cfg, size_t i, bool *ca
     return *card ? &cfg->cards[i - cfg->nforms] : &cfg->forms[i];
 }
 
+static pthread_mutex_t entries_lock = PTHREAD_MUTEX_INITIALIZER; /* report --jobs: threads */
+
 void app_note_entries(const struct app *app, const char *tenant, const struct form *forms, size_t nforms)
 {
     const struct entry_matches *m = &app->entries;
+    pthread_mutex_lock(&entries_lock);
     for (size_t i = 0; i < m->n; i++) {
         bool card;
         const struct cfg_form *e = entry_at(app->cfg, i, &card);
@@ -94,6 +98,7 @@ void app_note_entries(const struct app *app, const char *tenant, const struct fo
             if ((forms[k].kind == FORM_KIND_CARD) == card && strcmp(forms[k].slug, e->slug) == 0)
                 m->matched[i] = true;
     }
+    pthread_mutex_unlock(&entries_lock);
 }
 
 void app_warn_unmatched_entries(const struct app *app)

@@ -66,7 +66,7 @@ struct app {
 extern volatile sig_atomic_t app_interrupted;
 
 /* Which process this is, for the signal handler. */
-enum app_role { APP_ROLE_SINGLE = 0, APP_ROLE_PARENT, APP_ROLE_WORKER };
+enum app_role { APP_ROLE_SINGLE = 0, APP_ROLE_PARENT, APP_ROLE_WORKER, APP_ROLE_HELPER };
 extern volatile sig_atomic_t app_role;
 
 /* True once the time budget (max_runtime) is spent; remembers it. */

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <semaphore.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,11 +30,13 @@ struct msg_hdr {
     uint32_t len;
 };
 
+/* Progress is sent as increments: a tenant's coordinator and its helpers all add to it. */
 struct msg_progress {
     char form[96];
-    long long done;
-    long long due; /* -1: not counted */
-    int32_t start;  /* a new form begins */
+    char phase[24];
+    long long delta; /* work done since the last message */
+    long long due;   /* with start: work this form adds to the tenant's total (-1: not counted) */
+    int32_t start;   /* a new form begins */
 };
 
 struct msg_result {
@@ -47,7 +51,6 @@ struct msg_result {
 struct progress {
     int fd; /* the pipe to the parent */
     struct msg_progress msg;
-    double last_sent;
 };
 
 static void write_all(int fd, const void *buf, size_t len)
@@ -98,24 +101,32 @@ void progress_form_start(struct progress *p, const char *form, long long due)
     p->msg.start = 1;
     send_msg(p->fd, MSG_PROGRESS, &p->msg, sizeof p->msg);
     p->msg.start = 0;
-    p->last_sent = tm_now();
+    p->msg.due = -1;
+}
+
+void progress_phase(struct progress *p, const char *phase)
+{
+    if (!p)
+        return;
+    snprintf(p->msg.phase, sizeof p->msg.phase, "%s", phase);
+    p->msg.delta = 0;
+    send_msg(p->fd, MSG_PROGRESS, &p->msg, sizeof p->msg);
 }
 
 void progress_add(struct progress *p, long long done)
 {
     if (!p)
         return;
-    p->msg.done += done;
     /* a batch takes milliseconds at least: one small write each, so that the
      * parent never shows a count older than the last batch */
+    p->msg.delta = done;
     send_msg(p->fd, MSG_PROGRESS, &p->msg, sizeof p->msg);
-    p->last_sent = tm_now();
+    p->msg.delta = 0;
 }
 
 void progress_form_end(struct progress *p)
 {
-    if (p)
-        send_msg(p->fd, MSG_PROGRESS, &p->msg, sizeof p->msg);
+    (void)p;
 }
 
 void progress_print(struct progress *p, const char *line)
@@ -138,12 +149,30 @@ struct worker {
     struct msg_result result;
     char *buf;
     size_t len, cap;
-    struct msg_progress progress;
-    double form_started, started, last_log;
+    /* the tenant's progress, added up from its coordinator's and helpers' messages */
+    char form[96], phase[24];
+    long long done, due; /* due -1: not counted */
+    double started, last_log;
 };
 
 static struct worker *workers;
 static size_t nworkers;
+
+/*
+ * Every process that works holds one of the run's --jobs tokens: the
+ * coordinators jobs_run starts (one per tenant in progress) and the helpers
+ * they start for work units.  What a coordinator's helpers hold is noted by
+ * slot, so that the parent can give it back if the coordinator dies.
+ */
+#define MAX_SLOTS 64
+struct shared {
+    sem_t tokens;
+    int helper_tokens[MAX_SLOTS];
+};
+static struct shared *shm;
+static int my_slot = -1;      /* in a coordinator: its worker slot */
+static struct helper *my_helpers; /* in a coordinator: its helpers, for the signal handler */
+static size_t my_nhelpers;
 static volatile sig_atomic_t signals_seen;
 static bool live;          /* drawing a live line on stderr */
 static bool line_drawn;
@@ -154,6 +183,13 @@ void jobs_on_signal(void)
 {
     /* called from the signal handler: only async-signal-safe calls */
     signals_seen++;
+    if (app_role == APP_ROLE_WORKER) {
+        /* a coordinator: its helpers stop with it (their batch in flight rolls back) */
+        for (size_t i = 0; i < my_nhelpers; i++)
+            if (my_helpers[i].active)
+                kill(my_helpers[i].pid, signals_seen > 1 ? SIGKILL : SIGTERM);
+        return;
+    }
     for (size_t i = 0; i < nworkers; i++) {
         if (!workers[i].active)
             continue;
@@ -180,21 +216,26 @@ static int terminal_width(void)
     return 100;
 }
 
+/* "tenant: phase form done/due rate, time left"; a phase that does not count (vacuum, export) says so alone. */
 static void describe(struct strbuf *sb, const struct worker *w, double now)
 {
-    const struct msg_progress *p = &w->progress;
-    double elapsed = now - w->form_started;
-    double rate = elapsed > 0.5 ? (double)p->done / elapsed : 0;
+    double elapsed = now - w->started;
+    double rate = elapsed > 0.5 ? (double)w->done / elapsed : 0;
     sb_appendf(sb, "%s", cur_app->tenants[w->tenant].cfg->name);
-    if (p->form[0]) {
-        sb_appendf(sb, " %s %lld", p->form, p->done);
-        if (p->due >= 0)
-            sb_appendf(sb, "/%lld", p->due);
-        if (rate > 0)
-            sb_appendf(sb, " %.0f/s", rate);
-        if (rate > 0 && p->due > p->done)
-            sb_appendf(sb, " %.0fs left", (double)(p->due - p->done) / rate);
-    }
+    if (w->phase[0])
+        sb_appendf(sb, ": %s", w->phase);
+    bool counting = strcmp(w->phase, "anonymise") == 0 || strcmp(w->phase, "drafts") == 0;
+    if (w->form[0])
+        sb_appendf(sb, " %s", w->form);
+    if (!counting)
+        return;
+    sb_appendf(sb, " %lld", w->done);
+    if (w->due >= 0)
+        sb_appendf(sb, "/%lld", w->due > w->done ? w->due : w->done);
+    if (rate > 0)
+        sb_appendf(sb, " %.0f/s", rate);
+    if (rate > 0 && w->due > w->done)
+        sb_appendf(sb, " %.0fs left", (double)(w->due - w->done) / rate);
 }
 
 static void draw_line(void)
@@ -239,10 +280,17 @@ static void handle_msg(struct worker *w, uint32_t type, const char *p, size_t le
             parent_log_sink(LOG_LEVEL_INFO, p + sizeof(int32_t), len - sizeof(int32_t));
         break;
     case MSG_PROGRESS:
-        if (len == sizeof w->progress) {
-            memcpy(&w->progress, p, len);
-            if (w->progress.start)
-                w->form_started = tm_now();
+        if (len == sizeof(struct msg_progress)) {
+            struct msg_progress m;
+            memcpy(&m, p, len);
+            w->done += m.delta;
+            if (m.start) {
+                snprintf(w->form, sizeof w->form, "%s", m.form);
+                if (m.due >= 0)
+                    w->due = (w->due < 0 ? 0 : w->due) + m.due;
+            }
+            if (m.phase[0])
+                snprintf(w->phase, sizeof w->phase, "%s", m.phase);
         }
         break;
     case MSG_ENTRIES:
@@ -284,21 +332,29 @@ static void drain(struct worker *w)
     w->len -= off;
 }
 
+/* Appends what fd has to a growing buffer; 1: read, 0: end of file, -1: nothing for now. */
+static int read_more(int fd, char **buf, size_t *len, size_t *cap, size_t room)
+{
+    if (*cap - *len < room) {
+        *cap = *cap ? *cap * 2 : 2 * room;
+        *buf = ax_realloc(*buf, *cap);
+    }
+    ssize_t n = read(fd, *buf + *len, *cap - *len);
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? -1 : 0;
+    if (n == 0)
+        return 0;
+    *len += (size_t)n;
+    return 1;
+}
+
 /* Reads what the worker sent; returns false at end of file. */
 static bool read_worker(struct worker *w)
 {
-    if (w->cap - w->len < 8192) {
-        w->cap = w->cap ? w->cap * 2 : 16384;
-        w->buf = ax_realloc(w->buf, w->cap);
-    }
-    ssize_t n = read(w->fd, w->buf + w->len, w->cap - w->len);
-    if (n < 0)
-        return errno == EINTR || errno == EAGAIN;
-    if (n == 0)
-        return false;
-    w->len += (size_t)n;
-    drain(w);
-    return true;
+    int r = read_more(w->fd, &w->buf, &w->len, &w->cap, 8192);
+    if (r > 0)
+        drain(w);
+    return r != 0;
 }
 
 /* What the worker's tenant said of the configuration's entries (see app_note_entries): applies, then matched. */
@@ -343,6 +399,7 @@ static void spawn(const struct app *app, struct worker *w, size_t tenant, job_fn
             if (workers[i].active && &workers[i] != w)
                 close(workers[i].fd);
         app_role = APP_ROLE_WORKER;
+        my_slot = (int)(w - workers);
         worker_log_fd = fds[1];
         log_set_sink(worker_log_sink);
         struct progress progress = {.fd = fds[1]};
@@ -361,6 +418,7 @@ static void spawn(const struct app *app, struct worker *w, size_t tenant, job_fn
     w->pid = pid;
     w->fd = fds[0];
     w->tenant = tenant;
+    w->due = -1;
     w->started = w->last_log = tm_now();
 }
 
@@ -371,6 +429,13 @@ static enum tenant_outcome reap(const struct app *app, struct worker *w, struct 
     while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
         ;
     close(w->fd);
+    /* its own token, and those of helpers it could not give back (it died with them) */
+    if (shm) {
+        int slot = (int)(w - workers);
+        for (int k = 0; k <= shm->helper_tokens[slot]; k++)
+            sem_post(&shm->tokens);
+        shm->helper_tokens[slot] = 0;
+    }
     if (w->have_result) {
         outcome = (enum tenant_outcome)w->result.outcome;
         tot->anonymised += w->result.tot.anonymised;
@@ -417,6 +482,17 @@ void jobs_run(const struct app *app, int jobs, job_fn fn, enum tenant_outcome *o
 
     if (jobs < 1)
         jobs = 1;
+    if (jobs > MAX_SLOTS)
+        jobs = MAX_SLOTS;
+    /* tokens for every working process; a tenant's coordinator may give spare ones to helpers */
+    shm = mmap(NULL, sizeof *shm, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shm == MAP_FAILED || sem_init(&shm->tokens, 1, (unsigned)jobs) != 0) {
+        if (shm != MAP_FAILED)
+            munmap(shm, sizeof *shm);
+        shm = NULL;
+    } else {
+        memset(shm->helper_tokens, 0, sizeof shm->helper_tokens);
+    }
     if ((size_t)jobs > n)
         jobs = (int)(n ? n : 1);
     cur_app = app;
@@ -433,7 +509,12 @@ void jobs_run(const struct app *app, int jobs, job_fn fn, enum tenant_outcome *o
         for (size_t i = 0; i < nworkers && next < n; i++) {
             if (workers[i].active || app_interrupted || app_out_of_time(app))
                 continue;
+            /* a helper of another tenant may hold the token: later */
+            if (shm && sem_trywait(&shm->tokens) != 0)
+                break;
             spawn(app, &workers[i], next, fn);
+            if (!workers[i].active && shm)
+                sem_post(&shm->tokens);
             if (workers[i].active)
                 active++;
             else
@@ -452,7 +533,7 @@ void jobs_run(const struct app *app, int jobs, job_fn fn, enum tenant_outcome *o
             pfds[np].revents = 0;
             map[np++] = i;
         }
-        int r = poll(pfds, np, 500);
+        int r = poll(pfds, np, next < n ? 100 : 500);
         if (r < 0 && errno != EINTR)
             break;
         for (size_t k = 0; r > 0 && k < np; k++) {
@@ -498,4 +579,106 @@ void jobs_run(const struct app *app, int jobs, job_fn fn, enum tenant_outcome *o
     free(workers);
     workers = NULL;
     nworkers = 0;
+    if (shm) {
+        sem_destroy(&shm->tokens);
+        munmap(shm, sizeof *shm);
+        shm = NULL;
+    }
+}
+
+/* -- helpers: a coordinator's work units in other processes ---------------------------- */
+
+bool helper_start(struct helper *hs, size_t n, size_t i, helper_fn fn, void *arg)
+{
+    struct helper *h = &hs[i];
+    int fds[2];
+    if (!shm || my_slot < 0 || sem_trywait(&shm->tokens) != 0)
+        return false;
+    if (pipe(fds) != 0) {
+        sem_post(&shm->tokens);
+        return false;
+    }
+    shm->helper_tokens[my_slot]++;
+    my_helpers = hs;
+    my_nhelpers = n;
+    fflush(stdout);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        shm->helper_tokens[my_slot]--;
+        sem_post(&shm->tokens);
+        return false;
+    }
+    if (pid == 0) {
+        /* the helper: it dies with its coordinator, like a batch of the
+         * coordinator's own would (its transaction rolls back) */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(EXIT_TEMPFAIL);
+        close(fds[0]);
+        for (size_t k = 0; k < n; k++)
+            if (hs[k].active)
+                close(hs[k].fd);
+        app_role = APP_ROLE_HELPER;
+        my_nhelpers = 0;
+        fn(arg, fds[1]);
+        close(fds[1]);
+        /* no exit handler: the coordinator's connections, inherited, are not this process's to close */
+        _exit(0);
+    }
+    close(fds[1]);
+    memset(h, 0, sizeof *h);
+    h->active = true;
+    h->pid = pid;
+    h->fd = fds[0];
+    return true;
+}
+
+void helper_write(int fd, const void *buf, size_t len)
+{
+    write_all(fd, buf, len);
+}
+
+/* Reads what the helper wrote; false at end of file. */
+static bool read_helper(struct helper *h)
+{
+    return read_more(h->fd, &h->out, &h->len, &h->cap, 4096) != 0;
+}
+
+int helper_wait(struct helper *hs, size_t n, int timeout_ms)
+{
+    struct pollfd pfds[MAX_SLOTS];
+    size_t map[MAX_SLOTS];
+    for (;;) {
+        size_t np = 0;
+        for (size_t i = 0; i < n && np < MAX_SLOTS; i++) {
+            if (!hs[i].active)
+                continue;
+            pfds[np] = (struct pollfd){.fd = hs[i].fd, .events = POLLIN};
+            map[np++] = i;
+        }
+        if (np == 0)
+            return -1;
+        int r = poll(pfds, np, timeout_ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        for (size_t k = 0; k < np; k++) {
+            if (!(pfds[k].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            struct helper *h = &hs[map[k]];
+            if (read_helper(h))
+                continue;
+            close(h->fd);
+            while (waitpid(h->pid, &h->status, 0) < 0 && errno == EINTR)
+                ;
+            h->active = false;
+            shm->helper_tokens[my_slot]--;
+            sem_post(&shm->tokens);
+            return (int)map[k];
+        }
+    }
 }

@@ -102,8 +102,8 @@ static const struct opt {
      "grants: the BI readers' role (default: bi.reader_role, else " GRANTS_DEFAULT_BI_READER ")"},
     {"dry-run", OPT_DRY_RUN, no_argument, NULL, CMD_RUN | CMD_EXPORT,
      "run: change nothing, print the report instead; export: say what it would do, write nothing"},
-    {"jobs", OPT_JOBS, required_argument, "N", CMD_RUN | CMD_EXPORT | CMD_FETCH,
-     "run, export, fetch: up to N tenants at once (1 to 64)"},
+    {"jobs", OPT_JOBS, required_argument, "N", CMD_RUN | CMD_EXPORT | CMD_FETCH | CMD_REPORT,
+     "run, export, fetch, report: up to N tenants at once (1 to 64)"},
     {"max-runtime", OPT_MAX_RUNTIME, required_argument, "DURATION", CMD_RUN | CMD_EXPORT,
      "run, export: start no batch after this long (like 4h or 90min)"},
     {"help", 'h', no_argument, NULL, CMD_ALL, "show this help and exit"},
@@ -336,8 +336,8 @@ static int check_command(struct cli *cli, int argc, char **argv)
         return usage_error("--format nagios is for report");
     if (!nagios && (cli->warning_days >= 0 || cli->stale_hours >= 0))
         return usage_error("--warning and --stale apply to report --format nagios");
-    if (cmd->id == CMD_RUN && cli->dry_run && (cli->jobs || cli->max_runtime_ms >= 0))
-        return usage_error("--jobs and --max-runtime do not apply to --dry-run");
+    if (cmd->id == CMD_RUN && cli->dry_run && cli->max_runtime_ms >= 0)
+        return usage_error("--max-runtime does not apply to --dry-run");
     return -1;
 }
 
@@ -389,7 +389,7 @@ static void on_signal(int sig)
     }
     app_interrupted = 1;
     db_cancel_watched();
-    if (app_role == APP_ROLE_PARENT)
+    if (app_role == APP_ROLE_PARENT || app_role == APP_ROLE_WORKER)
         jobs_on_signal();
 }
 

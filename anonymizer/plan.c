@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const plan_dollar_params[PLAN_NPARAMS + 1] = {"", "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8"};
+const char *const plan_dollar_params[PLAN_NPARAMS + 1] = {"", "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9"};
 
 const Oid plan_param_types[PLAN_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_INT8OID, DB_INT8OID, DB_TIMESTAMPTZOID,
-    DB_JSONBOID,
+    DB_JSONBOID, DB_INT8OID,
 };
 
 const Oid plan_report_param_types[PLAN_REPORT_NPARAMS] = {
@@ -180,7 +180,7 @@ static bool resets_id_display(const struct form *f)
     return f->def && f->def->id_template && find_col(f, "id_display");
 }
 
-/* The SET list of the final anonymisation, alias t. */
+/* The SET list of the final anonymisation, alias m. */
 static char *set_list(const struct form *f)
 {
     struct strbuf sb;
@@ -191,7 +191,7 @@ static char *set_list(const struct form *f)
         if (col_is_nulled(c->cls)) {
             sb_appendf(&sb, "%s = NULL,\n  ", c->qname);
         } else if (c->cls == COL_BLOCK) {
-            char *value = ax_asprintf("t.%s", c->qname), *keys = ax_asprintf("($8 -> %zu)", block++);
+            char *value = ax_asprintf("m.%s", c->qname), *keys = ax_asprintf("($8 -> %zu)", block++);
             sb_appendf(&sb, "%s = ", c->qname);
             trimmed_block(&sb, value, keys);
             sb_append(&sb, ",\n  ");
@@ -201,14 +201,14 @@ static char *set_list(const struct form *f)
     }
     if (resets_id_display(f)) {
         sb_append(&sb, "id_display = ");
-        default_id_display(&sb, "t", "$2");
+        default_id_display(&sb, "m", "$2");
         sb_append(&sb, ",\n  ");
     }
     if (find_col(f, "statistics_data"))
-        sb_append(&sb, "statistics_data = CASE WHEN pg_catalog.jsonb_typeof(t.statistics_data) = 'object'"
+        sb_append(&sb, "statistics_data = CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object'"
                        " THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
-                       " FROM pg_catalog.jsonb_each(t.statistics_data) s WHERE s.key = ANY ($4)) END,\n  ");
-    sb_append(&sb, "anonymised = COALESCE(t.anonymised, $7)");
+                       " FROM pg_catalog.jsonb_each(m.statistics_data) s WHERE s.key = ANY ($4)) END,\n  ");
+    sb_append(&sb, "anonymised = COALESCE(m.anonymised, $7)");
     return sb_finish(&sb);
 }
 
@@ -269,7 +269,7 @@ void plan_free(struct form_sql *s)
 /* A test on related rows (see enum plan_style). */
 static void related(struct strbuf *sb, enum plan_style style, const char *from_where)
 {
-    if (style == PLAN_SCAN)
+    if (style != PLAN_PROBE)
         sb_appendf(sb, "EXISTS (SELECT 1 FROM %s)", from_where);
     else
         sb_appendf(sb, "((SELECT 1 FROM %s LIMIT 1) IS NOT NULL)", from_where);
@@ -293,13 +293,27 @@ static char *pred_final(const struct form *f, const char *const p[], enum plan_s
     return sb_finish(&sb);
 }
 
-/* Anything left that the final anonymisation removes. */
-static char *pred_dirty(const struct form *f, const char *const p[], enum plan_style style)
+/* One test of related rows: an arm of dirty, or (PLAN_ANTI) an "AND NOT EXISTS" of its own. */
+static void dirty_related(struct strbuf *sb, struct strbuf *anti, const char **sep, enum plan_style style,
+                          const char *from_where)
 {
-    struct strbuf sb, tmp;
+    if (style == PLAN_ANTI) {
+        sb_appendf(anti, "\n  AND NOT EXISTS (SELECT 1 FROM %s)", from_where);
+        return;
+    }
+    sb_append(sb, *sep);
+    related(sb, style, from_where);
+    *sep = "\n    OR ";
+}
+
+/* Anything left that the final anonymisation removes (related rows' tests in *anti with PLAN_ANTI). */
+static char *pred_dirty(const struct form *f, const char *const p[], enum plan_style style, char **anti_out)
+{
+    struct strbuf sb, tmp, anti;
     const char *sep = "";
     sb_init(&sb);
     sb_init(&tmp);
+    sb_init(&anti);
     size_t block = 0;
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
@@ -332,19 +346,16 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
     if (f->q_evo) {
         sb_appendf(&tmp, "public.%s e WHERE e.formdata_id = m.id"
                          " AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)", f->q_evo);
-        sb_append(&sb, sep);
-        related(&sb, style, tmp.buf);
+        dirty_related(&sb, &anti, &sep, style, tmp.buf);
         sb_reset(&tmp);
-        sep = "\n    OR ";
     }
     if (f->sql.allforms_dirty) {
         sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND %s", p[2],
                    f->sql.allforms_dirty);
-        sb_append(&sb, sep);
-        related(&sb, style, tmp.buf);
-        sep = "\n    OR ";
+        dirty_related(&sb, &anti, &sep, style, tmp.buf);
     }
     sb_free(&tmp);
+    *anti_out = sb_finish(&anti);
     if (!*sep)
         sb_append(&sb, "false");
     return sb_finish(&sb);
@@ -385,7 +396,7 @@ void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enu
     else
         sb_append(&sb, "false");
     out->due_base = sb_detach(&sb);
-    out->dirty = pred_dirty(f, p, style);
+    out->dirty = pred_dirty(f, p, style, &out->related);
     sb_appendf(&sb, "(%s)\n  AND (m.anonymised IS NULL\n    OR %s)", out->due_base, out->dirty);
     out->work = sb_finish(&sb);
 }
@@ -396,6 +407,7 @@ void plan_free_preds(struct form_preds *p)
     free(p->ref);
     free(p->due_base);
     free(p->dirty);
+    free(p->related);
     free(p->work);
     memset(p, 0, sizeof *p);
 }
@@ -412,6 +424,7 @@ void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const c
     values[5] = hi;
     values[6] = run_ts;
     values[7] = f->sql.block_keys;
+    values[8] = PLAN_NO_END; /* the end of a work unit's range of ids: none */
 }
 
 /* -- batches ---------------------------------------------------------------------- */
@@ -423,60 +436,103 @@ static const char *batch_pred(const struct form *f, enum plan_batch kind)
     return kind == PLAN_ANONYMISE ? f->sql.pred.work : drafts_pred;
 }
 
+/* What follows a batch's change of its rows (alias of the changed rows: c, with id and tracking_code). */
+static void batch_tail(struct strbuf *sb, const struct form *f, bool anonymise, const char *rows)
+{
+    bool tc = f->sql.tracking_codes;
+    bool evo = anonymise && f->q_evo;
+    /* every join to the batch's rows by key (= ANY of an array): a join the
+     * planner is free to hash reads the whole table, at every batch */
+    if (evo)
+        sb_appendf(sb,
+                   ",\nevo AS (UPDATE public.%s e SET who = NULL, comment = NULL, parts = NULL"
+                   " WHERE e.formdata_id = ANY (ARRAY(SELECT l.id FROM %s l))"
+                   " AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) RETURNING 1)",
+                   f->q_evo, rows);
+    /* by primary key: a join could read the whole tenant-wide table per batch */
+    if (tc)
+        sb_appendf(sb, ",\ntc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY("
+                       "SELECT l.tracking_code FROM %s l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)",
+                   rows);
+    sb_appendf(sb,
+               "\nSELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand),"
+               " count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh),"
+               " count(*) FILTER (WHERE fresh AND draft), %s, %s FROM chg",
+               evo ? "(SELECT count(*) FROM evo)" : "0", tc ? "(SELECT count(*) FROM tc)" : "0");
+}
+
 char *plan_batch(const struct form *f, enum plan_batch kind)
 {
     struct strbuf sb;
     bool tc = f->sql.tracking_codes;
     bool anonymise = kind == PLAN_ANONYMISE;
     const char *pred = batch_pred(f, kind);
+    const char *recheck = anonymise ? f->sql.pred.due_base : drafts_pred;
 
     sb_init(&sb);
     sb_appendf(&sb,
                "WITH cand AS MATERIALIZED (SELECT m.id FROM public.%s m\n"
-               "  WHERE m.id > $5 AND %s\n"
+               "  WHERE m.id > $5 AND m.id <= $9 AND %s\n"
                "  ORDER BY m.id LIMIT $6),\n"
                "locked AS (SELECT m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
                " COALESCE(m.status = 'draft', false) AS draft\n"
                "  FROM public.%s m\n"
+               /* the candidates needed work a moment ago: what is checked again
+                * under the lock is only that they are still due (blanking a row
+                * twice changes nothing) */
                "  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND %s\n"
                /* the lock an UPDATE that changes no key takes: new history rows (which
                 * reference the submission) are not blocked by it; a DELETE needs more */
                "  FOR %s OF m SKIP LOCKED),\n",
-               f->q_table, pred, tc ? "m.tracking_code" : "NULL::varchar", f->q_table, pred,
+               f->q_table, pred, tc ? "m.tracking_code" : "NULL::varchar", f->q_table, recheck,
                anonymise ? "NO KEY UPDATE" : "UPDATE");
     if (anonymise)
-        sb_appendf(&sb, "chg AS (UPDATE public.%s t SET\n  %s\n  FROM locked l WHERE t.id = l.id"
-                        " RETURNING l.fresh, l.draft)",
+        sb_appendf(&sb, "chg AS (UPDATE public.%s m SET\n  %s\n  FROM locked l"
+                        " WHERE m.id = ANY (ARRAY(SELECT id FROM locked)) AND m.id = l.id"
+                        " RETURNING l.id, l.tracking_code, l.fresh, l.draft)",
                    f->q_table, f->sql.set);
     else
         /* history rows go with the submission (ON DELETE CASCADE), the
          * wcs_all_forms row with the w.c.s. trigger */
-        sb_appendf(&sb, "chg AS (DELETE FROM public.%s t USING locked l WHERE t.id = l.id"
-                        " RETURNING true AS fresh, true AS draft)",
-                   f->q_table);
-    bool evo = anonymise && f->q_evo;
-    if (evo)
-        sb_appendf(&sb,
-                   ",\nevo AS (UPDATE public.%s e SET who = NULL, comment = NULL, parts = NULL FROM locked l"
-                   " WHERE e.formdata_id = l.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)"
-                   " RETURNING 1)",
-                   f->q_evo);
-    /* by primary key: a join could read the whole tenant-wide table per batch */
-    if (tc)
-        sb_append(&sb, ",\ntc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY("
-                       "SELECT l.tracking_code FROM locked l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)");
-    sb_appendf(&sb,
-               "\nSELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand),"
-               " count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh),"
-               " count(*) FILTER (WHERE fresh AND draft), %s, %s FROM chg",
-               evo ? "(SELECT count(*) FROM evo)" : "0", tc ? "(SELECT count(*) FROM tc)" : "0");
+        sb_appendf(&sb, "chg AS (DELETE FROM public.%s t WHERE t.id = ANY (ARRAY(SELECT id FROM locked))"
+                        " RETURNING t.id, %s AS tracking_code, true AS fresh, true AS draft)",
+                   f->q_table, tc ? "t.tracking_code" : "NULL::varchar");
+    batch_tail(&sb, f, anonymise, "chg");
     return sb_finish(&sb);
+}
+
+char *plan_batch_unlocked(const struct form *f)
+{
+    struct strbuf sb;
+    bool tc = f->sql.tracking_codes;
+    sb_init(&sb);
+    sb_appendf(&sb,
+               "WITH cand AS MATERIALIZED (SELECT m.ctid AS t, m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
+               " COALESCE(m.status = 'draft', false) AS draft FROM public.%s m\n"
+               "  WHERE m.id > $5 AND m.id <= $9 AND %s\n"
+               "  ORDER BY m.id LIMIT $6),\n"
+               /* no lock taken first: the UPDATE locks as it goes, and waits for a
+                * row a w.c.s. request holds (lock_timeout: the batch is then done
+                * again the careful way, plan_batch); it checks again, on the row
+                * it changes, that it is still due */
+               "chg AS (UPDATE public.%s m SET\n  %s\n  FROM cand l"
+               " WHERE m.ctid = ANY (ARRAY(SELECT t FROM cand)) AND m.ctid = l.t AND %s"
+               " RETURNING l.id, l.tracking_code, l.fresh, l.draft)",
+               tc ? "m.tracking_code" : "NULL::varchar", f->q_table, f->sql.pred.work, f->q_table, f->sql.set,
+               f->sql.pred.due_base);
+    batch_tail(&sb, f, true, "chg");
+    return sb_finish(&sb);
+}
+
+char *plan_count_drafts(const struct form *f)
+{
+    return ax_asprintf("SELECT count(*) FROM public.%s m WHERE %s", f->q_table, drafts_pred);
 }
 
 char *plan_batch_range(const struct form *f, enum plan_batch kind)
 {
     return ax_asprintf("SELECT max(s.id), count(*) FROM (SELECT m.id FROM public.%s m\n"
-                       "  WHERE m.id > $5 AND %s\n"
+                       "  WHERE m.id > $5 AND m.id <= $9 AND %s\n"
                        "  ORDER BY m.id LIMIT $6) s",
                        f->q_table, batch_pred(f, kind));
 }
@@ -637,7 +693,7 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
     struct form_preds p;
     struct strbuf sb;
 
-    plan_preds(f, copy_params, PLAN_SCAN, &p);
+    plan_preds(f, copy_params, PLAN_ANTI, &p);
     sb_init(&sb);
     sb_append(&sb, "COPY (WITH p AS MATERIALIZED (SELECT"
                    " pg_catalog.current_setting('anonymizer.p2')::integer AS p2,"
@@ -682,8 +738,8 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
     sb_append(&sb, " AS fields");
     sb_appendf(&sb, "\nFROM public.%s m CROSS JOIN p\n"
                     "WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'\n"
-                    "  AND NOT (%s)",
-               f->q_table, p.dirty);
+                    "  AND NOT (%s)%s",
+               f->q_table, p.dirty, p.related);
     if (incremental) {
         /* not correlated: the settings are read once, and can drive the index scans */
         sb_appendf(&sb, "\n  AND m.id IN (SELECT a.id FROM public.%s a"
@@ -695,7 +751,9 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
         sb_append(&sb, "\n    UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r,"
                        " pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) - 1) g(id))");
     }
-    sb_append(&sb, ") t) TO STDOUT");
+    /* OFFSET 0: the inner select is not flattened into the outer one, which
+     * would compute done_time (a jsonpath) twice per row */
+    sb_append(&sb, " OFFSET 0) t) TO STDOUT");
     plan_free_preds(&p);
     return sb_finish(&sb);
 }

@@ -15,7 +15,8 @@
  *   statistics keys (text[]), $5 and $6 a keyset range (lo exclusive, hi
  *   inclusive) or lo and a limit, $7 the run timestamp, $8 the keys kept in
  *   the elements of each trimmed block (jsonb: an array of arrays, one per
- *   COL_BLOCK column in order).
+ *   COL_BLOCK column in order), $9 the last id of the work unit a batch
+ *   belongs to (PLAN_NO_END: none).
  * The report's aggregate replaces $5..$7 (see plan_report).
  */
 #ifndef PLAN_H
@@ -28,7 +29,9 @@
 
 struct form; /* tenant.h */
 
-#define PLAN_NPARAMS 8
+#define PLAN_NPARAMS 9
+/* $9 when a batch is not bounded by a work unit's range */
+#define PLAN_NO_END "9223372036854775807"
 extern const Oid plan_param_types[PLAN_NPARAMS];
 /* "$1".."$8" (index 0 unused): the parameter texts of ordinary statements */
 extern const char *const plan_dollar_params[PLAN_NPARAMS + 1];
@@ -54,6 +57,7 @@ struct form_preds {
     char *ref;      /* when its period started: done-datetime when final, else its last activity */
     char *due_base; /* past the cutoff, at a status the run anonymises */
     char *dirty;    /* still holds something the run blanks */
+    char *related;  /* PLAN_ANTI: "AND NOT EXISTS" tests of related rows left out of dirty, else "" */
     char *work;     /* due and not yet anonymised, or anonymised but incomplete */
 };
 
@@ -62,9 +66,12 @@ struct form_preds {
  * pass over a whole table (report, export), EXISTS, which the planner may
  * hash.  PLAN_PROBE: for a batch of a few thousand rows of a large table, a
  * scalar subquery, one index probe per row (a hashed subplan would read the
- * whole related table per batch).  The rows selected are the same.
+ * whole related table per batch).  PLAN_ANTI: for the export's pass, the
+ * related rows' tests are taken out of dirty into their own "AND NOT EXISTS"
+ * (related), which the planner turns into anti-joins: one pass over each
+ * related table instead of a probe per row.  The rows selected are the same.
  */
-enum plan_style { PLAN_PROBE = 0, PLAN_SCAN };
+enum plan_style { PLAN_PROBE = 0, PLAN_SCAN, PLAN_ANTI };
 
 /* What discovery prepares once per form (owned by the form). */
 struct form_sql {
@@ -106,13 +113,21 @@ void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const c
 enum plan_batch { PLAN_ANONYMISE = 0, PLAN_DELETE_DRAFTS };
 
 /*
- * One batch in one statement: the next $6 candidates after $5 in id order,
- * locked (rows a w.c.s. request holds are skipped), changed.  Returns one
+ * One batch in one statement: the next $6 candidates after $5 (and up to
+ * $9) in id order, locked (rows a w.c.s. request holds are skipped; the
+ * lock checks again that they are due, not the whole "needs work"
+ * predicate, evaluated once), changed.  Returns one
  * row: the range's upper bound, candidates, anonymised, completed, drafts,
  * history rows cleared, tracking codes deleted.
  */
 char *plan_batch(const struct form *f, enum plan_batch kind);
 #define PLAN_BATCH_NCOLS 7
+/*
+ * The same anonymisation batch without taking the locks first: cheaper per
+ * row, for the common case where no w.c.s. request holds a candidate; run
+ * with a short lock_timeout, and done again with plan_batch when it waits.
+ */
+char *plan_batch_unlocked(const struct form *f);
 /* The range the next batch would take (max id, candidates), without changing
  * anything: to step over a range that could not be locked. */
 char *plan_batch_range(const struct form *f, enum plan_batch kind);
@@ -120,6 +135,8 @@ char *plan_batch_range(const struct form *f, enum plan_batch kind);
 char *plan_batch_allforms(const struct form *f, enum plan_batch kind);
 /* How many submissions still need the final anonymisation (one row, one column). */
 char *plan_count_work(const struct form *f);
+/* How many drafts are past the cutoff (one row, one column). */
+char *plan_count_drafts(const struct form *f);
 
 /* -- the report ------------------------------------------------------------- */
 

@@ -9,7 +9,9 @@
  * of the run, so "due" is exactly what the next run anonymises.
  *
  * Everything is collected first (report_model.h), the verdict drawn, then
- * rendered as text, HTML, JSON or CSV.
+ * rendered as text, HTML, JSON or CSV.  With --jobs N, N threads collect
+ * tenants side by side (each its own connection and tenant_report); the
+ * rendering, in configuration order, is the same.
  */
 #include "report.h"
 #include "audit.h"
@@ -23,6 +25,8 @@
 #include "tenant.h"
 #include "timeutil.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +352,108 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
     tenant_close(&t);
 }
 
+/* --jobs: threads take the next tenant until none is left. */
+struct collector {
+    const struct app *app;
+    const struct report_options *opts;
+    struct report *r;
+    pthread_mutex_t lock;
+    pthread_cond_t done_cv;
+    size_t next, done;
+};
+
+struct collector_thread {
+    struct collector *c;
+    int slot;
+};
+
+static void *collector_main(void *arg)
+{
+    struct collector_thread *ct = arg;
+    struct collector *c = ct->c;
+    db_watch_in_slot(ct->slot);
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        size_t i = c->next++;
+        pthread_mutex_unlock(&c->lock);
+        if (i >= c->r->ntenants)
+            break;
+        /* an interrupted run still names every tenant, as "interrupted" */
+        collect_tenant(c->app, &c->app->tenants[i], c->opts, &c->r->tenants[i]);
+        pthread_mutex_lock(&c->lock);
+        c->done++;
+        pthread_cond_signal(&c->done_cv);
+        pthread_mutex_unlock(&c->lock);
+    }
+    return NULL;
+}
+
+/* Waits for the threads; a signal (the handler only sets the flag) cancels
+ * the statements in flight, as it does without --jobs. */
+static void collector_wait(struct collector *c)
+{
+    bool cancelled = false;
+    pthread_mutex_lock(&c->lock);
+    while (c->done < c->r->ntenants) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000 * 1000;
+        if (until.tv_nsec >= 1000 * 1000 * 1000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000 * 1000 * 1000;
+        }
+        pthread_cond_timedwait(&c->done_cv, &c->lock, &until);
+        if (app_interrupted && !cancelled) {
+            cancelled = true;
+            db_cancel_slots();
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void collect_tenants(const struct app *app, const struct report_options *opts, struct report *r)
+{
+    size_t nthreads = app->jobs > 1 ? (size_t)app->jobs : 1;
+    if (nthreads > r->ntenants)
+        nthreads = r->ntenants;
+    if (nthreads <= 1) {
+        for (size_t i = 0; i < r->ntenants; i++)
+            collect_tenant(app, &app->tenants[i], opts, &r->tenants[i]);
+        return;
+    }
+    struct collector c = {.app = app, .opts = opts, .r = r};
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.done_cv, NULL);
+    struct collector_thread *ct = ax_calloc(nthreads, sizeof *ct);
+    pthread_t *tids = ax_calloc(nthreads, sizeof *tids);
+    /* signals go to this thread, whose handler sets the flag */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    size_t started = 0;
+    for (; started < nthreads; started++) {
+        ct[started] = (struct collector_thread){.c = &c, .slot = (int)started};
+        int err = pthread_create(&tids[started], NULL, collector_main, &ct[started]);
+        if (err != 0) {
+            log_warning("cannot start a thread (%s): reading with %zu", strerror(err), started);
+            break;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started == 0)
+        collector_main(&(struct collector_thread){.c = &c, .slot = -1});
+    else
+        collector_wait(&c);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    free(tids);
+    free(ct);
+    pthread_cond_destroy(&c.done_cv);
+    pthread_mutex_destroy(&c.lock);
+}
+
 /* generated_at: the wall clock, or $SOURCE_DATE_EPOCH (reproducible output). */
 static char *now_iso(void)
 {
@@ -494,10 +600,9 @@ int cmd_report(const struct app *app, const struct report_options *opts, FILE *o
     r.timezone = app->cfg->timezone;
     r.tenants = ax_calloc(app->ntenants, sizeof *r.tenants);
     r.ntenants = app->ntenants;
-    for (size_t i = 0; i < app->ntenants; i++) {
-        collect_tenant(app, &app->tenants[i], opts, &r.tenants[i]);
+    collect_tenants(app, opts, &r);
+    for (size_t i = 0; i < app->ntenants; i++)
         outcomes[i] = r.tenants[i].outcome;
-    }
     const char *unmatched = unmatched_form(&r, opts);
     if (unmatched) {
         /* a typo must not read as "COMPLIANT" over an empty list */

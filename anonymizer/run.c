@@ -4,20 +4,32 @@
  * drafts, in batches of one transaction each, then VACUUM, then the export.
  *
  * A batch is a keyset range of ids: one statement (plan_batch) finds the
- * next batch_size submissions that need work after the previous range,
- * locks what it can of them (SKIP LOCKED: rows a w.c.s. request holds are
- * left for the next run, and counted), rewrites the rows, clears their
- * history and deletes their tracking codes; a second statement makes sure
- * wcs_all_forms carries nothing personal even where its trigger is missing;
+ * next submissions that need work after the previous range (the predicate
+ * evaluated once per candidate), rewrites the rows, clears their history
+ * and deletes their tracking codes.  It first runs without locking ahead,
+ * with a short lock timeout; when a w.c.s. request holds one of the rows it
+ * is done again the careful way, its rows locked first (SKIP LOCKED: the
+ * rows held are left for the next run, and counted).  A second statement
+ * makes sure wcs_all_forms carries nothing personal only where the form's
+ * trigger is missing or did not do it (seen on the form's first batch);
  * the range is recorded in the change log the export reads.  A kill at any
  * point loses at most the batch in flight, which the next run finds again:
  * every predicate is about the data, never about what a previous run
  * remembers.
+ *
+ * A batch's size follows its time: it aims at batch_target, never more
+ * than batch_size rows nor, if it can help it, a second.  A tenant's work is
+ * cut into units (a form, or for a large form a range of its ids); the
+ * tenant's process (its coordinator, which holds the tenant lock for the
+ * run) gives units to helper processes while the run's --jobs leaves tokens
+ * free, and takes one itself.  A form's search tokens and VACUUM come once,
+ * after all its units.
  */
 #include "run.h"
 #include "audit.h"
 #include "export.h"
 #include "ax.h"
+#include "jobs.h"
 #include "log.h"
 #include "privileges.h"
 #include "strbuf.h"
@@ -54,14 +66,19 @@ struct batcher {
     const struct form *f;
     enum plan_batch kind;
     char *work;     /* plan_batch */
+    char *fast;     /* plan_batch_unlocked (anonymisation only), or NULL */
+    bool careful;   /* the next batch takes its locks first (a fast one waited for a lock) */
     char *range;    /* plan_batch_range */
-    char *allforms; /* plan_batch_allforms, or NULL */
+    char *allforms; /* plan_batch_allforms, or NULL: not needed (no table, or the w.c.s. trigger does it) */
+    bool allforms_checked; /* whether the trigger does its job was seen once */
     struct progress *progress;
     char lo[32];    /* the last id done (exclusive lower bound of the next batch) */
+    char end[32];   /* the last id of the work unit (PLAN_NO_END: none) */
+    int size;       /* rows in the next batch: follows the time batches take */
 };
 
 static void batcher_init(struct batcher *b, struct tenant *t, const struct app *app, const struct form *f,
-                         enum plan_batch kind, struct progress *progress)
+                         enum plan_batch kind, const char *lo, const char *end, struct progress *progress)
 {
     memset(b, 0, sizeof *b);
     b->t = t;
@@ -69,15 +86,40 @@ static void batcher_init(struct batcher *b, struct tenant *t, const struct app *
     b->f = f;
     b->kind = kind;
     b->work = plan_batch(f, kind);
+    b->fast = kind == PLAN_ANONYMISE ? plan_batch_unlocked(f) : NULL;
     b->range = plan_batch_range(f, kind);
     b->allforms = plan_batch_allforms(f, kind);
     b->progress = progress;
-    snprintf(b->lo, sizeof b->lo, "0");
+    b->size = app->cfg->batch_size;
+    snprintf(b->lo, sizeof b->lo, "%s", lo);
+    snprintf(b->end, sizeof b->end, "%s", end);
+}
+
+/*
+ * The next batch's size: what would have taken batch_target at the last
+ * batch's pace, moving by at most a factor of 2 up or 4 down, within 10 and
+ * batch_size rows; a batch over a second halves it at least.
+ */
+static void adapt_size(struct batcher *b, double seconds, long long rows)
+{
+    double target = b->app->cfg->batch_target_ms / 1000.0;
+    if (seconds <= 0.001 || rows <= 0)
+        return;
+    double want = b->size * target / seconds;
+    if (want > b->size * 2.0)
+        want = b->size * 2.0;
+    if (want < b->size / 4.0)
+        want = b->size / 4.0;
+    if (seconds > 1.0 && want > b->size / 2.0)
+        want = b->size / 2.0;
+    int n = (int)want, max = b->app->cfg->batch_size, min = max < 10 ? max : 10;
+    b->size = n < min ? min : n > max ? max : n;
 }
 
 static void batcher_free(struct batcher *b)
 {
     free(b->work);
+    free(b->fast);
     free(b->range);
     free(b->allforms);
 }
@@ -98,6 +140,9 @@ static bool cancelled_by_signal(const struct db *db)
     return app_interrupted && db_error_is(db, DB_SQLSTATE_QUERY_CANCELED);
 }
 
+/* How long a batch that took no lock first waits for a row before it is done again the careful way. */
+#define FAST_LOCK_TIMEOUT "100ms"
+
 /*
  * One batch transaction after b->lo.  On success *res holds the batch's
  * counters (NULL when there were no candidates: the form is done) and hi the
@@ -111,12 +156,19 @@ static int batch_once(struct batcher *b, PGresult **res, char *hi, size_t hilen)
     int rc;
 
     *res = NULL;
-    snprintf(limit, sizeof limit, "%d", b->app->cfg->batch_size);
+    snprintf(limit, sizeof limit, "%d", b->size);
     if ((rc = db_cmd(db, "BEGIN")))
         return rc;
-    plan_params(b->f, values, b->lo, limit, b->t->now, fid, sizeof fid);
-    if ((rc = db_query(db, res, DB_ONE_ROW(PLAN_BATCH_NCOLS), b->work, PLAN_NPARAMS, plan_param_types, values)))
+    /* without locks taken first, a row a w.c.s. request holds makes the batch wait: not long */
+    bool fast = b->fast && !b->careful;
+    if (fast && (rc = db_cmd(db, "SELECT pg_catalog.set_config('lock_timeout', '" FAST_LOCK_TIMEOUT "', true)")))
         return rc;
+    plan_params(b->f, values, b->lo, limit, b->t->now, fid, sizeof fid);
+    values[8] = b->end;
+    if ((rc = db_query(db, res, DB_ONE_ROW(PLAN_BATCH_NCOLS), fast ? b->fast : b->work, PLAN_NPARAMS,
+                       plan_param_types, values)))
+        return rc;
+    b->careful = false;
     if (getll(*res, 0, 1) == 0) {
         PQclear(*res);
         *res = NULL;
@@ -124,8 +176,20 @@ static int batch_once(struct batcher *b, PGresult **res, char *hi, size_t hilen)
     }
     snprintf(hi, hilen, "%s", PQgetvalue(*res, 0, 0));
     plan_params(b->f, values, b->lo, hi, b->t->now, fid, sizeof fid);
-    if (b->allforms)
-        rc = db_command(db, b->allforms, PLAN_NPARAMS, plan_param_types, values);
+    if (b->allforms) {
+        PGresult *ar;
+        rc = db_query(db, &ar, DB_ANY, b->allforms, PLAN_NPARAMS, plan_param_types, values);
+        /* the w.c.s. trigger already did it (nothing left to change): not run again for this form */
+        if (rc == AX_OK && !b->allforms_checked) {
+            b->allforms_checked = true;
+            if (atoll(PQcmdTuples(ar)) == 0 && getll(*res, 0, 2) + getll(*res, 0, 3) + getll(*res, 0, 4) > 0) {
+                free(b->allforms);
+                b->allforms = NULL;
+            }
+        }
+        if (rc == AX_OK)
+            PQclear(ar);
+    }
     /* in the batch's transaction: the export finds exactly what committed */
     if (rc == AX_OK && b->kind == PLAN_ANONYMISE)
         rc = audit_log_change(b->t, b->app, b->f->table, b->lo, hi);
@@ -151,8 +215,9 @@ static int leave_range(struct batcher *b, struct form_counts *c, bool *done)
     char *why = ax_strdup(b->t->db.error);
 
     db_rollback_quietly(&b->t->db);
-    snprintf(limit, sizeof limit, "%d", b->app->cfg->batch_size);
+    snprintf(limit, sizeof limit, "%d", b->size);
     plan_params(b->f, values, b->lo, limit, b->t->now, fid, sizeof fid);
+    values[8] = b->end;
     int rc = db_query(&b->t->db, &res, DB_ONE_ROW(2), b->range, PLAN_NPARAMS, plan_param_types, values);
     if (rc == AX_OK) {
         long long candidates = getll(res, 0, 1);
@@ -195,9 +260,16 @@ static int run_batches(struct batcher *b, struct form_counts *c)
         double started = tm_now();
         PGresult *res;
         char hi[32];
+        bool was_fast = b->fast && !b->careful;
         int rc = batch_once(b, &res, hi, sizeof hi);
         if (rc == AX_OK && !res)
             return AX_OK;
+        if (rc != AX_OK && was_fast && transient(db)) {
+            /* a w.c.s. request holds one of its rows: the same batch again, locks first (SKIP LOCKED) */
+            db_rollback_quietly(db);
+            b->careful = true;
+            continue;
+        }
         if (rc != AX_OK) {
             if (cancelled_by_signal(db)) {
                 /* this batch rolls back, the next run redoes it */
@@ -219,9 +291,11 @@ static int run_batches(struct batcher *b, struct form_counts *c)
         long long candidates = getll(res, 0, 1);
         PQclear(res);
         progress_add(b->progress, done);
-        log_debug("%s: %s: %s: ids %s to %s: %lld of %lld done in %.3f s", b->t->name, b->f->label,
-                  b->kind == PLAN_ANONYMISE ? "anonymise" : "delete drafts", b->lo, hi, done, candidates,
-                  tm_now() - started);
+        double seconds = tm_now() - started;
+        log_debug("%s: %s: %s: ids %s to %s: %lld of %lld done in %.3f s (batch of %d)", b->t->name, b->f->label,
+                  b->kind == PLAN_ANONYMISE ? "anonymise" : "delete drafts", b->lo, hi, done, candidates, seconds,
+                  b->size);
+        adapt_size(b, seconds, candidates);
         snprintf(b->lo, sizeof b->lo, "%s", hi);
     }
 }
@@ -264,9 +338,9 @@ static int purge_tokens(struct tenant *t, const struct form *f, struct form_coun
 }
 
 /* How many submissions of the form the run still has to anonymise. */
-static int count_work(struct tenant *t, const struct form *f, long long *n)
+static int count_with(struct tenant *t, const struct form *f, char *sql, long long *n)
 {
-    char fid[16], *sql = plan_count_work(f);
+    char fid[16];
     const char *values[PLAN_NPARAMS];
     PGresult *res;
     plan_params(f, values, "0", "0", t->now, fid, sizeof fid);
@@ -277,6 +351,17 @@ static int count_work(struct tenant *t, const struct form *f, long long *n)
     *n = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
     return AX_OK;
+}
+
+static int count_work(struct tenant *t, const struct form *f, long long *n)
+{
+    return count_with(t, f, plan_count_work(f), n);
+}
+
+/* How many expired drafts of the form the run still has to delete. */
+static int count_drafts(struct tenant *t, const struct form *f, long long *n)
+{
+    return count_with(t, f, plan_count_drafts(f), n);
 }
 
 /*
@@ -356,28 +441,6 @@ static void report_unclassified(const struct tenant *t, const struct form *f)
     sb_free(&sb);
 }
 
-/* The batches of one form: anonymisation, then the deletion of expired drafts. */
-static int form_batches(struct tenant *t, const struct app *app, struct form *f, struct progress *progress,
-                        struct form_counts *c)
-{
-    struct batcher b;
-    long long due = -1;
-    /* counting costs a pass over the table: only for someone watching */
-    if (app->progress_live && count_work(t, f, &due) != AX_OK)
-        due = -1;
-    progress_form_start(progress, f->kind == FORM_KIND_FORM ? f->slug : f->label, due);
-    batcher_init(&b, t, app, f, PLAN_ANONYMISE, progress);
-    int rc = run_batches(&b, c);
-    batcher_free(&b);
-    if (rc == AX_OK && f->pol.drafts == CFG_DRAFTS_DELETE) {
-        batcher_init(&b, t, app, f, PLAN_DELETE_DRAFTS, progress);
-        rc = run_batches(&b, c);
-        batcher_free(&b);
-    }
-    progress_form_end(progress);
-    return rc;
-}
-
 /* Totals, audit entry and summary line of one form. */
 static int form_done(struct tenant *t, const struct app *app, const struct form *f, const struct form_counts *c,
                      int rc, const char *error, double started, struct run_totals *tot)
@@ -407,95 +470,370 @@ static int form_done(struct tenant *t, const struct app *app, const struct form 
     return rc;
 }
 
-/*
- * Processes one form; returns AX_OK, AX_ERR_INTERRUPTED, AX_ERR_DATA or
- * AX_ERR_DB, with the server's message in *db_error (caller frees).
- */
-static int run_form(struct tenant *t, const struct app *app, struct form *f, struct job_ctx *ctx,
-                    struct tenant_effects *fx, char **db_error)
-{
-    struct form_counts c = {0};
-    double started = tm_now();
-    const char *error = NULL;
-    int rc;
+/* -- work units ------------------------------------------------------------------------ */
 
-    if (f->sql.unsupported) {
-        log_error("%s: %s: %s; skipped", t->name, f->label, f->sql.unsupported);
-        return form_done(t, app, f, &c, AX_ERR_DATA, f->sql.unsupported, started, &ctx->tot);
+/* A form's table is cut into units of about this many batches of rows (a few seconds of work). */
+#define UNIT_BATCHES 12
+
+/* One unit: the ids (lo, end] of one form. */
+struct unit {
+    size_t form;
+    char lo[32], end[32];
+};
+
+/* What a unit did, as a helper sends it. */
+struct unit_result {
+    int32_t rc;
+    struct form_counts c;
+    char error[1024];
+};
+
+/* Where a form stands while its units run. */
+struct form_state {
+    struct form_counts c;
+    size_t units_left;
+    bool started;
+    int rc;       /* the first failure of its units */
+    char *error;
+    double started_at;
+};
+
+/* The units of one form: the whole table, or ranges of ids for a large one (the last one open-ended). */
+static int plan_units(struct tenant *t, const struct app *app, size_t fi, struct unit **units, size_t *n)
+{
+    const struct form *f = &t->forms[fi];
+    const double unit_rows = (double)UNIT_BATCHES * app->cfg->batch_size;
+    PGresult *res;
+    char *sql = ax_asprintf("SELECT min(m.id), max(m.id), (SELECT c.reltuples FROM pg_catalog.pg_class c"
+                            " WHERE c.oid = pg_catalog.to_regclass($1)) FROM public.%s m",
+                            f->q_table);
+    char *name = ax_asprintf("public.%s", f->q_table);
+    const char *values[1] = {name};
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(3), sql, 1, NULL, values);
+    free(sql);
+    free(name);
+    if (rc)
+        return rc;
+    long long lo = PQgetisnull(res, 0, 0) ? 0 : atoll(PQgetvalue(res, 0, 0));
+    long long hi = PQgetisnull(res, 0, 1) ? 0 : atoll(PQgetvalue(res, 0, 1));
+    double rows = PQgetisnull(res, 0, 2) ? -1 : atof(PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if (rows < 0)
+        rows = (double)(hi - lo + 1);
+    long long parts = rows > unit_rows * 1.5 ? (long long)(rows / unit_rows + 0.5) : 1;
+    if (parts > 1000)
+        parts = 1000;
+    long long width = parts > 1 ? (hi - lo + 1 + parts - 1) / parts : 0;
+    for (long long k = 0; k < parts; k++) {
+        *units = ax_reallocarray(*units, *n + 1, sizeof **units);
+        struct unit *u = &(*units)[(*n)++];
+        u->form = fi;
+        if (k == 0)
+            snprintf(u->lo, sizeof u->lo, "0");
+        else
+            snprintf(u->lo, sizeof u->lo, "%lld", lo - 1 + k * width);
+        if (k == parts - 1)
+            snprintf(u->end, sizeof u->end, "%s", PLAN_NO_END);
+        else
+            snprintf(u->end, sizeof u->end, "%lld", lo - 1 + (k + 1) * width);
     }
-    report_unclassified(t, f);
-    rc = form_batches(t, app, f, ctx->progress, &c);
-    bool changed = c.anonymised + c.completed + c.drafts_deleted + c.drafts_anonymised > 0;
-    if (rc == AX_OK && changed)
-        rc = purge_tokens(t, f, &c);
-    if (rc == AX_ERR_DB)
-        error = t->db.error;
+    return AX_OK;
+}
+
+/* One unit: the anonymisation of its range, then the deletion of its expired drafts. */
+static int run_unit(struct tenant *t, const struct app *app, const struct unit *u, struct progress *progress,
+                    struct form_counts *c)
+{
+    const struct form *f = &t->forms[u->form];
+    struct batcher b;
+    progress_phase(progress, "anonymise");
+    batcher_init(&b, t, app, f, PLAN_ANONYMISE, u->lo, u->end, progress);
+    int rc = run_batches(&b, c);
+    batcher_free(&b);
+    if (rc == AX_OK && f->pol.drafts == CFG_DRAFTS_DELETE) {
+        progress_phase(progress, "drafts");
+        batcher_init(&b, t, app, f, PLAN_DELETE_DRAFTS, u->lo, u->end, progress);
+        rc = run_batches(&b, c);
+        batcher_free(&b);
+    }
+    return rc;
+}
+
+struct unit_job {
+    struct tenant *t;
+    const struct app *app;
+    const struct unit *u;
+    struct progress *progress;
+};
+
+/* In a helper process: the unit on a session of its own, its result to the coordinator. */
+static void unit_helper(void *arg, int fd)
+{
+    struct unit_job *j = arg;
+    struct unit_result r;
+    memset(&r, 0, sizeof r);
+    r.rc = tenant_helper_session(j->t, j->app);
+    if (r.rc == AX_OK)
+        r.rc = run_unit(j->t, j->app, j->u, j->progress, &r.c);
+    if (r.rc && j->t->db.error)
+        snprintf(r.error, sizeof r.error, "%s", j->t->db.error);
+    helper_write(fd, &r, sizeof r);
+}
+
+static void add_counts(struct form_counts *to, const struct form_counts *c)
+{
+    to->anonymised += c->anonymised;
+    to->completed += c->completed;
+    to->drafts_deleted += c->drafts_deleted;
+    to->drafts_anonymised += c->drafts_anonymised;
+    to->history_cleared += c->history_cleared;
+    to->tracking_deleted += c->tracking_deleted;
+    to->locked += c->locked;
+}
+
+/*
+ * A form whose units are all done: its search tokens, its VACUUM, its
+ * audit entry and summary line, in the coordinator.
+ */
+static int finish_form(struct tenant *t, const struct app *app, size_t fi, struct form_state *fs,
+                       struct job_ctx *ctx, struct tenant_effects *fx)
+{
+    struct form *f = &t->forms[fi];
+    struct form_counts *c = &fs->c;
+    int rc = fs->rc;
+    bool changed = c->anonymised + c->completed + c->drafts_deleted + c->drafts_anonymised > 0;
+    if (rc == AX_OK && changed) {
+        progress_phase(ctx->progress, "search tokens");
+        rc = purge_tokens(t, f, c);
+        if (rc == AX_ERR_DB) {
+            free(fs->error);
+            fs->error = ax_strdup(t->db.error);
+        }
+    }
     if (rc == AX_ERR_INTERRUPTED && app_budget_exhausted && !app_interrupted) {
         long long left;
         if (count_work(t, f, &left) == AX_OK)
             log_info("%s: %s: time budget exhausted, %lld submissions left for the next run", t->name, f->label,
                      left);
     }
-    if (rc == AX_ERR_INTERRUPTED)
-        error = app_interruption_str();
-
-    char *err_copy = error ? ax_strdup(error) : NULL;
+    if (rc == AX_ERR_INTERRUPTED && !fs->error)
+        fs->error = ax_strdup(app_interruption_str());
     if (changed) {
         fx->shared_changed = true;
         if (app->cfg->vacuum && rc != AX_ERR_DB) {
-            c.not_vacuumed += !vacuum(t, f->q_table);
+            progress_phase(ctx->progress, "vacuum");
+            c->not_vacuumed += !vacuum(t, f->q_table);
             if (f->q_evo)
-                c.not_vacuumed += !vacuum(t, f->q_evo);
-            fx->not_vacuumed += c.not_vacuumed;
+                c->not_vacuumed += !vacuum(t, f->q_evo);
+            fx->not_vacuumed += c->not_vacuumed;
         }
     }
     if (rc == AX_ERR_DB)
-        log_error("%s: %s: %s", t->name, f->label, err_copy);
-    int done_rc = form_done(t, app, f, &c, rc, err_copy, started, &ctx->tot);
-    if (done_rc == AX_ERR_DB && !err_copy)
-        err_copy = ax_strdup(t->db.error);
-    if (done_rc == AX_ERR_DB)
-        *db_error = err_copy;
-    else
-        free(err_copy);
-    return done_rc;
+        log_error("%s: %s: %s", t->name, f->label, fs->error ? fs->error : "?");
+    return form_done(t, app, f, c, rc, fs->error, fs->started_at, &ctx->tot);
+}
+
+/* How much of the tenant's work a live progress line can count on (it costs a pass over each table). */
+static long long count_due(struct tenant *t, const struct form *f)
+{
+    long long n = -1, drafts = 0;
+    if (count_work(t, f, &n) != AX_OK)
+        return -1;
+    if (f->pol.drafts == CFG_DRAFTS_DELETE && count_drafts(t, f, &drafts) != AX_OK)
+        return -1;
+    return n + drafts;
 }
 
 /* Names the forms a stop left for the next run. */
-static void log_forms_left(const struct tenant *t, size_t from)
+static void log_forms_left(const struct tenant *t, const struct form_state *fs)
 {
-    if (from >= t->nforms)
-        return;
     struct strbuf sb;
     sb_init(&sb);
-    for (size_t k = from; k < t->nforms; k++)
-        sb_appendf(&sb, "%s%s", sb.len ? ", " : "", t->forms[k].slug);
-    log_info("%s: forms not started, left for the next run: %s", t->name, sb.buf);
+    for (size_t k = 0; k < t->nforms; k++)
+        if (fs[k].units_left > 0 && !fs[k].started)
+            sb_appendf(&sb, "%s%s", sb.len ? ", " : "", t->forms[k].slug);
+    if (sb.len)
+        log_info("%s: forms not started, left for the next run: %s", t->name, sb.buf);
     sb_free(&sb);
 }
 
-/* Every form of the tenant; *error receives the message of a failure that ends the tenant. */
+/* The scheduling of a tenant's units: in helpers while tokens allow, one at a time in the coordinator. */
+struct scheduler {
+    struct tenant *t;
+    const struct app *app;
+    struct job_ctx *ctx;
+    struct tenant_effects *fx;
+    struct unit *units;
+    size_t nunits, next;
+    struct form_state *fs;
+    struct helper helpers[64];
+    size_t helper_unit[64];
+    size_t nhelpers;
+    int fatal;    /* a failure that ends the tenant (AX_ERR_DB from finishing a form) */
+    char *fatal_error;
+};
+
+/* A unit is done (rc, counts): its form finishes with its last unit. */
+static void unit_done(struct scheduler *s, size_t ui, int rc, const struct form_counts *c, const char *error)
+{
+    struct form_state *fs = &s->fs[s->units[ui].form];
+    add_counts(&fs->c, c);
+    if (rc && !fs->rc) {
+        fs->rc = rc;
+        if (error && *error)
+            fs->error = ax_strdup(error);
+    }
+    if (--fs->units_left > 0)
+        return;
+    int done = finish_form(s->t, s->app, s->units[ui].form, fs, s->ctx, s->fx);
+    if (done == AX_ERR_DB && !s->fatal) {
+        s->fatal = AX_ERR_DB;
+        s->fatal_error = ax_strdup(fs->error ? fs->error : s->t->db.error ? s->t->db.error : "?");
+    }
+}
+
+static bool stop_starting(const struct scheduler *s)
+{
+    return app_interrupted || app_out_of_time(s->app) || s->fatal;
+}
+
+/* Marks the form started: its progress line and the time its summary counts from. */
+static void start_form(struct scheduler *s, size_t fi)
+{
+    struct form_state *fs = &s->fs[fi];
+    if (fs->started)
+        return;
+    fs->started = true;
+    fs->started_at = tm_now();
+    const struct form *f = &s->t->forms[fi];
+    report_unclassified(s->t, f);
+    progress_form_start(s->ctx->progress, f->kind == FORM_KIND_FORM ? f->slug : f->label,
+                        s->app->progress_live ? count_due(s->t, f) : -1);
+}
+
+/* Gives units to helpers while tokens allow (keeping one for the coordinator itself). */
+static void start_helpers(struct scheduler *s)
+{
+    while (!stop_starting(s) && s->nunits - s->next > 1 && s->nhelpers < AX_ARRAY_LEN(s->helpers)) {
+        size_t slot = s->nhelpers;
+        for (size_t k = 0; k < s->nhelpers; k++)
+            if (!s->helpers[k].active) {
+                slot = k;
+                break;
+            }
+        struct unit *u = &s->units[s->next];
+        start_form(s, u->form);
+        struct unit_job job = {s->t, s->app, u, s->ctx->progress};
+        if (!helper_start(s->helpers, AX_ARRAY_LEN(s->helpers), slot, unit_helper, &job))
+            return;
+        log_debug("%s: %s: ids after %s up to %s in a helper process", s->t->name, s->t->forms[u->form].label, u->lo,
+                  strcmp(u->end, PLAN_NO_END) == 0 ? "the end" : u->end);
+        s->helper_unit[slot] = s->next++;
+        if (slot == s->nhelpers)
+            s->nhelpers++;
+    }
+}
+
+/* A helper ended: its result, or why it has none. */
+static void collect_helper(struct scheduler *s, int i)
+{
+    struct helper *h = &s->helpers[i];
+    struct unit_result r;
+    memset(&r, 0, sizeof r);
+    if (h->len == sizeof r) {
+        memcpy(&r, h->out, sizeof r);
+    } else {
+        r.rc = app_interrupted ? AX_ERR_INTERRUPTED : AX_ERR_DB;
+        snprintf(r.error, sizeof r.error, "a helper process ended without a result (wait status %d)", h->status);
+        if (!app_interrupted)
+            log_error("%s: %s", s->t->name, r.error);
+    }
+    free(h->out);
+    h->out = NULL;
+    h->len = h->cap = 0;
+    unit_done(s, s->helper_unit[i], r.rc, &r.c, r.error);
+}
+
+/* Every unit of the tenant; returns the outcome, *error the message of a failure that ends the tenant. */
 static enum tenant_outcome run_forms(struct tenant *t, const struct app *app, struct job_ctx *ctx,
                                      struct tenant_effects *fx, char **error)
 {
+    struct scheduler s = {.t = t, .app = app, .ctx = ctx, .fx = fx};
     enum tenant_outcome outcome = TENANT_OK;
-    for (size_t i = 0; i < t->nforms; i++) {
-        char *db_error = NULL;
-        int rc = run_form(t, app, &t->forms[i], ctx, fx, &db_error);
-        if (rc == AX_ERR_INTERRUPTED) {
-            log_forms_left(t, i + 1);
-            return TENANT_INTERRUPTED;
-        }
-        if (rc == AX_ERR_DATA) {
+    s.fs = ax_calloc(t->nforms + 1, sizeof *s.fs);
+    for (size_t i = 0; i < t->nforms && !s.fatal; i++) {
+        struct form *f = &t->forms[i];
+        if (f->sql.unsupported) {
             /* this form is left alone; the others are safe to process */
+            struct form_counts none = {0};
+            log_error("%s: %s: %s; skipped", t->name, f->label, f->sql.unsupported);
+            if (form_done(t, app, f, &none, AX_ERR_DATA, f->sql.unsupported, tm_now(), &ctx->tot) == AX_ERR_DB)
+                s.fatal = AX_ERR_DB;
             outcome = TENANT_FAILED;
             continue;
         }
-        if (rc) {
-            *error = db_error ? db_error : ax_strdup(ax_status_str(rc));
-            return TENANT_FAILED;
+        size_t before = s.nunits;
+        if (plan_units(t, app, i, &s.units, &s.nunits) != AX_OK) {
+            s.fatal = AX_ERR_DB;
+            s.fatal_error = ax_strdup(t->db.error);
+            break;
         }
+        s.fs[i].units_left = s.nunits - before;
     }
+    for (;;) {
+        /* helpers that ended give their token back before more are asked for */
+        for (int i; (i = helper_wait(s.helpers, s.nhelpers, 0)) >= 0;)
+            collect_helper(&s, i);
+        start_helpers(&s);
+        if (s.next < s.nunits && !stop_starting(&s)) {
+            size_t ui = s.next++;
+            struct form_counts c = {0};
+            start_form(&s, s.units[ui].form);
+            int rc = run_unit(t, app, &s.units[ui], ctx->progress, &c);
+            unit_done(&s, ui, rc, &c, rc ? t->db.error : NULL);
+            continue;
+        }
+        int i = helper_wait(s.helpers, s.nhelpers, -1);
+        if (i < 0)
+            break;
+        collect_helper(&s, i);
+    }
+    /* what a stop left: forms partly done are recorded as interrupted, the others named */
+    for (size_t i = 0; i < t->nforms; i++) {
+        struct form_state *fs = &s.fs[i];
+        if (fs->units_left == 0 || !fs->started)
+            continue;
+        fs->units_left = 1;
+        if (!fs->rc)
+            fs->rc = s.fatal ? AX_ERR_DB : AX_ERR_INTERRUPTED;
+        size_t ui = 0;
+        while (ui < s.nunits && s.units[ui].form != i)
+            ui++;
+        struct form_counts none = {0};
+        unit_done(&s, ui, fs->rc, &none, NULL);
+    }
+    log_forms_left(t, s.fs);
+    for (size_t i = 0; i < t->nforms; i++) {
+        if (s.fs[i].rc == AX_ERR_DATA)
+            outcome = TENANT_FAILED;
+        else if (s.fs[i].rc == AX_ERR_DB && !s.fatal) {
+            s.fatal = AX_ERR_DB;
+            s.fatal_error = ax_strdup(s.fs[i].error ? s.fs[i].error : "?");
+        }
+        free(s.fs[i].error);
+    }
+    if (s.fatal) {
+        *error = s.fatal_error ? s.fatal_error : ax_strdup(ax_status_str(s.fatal));
+        outcome = TENANT_FAILED;
+    } else if (app_interrupted || (s.next < s.nunits) || app_budget_exhausted) {
+        bool left = s.next < s.nunits;
+        for (size_t i = 0; i < t->nforms && !left; i++)
+            left = s.fs[i].rc == AX_ERR_INTERRUPTED;
+        if (left)
+            outcome = TENANT_INTERRUPTED;
+    }
+    free(s.fs);
+    free(s.units);
     return outcome;
 }
 
@@ -566,8 +904,8 @@ enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, str
         log_error("%s: cannot write the audit row: %s", t.name, t.db.error);
         outcome = TENANT_FAILED;
     }
-    log_info("%s: %s: %zu forms in %.2f s", t.name, outcome == TENANT_OK ? "done" : tenant_outcome_str(outcome),
-             t.nforms, tm_now() - started);
+    log_info("%s: %s: %zu form%s in %.2f s", t.name, outcome == TENANT_OK ? "done" : tenant_outcome_str(outcome),
+             t.nforms, t.nforms == 1 ? "" : "s", tm_now() - started);
     free(error);
     tenant_close(&t);
     return outcome;

@@ -69,6 +69,14 @@ struct tenant {
 int tenant_open(struct tenant *t, const struct app *app, struct app_tenant *at, bool read_only);
 void tenant_close(struct tenant *t);
 
+/*
+ * In a helper process forked from the tenant's coordinator (jobs.h): a
+ * session of its own, the inherited one left alone (its socket closed in
+ * this process only), everything else as discovered.  Never tenant_close
+ * it: the helper ends with _exit.
+ */
+int tenant_helper_session(struct tenant *t, const struct app *app);
+
 /* What tenant_begin does after connecting, in this order. */
 enum tenant_begin_step {
     TB_READ_ONLY = 1 << 0, /* the session refuses writes */

@@ -768,6 +768,19 @@ static int root_lock_timeout(struct loader *ld, const config_setting_t *s, void 
     return get_duration(ld, s, &((struct cfg *)obj)->lock_timeout_ms);
 }
 
+/* How long a batch transaction should take: from 10 ms to 1 s (the limit no batch may pass). */
+static int root_batch_target(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    int ms;
+    int rc = get_duration(ld, s, &ms);
+    if (rc)
+        return rc;
+    if (ms < 10 || ms > 1000)
+        return bad(ld, s, "must be from 10ms to 1s (a batch transaction never takes longer than a second)");
+    ((struct cfg *)obj)->batch_target_ms = ms;
+    return AX_OK;
+}
+
 static int root_statement_timeout(struct loader *ld, const config_setting_t *s, void *obj)
 {
     return get_duration(ld, s, &((struct cfg *)obj)->statement_timeout_ms);
@@ -878,6 +891,7 @@ static const struct key root_keys[] = {
     {"timezone", root_timezone},
     {"batch_size", root_batch_size},
     {"lock_timeout", root_lock_timeout},
+    {"batch_target", root_batch_target},
     {"statement_timeout", root_statement_timeout},
     {"vacuum", root_vacuum},
     {"log_syslog", root_log_syslog},
@@ -988,6 +1002,7 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     cfg->path = ax_strdup(path);
     cfg->batch_size = 2000;
     cfg->lock_timeout_ms = 2000;
+    cfg->batch_target_ms = 500;
     cfg->statement_timeout_ms = 600000;
     cfg->vacuum = true;
     cfg->schemas = ax_strdup("/var/lib/anonymizer/schemas");

@@ -90,6 +90,7 @@ struct cfg {
     struct cfg_policy policy; /* global level */
     int batch_size;
     int lock_timeout_ms;
+    int batch_target_ms; /* a batch transaction should take about this long: its size adapts */
     int statement_timeout_ms;
     bool vacuum;
     bool log_syslog;

@@ -5,6 +5,7 @@
 #include "strbuf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ static enum log_level current_level = LOG_LEVEL_INFO;
 static bool use_syslog;
 static void (*line_sink)(enum log_level level, const char *line, size_t len);
 static char first_error[512]; /* for a caller that must sum a failure up in one line (Nagios) */
+static pthread_mutex_t first_error_lock = PTHREAD_MUTEX_INITIALIZER; /* report --jobs: threads */
 
 void log_set_sink(void (*sink)(enum log_level level, const char *line, size_t len))
 {
@@ -80,8 +82,12 @@ static void emit(enum log_level level, bool loud, const char *fmt, va_list ap)
         if (*p == '\n' || *p == '\r')
             *p = (p[1] ? ' ' : '\0');
 
-    if (level == LOG_LEVEL_ERROR && !first_error[0])
-        snprintf(first_error, sizeof first_error, "%s", msg);
+    if (level == LOG_LEVEL_ERROR) {
+        pthread_mutex_lock(&first_error_lock);
+        if (!first_error[0])
+            snprintf(first_error, sizeof first_error, "%s", msg);
+        pthread_mutex_unlock(&first_error_lock);
+    }
     if (to_stderr) {
         sb_appendf(&line, "anonymizer: %s%s\n", prefix[level], msg);
         if (line_sink)
@@ -97,6 +103,7 @@ static void emit(enum log_level level, bool loud, const char *fmt, va_list ap)
 
 const char *log_first_error(void)
 {
+    /* read once the threads have ended */
     return first_error[0] ? first_error : NULL;
 }
 

@@ -61,8 +61,8 @@ class Bench:
                               SLUGS[i % len(SLUGS)].replace('-', ' ').capitalize())
                 for i in range(self.args.forms)]
 
-    def build_template(self, name, per_form, max_age_days, copy_of=None, factor=1):
-        """A template tenant; copy_of and factor: copies of another template's submissions."""
+    def build_template(self, name, per_form, max_age_days, copy_of=None, factor=1, sizes=None):
+        """A template tenant; copy_of and factor: copies of another template's submissions; sizes: per form."""
         if copy_of:
             admin = self.cluster.connect()
             admin.cursor().execute(f'CREATE DATABASE {name} TEMPLATE {copy_of} STRATEGY FILE_COPY')
@@ -73,12 +73,12 @@ class Bench:
         with conn.cursor() as cur:
             if not copy_of:
                 wcs.create_tenant(cur)
-            for f in self.forms():
+            for i, f in enumerate(self.forms()):
                 if copy_of:
                     wcs.replicate(cur, f, factor)
                 else:
                     wcs.create_form(cur, f)
-                    wcs.populate(cur, f, per_form, max_age_days=max_age_days, bulk=True)
+                    wcs.populate(cur, f, sizes[i] if sizes else per_form, max_age_days=max_age_days, bulk=True)
             cur.execute('VACUUM ANALYZE')
         conn.close()
 
@@ -161,10 +161,13 @@ class Bench:
         dirty = ' OR '.join(f'm.{wcs.qi(c)} IS NOT NULL' for c in blank + meta)
         return sets, due, dirty, keys
 
-    def single_statement(self, dbs):
+    def single_statement(self, dbs, jit=True):
         for db in dbs:
             conn = self.cluster.connect(db, autocommit=False)
             with conn.cursor() as cur:
+                if not jit:
+                    # as anonymizer's own sessions: its statement's compilation is then not part of its cost
+                    cur.execute('SET jit = off')
                 for f in self.forms():
                     sets, due, dirty, keys = self.sql_parts(f)
                     t, e = wcs.qi(f.table), wcs.qi(f.evolutions)
@@ -267,6 +270,10 @@ class Bench:
         per_form = total // (a.tenants * a.forms)
         self.cluster.start()
         try:
+            if a.one_tenant_only:
+                self.one_tenant()
+                self.print_one_tenant()
+                return
             log(f'building {a.tenants} tenants x {a.forms} forms x {per_form} submissions')
             t0 = time.monotonic()
             for i in range(a.tenants):
@@ -374,6 +381,45 @@ class Bench:
             shutil.rmtree(self.work, ignore_errors=True)
         self.print_table()
 
+    def one_tenant(self):
+        """One tenant, one large form and two small ones: where --jobs within a tenant pays."""
+        n = self.args.one_tenant
+        sizes = [n - 2 * (n // 20)] + [n // 20] * (self.args.forms - 1)
+        log(f'building one tenant of {n} submissions ({", ".join(str(x) for x in sizes)})')
+        self.build_template('tpl_one', 0, 400, sizes=sizes)
+        conf = self.write_config(os.path.join(self.work, 'one.conf'), ['bench_one'])
+        for key, jobs in (('one_jobs1', '1'), ('one_jobs2', '2')):
+            self.reset([('tpl_one', 'bench_one')])
+            secs, _, err = self.anonymizer('-c', conf, '-v', '--jobs', jobs, 'run')
+            m = re.search(r'(\d+) submissions anonymised, (\d+) completed, (\d+) drafts', err)
+            done = sum(int(x) for x in m.groups())
+            batches = [float(x) for x in re.findall(r': (?:anonymise|delete drafts): ids .* done in ([\d.]+) s', err)]
+            self.results[key] = (secs, done)
+            self.results[key + '_longest'] = max(batches) if batches else 0
+            self.record(f'one tenant, anonymizer run --jobs {jobs}', secs, done,
+                        f'(longest batch {self.results[key + "_longest"]:.2f} s)')
+        self.reset([('tpl_one', 'bench_one')])
+        t0 = time.monotonic()
+        self.single_statement(['bench_one'])
+        self.results['one_sql'] = (time.monotonic() - t0, self.results['one_jobs1'][1])
+        self.record('one tenant, single-statement SQL', self.results['one_sql'][0], self.results['one_sql'][1])
+        self.reset([('tpl_one', 'bench_one')])
+        t0 = time.monotonic()
+        self.single_statement(['bench_one'], jit=False)
+        self.results['one_sql_nojit'] = (time.monotonic() - t0, self.results['one_jobs1'][1])
+        self.record('one tenant, single-statement SQL, jit = off', self.results['one_sql_nojit'][0],
+                    self.results['one_sql_nojit'][1])
+        self.cluster.dropdb('bench_one')
+
+    def print_one_tenant(self):
+        r = self.results
+        rate = lambda k: r[k][1] / r[k][0] if r[k][0] else 0  # noqa: E731
+        print(f'one tenant of {self.args.one_tenant}: --jobs 1 {rate("one_jobs1") / rate("one_sql"):.2f}x'
+              f' single-statement (>= 0.8), --jobs 2 {rate("one_jobs2") / rate("one_sql"):.2f}x (>= 1.3),'
+              f' longest batch {max(r["one_jobs1_longest"], r["one_jobs2_longest"]):.2f} s (< 1);'
+              f' against the single statement with jit = off: --jobs 1 {rate("one_jobs1") / rate("one_sql_nojit"):.2f}x,'
+              f' --jobs 2 {rate("one_jobs2") / rate("one_sql_nojit"):.2f}x')
+
     def print_export(self):
         r = self.results
         rate = lambda k: r[k][1] / r[k][0] if r[k][0] else 0  # noqa: E731
@@ -423,6 +469,9 @@ def main():
     p.add_argument('--rss-small', type=int, default=100000)
     p.add_argument('--rss-large', type=int, default=1000000)
     p.add_argument('--export-only', action='store_true', help='measure the export only (raw COPY, min_k 1 and 5)')
+    p.add_argument('--one-tenant', type=int, default=200000,
+                   help='submissions of the one-tenant measure (one large form and two small ones)')
+    p.add_argument('--one-tenant-only', action='store_true', help='measure --jobs within one tenant only')
     p.add_argument('--per-row-sample', type=int, default=10000,
                    help='submissions the per-row baseline processes (its rate is what is compared)')
     args = p.parse_args()

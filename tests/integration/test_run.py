@@ -309,14 +309,21 @@ class RunTests(harness.TestCase):
         t, f = self.one_tenant(extra='retention = "30 days"; batch_size = 10; lock_timeout = "1min";')
         ids = [full_submission(t, f, ref=ago(40), marker=str(i)) for i in range(3)]
         victim = ids[1]
-        # the batch's backend detects the deadlock (default deadlock_timeout, 1 s); ours waits much longer
+        # the batch's backend detects the deadlock (it looks once, deadlock_timeout after it starts
+        # waiting: 5 s, time enough to form the cycle); ours waits much longer
+        admin = t.cluster.connect('postgres')
+        admin.cursor().execute(f"ALTER DATABASE {wcs.qi(t.dbname)} SET deadlock_timeout = '5s'")
+        admin.close()
         holder = t.cluster.connect(t.dbname, autocommit=False)
         cur = holder.cursor()
         cur.execute("SET deadlock_timeout = '60s'")
         cur.execute('SELECT 1 FROM wcs_all_forms WHERE formdef_id = %s AND id = %s FOR UPDATE', (f.id, victim))
         proc = self.start_anonymizer('run')
         try:
-            self.assertTrue(self.wait_until(t.anonymizer_waiting, timeout=60), 'the batch never waited')
+            # the first try, without locks taken first, gives up after a moment; the
+            # batch done again the careful way (its rows locked first) waits
+            self.assertTrue(self.wait_until(lambda: t.anonymizer_waiting('300ms'), timeout=60),
+                            'the batch never waited')
             # now wait for the submission row the batch has locked: a cycle
             blocked = threading.Thread(target=cur.execute,
                                        args=(f'SELECT 1 FROM {wcs.qi(f.table)} WHERE id = %s FOR UPDATE', (victim,)))

@@ -329,7 +329,8 @@ class ScaleTests(harness.TestCase):
         out, err = proc.communicate(timeout=120)
         self.assert_no_sanitizer_report(err)
         self.assertEqual(proc.returncode, 0, err)
-        self.assertRegex(err, rf'anonymizer: progress: {re.escape(t.name)} demande-rdv 0 \(tenant running for 3\d s\)')
+        self.assertRegex(err, rf'anonymizer: progress: {re.escape(t.name)}: anonymise demande-rdv 0 \(tenant running for'
+                              rf' 3\d s\)')
         self.assertNotIn('\r', err)
         self.assertTrue(all(t.row(f, i)['anonymised'] for i in ids))
 
@@ -370,9 +371,16 @@ class ScaleTests(harness.TestCase):
         text = out.decode(errors='replace')
         self.assert_no_sanitizer_report(text)
         self.assertEqual(proc.returncode, 0, text)
-        # a live line: tenant, form, done/due, rate, time left, redrawn in place
-        self.assertRegex(text, rf'\r\x1b\[K\[0/1\] {re.escape(t.name)} demande-rdv \d+/\d+ \d+/s \d+s left')
+        # a live line: tenant, phase, form, done/due, rate, time left, redrawn in place
+        self.assertRegex(text, rf'\r\x1b\[K\[0/1\] {re.escape(t.name)}: anonymise demande-rdv \d+/\d+ \d+/s \d+s left')
         self.assertRegex(text, r'run \S+: 1 of 1 tenants done')
+        # the total counts every kind of work (drafts too): never overshot, and reached
+        pairs = [(int(a), int(b)) for a, b in re.findall(r' demande-rdv (\d+)/(\d+)', text)]
+        self.assertTrue(pairs)
+        self.assertTrue(all(done <= due for done, due in pairs), pairs)
+        # phases are said; plurals are right
+        self.assertIn(f'{t.name}: search tokens demande-rdv', text)
+        self.assertIn('done: 1 form in', text)
 
 
 if __name__ == '__main__':

@@ -81,15 +81,18 @@ def table_checksums(conn, schemas=('public',)):
 class Tenant:
     """A w.c.s. tenant database on a cluster."""
 
-    def __init__(self, case, name, cluster_name='main', dbname=None):
+    def __init__(self, case, name, cluster_name='main', dbname=None, create=True):
+        """create False: the database exists already (a copy of another tenant's)."""
         self.case = case
         self.name = name
         self.cluster = cluster(cluster_name)
         self.dbname = dbname or unique('wcs')
-        self.cluster.createdb(self.dbname)
+        if create:
+            self.cluster.createdb(self.dbname)
         self.conn = self.cluster.connect(self.dbname)
-        with self.conn.cursor() as cur:
-            wcs.create_tenant(cur)
+        if create:
+            with self.conn.cursor() as cur:
+                wcs.create_tenant(cur)
         self.forms = []
         case.addCleanup(self.close)
 
@@ -146,10 +149,12 @@ class Tenant:
                         f' WHERE formdata_id = %s ORDER BY id', (fid,))
             return cur.fetchall()
 
-    def anonymizer_waiting(self):
-        """True while an anonymizer session of this database waits for a lock."""
+    def anonymizer_waiting(self, longer_than='0'):
+        """True while an anonymizer session of this database waits for a lock (in a statement running for
+        longer_than, an interval: a batch's first try, without locks taken first, gives up after 100 ms)."""
         return self.one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND application_name = 'anonymizer' AND wait_event_type = 'Lock'")[0] > 0
+                        " AND application_name = 'anonymizer' AND wait_event_type = 'Lock'"
+                        " AND now() - query_start > %s::interval", (longer_than,))[0] > 0
 
     def checksums(self):
         return table_checksums(self.conn)

@@ -38,7 +38,7 @@
 
 -- batch: final anonymisation
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND ((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND COALESCE(m.status = ANY ($3), false))))
+  WHERE m.id > $5 AND m.id <= $9 AND ((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND COALESCE(m.status = ANY ($3), false))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -71,38 +71,9 @@ WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial"
   ORDER BY m.id LIMIT $6),
 locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status = 'draft', false) AS draft
   FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND ((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND COALESCE(m.status = ANY ($3), false))))
-  AND (m.anonymised IS NULL
-    OR m."user_id" IS NOT NULL
-    OR m."workflow_data" IS NOT NULL
-    OR m."fts" IS NOT NULL
-    OR m."digests" IS NOT NULL
-    OR m."user_label" IS NOT NULL
-    OR m."submission_context" IS NOT NULL
-    OR m."submission_agent_id" IS NOT NULL
-    OR m."workflow_roles" IS NOT NULL
-    OR m."workflow_roles_array" IS NOT NULL
-    OR m."concerned_roles_array" IS NOT NULL
-    OR m."actions_roles_array" IS NOT NULL
-    OR m."tracking_code" IS NOT NULL
-    OR m."workflow_merged_roles_dict" IS NOT NULL
-    OR m."prefilling_data" IS NOT NULL
-    OR m."relations_data" IS NOT NULL
-    OR m."auto_geoloc" IS NOT NULL
-    OR m."f1" IS NOT NULL
-    OR m."f2_structured" IS NOT NULL
-    OR m."f4" IS NOT NULL
-    OR m."f9" IS DISTINCT FROM CASE WHEN pg_catalog.jsonb_typeof(m."f9") = 'object' THEN (SELECT pg_catalog.jsonb_object_agg(k.key, CASE WHEN k.key = 'data' THEN CASE WHEN pg_catalog.jsonb_typeof(k.value) = 'array' THEN (SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN pg_catalog.jsonb_typeof(e.value) = 'object' THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb) FROM pg_catalog.jsonb_each(e.value) s WHERE ($8 -> 0) ? s.key) END ORDER BY e.n), '[]'::jsonb) FROM pg_catalog.jsonb_array_elements(k.value) WITH ORDINALITY e (value, n)) END ELSE k.value END) FROM pg_catalog.jsonb_each(m."f9") k WHERE k.key IN ('data', 'schema')) END
-    OR m."f9_display" IS NOT NULL
-    OR m."fbo1" IS NOT NULL
-    OR m."f99" IS NOT NULL
-    OR m."geoloc_base" IS NOT NULL
-    OR m.id_display IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
-    OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display) LIMIT 1) IS NOT NULL))
+  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND (CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND COALESCE(m.status = ANY ($3), false)))
   FOR NO KEY UPDATE OF m SKIP LOCKED),
-chg AS (UPDATE public."formdata_7_Été ""spécial""" t SET
+chg AS (UPDATE public."formdata_7_Été ""spécial""" m SET
   "user_id" = NULL,
   "workflow_data" = NULL,
   "fts" = NULL,
@@ -122,22 +93,22 @@ chg AS (UPDATE public."formdata_7_Été ""spécial""" t SET
   "f1" = NULL,
   "f2_structured" = NULL,
   "f4" = NULL,
-  "f9" = CASE WHEN pg_catalog.jsonb_typeof(t."f9") = 'object' THEN (SELECT pg_catalog.jsonb_object_agg(k.key, CASE WHEN k.key = 'data' THEN CASE WHEN pg_catalog.jsonb_typeof(k.value) = 'array' THEN (SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN pg_catalog.jsonb_typeof(e.value) = 'object' THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb) FROM pg_catalog.jsonb_each(e.value) s WHERE ($8 -> 0) ? s.key) END ORDER BY e.n), '[]'::jsonb) FROM pg_catalog.jsonb_array_elements(k.value) WITH ORDINALITY e (value, n)) END ELSE k.value END) FROM pg_catalog.jsonb_each(t."f9") k WHERE k.key IN ('data', 'schema')) END,
+  "f9" = CASE WHEN pg_catalog.jsonb_typeof(m."f9") = 'object' THEN (SELECT pg_catalog.jsonb_object_agg(k.key, CASE WHEN k.key = 'data' THEN CASE WHEN pg_catalog.jsonb_typeof(k.value) = 'array' THEN (SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN pg_catalog.jsonb_typeof(e.value) = 'object' THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb) FROM pg_catalog.jsonb_each(e.value) s WHERE ($8 -> 0) ? s.key) END ORDER BY e.n), '[]'::jsonb) FROM pg_catalog.jsonb_array_elements(k.value) WITH ORDINALITY e (value, n)) END ELSE k.value END) FROM pg_catalog.jsonb_each(m."f9") k WHERE k.key IN ('data', 'schema')) END,
   "f9_display" = NULL,
   "fbo1" = NULL,
   "f99" = NULL,
   "geoloc_base" = NULL,
-  id_display = pg_catalog.concat($2, '-', t.id),
-  statistics_data = CASE WHEN pg_catalog.jsonb_typeof(t.statistics_data) = 'object' THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb) FROM pg_catalog.jsonb_each(t.statistics_data) s WHERE s.key = ANY ($4)) END,
-  anonymised = COALESCE(t.anonymised, $7)
-  FROM locked l WHERE t.id = l.id RETURNING l.fresh, l.draft),
-evo AS (UPDATE public."formdata_7_Été ""spécial""_evolutions" e SET who = NULL, comment = NULL, parts = NULL FROM locked l WHERE e.formdata_id = l.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) RETURNING 1),
-tc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY(SELECT l.tracking_code FROM locked l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)
+  id_display = pg_catalog.concat($2, '-', m.id),
+  statistics_data = CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb) FROM pg_catalog.jsonb_each(m.statistics_data) s WHERE s.key = ANY ($4)) END,
+  anonymised = COALESCE(m.anonymised, $7)
+  FROM locked l WHERE m.id = ANY (ARRAY(SELECT id FROM locked)) AND m.id = l.id RETURNING l.id, l.tracking_code, l.fresh, l.draft),
+evo AS (UPDATE public."formdata_7_Été ""spécial""_evolutions" e SET who = NULL, comment = NULL, parts = NULL WHERE e.formdata_id = ANY (ARRAY(SELECT l.id FROM chg l)) AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) RETURNING 1),
+tc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY(SELECT l.tracking_code FROM chg l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)
 SELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand), count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh), count(*) FILTER (WHERE fresh AND draft), (SELECT count(*) FROM evo), (SELECT count(*) FROM tc) FROM chg;
 
 -- batch: range left when locked
 SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND ((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND COALESCE(m.status = ANY ($3), false))))
+  WHERE m.id > $5 AND m.id <= $9 AND ((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND COALESCE(m.status = ANY ($3), false))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -179,19 +150,19 @@ UPDATE public.wcs_all_forms w SET "user_id" = NULL, "user_label" = NULL, "user_n
 
 -- batch: delete expired drafts
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
+  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
   ORDER BY m.id LIMIT $6),
 locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status = 'draft', false) AS draft
   FROM public."formdata_7_Été ""spécial""" m
   WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
   FOR UPDATE OF m SKIP LOCKED),
-chg AS (DELETE FROM public."formdata_7_Été ""spécial""" t USING locked l WHERE t.id = l.id RETURNING true AS fresh, true AS draft),
-tc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY(SELECT l.tracking_code FROM locked l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)
+chg AS (DELETE FROM public."formdata_7_Été ""spécial""" t WHERE t.id = ANY (ARRAY(SELECT id FROM locked)) RETURNING t.id, t.tracking_code AS tracking_code, true AS fresh, true AS draft),
+tc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY(SELECT l.tracking_code FROM chg l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)
 SELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand), count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh), count(*) FILTER (WHERE fresh AND draft), 0, (SELECT count(*) FROM tc) FROM chg;
 
 -- batch: drafts range left when locked
 SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
+  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
   ORDER BY m.id LIMIT $6) s;
 
 -- batch: wcs_all_forms after drafts
@@ -338,9 +309,9 @@ WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
     OR m.id_display IS DISTINCT FROM pg_catalog.concat(p.p2, '-', m.id)
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END)
-    OR EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
-    OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display)))) t) TO STDOUT;
+    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END))
+  AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
+  AND NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display)) OFFSET 0) t) TO STDOUT;
 
 -- export: incremental
 COPY (WITH p AS MATERIALIZED (SELECT pg_catalog.current_setting('anonymizer.p2')::integer AS p2, pg_catalog.current_setting('anonymizer.p3')::text[] AS p3, pg_catalog.current_setting('anonymizer.p4')::text[] AS p4, pg_catalog.current_setting('anonymizer.p8')::jsonb AS p8, pg_catalog.current_setting('anonymizer.tenant') AS tenant, pg_catalog.current_setting('anonymizer.slug') AS slug, pg_catalog.current_setting('anonymizer.precision') AS prec, pg_catalog.current_setting('anonymizer.keys')::text[] AS keys, pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids, pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names, pg_catalog.current_setting('anonymizer.tz') AS tz, pg_catalog.current_setting('anonymizer.held')::pg_catalog.int4multirange AS held)
@@ -374,10 +345,10 @@ WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
     OR m.id_display IS DISTINCT FROM pg_catalog.concat(p.p2, '-', m.id)
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END)
-    OR EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
-    OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display)))
+    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END))
+  AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
+  AND NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display))
   AND m.id IN (SELECT a.id FROM public."formdata_7_Été ""spécial""" a WHERE a.anonymised > pg_catalog.current_setting('anonymizer.since')::timestamptz
     UNION SELECT b.id FROM anonymizer.changes c JOIN public."formdata_7_Été ""spécial""" b ON b.id BETWEEN c.lo AND c.hi WHERE c.table_name = pg_catalog.current_setting('anonymizer.table') AND c.seq > pg_catalog.current_setting('anonymizer.seq')::bigint
-    UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r, pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) - 1) g(id))) t) TO STDOUT;
+    UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r, pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) - 1) g(id)) OFFSET 0) t) TO STDOUT;
 
