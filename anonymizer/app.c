@@ -32,7 +32,6 @@ void app_free(struct app *app)
     free(app->tenants);
     free(app->entries.applies);
     free(app->entries.matched);
-    free(app->config_bytes);
     cfg_free(app->cfg);
 }
 

@@ -20,6 +20,7 @@ enum app_exit {
     EXIT_INCOMPLETE = 3, /* report: nothing past the limit where it could look, but something could not be checked */
     EXIT_USAGE = 64,
     EXIT_UNAVAILABLE = 69,
+    EXIT_IOERR = 74, /* the output (stdout) could not be written */
     EXIT_TEMPFAIL = 75,
     EXIT_CONFIG = 78,
 };
@@ -54,8 +55,6 @@ struct app {
     size_t discovery_failures; /* discover entries that could not be read */
     struct app_tenant *tenants; /* the selected tenants, in configuration order */
     size_t ntenants;
-    char *config_bytes; /* the file as read, for its checksum in the audit */
-    size_t config_len;
     char run_id[37];
     char host[256];
     struct entry_matches entries; /* written through const struct app: the arrays are not const */
@@ -108,6 +107,7 @@ struct run_totals {
     long long drafts;
     long long locked;
     long long tokens; /* search tokens deleted */
+    long long failed; /* submissions a server error kept from being done */
     long long exported;
 };
 

@@ -42,6 +42,11 @@ static const char *const schema_ddl[] = {
     "CREATE INDEX IF NOT EXISTS changes_table_seq ON anonymizer.changes (table_name, seq)",
     /* added in 0.2: the rows a run exported (history) */
     "ALTER TABLE anonymizer.runs ADD COLUMN IF NOT EXISTS exported bigint",
+    /* the tables a run changed and no VACUUM has cleaned since: old row versions keep personal data */
+    "CREATE TABLE IF NOT EXISTS anonymizer.vacuum_owed ("
+    " table_name text PRIMARY KEY,"
+    " since timestamptz NOT NULL DEFAULT pg_catalog.now(),"
+    " run_id uuid NOT NULL)",
 };
 
 void audit_new_run_id(char buf[37])
@@ -75,19 +80,20 @@ void audit_new_run_id(char buf[37])
 static int create_schema(struct tenant *t)
 {
     PGresult *res;
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(4),
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(5),
                       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'anonymizer'),"
                       " EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
                       "  ON n.oid = c.relnamespace WHERE n.nspname = 'anonymizer' AND c.relname = 'runs'),"
                       " EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
                       "  ON n.oid = c.relnamespace WHERE n.nspname = 'anonymizer' AND c.relname = 'changes'),"
                       " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attname = 'exported'"
-                      "  AND a.attrelid = pg_catalog.to_regclass('anonymizer.runs') AND NOT a.attisdropped)",
+                      "  AND a.attrelid = pg_catalog.to_regclass('anonymizer.runs') AND NOT a.attisdropped),"
+                      " pg_catalog.to_regclass('anonymizer.vacuum_owed') IS NOT NULL",
                       0, NULL, NULL);
     if (rc)
         return rc;
-    bool have[4];
-    for (int i = 0; i < 4; i++)
+    bool have[5];
+    for (int i = 0; i < 5; i++)
         have[i] = strcmp(PQgetvalue(res, 0, i), "t") == 0;
     PQclear(res);
     if (!have[0] && (rc = db_cmd(&t->db, schema_ddl[0])))
@@ -99,20 +105,9 @@ static int create_schema(struct tenant *t)
     /* a runs table from before the column: added by its owner */
     if (have[1] && !have[3] && (rc = db_cmd(&t->db, schema_ddl[4])))
         return rc;
+    if (!have[4] && (rc = db_cmd(&t->db, schema_ddl[5])))
+        return rc;
     return AX_OK;
-}
-
-/* The configuration file's bytes, as hex text: the server hashes them (no crypto library needed). */
-static char *hex(const char *bytes, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *out = ax_malloc(2 * len + 1);
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[(unsigned char)bytes[i] >> 4];
-        out[2 * i + 1] = digits[(unsigned char)bytes[i] & 15];
-    }
-    out[2 * len] = '\0';
-    return out;
 }
 
 int audit_begin(struct tenant *t, const struct app *app, const char *command)
@@ -124,16 +119,13 @@ int audit_begin(struct tenant *t, const struct app *app, const char *command)
     if ((rc = db_cmd(&t->db, "UPDATE anonymizer.runs SET outcome = 'crashed' WHERE outcome = 'running'")))
         return rc;
 
-    char *config_hex = hex(app->config_bytes, app->config_len);
-    const char *values[6] = {app->run_id, t->name, command, ANONYMIZER_VERSION, app->host, config_hex};
+    const char *values[6] = {app->run_id, t->name, command, ANONYMIZER_VERSION, app->host, app->cfg->digest};
     const Oid types[6] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
     rc = db_command(&t->db,
                     "INSERT INTO anonymizer.runs (run_id, tenant, command, started_at, version, host,"
                     " config_sha256, outcome)"
-                    " VALUES ($1::uuid, $2, $3, pg_catalog.clock_timestamp(), $4, $5,"
-                    " pg_catalog.encode(pg_catalog.sha256(pg_catalog.decode($6, 'hex')), 'hex'), 'running')",
+                    " VALUES ($1::uuid, $2, $3, pg_catalog.clock_timestamp(), $4, $5, $6, 'running')",
                     6, types, values);
-    free(config_hex);
     return rc;
 }
 
@@ -174,6 +166,36 @@ int audit_log_change(struct tenant *t, const struct app *app, const char *table,
     return db_command(&t->db,
                       "INSERT INTO anonymizer.changes (run_id, table_name, lo, hi) VALUES ($1::uuid, $2, $3 + 1, $4)",
                       4, types, values);
+}
+
+int audit_owe_vacuum(struct tenant *t, const struct app *app, const char *tables)
+{
+    const char *values[2] = {app->run_id, tables};
+    const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
+    return db_command(&t->db,
+                      "INSERT INTO anonymizer.vacuum_owed (table_name, run_id)"
+                      " SELECT x, $1::uuid FROM pg_catalog.unnest($2::text[]) x ON CONFLICT (table_name) DO NOTHING",
+                      2, types, values);
+}
+
+int audit_vacuum_owed(struct tenant *t, const char *table, bool *owed)
+{
+    PGresult *res;
+    const char *values[1] = {table};
+    *owed = false;
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(1),
+                      "SELECT EXISTS (SELECT 1 FROM anonymizer.vacuum_owed WHERE table_name = $1)", 1, NULL, values);
+    if (rc)
+        return rc;
+    *owed = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return AX_OK;
+}
+
+int audit_vacuum_paid(struct tenant *t, const char *table)
+{
+    const char *values[1] = {table};
+    return db_command(&t->db, "DELETE FROM anonymizer.vacuum_owed WHERE table_name = $1", 1, NULL, values);
 }
 
 int audit_prune_changes(struct tenant *t, long long seq)
@@ -220,6 +242,11 @@ char *audit_changed_ids_sql(const char *q_table)
 
 /* -- reading ----------------------------------------------------------------------- */
 
+static char *value_or_null(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : ax_strdup(PQgetvalue(res, row, col));
+}
+
 int audit_read(struct tenant *t, struct audit_view *out)
 {
     PGresult *res;
@@ -249,8 +276,9 @@ int audit_read(struct tenant *t, struct audit_view *out)
     out->running_since = PQgetisnull(res, 0, 0) ? NULL : ax_strdup(PQgetvalue(res, 0, 0));
     PQclear(res);
 
-    rc = db_query(&t->db, &res, DB_ROWS(3),
-                  "SELECT f->>'table', COALESCE((f->>'locked')::bigint, 0), f->>'vacuumed' = 'false' FROM"
+    rc = db_query(&t->db, &res, DB_ROWS(4),
+                  "SELECT f->>'table', COALESCE((f->>'locked')::bigint, 0), f->>'vacuumed' = 'false',"
+                  " CASE WHEN f->>'outcome' IN ('failed', 'locked') THEN COALESCE(f->>'error', 'failed') END FROM"
                   " (SELECT forms FROM anonymizer.runs WHERE command = 'run' AND outcome <> 'running'"
                   "  ORDER BY started_at DESC LIMIT 1) r, pg_catalog.jsonb_array_elements(r.forms) f",
                   0, NULL, NULL);
@@ -262,6 +290,24 @@ int audit_read(struct tenant *t, struct audit_view *out)
         out->locked[i].table = ax_strdup(PQgetvalue(res, (int)i, 0));
         out->locked[i].locked = atoll(PQgetvalue(res, (int)i, 1));
         out->locked[i].not_vacuumed = strcmp(PQgetvalue(res, (int)i, 2), "t") == 0;
+        out->locked[i].failed = value_or_null(res, (int)i, 3);
+    }
+    PQclear(res);
+    /* a schema from before the table: nothing recorded */
+    bool exists = false, readable = false;
+    rc = db_relation(&t->db, "anonymizer", "vacuum_owed", &exists, &readable);
+    if (rc || !exists || !readable)
+        return rc;
+    rc = db_query(&t->db, &res, DB_ROWS(2),
+                  "SELECT table_name, " ISO("since") " FROM anonymizer.vacuum_owed ORDER BY table_name", 0, NULL, NULL);
+    if (rc)
+        return rc;
+    out->nowed = (size_t)PQntuples(res);
+    out->owed_tables = ax_calloc(out->nowed + 1, sizeof *out->owed_tables);
+    out->owed_since = ax_calloc(out->nowed + 1, sizeof *out->owed_since);
+    for (size_t i = 0; i < out->nowed; i++) {
+        out->owed_tables[i] = ax_strdup(PQgetvalue(res, (int)i, 0));
+        out->owed_since[i] = ax_strdup(PQgetvalue(res, (int)i, 1));
     }
     PQclear(res);
     return AX_OK;
@@ -271,18 +317,21 @@ void audit_view_free(struct audit_view *v)
 {
     free(v->last_ok);
     free(v->running_since);
-    for (size_t i = 0; i < v->nlocked; i++)
+    for (size_t i = 0; i < v->nlocked; i++) {
         free(v->locked[i].table);
+        free(v->locked[i].failed);
+    }
     free(v->locked);
+    for (size_t i = 0; i < v->nowed; i++) {
+        free(v->owed_tables[i]);
+        free(v->owed_since[i]);
+    }
+    free(v->owed_tables);
+    free(v->owed_since);
     memset(v, 0, sizeof *v);
 }
 
 /* -- history ------------------------------------------------------------------------- */
-
-static char *value_or_null(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? NULL : ax_strdup(PQgetvalue(res, row, col));
-}
 
 int audit_history(struct tenant *t, const char *since, struct audit_run **runs, size_t *n)
 {

@@ -70,12 +70,22 @@ int audit_changes_position(struct tenant *t, bool *available, char *seq, size_t 
  */
 char *audit_changed_ids_sql(const char *q_table);
 
+/*
+ * VACUUM owed: a batch that changes rows records, in its own transaction,
+ * the tables whose old row versions now hold personal data (tables: a text
+ * array literal of catalog names); only a successful VACUUM clears one.
+ */
+int audit_owe_vacuum(struct tenant *t, const struct app *app, const char *tables);
+int audit_vacuum_owed(struct tenant *t, const char *table, bool *owed);
+int audit_vacuum_paid(struct tenant *t, const char *table);
+
 /* -- what the report reads ---------------------------------------------------- */
 
 struct audit_locked {
     char *table;
     long long locked;
     bool not_vacuumed; /* the run could not vacuum its tables (the role does not own them) */
+    char *failed;      /* why the form failed in that run, or NULL */
 };
 
 struct audit_view {
@@ -85,6 +95,8 @@ struct audit_view {
     char *running_since; /* start of a run that is still working on the tenant (its lock is held); NULL */
     struct audit_locked *locked; /* per table, what the last finished run found locked */
     size_t nlocked;
+    char **owed_tables, **owed_since; /* tables that still owe a VACUUM, and since when (ISO UTC) */
+    size_t nowed;
 };
 
 /* Reads the audit trail; a missing or unreadable table is not an error. */

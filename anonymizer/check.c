@@ -3,6 +3,7 @@
  */
 #include "check.h"
 #include "ax.h"
+#include "escape.h"
 #include "fetch.h"
 #include "log.h"
 #include "privileges.h"
@@ -13,6 +14,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * A name for the terminal: tenant, form, table and column names come from
+ * the configuration and the catalog, and may hold control characters (a
+ * newline would forge a line): they are written \xNN.  From a ring of
+ * buffers, so that one printf may take several.
+ */
+static const char *S(const char *s)
+{
+    static char *ring[8];
+    static size_t next;
+    free(ring[next]);
+    ring[next] = esc_text(s);
+    const char *out = ring[next];
+    next = (next + 1) % 8;
+    return out;
+}
+
 static void print_list(const struct form *f, enum col_class cls, const char *title)
 {
     struct strbuf sb;
@@ -21,16 +39,16 @@ static void print_list(const struct form *f, enum col_class cls, const char *tit
         if (f->cols[i].cls == cls)
             sb_appendf(&sb, "%s%s", sb.len ? ", " : "", f->cols[i].name);
     if (sb.len)
-        printf("    %s: %s\n", title, sb.buf);
+        printf("    %s: %s\n", title, S(sb.buf));
     sb_free(&sb);
 }
 
 static void print_column(const char *name, const char *cls, enum col_reason reason, const char *label,
                          const char *varname)
 {
-    printf("    %-32s %-13s %-36s", name, cls, col_reason_str(reason));
+    printf("    %-32s %-13s %-36s", S(name), cls, col_reason_str(reason));
     if (label || varname)
-        printf(" %s%s%s%s", label ? label : "", varname ? " [" : "", varname ? varname : "", varname ? "]" : "");
+        printf(" %s%s%s%s", S(label), varname ? " [" : "", varname ? S(varname) : "", varname ? "]" : "");
     printf("\n");
 }
 
@@ -52,7 +70,7 @@ static void print_card(struct tenant *t, const struct form *f)
         printf("%s rows, %s drafts due\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 3));
         PQclear(res);
     } else {
-        printf("rows unknown: %s\n", f->sql.unsupported ? f->sql.unsupported : t->db.error);
+        printf("rows unknown: %s\n", S(f->sql.unsupported ? f->sql.unsupported : t->db.error));
     }
 }
 
@@ -87,25 +105,25 @@ static void warn_personal_keeps(const struct tenant *t, const struct form *f)
 static void print_form(struct tenant *t, const struct form *f)
 {
     warn_personal_keeps(t, f);
-    printf("  %s \"%s\" (table %s)\n", f->label, f->name, f->table);
+    printf("  %s \"%s\" (table %s)\n", S(f->label), S(f->name), S(f->table));
     if (f->kind == FORM_KIND_CARD)
         print_card(t, f);
     printf("    retention %s (%s), drafts %s (%s), open submissions %s (%s)\n", f->pol.retention_text,
            cfg_source_str(f->pol.retention_source), f->pol.drafts == CFG_DRAFTS_DELETE ? "delete" : "anonymise",
            cfg_source_str(f->pol.drafts_source), f->pol.open_submissions == CFG_OPEN_SKIP ? "skip" : "anonymise",
            cfg_source_str(f->pol.open_source));
-    printf("    definition: %s\n", f->def ? f->def->path : "none (every field column is unclassified)");
+    printf("    definition: %s\n", f->def ? S(f->def->path) : "none (every field column is unclassified)");
     if (f->sql.endpoints) {
         printf("    final statuses:");
         for (size_t i = 0; i < f->def->nstatuses; i++)
             if (f->def->statuses[i].endpoint)
-                printf(" wf-%s", f->def->statuses[i].id);
+                printf(" wf-%s", S(f->def->statuses[i].id));
         printf("\n");
     }
     else
         printf("    final statuses: %s\n", t->facts.has_allforms ? "from wcs_all_forms.is_at_endpoint" : "unknown");
     if (f->sql.unsupported)
-        printf("    UNSUPPORTED: %s\n", f->sql.unsupported);
+        printf("    UNSUPPORTED: %s\n", S(f->sql.unsupported));
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
         if (c->cls != COL_KEEP && c->cls != COL_BLANK && c->cls != COL_UNCLASSIFIED && c->cls != COL_BLOCK)
@@ -137,7 +155,7 @@ static void print_tenant(const struct tenant *t, const struct app_tenant *at)
     size_t kinds[3] = {0};
     for (size_t k = 0; k < t->nforms; k++)
         kinds[t->forms[k].kind]++;
-    printf("tenant %s: reachable", t->name);
+    printf("tenant %s: reachable", S(t->name));
     count(kinds[FORM_KIND_FORM], "form", "forms", false);
     count(kinds[FORM_KIND_TEST], "test copy table", "test copy tables", true);
     count(kinds[FORM_KIND_CARD], "card", "cards", true);
@@ -148,7 +166,7 @@ static void print_tenant(const struct tenant *t, const struct app_tenant *at)
     else
         printf(", listed in tenants\n");
     char *defs = fetch_describe(at->cfg->url, at->fetched, at->fetch_error, at->files_age);
-    printf("  definitions: %s\n", defs);
+    printf("  definitions: %s\n", S(defs));
     free(defs);
 }
 
@@ -160,7 +178,7 @@ static void print_unused(const struct tenant *t, const struct def_set *defs, con
         for (size_t j = 0; j < t->nforms; j++)
             used |= t->forms[j].def == defs->defs[k];
         if (!used)
-            printf("  definition %s matches no %s table\n", defs->defs[k]->path, what);
+            printf("  definition %s matches no %s table\n", S(defs->defs[k]->path), what);
     }
 }
 
@@ -168,18 +186,23 @@ int cmd_check(const struct app *app)
 {
     enum tenant_outcome *outcomes = ax_calloc(app->ntenants, sizeof *outcomes);
 
-    printf("configuration %s: valid\n", app->cfg->path);
+    printf("configuration %s: valid\n", S(app->cfg->path));
     for (size_t i = 0; i < app->ntenants; i++) {
         struct app_tenant *at = &app->tenants[i];
         struct tenant t;
         outcomes[i] = tenant_begin(&t, app, at, TB_FETCH | TB_READ_ONLY | TB_CUTOFFS, NULL);
         if (outcomes[i] != TENANT_OK) {
-            printf("tenant %s: %s: %s\n", at->cfg->name, outcomes[i] == TENANT_UNREACHABLE ? "UNREACHABLE" : "FAILED",
-                   t.db.error);
+            printf("tenant %s: %s: %s\n", S(at->cfg->name), outcomes[i] == TENANT_UNREACHABLE ? "UNREACHABLE" : "FAILED",
+                   S(t.db.error));
             tenant_close(&t);
             continue;
         }
         print_tenant(&t, at);
+        /* what a run would stop at: said here, before the night */
+        bool shared_ok = privileges_check(&t, PRIV_RUN) == AX_OK;
+        char *shared_error = shared_ok ? NULL : ax_strdup(t.db.error);
+        char *form_error = NULL;
+        int lacking = privileges_check_forms(&t, &form_error);
         for (size_t k = 0; k < t.nforms; k++) {
             print_form(&t, &t.forms[k]);
             if (t.forms[k].sql.unsupported)
@@ -187,13 +210,18 @@ int cmd_check(const struct app *app)
         }
         print_unused(&t, &at->defs, "form");
         print_unused(&t, &at->card_defs, "card");
-        /* what a run would stop at: said here, before the night */
-        if (privileges_check(&t, PRIV_RUN) == AX_OK) {
+        if (shared_ok && lacking == 0) {
             printf("  privileges: the role \"%s\" has what a run needs\n", PQuser(t.db.conn));
         } else {
-            printf("  privileges: %s\n", t.db.error);
+            /* both: what every form needs, and the first form that would be left out */
+            if (form_error)
+                printf("  privileges: %s\n", S(form_error));
+            if (shared_error || !form_error)
+                printf("  privileges: %s\n", S(shared_error ? shared_error : t.db.error));
             outcomes[i] = TENANT_FAILED;
         }
+        free(shared_error);
+        free(form_error);
         tenant_close(&t);
     }
     fflush(stdout);

@@ -105,9 +105,8 @@ static int list_entry(struct cfg *cfg, size_t index)
         }
         const char *name = host ? host : dbname;
         const struct cfg_tenant *known = cfg_find_tenant(cfg, name);
-        if (!cfg_valid_tenant_name(name)) {
-            log_warning("%s: database \"%s\" cannot be a tenant name (\"/\" or leading \".\"); skipped", label, name);
-        } else if (known && !known->discovered) {
+        /* any name: its definitions directory is encoded (cfg_tenant_dirname) */
+        if (known && !known->discovered) {
             log_debug("%s: database %s is listed in tenants: that entry wins", label, name);
         } else if (known) {
             log_warning("%s: database %s was already found by discover entry %d; skipped", label, name,

@@ -106,7 +106,9 @@ static int pump(struct db *src, struct db *dst, const char *src_sql, const char 
     PQclear(r);
     if (rc)
         return rc;
-    r = PQexec(src->conn, src_sql);
+    char *sent = db_sql(src, src_sql);
+    r = PQexec(src->conn, sent);
+    free(sent);
     rc = db_check_result(src, r, src_sql, PGRES_COPY_OUT);
     PQclear(r);
     if (rc) {
@@ -385,7 +387,7 @@ static int mark_deleted(struct form_export *x, long long *marked)
     PGresult *res;
     *marked = 0;
     char *count_sql = ax_asprintf("SELECT count(*) FROM public.%s m WHERE m.anonymised IS NOT NULL"
-                                  " AND m.status IS DISTINCT FROM 'draft'",
+                                  " AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text",
                                   x->f->q_table);
     int rc = db_query(&x->t->db, &res, DB_ONE_ROW(1), count_sql, 0, NULL, NULL);
     free(count_sql);

@@ -301,7 +301,8 @@ static int store_kind(const char *dir, const struct kind *k, const struct fetche
         const struct fetched *f = &set->items[i];
         char *path = ax_asprintf("%s/%s.json", dir, f->slug);
         size_t oldlen = 0;
-        char *old = cfg_read_file(path, &oldlen);
+        char why[128];
+        char *old = cfg_read_file(path, CFG_MAX_DEFINITION_BYTES, &oldlen, why, sizeof why);
         if (old && oldlen == f->len && memcmp(old, f->text, oldlen) == 0) {
             free(old);
             free(path);
@@ -359,7 +360,10 @@ static int store_kind(const char *dir, const struct kind *k, const struct fetche
 
 static char *tenant_dir(const struct app *app, const struct app_tenant *at)
 {
-    return ax_asprintf("%s/%s", app->cfg->schemas, at->cfg->name);
+    char *name = cfg_tenant_dirname(at->cfg->name);
+    char *dir = ax_asprintf("%s/%s", app->cfg->schemas, name);
+    free(name);
+    return dir;
 }
 
 /* Seconds since the last successful fetch (its stamp file), else since the newest file; -1 when none. */

@@ -124,9 +124,13 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
     fprintf(out, _("runs since %s\n"), when);
     for (size_t i = 0; i < n; i++) {
         const struct tenant_history *th = &ths[i];
-        fprintf(out, "\n%s %s\n", _("tenant"), th->name);
+        char *name = esc_text(th->name);
+        fprintf(out, "\n%s %s\n", _("tenant"), name);
+        free(name);
         if (th->error) {
-            fprintf(out, "  %s: %s\n", _("ERROR"), th->error);
+            char *error = esc_text(th->error);
+            fprintf(out, "  %s: %s\n", _("ERROR"), error);
+            free(error);
             continue;
         }
         if (th->nruns == 0)
@@ -141,8 +145,11 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
             fprintf(out, _("  %s  %-7s %-12s %6ld s  anonymised %lld, completed %lld, drafts %lld, exported %s"
                            " (version %s)\n"),
                     when, r->command, r->outcome, d, r->anonymised, r->completed, r->drafts, exported, r->version);
-            if (r->error)
-                fprintf(out, "      %s\n", r->error);
+            if (r->error) {
+                char *error = esc_text(r->error);
+                fprintf(out, "      %s\n", error);
+                free(error);
+            }
         }
         struct strbuf sb;
         sb_init(&sb);

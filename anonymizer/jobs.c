@@ -443,6 +443,7 @@ static enum tenant_outcome reap(const struct app *app, struct worker *w, struct 
         tot->drafts += w->result.tot.drafts;
         tot->locked += w->result.tot.locked;
         tot->tokens += w->result.tot.tokens;
+        tot->failed += w->result.tot.failed;
         tot->exported += w->result.tot.exported;
     } else if (WIFSIGNALED(status) && app_interrupted) {
         outcome = TENANT_INTERRUPTED;

@@ -158,7 +158,8 @@ static void usage(FILE *out)
     }
     fprintf(out, "\nExit status: 0 done (report: compliant), 1 some tenants failed (report: not compliant),\n"
                  "3 report: incomplete (something could not be checked), 64 usage error, 69 no tenant\n"
-                 "reachable, 75 lock held elsewhere or interrupted, 78 configuration error.  See anonymizer(1).\n");
+                 "reachable, 74 output not written, 75 lock held elsewhere or interrupted, 78 configuration\n"
+                 "error.  See anonymizer(1).\n");
 }
 
 static int usage_error(const char *fmt, ...) AX_PRINTF(1, 2);
@@ -376,7 +377,8 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 }
 
 /*
- * SIGINT, SIGTERM: stop after the batch in flight, whose statement is
+ * SIGINT, SIGTERM (and SIGHUP, SIGQUIT, SIGUSR1, which would otherwise
+ * kill at once): stop after the batch in flight, whose statement is
  * cancelled (it rolls back; the next run does it again).  A second signal
  * kills: the single process dies of it, the parent of workers kills them.
  */
@@ -399,8 +401,11 @@ static void install_signals(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigset_t stops;
+    ax_stop_signals(&stops);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&stops, sig) == 1)
+            sigaction(sig, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -425,12 +430,6 @@ static int load_configuration(const struct cli *cli, const struct command *cmd, 
     app->entries.matched = ax_calloc(app->entries.n, sizeof *app->entries.matched);
     if (cmd->id == CMD_EXPORT && !app->cfg->bi.conninfo) {
         log_error("%s: no bi group: nothing to export to (see anonymizer.conf(5))", app->cfg->path);
-        return EXIT_CONFIG;
-    }
-    /* kept for its checksum in the audit */
-    app->config_bytes = cfg_read_file(path, &app->config_len);
-    if (!app->config_bytes) {
-        log_error("%s: cannot read configuration file: %s", path, strerror(errno));
         return EXIT_CONFIG;
     }
     return GO_ON;
@@ -591,6 +590,16 @@ static int nagios_status(bool nagios, int status)
     return 3;
 }
 
+/* A report that could not be written (a full disk, a closed pipe) is not a report: exit 74. */
+static int output_status(int status)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return status;
+    log_error("cannot write the output: %s", errno ? strerror(errno) : "write error");
+    return status == EXIT_USAGE || status == EXIT_CONFIG ? status : EXIT_IOERR;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {.max_runtime_ms = -1, .warning_days = -1, .stale_hours = -1};
@@ -617,7 +626,7 @@ int main(int argc, char **argv)
         status = dispatch(&cli, cmd, &app);
     }
     status = nagios_status(wants_nagios(argc, argv), status);
-    fflush(stdout);
+    status = output_status(status);
     app_free(&app);
     free(cli.tenants);
     free(cli.forms);

@@ -242,7 +242,7 @@ void plan_prepare(struct form *f, const struct plan_tenant *t)
                           " OR w.anonymised IS DISTINCT FROM m.anonymised");
         if (resets_id_display(f) && t->allforms_has_id_display) {
             sb_append(&set, ", id_display = m.id_display");
-            sb_append(&dirty, " OR w.id_display IS DISTINCT FROM m.id_display");
+            sb_append(&dirty, " OR w.id_display::pg_catalog.text IS DISTINCT FROM m.id_display::pg_catalog.text");
         }
         sb_append(&dirty, ")");
         s->allforms_set = sb_finish(&set);
@@ -293,6 +293,23 @@ static char *pred_final(const struct form *f, const char *const p[], enum plan_s
     return sb_finish(&sb);
 }
 
+/* Whether the status of a submission cannot be known: no definition, and no wcs_all_forms verdict for it. */
+static char *pred_unknown(const struct form *f, const char *const p[], enum plan_style style)
+{
+    struct strbuf sb, tmp;
+    if (f->sql.endpoints)
+        return ax_strdup("false");
+    if (!f->sql.allforms)
+        return ax_strdup("true");
+    sb_init(&sb);
+    sb_init(&tmp);
+    sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id", p[2]);
+    sb_append(&sb, "NOT ");
+    related(&sb, style, tmp.buf);
+    sb_free(&tmp);
+    return sb_finish(&sb);
+}
+
 /* One test of related rows: an arm of dirty, or (PLAN_ANTI) an "AND NOT EXISTS" of its own. */
 static void dirty_related(struct strbuf *sb, struct strbuf *anti, const char **sep, enum plan_style style,
                           const char *from_where)
@@ -331,7 +348,7 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
         sep = "\n    OR ";
     }
     if (resets_id_display(f)) {
-        sb_appendf(&sb, "%sm.id_display IS DISTINCT FROM ", sep);
+        sb_appendf(&sb, "%sm.id_display::pg_catalog.text IS DISTINCT FROM ", sep);
         default_id_display(&sb, "m", p[2]);
         sep = "\n    OR ";
     }
@@ -387,12 +404,16 @@ void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enu
     out->ref = pred_ref(f, out->final);
     /* which submissions the final anonymisation applies to: none of a card
      * that is not configured, but its drafts when they are anonymised */
+    /* a submission with no date at all has no age to spare it: due (privacy by default) */
     if (f->anonymise)
-        sb_appendf(&sb, "(%s) < %s AND ((m.status IS DISTINCT FROM 'draft' AND %s)%s)", out->ref, p[1],
+        sb_appendf(&sb,
+                   "COALESCE((%s) < %s, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text"
+                   " AND %s)%s)",
+                   out->ref, p[1],
                    f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : out->final,
                    f->pol.drafts == CFG_DRAFTS_ANONYMISE ? " OR m.status = 'draft'" : "");
     else if (f->pol.drafts == CFG_DRAFTS_ANONYMISE)
-        sb_appendf(&sb, PLAN_ACTIVITY " < %s AND m.status = 'draft'", p[1]);
+        sb_appendf(&sb, "COALESCE(" PLAN_ACTIVITY " < %s, true) AND m.status = 'draft'", p[1]);
     else
         sb_append(&sb, "false");
     out->due_base = sb_detach(&sb);
@@ -429,7 +450,7 @@ void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const c
 
 /* -- batches ---------------------------------------------------------------------- */
 
-static const char drafts_pred[] = "m.status = 'draft' AND " PLAN_ACTIVITY " < $1";
+static const char drafts_pred[] = "m.status = 'draft' AND COALESCE(" PLAN_ACTIVITY " < $1, true)";
 
 static const char *batch_pred(const struct form *f, enum plan_batch kind)
 {
@@ -575,6 +596,7 @@ char *plan_report(const struct form *f)
     struct form_preds p;
     /* one pass over the table: related rows may be hashed */
     plan_preds(f, plan_dollar_params, PLAN_SCAN, &p);
+    char *unknown = pred_unknown(f, plan_dollar_params, PLAN_SCAN);
     const char *open_anon = f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : "false";
     const char *drafts_anon = f->pol.drafts == CFG_DRAFTS_ANONYMISE ? "true" : "false";
     /* still holds personal data, and the limit applies to it */
@@ -605,20 +627,27 @@ char *plan_report(const struct form *f)
                /* what the chart shows: personal data by age, done and not done */
                "  count(*) FILTER (WHERE holds AND final AND NOT past),\n"
                "  count(*) FILTER (WHERE holds AND final AND past AND ref >= $5),\n"
-               "  count(*) FILTER (WHERE holds AND final AND ref < $5),\n"
+               "  count(*) FILTER (WHERE holds AND final AND COALESCE(ref < $5, true)),\n"
                "  count(*) FILTER (WHERE holds AND NOT final AND NOT past),\n"
                "  count(*) FILTER (WHERE holds AND NOT final AND past AND ref >= $5),\n"
-               "  count(*) FILTER (WHERE holds AND NOT final AND ref < $5)\n"
-               "FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS past, dirty,\n"
-               "    (NOT anon OR dirty) AS holds\n"
+               "  count(*) FILTER (WHERE holds AND NOT final AND COALESCE(ref < $5, true)),\n"
+               /* no date at all: counted past the limit (privacy by default), and shown */
+               "  count(*) FILTER (WHERE ref IS NULL AND %s),\n"
+               /* open for want of a status anyone knows: shown, past the limit when inactive past it */
+               "  count(*) FILTER (WHERE unknown AND NOT draft AND holds),\n"
+               "  count(*) FILTER (WHERE unknown AND NOT draft AND holds AND COALESCE(ref < $5, true))\n"
+               "FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, true) AS past, dirty,\n"
+               "    (NOT anon OR dirty) AS holds, unknown\n"
                "  FROM (SELECT %s AS ref, m.anonymised,\n"
                "    COALESCE(m.status = 'draft', false) AS draft,\n"
-               "    (m.status IS DISTINCT FROM 'draft' AND %s) AS final,\n"
+               "    (m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND %s) AS final,\n"
                "    m.anonymised IS NOT NULL AS anon,\n"
-               "    CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty\n"
+               "    CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty,\n"
+               "    %s AS unknown\n"
                "  FROM public.%s m OFFSET 0) r) s",
                open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending,
-               pending, inactive, inactive, p.ref, p.final, p.dirty, f->q_table);
+               pending, inactive, inactive, pending, p.ref, p.final, p.dirty, unknown, f->q_table);
+    free(unknown);
     free(pending);
     free(inactive);
     plan_free_preds(&p);
@@ -737,7 +766,7 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
         sb_append(&sb, ")");
     sb_append(&sb, " AS fields");
     sb_appendf(&sb, "\nFROM public.%s m CROSS JOIN p\n"
-                    "WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'\n"
+                    "WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text\n"
                     "  AND NOT (%s)%s",
                f->q_table, p.dirty, p.related);
     if (incremental) {

@@ -152,7 +152,7 @@ char *plan_count_drafts(const struct form *f);
  * evaluated minus open_limit) (plan_report_param_types).
  */
 char *plan_report(const struct form *f);
-#define PLAN_REPORT_NCOLS 18
+#define PLAN_REPORT_NCOLS 21
 #define PLAN_REPORT_NPARAMS 9
 extern const Oid plan_report_param_types[PLAN_REPORT_NPARAMS];
 

@@ -15,17 +15,20 @@ static void add(struct priv_list *l, const char *quoted, const char *privileges)
     l->items[l->n++] = (struct priv_need){ax_asprintf("public.%s", quoted), privileges};
 }
 
-void privileges_needed(const struct tenant *t, enum priv_role role, struct priv_list *out)
+/* A form's own tables: a run blanks submissions and their history, deletes drafts (with their history). */
+static void add_form(struct priv_list *out, const struct form *f, bool run)
+{
+    const char *data = run ? "SELECT, UPDATE, DELETE" : "SELECT";
+    add(out, f->q_table, data);
+    if (f->q_evo)
+        add(out, f->q_evo, data);
+}
+
+/* What every form needs: the tenant-wide tables. */
+static void add_shared(const struct tenant *t, enum priv_role role, struct priv_list *out)
 {
     bool run = role == PRIV_RUN;
-    /* a run blanks submissions and their history, deletes drafts (with their history) */
     const char *data = run ? "SELECT, UPDATE, DELETE" : "SELECT";
-    memset(out, 0, sizeof *out);
-    for (size_t i = 0; i < t->nforms; i++) {
-        add(out, t->forms[i].q_table, data);
-        if (t->forms[i].q_evo)
-            add(out, t->forms[i].q_evo, data);
-    }
     if (t->facts.has_tracking_codes)
         add(out, "tracking_codes", run ? "SELECT, DELETE" : "SELECT");
     /* w.c.s.'s triggers keep it in step with the form tables: updates and deletes reach it */
@@ -40,6 +43,14 @@ void privileges_needed(const struct tenant *t, enum priv_role role, struct priv_
     /* read by w.c.s.'s triggers when a run updates a submission */
     if (run && t->facts.has_users)
         add(out, "users", "SELECT");
+}
+
+void privileges_needed(const struct tenant *t, enum priv_role role, struct priv_list *out)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < t->nforms; i++)
+        add_form(out, &t->forms[i], role == PRIV_RUN);
+    add_shared(t, role, out);
 }
 
 void priv_list_free(struct priv_list *l)
@@ -96,8 +107,8 @@ static int missing_error(struct tenant *t, PGresult *res)
     return AX_ERR_DB;
 }
 
-/* Checks the list (and for a run, its audit schema); see privileges_check. */
-static int check_list(struct tenant *t, const struct priv_list *list, bool run)
+/* What the role lacks of the list (and for a run, of its audit schema): rows (kind, object, privilege). */
+static int query_missing(struct tenant *t, const struct priv_list *list, bool run, PGresult **res)
 {
     const struct priv_list l = *list;
     /* one (table, privilege) pair per privilege of each need */
@@ -117,13 +128,7 @@ static int check_list(struct tenant *t, const struct priv_list *list, bool run)
         }
     }
     char *sql = check_sql(npairs, run);
-    PGresult *res;
-    int rc = db_query(&t->db, &res, DB_ROWS(3), sql, (int)(2 * npairs), NULL, values);
-    if (rc == AX_OK) {
-        if (PQntuples(res) > 0)
-            rc = missing_error(t, res);
-        PQclear(res);
-    }
+    int rc = db_query(&t->db, res, DB_ROWS(3), sql, (int)(2 * npairs), NULL, values);
     for (size_t i = 0; i < npairs; i++)
         free(privs[i]);
     free(privs);
@@ -132,13 +137,71 @@ static int check_list(struct tenant *t, const struct priv_list *list, bool run)
     return rc;
 }
 
+/* Checks the list (and for a run, its audit schema); see privileges_check. */
+static int check_list(struct tenant *t, const struct priv_list *list, bool run)
+{
+    PGresult *res;
+    int rc = query_missing(t, list, run, &res);
+    if (rc == AX_OK) {
+        if (PQntuples(res) > 0)
+            rc = missing_error(t, res);
+        PQclear(res);
+    }
+    return rc;
+}
+
 int privileges_check(struct tenant *t, enum priv_role role)
 {
     struct priv_list l;
-    privileges_needed(t, role, &l);
+    if (role == PRIV_RUN) {
+        memset(&l, 0, sizeof l);
+        add_shared(t, role, &l);
+    } else {
+        privileges_needed(t, role, &l);
+    }
     int rc = check_list(t, &l, role == PRIV_RUN);
     priv_list_free(&l);
     return rc;
+}
+
+int privileges_check_forms(struct tenant *t, char **first)
+{
+    struct priv_list l = {0};
+    PGresult *res;
+    *first = NULL;
+    for (size_t i = 0; i < t->nforms; i++)
+        add_form(&l, &t->forms[i], true);
+    int rc = query_missing(t, &l, false, &res);
+    priv_list_free(&l);
+    if (rc)
+        return -1;
+    int flagged = 0;
+    for (size_t i = 0; i < t->nforms; i++) {
+        struct form *f = &t->forms[i];
+        char *q_table = ax_asprintf("public.%s", f->q_table);
+        char *q_evo = f->q_evo ? ax_asprintf("public.%s", f->q_evo) : NULL;
+        for (int r = 0; r < PQntuples(res); r++) {
+            const char *obj = PQgetvalue(res, r, 1);
+            if (strcmp(PQgetvalue(res, r, 0), "table") != 0 ||
+                (strcmp(obj, q_table) != 0 && (!q_evo || strcmp(obj, q_evo) != 0)))
+                continue;
+            char *why = ax_asprintf("role \"%s\" lacks %s on table %s (\"anonymizer grants\" prints what each role"
+                                    " needs)", PQuser(t->db.conn), PQgetvalue(res, r, 2), obj);
+            if (!*first)
+                *first = ax_strdup(why);
+            if (!f->sql.unsupported) {
+                f->sql.unsupported = why;
+                flagged++;
+            } else {
+                free(why);
+            }
+            break;
+        }
+        free(q_table);
+        free(q_evo);
+    }
+    PQclear(res);
+    return flagged;
 }
 
 int privileges_check_definitions(struct tenant *t)

@@ -36,6 +36,15 @@ void priv_list_free(struct priv_list *l);
  */
 int privileges_check(struct tenant *t, enum priv_role role);
 
+/*
+ * For a run, the forms' own tables are checked apart: privileges_check
+ * leaves them out, and here a form whose table or history table lacks a
+ * privilege is left out of the run (f->sql.unsupported says why; the other
+ * forms go on).  Returns how many forms were left out (*first: the first
+ * reason, caller frees), or -1 with t->db.error set.
+ */
+int privileges_check_forms(struct tenant *t, char **first);
+
 /* The part discovery needs first: USAGE on public, SELECT on formdefs and carddefs. */
 int privileges_check_definitions(struct tenant *t);
 

@@ -138,6 +138,9 @@ static void form_report_free(struct form_report *fr)
     free(fr->open_limit);
     free(fr->in_backups_until);
     free(fr->error);
+    free(fr->failed_last_run);
+    free(fr->evo_table);
+    free(fr->vacuum_owed_since);
     collist_free(&fr->keep);
     collist_free(&fr->blank);
     collist_free(&fr->unclassified);
@@ -156,6 +159,12 @@ static void tenant_report_free(struct tenant_report *tr)
     free(tr->last_run);
     free(tr->fetch_error);
     free(tr->run_in_progress);
+    for (size_t i = 0; i < tr->nowed; i++) {
+        free(tr->owed_tables[i]);
+        free(tr->owed_since[i]);
+    }
+    free(tr->owed_tables);
+    free(tr->owed_since);
 }
 
 /* path below dir, as "<tenant>/<slug>.json"; path itself when it is elsewhere. */
@@ -199,6 +208,10 @@ static void read_form_row(const PGresult *res, struct form_report *fr)
     for (int k = 0; k < 2; k++)
         for (int a = 0; a < AGE_COUNT; a++)
             fr->ages[k][a] = atoll(PQgetvalue(res, 0, c + 6 + k * AGE_COUNT + a));
+    c += 6 + 2 * AGE_COUNT;
+    fr->undated = atoll(PQgetvalue(res, 0, c));
+    fr->status_unknown = atoll(PQgetvalue(res, 0, c + 1));
+    fr->status_unknown_past = atoll(PQgetvalue(res, 0, c + 2));
 }
 
 static int collect_form(struct tenant *t, const struct tenant_report *tr, const struct form *f,
@@ -210,6 +223,7 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     fr->slug = ax_strdup(f->slug);
     fr->name = ax_strdup(f->name);
     fr->table = ax_strdup(f->table);
+    fr->evo_table = f->evo_table ? ax_strdup(f->evo_table) : NULL;
     fr->retention = ax_strdup(f->pol.retention_text);
     fr->retention_days = f->pol.retention_days;
     fr->retention_source = cfg_source_str(f->pol.retention_source);
@@ -269,9 +283,27 @@ static int collect_audit(struct tenant *t, struct tenant_report *tr)
                     tr->forms[k].locked_known = true;
                     tr->forms[k].locked_last_run = v.locked[i].locked;
                     tr->forms[k].not_vacuumed = v.locked[i].not_vacuumed;
+                    free(tr->forms[k].failed_last_run);
+                    tr->forms[k].failed_last_run = v.locked[i].failed ? ax_strdup(v.locked[i].failed) : NULL;
                 }
             }
         }
+    }
+    /* what still owes a VACUUM: per form, and every table for the tenant */
+    for (size_t i = 0; rc == AX_OK && i < v.nowed; i++) {
+        for (size_t k = 0; k < tr->nforms; k++) {
+            struct form_report *fr = &tr->forms[k];
+            if (!fr->vacuum_owed_since && (strcmp(fr->table, v.owed_tables[i]) == 0 ||
+                                           (fr->evo_table && strcmp(fr->evo_table, v.owed_tables[i]) == 0)))
+                fr->vacuum_owed_since = ax_strdup(v.owed_since[i]);
+        }
+    }
+    if (rc == AX_OK) {
+        tr->nowed = v.nowed;
+        tr->owed_tables = v.owed_tables;
+        tr->owed_since = v.owed_since;
+        v.owed_tables = v.owed_since = NULL;
+        v.nowed = 0;
     }
     audit_view_free(&v);
     return rc;
@@ -428,9 +460,7 @@ static void collect_tenants(const struct app *app, const struct report_options *
     pthread_t *tids = ax_calloc(nthreads, sizeof *tids);
     /* signals go to this thread, whose handler sets the flag */
     sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
+    ax_stop_signals(&block);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     size_t started = 0;
     for (; started < nthreads; started++) {

@@ -109,6 +109,12 @@ static json_object *json_form(const struct tenant_report *tr, const struct form_
     json_object_object_add(f, "bi_smallest_group",
                            fr->bi_known && fr->bi_smallest_group >= 0 ? json_object_new_int64(fr->bi_smallest_group) : NULL);
     json_object_object_add(f, "bi_held_back", fr->bi_known ? json_object_new_int64(fr->bi_held_back) : NULL);
+    json_object_object_add(f, "failed_in_last_run", jstr(fr->failed_last_run));
+    json_object_object_add(f, "vacuum_owed_since", jstr(fr->vacuum_owed_since));
+    json_object_object_add(f, "undated", fr->error ? NULL : json_object_new_int64(fr->undated));
+    json_object_object_add(f, "status_unknown", fr->error ? NULL : json_object_new_int64(fr->status_unknown));
+    json_object_object_add(f, "status_unknown_past_limit",
+                           fr->error ? NULL : json_object_new_int64(fr->status_unknown_past));
     return f;
 }
 
@@ -136,6 +142,14 @@ void report_render_json(FILE *out, const struct report *r)
         /* keys are only ever added, at the end */
         json_object_object_add(t, "definitions", json_definitions(tr));
         json_object_object_add(t, "run_in_progress_since", jstr(tr->run_in_progress));
+        json_object *owed = json_object_new_array();
+        for (size_t k = 0; k < tr->nowed; k++) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "table", json_object_new_string(tr->owed_tables[k]));
+            json_object_object_add(o, "since", json_object_new_string(tr->owed_since[k]));
+            json_object_array_add(owed, o);
+        }
+        json_object_object_add(t, "vacuum_owed", owed);
         json_object_array_add(tenants, t);
     }
     json_object_object_add(root, "tenants", tenants);
@@ -153,20 +167,41 @@ void report_render_json(FILE *out, const struct report *r)
 
 /* -- CSV (RFC 4180) ---------------------------------------------------------------- */
 
-static void csv_int(FILE *out, bool known, long long v)
+static void csv_int_at(FILE *out, bool known, long long v, bool last)
 {
     char buf[32];
     snprintf(buf, sizeof buf, "%lld", v);
-    esc_csv_field(out, known ? buf : "", false);
+    esc_csv_field(out, known ? buf : "", last);
 }
 
+static void csv_int(FILE *out, bool known, long long v)
+{
+    csv_int_at(out, known, v, false);
+}
+
+/*
+ * Space-separated names; a name is a catalog identifier and may hold a
+ * space, a backslash or a control character: those are written \x20, \\,
+ * \xNN, so that the list splits on spaces unambiguously.
+ */
 static char *csv_columns(const struct collist *l, bool fields_only)
 {
     struct strbuf sb;
     sb_init(&sb);
-    for (size_t i = 0; i < l->n; i++)
-        if (!fields_only || report_is_field_entry(l->items[i].column))
-            sb_appendf(&sb, "%s%s", sb.len ? " " : "", l->items[i].column);
+    for (size_t i = 0; i < l->n; i++) {
+        if (fields_only && !report_is_field_entry(l->items[i].column))
+            continue;
+        if (sb.len)
+            sb_appendc(&sb, ' ');
+        for (const unsigned char *p = (const unsigned char *)l->items[i].column; *p; p++) {
+            if (*p == '\\')
+                sb_append(&sb, "\\\\");
+            else if (*p <= 0x20 || *p == 0x7f)
+                sb_appendf(&sb, "\\x%02x", *p);
+            else
+                sb_appendc(&sb, (char)*p);
+        }
+    }
     return sb_finish(&sb);
 }
 
@@ -178,7 +213,8 @@ void report_render_csv(FILE *out, const struct report *r)
         "incomplete", "oldest_pending", "days_past_limit", "locked_last_run", "backups_until", "anonymised_in_backups",
         "anonymised_in_backups_until", "kept_fields",
         "blanked_fields", "unclassified_columns", "kind", "open_inactive", "oldest_open_inactive",
-        "vacuumed_by_last_run", "bi_smallest_group", "bi_held_back",
+        "vacuumed_by_last_run", "bi_smallest_group", "bi_held_back", "failed_in_last_run",
+        "undated", "status_unknown", "status_unknown_past_limit",
     };
     for (size_t i = 0; i < AX_ARRAY_LEN(header); i++)
         esc_csv_field(out, header[i], i + 1 == AX_ARRAY_LEN(header));
@@ -230,7 +266,11 @@ void report_render_csv(FILE *out, const struct report *r)
             char held[32] = "";
             if (fr->bi_known)
                 snprintf(held, sizeof held, "%lld", fr->bi_held_back);
-            esc_csv_field(out, held, true);
+            esc_csv_field(out, held, false);
+            esc_csv_field(out, fr->failed_last_run, false);
+            csv_int(out, ok, fr->undated);
+            csv_int(out, ok, fr->status_unknown);
+            csv_int_at(out, ok, fr->status_unknown_past, true);
             free(kept);
             free(blanked);
             free(uncl);

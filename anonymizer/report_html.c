@@ -415,6 +415,12 @@ static void details(FILE *out, const struct report *r)
             detail_row(out, _("Open past cutoff"), fr->counts[C_OPEN_PAST]);
             detail_row(out, _("Open and inactive"), fr->open_inactive);
             detail_row(out, _("Incomplete"), fr->counts[C_INCOMPLETE]);
+            if (fr->undated > 0)
+                detail_row(out, _("Undated (counted past the limit)"), fr->undated);
+            if (fr->status_unknown > 0) {
+                detail_row(out, _("Status unknown"), fr->status_unknown);
+                detail_row(out, _("Status unknown, inactive past the limit"), fr->status_unknown_past);
+            }
             if (fr->locked_known)
                 detail_row(out, _("Locked in last run"), fr->locked_last_run);
             if (fr->bi_known) {
@@ -426,6 +432,13 @@ static void details(FILE *out, const struct report *r)
                               fr->bi_held_back);
                 else
                     esc_htmlf(out, _("%lld held back"), fr->bi_held_back);
+                fputs("</td></tr>", out);
+            }
+            if (fr->failed_last_run) {
+                fputs("<tr><th>", out);
+                esc_html(out, _("Failed in last run"));
+                fputs("</th><td class=\"review\">", out);
+                esc_html(out, fr->failed_last_run);
                 fputs("</td></tr>", out);
             }
             if (fr->not_vacuumed) {

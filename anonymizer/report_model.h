@@ -52,6 +52,12 @@ struct form_report {
     bool locked_known;
     long long locked_last_run;
     bool not_vacuumed;      /* the last run could not vacuum its tables: old row versions remain */
+    long long undated;              /* done, holding personal data, with no date at all: past the limit */
+    long long status_unknown;       /* no definition, no wcs_all_forms row: whether they are done is unknown */
+    long long status_unknown_past;  /* of those, inactive past the legal limit (or undated) */
+    char *failed_last_run;
+    char *evo_table;        /* its history table, or NULL */
+    char *vacuum_owed_since; /* a run changed it and no VACUUM has cleaned it since (ISO UTC), or NULL */  /* why the last run failed on it (some submissions or the whole form), or NULL */
     int formdef_id;
     bool bi_known;              /* the BI database has this form's export state */
     long long bi_smallest_group; /* its smallest group of rows sharing quasi-identifiers; -1: not computed */
@@ -78,6 +84,8 @@ struct tenant_report {
     double files_age;    /* seconds since those files were fetched (-1: unknown) */
     struct form_report *forms;
     size_t nforms;
+    char **owed_tables, **owed_since; /* every table that still owes a VACUUM, and since when */
+    size_t nowed;
 };
 
 enum verdict { VERDICT_COMPLIANT = 0, VERDICT_INCOMPLETE, VERDICT_NOT_COMPLIANT };
@@ -98,7 +106,7 @@ struct report {
 /* Cards are registers with their own legal basis: the limit is about submissions. */
 static inline bool form_past_limit(const struct form_report *fr)
 {
-    return fr->kind != FORM_KIND_CARD && fr->days_past_limit > 0;
+    return fr->kind != FORM_KIND_CARD && (fr->days_past_limit > 0 || fr->undated > 0 || fr->status_unknown_past > 0);
 }
 
 /* Submissions that still hold personal data the next run removes. */

@@ -5,6 +5,7 @@
  * escaped: a newline in a form's name cannot forge a report line.
  */
 #include "ax.h"
+#include "escape.h"
 #include "fetch.h"
 #include "i18n.h"
 #include "report_model.h"
@@ -18,18 +19,7 @@
 #include <string.h>
 
 /* s with control characters as \xNN (caller frees). */
-static char *esc(const char *s)
-{
-    struct strbuf sb;
-    sb_init(&sb);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p < 0x20 || *p == 0x7f)
-            sb_appendf(&sb, "\\x%02x", *p);
-        else
-            sb_appendc(&sb, (char)*p);
-    }
-    return sb_finish(&sb);
-}
+#define esc esc_text /* names and messages: control characters written \xNN */
 
 /* Characters (not bytes) of a UTF-8 string, for alignment. */
 static size_t width(const char *s)
@@ -183,11 +173,23 @@ static void form(FILE *out, const struct tenant_report *tr, const struct form_re
     free(period);
     free(open_limit);
     line(out, 4, _("incomplete"), "%lld", fr->counts[C_INCOMPLETE]);
+    if (fr->undated > 0)
+        line(out, 4, _("undated"), _("%lld done with no date at all: counted past the limit"), fr->undated);
+    if (fr->status_unknown > 0)
+        line(out, 4, _("status unknown"),
+             _("%lld with no definition and no wcs_all_forms row (done or not cannot be told), %lld of them"
+               " inactive past the limit"),
+             fr->status_unknown, fr->status_unknown_past);
     oldest(out, fr);
     if (fr->locked_known)
         line(out, 4, _("locked in last run"), "%lld", fr->locked_last_run);
     else
         line(out, 4, _("locked in last run"), "-");
+    if (fr->failed_last_run) {
+        char *failed = esc(fr->failed_last_run);
+        line(out, 4, _("failed in last run"), "%s", failed);
+        free(failed);
+    }
     if (fr->not_vacuumed)
         line(out, 4, _("vacuum"), "%s",
              _("not vacuumed by the last run (the role does not own the tables): old row versions keep personal"
@@ -227,6 +229,13 @@ static bool tenant(FILE *out, const struct tenant_report *tr, long long totals[C
     if (tr->run_in_progress) {
         report_local_time(tr->run_in_progress, when);
         fprintf(out, _("  a run started at %s is in progress: the figures change as it goes\n"), when);
+    }
+    for (size_t k = 0; k < tr->nowed; k++) {
+        char *table = esc(tr->owed_tables[k]);
+        report_local_time(tr->owed_since[k], when);
+        fprintf(out, _("  VACUUM owed by %s since %s: old row versions keep personal data until it is vacuumed\n"),
+                table, when);
+        free(table);
     }
     if (tr->nforms == 0)
         fprintf(out, "  %s\n", _("no form tables"));

@@ -50,6 +50,8 @@ struct form_counts {
     long long tracking_deleted;  /* tracking codes deleted */
     long long locked;            /* due, but held by another session */
     long long tokens_deleted;    /* search tokens no row matches any more */
+    long long failed;            /* submissions a server error kept from being done (skipped) */
+    int table_locked;            /* units whose table a lock kept the run off (left for the next run) */
     int not_vacuumed;            /* its tables the role could not vacuum (it does not own them) */
 };
 
@@ -75,7 +77,40 @@ struct batcher {
     char lo[32];    /* the last id done (exclusive lower bound of the next batch) */
     char end[32];   /* the last id of the work unit (PLAN_NO_END: none) */
     int size;       /* rows in the next batch: follows the time batches take */
+    bool bisecting; /* a batch failed: halves until the failing submission is isolated */
+    char *owed;       /* the tables its batches change, as a text[] literal (anonymizer.vacuum_owed) */
+    bool owed_marked; /* recorded by a committed batch of this batcher */
+    char *failure;  /* the first failure of this batcher (a submission skipped, or the table), or NULL */
 };
+
+/* One element of a text[] literal, double-quoted. */
+static void array_element(struct strbuf *sb, const char *s)
+{
+    sb_append(sb, sb->len > 1 ? ",\"" : "\"");
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sb_appendc(sb, '\\');
+        sb_appendc(sb, *p);
+    }
+    sb_appendc(sb, '"');
+}
+
+/* The tables a form's batches change: its own, and the tenant-wide ones w.c.s.'s triggers and the run touch. */
+static char *owed_literal(const struct tenant *t, const struct form *f)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_appendc(&sb, '{');
+    array_element(&sb, f->table);
+    if (f->evo_table)
+        array_element(&sb, f->evo_table);
+    if (t->facts.has_tracking_codes)
+        array_element(&sb, "tracking_codes");
+    if (t->facts.has_allforms)
+        array_element(&sb, "wcs_all_forms");
+    sb_appendc(&sb, '}');
+    return sb_finish(&sb);
+}
 
 static void batcher_init(struct batcher *b, struct tenant *t, const struct app *app, const struct form *f,
                          enum plan_batch kind, const char *lo, const char *end, struct progress *progress)
@@ -90,6 +125,7 @@ static void batcher_init(struct batcher *b, struct tenant *t, const struct app *
     b->range = plan_batch_range(f, kind);
     b->allforms = plan_batch_allforms(f, kind);
     b->progress = progress;
+    b->owed = owed_literal(t, f);
     b->size = app->cfg->batch_size;
     snprintf(b->lo, sizeof b->lo, "%s", lo);
     snprintf(b->end, sizeof b->end, "%s", end);
@@ -122,6 +158,8 @@ static void batcher_free(struct batcher *b)
     free(b->fast);
     free(b->range);
     free(b->allforms);
+    free(b->failure);
+    free(b->owed);
 }
 
 static long long getll(const PGresult *res, int row, int col)
@@ -139,6 +177,43 @@ static bool cancelled_by_signal(const struct db *db)
 {
     return app_interrupted && db_error_is(db, DB_SQLSTATE_QUERY_CANCELED);
 }
+
+/* How far a server error reaches: the rows of the batch, the form's table, or the session itself. */
+enum failure_scope { FAIL_ROWS, FAIL_TABLE, FAIL_SESSION };
+
+static enum failure_scope failure_scope(const struct db *db)
+{
+    static const char *const row_classes[] = {
+        "09", /* triggered action exception */
+        "22", /* data exception */
+        "23", /* integrity constraint violation: a foreign key to a draft, a check */
+        "27", /* triggered data change violation */
+        "38", "39", "2F", /* external routine (a trigger) exception */
+        "P0", /* PL/pgSQL: RAISE in a trigger */
+    };
+    if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
+        return FAIL_SESSION;
+    const char *state = db->sqlstate;
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
+        return FAIL_SESSION;
+    /* over statement_timeout: a smaller batch may pass */
+    if (strcmp(state, DB_SQLSTATE_QUERY_CANCELED) == 0)
+        return FAIL_ROWS;
+    for (size_t i = 0; i < AX_ARRAY_LEN(row_classes); i++)
+        if (strncmp(state, row_classes[i], 2) == 0)
+            return FAIL_ROWS;
+    /* privileges, disk full, out of memory, I/O, an unknown table... */
+    return FAIL_TABLE;
+}
+
+/* The error of a failed statement, as the audit and the log name it: the message, its SQLSTATE, the statement. */
+static char *failure_text(const struct db *db)
+{
+    return ax_strdup(db->error ? db->error : "?");
+}
+
+/* Past this many submissions isolated in one unit, the failure is taken to be the table's. */
+#define MAX_ROW_FAILURES 100
 
 /* How long a batch that took no lock first waits for a row before it is done again the careful way. */
 #define FAST_LOCK_TIMEOUT "100ms"
@@ -193,8 +268,14 @@ static int batch_once(struct batcher *b, PGresult **res, char *hi, size_t hilen)
     /* in the batch's transaction: the export finds exactly what committed */
     if (rc == AX_OK && b->kind == PLAN_ANONYMISE)
         rc = audit_log_change(b->t, b->app, b->f->table, b->lo, hi);
+    /* and the VACUUM it makes owed, recorded with the change itself */
+    bool marking = !b->owed_marked && getll(*res, 0, 2) + getll(*res, 0, 3) + getll(*res, 0, 4) > 0;
+    if (rc == AX_OK && marking)
+        rc = audit_owe_vacuum(b->t, b->app, b->owed);
     if (rc == AX_OK)
         rc = db_cmd(db, "COMMIT");
+    if (rc == AX_OK && marking)
+        b->owed_marked = true;
     if (rc) {
         PQclear(*res);
         *res = NULL;
@@ -219,6 +300,18 @@ static int leave_range(struct batcher *b, struct form_counts *c, bool *done)
     plan_params(b->f, values, b->lo, limit, b->t->now, fid, sizeof fid);
     values[8] = b->end;
     int rc = db_query(&b->t->db, &res, DB_ONE_ROW(2), b->range, PLAN_NPARAMS, plan_param_types, values);
+    if (rc && transient(&b->t->db)) {
+        /* the table itself is locked: the rest of the unit is left for the next run */
+        db_rollback_quietly(&b->t->db);
+        log_info("%s: %s: table locked, ids after %s left for the next run: %s", b->t->name, b->f->label, b->lo,
+                 why);
+        if (!b->failure)
+            b->failure = ax_asprintf("table locked, ids after %s left for the next run: %s", b->lo, why);
+        c->table_locked++;
+        *done = true;
+        free(why);
+        return AX_OK;
+    }
     if (rc == AX_OK) {
         long long candidates = getll(res, 0, 1);
         const char *hi = PQgetisnull(res, 0, 0) ? b->lo : PQgetvalue(res, 0, 0);
@@ -230,6 +323,79 @@ static int leave_range(struct batcher *b, struct form_counts *c, bool *done)
     }
     free(why);
     return rc;
+}
+
+/*
+ * A batch of one submission failed for a reason tied to its row: the
+ * submission is skipped (named, counted), the run goes on after it.
+ */
+static int skip_failing(struct batcher *b, struct form_counts *c, const char *why)
+{
+    char fid[16];
+    const char *values[PLAN_NPARAMS];
+    PGresult *res;
+    plan_params(b->f, values, b->lo, "1", b->t->now, fid, sizeof fid);
+    values[8] = b->end;
+    int rc = db_query(&b->t->db, &res, DB_ONE_ROW(2), b->range, PLAN_NPARAMS, plan_param_types, values);
+    if (rc)
+        return rc;
+    if (getll(res, 0, 1) == 0) {
+        /* nothing there any more: the failure was not this row's */
+        PQclear(res);
+        db_set_error(&b->t->db, "%s", why);
+        return AX_ERR_DATA;
+    }
+    const char *id = PQgetvalue(res, 0, 0);
+    log_error("%s: %s: %s %s skipped: %s", b->t->name, b->f->label,
+              b->kind == PLAN_ANONYMISE ? "submission" : "draft", id, why);
+    if (!b->failure)
+        b->failure = ax_asprintf("%s %s: %s", b->kind == PLAN_ANONYMISE ? "submission" : "draft", id, why);
+    c->failed++;
+    snprintf(b->lo, sizeof b->lo, "%s", id);
+    PQclear(res);
+    b->bisecting = false;
+    b->size = 1;
+    return AX_OK;
+}
+
+/*
+ * A batch failed (not a lock, not a signal).  Tied to its rows: halved
+ * again and again until the failing submission is isolated and skipped, the
+ * others done.  Tied to the table: the rest of the unit is skipped
+ * (AX_ERR_DATA, the form fails, the tenant goes on).  The session lost:
+ * AX_ERR_DB, the tenant cannot go on.  AX_OK: go on with the next batch.
+ */
+static int batch_failed(struct batcher *b, struct form_counts *c, int rc)
+{
+    struct db *db = &b->t->db;
+    enum failure_scope scope = failure_scope(db);
+    char *why = failure_text(db);
+    db_rollback_quietly(db);
+    if (scope == FAIL_SESSION) {
+        db_set_error(db, "%s", why);
+        free(why);
+        return rc;
+    }
+    if (scope == FAIL_ROWS && b->size > 1) {
+        b->size /= 2;
+        b->bisecting = true;
+        free(why);
+        return AX_OK;
+    }
+    if (scope == FAIL_ROWS && c->failed < MAX_ROW_FAILURES) {
+        rc = skip_failing(b, c, why);
+        free(why);
+        return rc == AX_OK ? AX_OK : failure_scope(db) == FAIL_SESSION ? AX_ERR_DB : AX_ERR_DATA;
+    }
+    if (scope == FAIL_ROWS)
+        db_set_error(db, "more than %d submissions fail, the rest after id %s is left: %s", MAX_ROW_FAILURES, b->lo,
+                     why);
+    else
+        db_set_error(db, "ids after %s: %s", b->lo, why);
+    free(b->failure);
+    b->failure = ax_strdup(db->error);
+    free(why);
+    return AX_ERR_DATA;
 }
 
 /* Adds one batch's counters (plan_batch's row). */
@@ -277,12 +443,16 @@ static int run_batches(struct batcher *b, struct form_counts *c)
                 return AX_ERR_INTERRUPTED;
             }
             if (!transient(db)) {
-                db_rollback_quietly(db);
-                return rc;
+                if ((rc = batch_failed(b, c, rc)))
+                    return rc;
+                continue;
             }
             bool done = false;
-            if ((rc = leave_range(b, c, &done)))
-                return rc;
+            if ((rc = leave_range(b, c, &done))) {
+                free(b->failure);
+                b->failure = ax_strdup(db->error ? db->error : "?");
+                return failure_scope(db) == FAIL_SESSION ? AX_ERR_DB : AX_ERR_DATA;
+            }
             if (done)
                 return AX_OK;
             continue;
@@ -295,7 +465,9 @@ static int run_batches(struct batcher *b, struct form_counts *c)
         log_debug("%s: %s: %s: ids %s to %s: %lld of %lld done in %.3f s (batch of %d)", b->t->name, b->f->label,
                   b->kind == PLAN_ANONYMISE ? "anonymise" : "delete drafts", b->lo, hi, done, candidates, seconds,
                   b->size);
-        adapt_size(b, seconds, candidates);
+        /* halving towards a failing submission: the size stays until it is found */
+        if (!b->bisecting)
+            adapt_size(b, seconds, candidates);
         snprintf(b->lo, sizeof b->lo, "%s", hi);
     }
 }
@@ -384,6 +556,28 @@ static bool vacuum(struct tenant *t, const char *quoted)
     return ok;
 }
 
+/*
+ * VACUUM of a table this run changed, or that an earlier run left owed
+ * (anonymizer.vacuum_owed: a failed night must not leave old row versions
+ * behind forever); the debt is cleared only by a VACUUM that succeeded.
+ * Returns false when the table owed one and was not vacuumed.
+ */
+static bool vacuum_if_owed(struct tenant *t, const char *name, const char *quoted, bool changed)
+{
+    bool owed = changed;
+    if (!owed && audit_vacuum_owed(t, name, &owed) != AX_OK) {
+        log_warning("%s: cannot read anonymizer.vacuum_owed: %s", t->name, t->db.error);
+        return true;
+    }
+    if (!owed)
+        return true;
+    if (!vacuum(t, quoted))
+        return false;
+    if (audit_vacuum_paid(t, name) != AX_OK)
+        log_warning("%s: %s vacuumed, but anonymizer.vacuum_owed not updated: %s", t->name, name, t->db.error);
+    return true;
+}
+
 /* Said once per tenant: what was not vacuumed, and what that means. */
 static void warn_not_vacuumed(const struct tenant *t, int tables)
 {
@@ -412,6 +606,8 @@ static json_object *form_entry(const struct form *f, const struct form_counts *c
     json_object_object_add(o, "tracking_codes_deleted", json_object_new_int64(c->tracking_deleted));
     json_object_object_add(o, "locked", json_object_new_int64(c->locked));
     json_object_object_add(o, "search_tokens_deleted", json_object_new_int64(c->tokens_deleted));
+    json_object_object_add(o, "failed", json_object_new_int64(c->failed));
+    json_object_object_add(o, "table_locked", json_object_new_boolean(c->table_locked > 0));
     json_object_object_add(o, "kind", json_object_new_string(form_kind_str(f->kind)));
     json_object_object_add(o, "vacuumed", json_object_new_boolean(c->not_vacuumed == 0));
     json_object *uncl = json_object_new_array();
@@ -446,18 +642,23 @@ static int form_done(struct tenant *t, const struct app *app, const struct form 
                      int rc, const char *error, double started, struct run_totals *tot)
 {
     if (!f->sql.unsupported)
-        log_info("%s: %s: %lld anonymised, %lld completed, %lld drafts %s, %lld locked, %lld search tokens deleted"
-                 " (cutoff %s, %.2f s)%s",
+        log_info("%s: %s: %lld anonymised, %lld completed, %lld drafts %s, %lld locked%s, %lld search tokens deleted,"
+                 " %lld failed (cutoff %s, %.2f s)%s",
                  t->name, f->label, c->anonymised, c->completed,
                  f->pol.drafts == CFG_DRAFTS_DELETE ? c->drafts_deleted : c->drafts_anonymised,
-                 f->pol.drafts == CFG_DRAFTS_DELETE ? "deleted" : "anonymised", c->locked, c->tokens_deleted,
-                 f->cutoff, tm_now() - started, rc == AX_ERR_INTERRUPTED ? " [interrupted]" : rc ? " [failed]" : "");
+                 f->pol.drafts == CFG_DRAFTS_DELETE ? "deleted" : "anonymised", c->locked,
+                 c->table_locked ? " (table locked: left for the next run)" : "", c->tokens_deleted, c->failed,
+                 f->cutoff, tm_now() - started, rc == AX_ERR_INTERRUPTED ? " [interrupted]" : rc == AX_ERR_LOCKED ? " [table locked]" : rc ? " [failed]" : "");
     tot->anonymised += c->anonymised;
     tot->completed += c->completed;
     tot->drafts += c->drafts_deleted + c->drafts_anonymised;
     tot->locked += c->locked;
     tot->tokens += c->tokens_deleted;
-    const char *outcome = rc == AX_OK ? "ok" : rc == AX_ERR_INTERRUPTED ? "interrupted" : "failed";
+    tot->failed += c->failed;
+    const char *outcome = rc == AX_OK                ? "ok"
+                          : rc == AX_ERR_INTERRUPTED ? "interrupted"
+                          : rc == AX_ERR_LOCKED      ? "locked"
+                                                     : "failed";
     char *err_copy = error ? ax_strdup(error) : NULL;
     json_object *entry = form_entry(f, c, outcome, err_copy, tm_now() - started);
     /* the audit survives a failed form as long as the connection does */
@@ -540,20 +741,33 @@ static int plan_units(struct tenant *t, const struct app *app, size_t fi, struct
     return AX_OK;
 }
 
-/* One unit: the anonymisation of its range, then the deletion of its expired drafts. */
+/*
+ * One unit: the anonymisation of its range, then the deletion of its
+ * expired drafts.  *failure: what kept submissions or the table from being
+ * done (the first such thing), or NULL; the caller frees it.
+ */
 static int run_unit(struct tenant *t, const struct app *app, const struct unit *u, struct progress *progress,
-                    struct form_counts *c)
+                    struct form_counts *c, char **failure)
 {
     const struct form *f = &t->forms[u->form];
     struct batcher b;
+    *failure = NULL;
     progress_phase(progress, "anonymise");
     batcher_init(&b, t, app, f, PLAN_ANONYMISE, u->lo, u->end, progress);
+    int locked = c->table_locked;
     int rc = run_batches(&b, c);
+    *failure = b.failure;
+    b.failure = NULL;
     batcher_free(&b);
-    if (rc == AX_OK && f->pol.drafts == CFG_DRAFTS_DELETE) {
+    /* a table locked is left whole: its drafts too */
+    if (rc == AX_OK && f->pol.drafts == CFG_DRAFTS_DELETE && c->table_locked == locked) {
         progress_phase(progress, "drafts");
         batcher_init(&b, t, app, f, PLAN_DELETE_DRAFTS, u->lo, u->end, progress);
         rc = run_batches(&b, c);
+        if (!*failure) {
+            *failure = b.failure;
+            b.failure = NULL;
+        }
         batcher_free(&b);
     }
     return rc;
@@ -573,10 +787,14 @@ static void unit_helper(void *arg, int fd)
     struct unit_result r;
     memset(&r, 0, sizeof r);
     r.rc = tenant_helper_session(j->t, j->app);
+    char *failure = NULL;
     if (r.rc == AX_OK)
-        r.rc = run_unit(j->t, j->app, j->u, j->progress, &r.c);
-    if (r.rc && j->t->db.error)
+        r.rc = run_unit(j->t, j->app, j->u, j->progress, &r.c, &failure);
+    if (failure)
+        snprintf(r.error, sizeof r.error, "%s", failure);
+    else if (r.rc && j->t->db.error)
         snprintf(r.error, sizeof r.error, "%s", j->t->db.error);
+    free(failure);
     helper_write(fd, &r, sizeof r);
 }
 
@@ -589,6 +807,8 @@ static void add_counts(struct form_counts *to, const struct form_counts *c)
     to->history_cleared += c->history_cleared;
     to->tracking_deleted += c->tracking_deleted;
     to->locked += c->locked;
+    to->failed += c->failed;
+    to->table_locked += c->table_locked;
 }
 
 /*
@@ -602,13 +822,20 @@ static int finish_form(struct tenant *t, const struct app *app, size_t fi, struc
     struct form_counts *c = &fs->c;
     int rc = fs->rc;
     bool changed = c->anonymised + c->completed + c->drafts_deleted + c->drafts_anonymised > 0;
-    if (rc == AX_OK && changed) {
+    /* a form that failed in part still has its search tokens purged for what was done */
+    if ((rc == AX_OK || rc == AX_ERR_DATA) && changed) {
         progress_phase(ctx->progress, "search tokens");
-        rc = purge_tokens(t, f, c);
-        if (rc == AX_ERR_DB) {
-            free(fs->error);
-            fs->error = ax_strdup(t->db.error);
+        /* owed before the deletions: a crash in between leaves the debt recorded */
+        int prc = t->facts.has_search_tokens ? audit_owe_vacuum(t, app, "{wcs_search_tokens}") : AX_OK;
+        if (prc == AX_OK)
+            prc = purge_tokens(t, f, c);
+        if (prc == AX_ERR_DB) {
+            if (!fs->error)
+                fs->error = failure_text(&t->db);
+            prc = failure_scope(&t->db) == FAIL_SESSION ? AX_ERR_DB : AX_ERR_DATA;
         }
+        if (prc && rc == AX_OK)
+            rc = prc;
     }
     if (rc == AX_ERR_INTERRUPTED && app_budget_exhausted && !app_interrupted) {
         long long left;
@@ -618,18 +845,29 @@ static int finish_form(struct tenant *t, const struct app *app, size_t fi, struc
     }
     if (rc == AX_ERR_INTERRUPTED && !fs->error)
         fs->error = ax_strdup(app_interruption_str());
-    if (changed) {
-        fx->shared_changed = true;
-        if (app->cfg->vacuum && rc != AX_ERR_DB) {
-            progress_phase(ctx->progress, "vacuum");
-            c->not_vacuumed += !vacuum(t, f->q_table);
-            if (f->q_evo)
-                c->not_vacuumed += !vacuum(t, f->q_evo);
-            fx->not_vacuumed += c->not_vacuumed;
-        }
+    fx->shared_changed |= changed;
+    /* what this run changed, and what an earlier night left owed */
+    if (app->cfg->vacuum && rc != AX_ERR_DB) {
+        progress_phase(ctx->progress, "vacuum");
+        c->not_vacuumed += !vacuum_if_owed(t, f->table, f->q_table, changed);
+        if (f->q_evo)
+            c->not_vacuumed += !vacuum_if_owed(t, f->evo_table, f->q_evo, changed);
+        fx->not_vacuumed += c->not_vacuumed;
     }
-    if (rc == AX_ERR_DB)
-        log_error("%s: %s: %s", t->name, f->label, fs->error ? fs->error : "?");
+    /* submissions skipped: the form failed, what could be done is done */
+    if (rc == AX_OK && c->failed > 0)
+        rc = AX_ERR_DATA;
+    /* its table locked past lock_timeout: not failed, left for the next run, and said */
+    if (rc == AX_OK && c->table_locked > 0) {
+        rc = AX_ERR_LOCKED;
+        log_error("%s: %s: %s", t->name, f->label, fs->error ? fs->error : "table locked, left for the next run");
+    }
+    if ((rc == AX_ERR_DB || rc == AX_ERR_DATA) && c->failed > 0)
+        log_error("%s: %s: failed, %lld skipped, the first: %s", t->name, f->label, c->failed,
+                  fs->error ? fs->error : "?");
+    else if (rc == AX_ERR_DB || rc == AX_ERR_DATA)
+        log_error("%s: %s: failed: %s", t->name, f->label, fs->error ? fs->error : "?");
+    fs->rc = rc;
     return form_done(t, app, f, c, rc, fs->error, fs->started_at, &ctx->tot);
 }
 
@@ -678,11 +916,10 @@ static void unit_done(struct scheduler *s, size_t ui, int rc, const struct form_
 {
     struct form_state *fs = &s->fs[s->units[ui].form];
     add_counts(&fs->c, c);
-    if (rc && !fs->rc) {
+    if (error && *error && !fs->error)
+        fs->error = ax_strdup(error);
+    if (rc && !fs->rc)
         fs->rc = rc;
-        if (error && *error)
-            fs->error = ax_strdup(error);
-    }
     if (--fs->units_left > 0)
         return;
     int done = finish_form(s->t, s->app, s->units[ui].form, fs, s->ctx, s->fx);
@@ -695,6 +932,15 @@ static void unit_done(struct scheduler *s, size_t ui, int rc, const struct form_
 static bool stop_starting(const struct scheduler *s)
 {
     return app_interrupted || app_out_of_time(s->app) || s->fatal;
+}
+
+/* A form whose table failed (privileges, disk full...): its units not started are skipped. */
+static void skip_failed_units(struct scheduler *s)
+{
+    while (s->next < s->nunits && s->fs[s->units[s->next].form].rc == AX_ERR_DATA) {
+        struct form_counts none = {0};
+        unit_done(s, s->next++, AX_ERR_DATA, &none, NULL);
+    }
 }
 
 /* Marks the form started: its progress line and the time its summary counts from. */
@@ -714,7 +960,10 @@ static void start_form(struct scheduler *s, size_t fi)
 /* Gives units to helpers while tokens allow (keeping one for the coordinator itself). */
 static void start_helpers(struct scheduler *s)
 {
-    while (!stop_starting(s) && s->nunits - s->next > 1 && s->nhelpers < AX_ARRAY_LEN(s->helpers)) {
+    for (;;) {
+        skip_failed_units(s);
+        if (stop_starting(s) || s->nunits - s->next <= 1 || s->nhelpers >= AX_ARRAY_LEN(s->helpers))
+            return;
         size_t slot = s->nhelpers;
         for (size_t k = 0; k < s->nhelpers; k++)
             if (!s->helpers[k].active) {
@@ -754,6 +1003,32 @@ static void collect_helper(struct scheduler *s, int i)
     unit_done(s, s->helper_unit[i], r.rc, &r.c, r.error);
 }
 
+/*
+ * The table could not be measured (plan_units failed): a lock is waited for
+ * again by the unit, which leaves the table for the next run; another error
+ * fails the form.  False: the session is lost.
+ */
+static bool plan_one_unit(struct tenant *t, struct scheduler *s, size_t fi)
+{
+    if (failure_scope(&t->db) == FAIL_SESSION)
+        return false;
+    if (!transient(&t->db)) {
+        struct form_counts none = {0};
+        char *why = failure_text(&t->db);
+        log_error("%s: %s: failed: %s", t->name, t->forms[fi].label, why);
+        s->fs[fi].rc = AX_ERR_DATA;
+        form_done(t, s->app, &t->forms[fi], &none, AX_ERR_DATA, why, tm_now(), &s->ctx->tot);
+        free(why);
+        return true;
+    }
+    s->units = ax_reallocarray(s->units, s->nunits + 1, sizeof *s->units);
+    struct unit *u = &s->units[s->nunits++];
+    u->form = fi;
+    snprintf(u->lo, sizeof u->lo, "0");
+    snprintf(u->end, sizeof u->end, "%s", PLAN_NO_END);
+    return true;
+}
+
 /* Every unit of the tenant; returns the outcome, *error the message of a failure that ends the tenant. */
 static enum tenant_outcome run_forms(struct tenant *t, const struct app *app, struct job_ctx *ctx,
                                      struct tenant_effects *fx, char **error)
@@ -773,7 +1048,7 @@ static enum tenant_outcome run_forms(struct tenant *t, const struct app *app, st
             continue;
         }
         size_t before = s.nunits;
-        if (plan_units(t, app, i, &s.units, &s.nunits) != AX_OK) {
+        if (plan_units(t, app, i, &s.units, &s.nunits) != AX_OK && !plan_one_unit(t, &s, i)) {
             s.fatal = AX_ERR_DB;
             s.fatal_error = ax_strdup(t->db.error);
             break;
@@ -785,12 +1060,15 @@ static enum tenant_outcome run_forms(struct tenant *t, const struct app *app, st
         for (int i; (i = helper_wait(s.helpers, s.nhelpers, 0)) >= 0;)
             collect_helper(&s, i);
         start_helpers(&s);
+        skip_failed_units(&s);
         if (s.next < s.nunits && !stop_starting(&s)) {
             size_t ui = s.next++;
             struct form_counts c = {0};
+            char *failure;
             start_form(&s, s.units[ui].form);
-            int rc = run_unit(t, app, &s.units[ui], ctx->progress, &c);
-            unit_done(&s, ui, rc, &c, rc ? t->db.error : NULL);
+            int rc = run_unit(t, app, &s.units[ui], ctx->progress, &c, &failure);
+            unit_done(&s, ui, rc, &c, failure ? failure : rc ? t->db.error : NULL);
+            free(failure);
             continue;
         }
         int i = helper_wait(s.helpers, s.nhelpers, -1);
@@ -814,7 +1092,7 @@ static enum tenant_outcome run_forms(struct tenant *t, const struct app *app, st
     }
     log_forms_left(t, s.fs);
     for (size_t i = 0; i < t->nforms; i++) {
-        if (s.fs[i].rc == AX_ERR_DATA)
+        if (s.fs[i].rc == AX_ERR_DATA || s.fs[i].rc == AX_ERR_LOCKED)
             outcome = TENANT_FAILED;
         else if (s.fs[i].rc == AX_ERR_DB && !s.fatal) {
             s.fatal = AX_ERR_DB;
@@ -884,13 +1162,13 @@ enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, str
         return TENANT_FAILED;
     }
     outcome = run_forms(&t, app, ctx, &fx, &error);
-    if (fx.shared_changed && app->cfg->vacuum && outcome != TENANT_FAILED) {
-        if (t.facts.has_tracking_codes)
-            fx.not_vacuumed += !vacuum(&t, "tracking_codes");
-        if (t.facts.has_allforms)
-            fx.not_vacuumed += !vacuum(&t, "wcs_all_forms");
-        if (t.facts.has_search_tokens)
-            fx.not_vacuumed += !vacuum(&t, "wcs_search_tokens");
+    /* the tenant-wide tables, changed now or owed from before; not when the session is lost */
+    if (app->cfg->vacuum && !error) {
+        static const char *const shared[] = {"tracking_codes", "wcs_all_forms", "wcs_search_tokens"};
+        const bool has[] = {t.facts.has_tracking_codes, t.facts.has_allforms, t.facts.has_search_tokens};
+        for (size_t i = 0; i < AX_ARRAY_LEN(shared); i++)
+            if (has[i])
+                fx.not_vacuumed += !vacuum_if_owed(&t, shared[i], shared[i], fx.shared_changed);
     }
     warn_not_vacuumed(&t, fx.not_vacuumed);
     /* not after a server error (the session may be gone) nor when
@@ -925,8 +1203,9 @@ int cmd_run(const struct app *app)
         ok += outcomes[i] == TENANT_OK;
     double seconds = tm_now() - started;
     log_info("run %s: %zu of %zu tenants done, %lld submissions anonymised, %lld completed, %lld drafts, %lld locked,"
-             " %lld search tokens deleted, %lld rows exported, %.2f s, %.0f submissions/s%s",
-             app->run_id, ok, app->ntenants, tot.anonymised, tot.completed, tot.drafts, tot.locked, tot.tokens,
+             " %lld failed, %lld search tokens deleted, %lld rows exported, %.2f s, %.0f submissions/s%s",
+             app->run_id, ok, app->ntenants, tot.anonymised, tot.completed, tot.drafts, tot.locked, tot.failed,
+             tot.tokens,
              tot.exported,
              seconds, seconds > 0 ? (double)(tot.anonymised + tot.completed + tot.drafts) / seconds : 0.0,
              app_budget_exhausted ? " (time budget exhausted)" : app_interrupted ? " (interrupted)" : "");

@@ -17,12 +17,33 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Personal columns of wcs_all_forms, cleared for anonymised submissions. */
-static const char *const allforms_personal[] = {
+/*
+ * The columns of wcs_all_forms that carry nothing personal (statistics_data
+ * is trimmed and id_display reset on their own).  Every other column, the
+ * known personal ones (user_id, user_label, user_name, submission_agent_id,
+ * digests, fts, the roles arrays, geolocation, relations_data) and any a
+ * later w.c.s. adds, is cleared for anonymised submissions: privacy by
+ * default.
+ */
+static const char *const allforms_kept[] = {
+    "category_id",          "formdef_id", "id",             "receipt_time",   "status",
+    "id_display",           "submission_channel",           "backoffice_submission",
+    "last_update_time",     "is_at_endpoint",               "formdef_name",   "criticality_level",
+    "anonymised",           "statistics_data",
+};
+static const char *const allforms_known_personal[] = {
     "user_id",     "user_label",          "user_name",           "submission_agent_id",
     "digests",     "fts",                 "concerned_roles_array", "actions_roles_array",
     "geoloc_base_x", "geoloc_base_y",     "relations_data",
 };
+
+static bool in_list(const char *name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, list[i]) == 0)
+            return true;
+    return false;
+}
 
 const char *form_kind_str(enum form_kind kind)
 {
@@ -43,7 +64,9 @@ static int session_open(struct tenant *t, const struct app *app, bool read_only)
     int rc = db_connect(&t->db, t->app_tenant->cfg->conninfo, t->app_tenant->cfg->dbname, t->name);
     if (rc)
         return rc;
-    /* SIGINT/SIGTERM cancel this session's statement: the batch in flight rolls back */
+    /* public stays on the path: no operator of ours may be one of its (sqlqual.h) */
+    t->db.qualify = true;
+    /* a stop signal (SIGINT, SIGTERM...) cancels this session's statement: the batch in flight rolls back */
     db_watch_cancel(&t->db);
     snprintf(lock_ms, sizeof lock_ms, "%d", app->cfg->lock_timeout_ms);
     snprintf(stmt_ms, sizeof stmt_ms, "%d", app->cfg->statement_timeout_ms);
@@ -172,6 +195,13 @@ enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct
     /* before anything is touched: a missing grant is one clear error, not a tenant half done */
     if (rc == AX_OK && (steps & (TB_PRIV_RUN | TB_PRIV_READ)))
         rc = privileges_check(t, (steps & TB_PRIV_RUN) ? PRIV_RUN : PRIV_READ);
+    /* a form whose own tables lack a grant is left out, the others go on */
+    if (rc == AX_OK && (steps & TB_PRIV_RUN)) {
+        char *first;
+        if (privileges_check_forms(t, &first) < 0)
+            rc = AX_ERR_DB;
+        free(first);
+    }
     if (rc == AX_OK && (steps & TB_CUTOFFS))
         rc = tenant_compute_cutoffs(t, at_time);
     if (rc != AX_OK) {
@@ -211,29 +241,42 @@ static int load_relations(struct tenant *t)
 static int load_allforms_columns(struct tenant *t)
 {
     PGresult *res;
-    int rc = db_query(&t->db, &res, DB_ROWS(1),
-                      "SELECT a.attname FROM pg_catalog.pg_attribute a"
+    int rc = db_query(&t->db, &res, DB_ROWS(2),
+                      "SELECT a.attname, a.attnotnull FROM pg_catalog.pg_attribute a"
                       " WHERE a.attrelid = 'public.wcs_all_forms'::pg_catalog.regclass"
                       " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                       0, NULL, NULL);
     if (rc)
         return rc;
     bool has_stats = false, has_anon = false;
+    char *refused = NULL;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *name = PQgetvalue(res, i, 0);
         has_stats |= strcmp(name, "statistics_data") == 0;
         has_anon |= strcmp(name, "anonymised") == 0;
         t->facts.allforms_has_id_display |= strcmp(name, "id_display") == 0;
-        for (size_t k = 0; k < AX_ARRAY_LEN(allforms_personal); k++) {
-            if (strcmp(name, allforms_personal[k]) != 0)
-                continue;
-            struct plan_tenant *p = &t->facts;
-            p->allforms_personal = ax_reallocarray(p->allforms_personal, p->nallforms_personal + 1,
-                                                   sizeof *p->allforms_personal);
-            p->allforms_personal[p->nallforms_personal++] = db_quote_ident(&t->db, name);
+        if (in_list(name, allforms_kept, AX_ARRAY_LEN(allforms_kept)))
+            continue;
+        bool known = in_list(name, allforms_known_personal, AX_ARRAY_LEN(allforms_known_personal));
+        if (!known && strcmp(PQgetvalue(res, i, 1), "t") == 0) {
+            if (!refused)
+                refused = ax_strdup(name);
+            continue;
         }
+        if (!known)
+            log_warning("%s: wcs_all_forms.%s: unknown column, cleared for anonymised submissions (privacy by"
+                        " default)", t->name, name);
+        struct plan_tenant *p = &t->facts;
+        p->allforms_personal = ax_reallocarray(p->allforms_personal, p->nallforms_personal + 1,
+                                               sizeof *p->allforms_personal);
+        p->allforms_personal[p->nallforms_personal++] = db_quote_ident(&t->db, name);
     }
     PQclear(res);
+    if (refused) {
+        db_set_error(&t->db, "wcs_all_forms.%s: unknown column that is NOT NULL: it cannot be cleared", refused);
+        free(refused);
+        return AX_ERR_DATA;
+    }
     if (!has_stats || !has_anon) {
         db_set_error(&t->db, "wcs_all_forms has no statistics_data or anonymised column: unsupported w.c.s. layout");
         return AX_ERR_DATA;

@@ -94,3 +94,12 @@ char *ax_asprintf(const char *fmt, ...)
     va_end(ap);
     return out;
 }
+
+void ax_stop_signals(sigset_t *set)
+{
+    /* a terminal closed, the quit key, a stray signal from a log rotation: none may kill a batch midway */
+    static const int stops[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1};
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
+        sigaddset(set, stops[i]);
+}

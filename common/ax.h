@@ -8,6 +8,7 @@
 #ifndef AX_H
 #define AX_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -42,5 +43,8 @@ char *ax_strdup(const char *s);
 char *ax_strndup(const char *s, size_t n);
 char *ax_asprintf(const char *fmt, ...) AX_PRINTF(1, 2);
 char *ax_vasprintf(const char *fmt, va_list ap) AX_PRINTF(1, 0);
+
+/* The signals that stop a run cleanly (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1), as a set. */
+void ax_stop_signals(sigset_t *set);
 
 #endif

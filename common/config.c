@@ -16,11 +16,15 @@
 #include <errno.h>
 #include <libconfig.h>
 #include <libpq-fe.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct loader {
     const char *path;
@@ -763,9 +767,22 @@ static int root_jobs(struct loader *ld, const config_setting_t *s, void *obj)
     return get_int_range(ld, s, 1, 64, &((struct cfg *)obj)->jobs);
 }
 
+/* A duration that must not be zero (for lock_timeout, PostgreSQL would read 0 as "wait forever"). */
+static int get_positive_duration(struct loader *ld, const config_setting_t *s, int *out_ms, const char *why)
+{
+    int ms;
+    int rc = get_duration(ld, s, &ms);
+    if (rc)
+        return rc;
+    if (ms <= 0)
+        return bad(ld, s, "must be more than 0 (%s)", why);
+    *out_ms = ms;
+    return AX_OK;
+}
+
 static int root_lock_timeout(struct loader *ld, const config_setting_t *s, void *obj)
 {
-    return get_duration(ld, s, &((struct cfg *)obj)->lock_timeout_ms);
+    return get_positive_duration(ld, s, &((struct cfg *)obj)->lock_timeout_ms, "0 would wait for w.c.s.'s locks forever");
 }
 
 /* How long a batch transaction should take: from 10 ms to 1 s (the limit no batch may pass). */
@@ -788,7 +805,7 @@ static int root_statement_timeout(struct loader *ld, const config_setting_t *s, 
 
 static int root_max_runtime(struct loader *ld, const config_setting_t *s, void *obj)
 {
-    return get_duration(ld, s, &((struct cfg *)obj)->max_runtime_ms);
+    return get_positive_duration(ld, s, &((struct cfg *)obj)->max_runtime_ms, "leave it out for no budget");
 }
 
 static int root_vacuum(struct loader *ld, const config_setting_t *s, void *obj)
@@ -852,6 +869,28 @@ static int root_discover(struct loader *ld, const config_setting_t *s, void *obj
                      "( { conninfo = ...; databases = \"wcs_%%\"; } )");
 }
 
+/* Which database a connection string reaches, as a comparable key (NULL: it does not parse). */
+static char *database_key(const char *conninfo)
+{
+    static const char *const parts[] = {"host", "hostaddr", "port", "dbname"};
+    const char *vals[AX_ARRAY_LEN(parts)] = {0}, *user = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (!opts)
+        return NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        for (size_t i = 0; i < AX_ARRAY_LEN(parts); i++)
+            if (strcmp(o->keyword, parts[i]) == 0)
+                vals[i] = o->val;
+        if (strcmp(o->keyword, "user") == 0)
+            user = o->val;
+    }
+    /* without dbname, libpq takes the user's name */
+    char *key = ax_asprintf("%s\x1f%s\x1f%s\x1f%s", vals[0] ? vals[0] : "", vals[1] ? vals[1] : "",
+                            vals[2] ? vals[2] : "", vals[3] ? vals[3] : user ? user : "");
+    PQconninfoFree(opts);
+    return key;
+}
+
 static int root_tenants(struct loader *ld, const config_setting_t *s, void *obj)
 {
     struct cfg *cfg = obj;
@@ -862,6 +901,19 @@ static int root_tenants(struct loader *ld, const config_setting_t *s, void *obj)
             if (strcmp(cfg->tenants[k].name, cfg->tenants[j].name) == 0)
                 rc = bad(ld, config_setting_get_elem(s, (unsigned)j), "tenant \"%s\" is listed twice",
                          cfg->tenants[j].name);
+    /* a tenant's lock and audit live in its database: two tenants on one would keep each other off */
+    char **keys = ax_calloc(cfg->ntenants + 1, sizeof *keys);
+    for (size_t j = 0; rc == AX_OK && j < cfg->ntenants; j++) {
+        keys[j] = database_key(cfg->tenants[j].conninfo);
+        for (size_t k = 0; rc == AX_OK && keys[j] && k < j; k++)
+            if (keys[k] && strcmp(keys[k], keys[j]) == 0)
+                rc = bad(ld, config_setting_get_elem(s, (unsigned)j),
+                         "tenants \"%s\" and \"%s\" name the same database (one tenant per database)",
+                         cfg->tenants[k].name, cfg->tenants[j].name);
+    }
+    for (size_t j = 0; j < cfg->ntenants; j++)
+        free(keys[j]);
+    free(keys);
     return rc;
 }
 
@@ -947,26 +999,185 @@ static int load_root(struct loader *ld, const config_setting_t *root, struct cfg
     return check_entries(ld, cfg, config_setting_get_member(root, "cards"), cfg->cards, cfg->ncards, "card");
 }
 
-char *cfg_read_file(const char *path, size_t *len)
+char *cfg_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    struct strbuf sb;
-    char chunk[8192];
-    size_t n;
-    sb_init(&sb);
-    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
-        sb_appendn(&sb, chunk, n);
-    int failed = ferror(fp);
-    fclose(fp);
-    if (failed) {
-        sb_free(&sb);
-        errno = EIO;
+    /* non-blocking: a FIFO must not hang the run before it is refused */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
         return NULL;
     }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "not a regular file");
+        close(fd);
+        return NULL;
+    }
+    struct strbuf sb;
+    char chunk[65536];
+    ssize_t n;
+    sb_init(&sb);
+    while ((n = read(fd, chunk, sizeof chunk)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || sb.len + (size_t)n > max) {
+            if (n < 0)
+                snprintf(err, errlen, "%s", strerror(errno));
+            else
+                snprintf(err, errlen, "larger than %zu %s", max >= 1024 * 1024 ? max / (1024 * 1024) : max,
+                         max >= 1024 * 1024 ? "MiB" : "bytes");
+            close(fd);
+            sb_free(&sb);
+            return NULL;
+        }
+        sb_appendn(&sb, chunk, (size_t)n);
+    }
+    close(fd);
     *len = sb.len;
     return sb.buf; /* ownership passes to the caller */
+}
+
+/* The line (1-based) of offset off. */
+static int line_at(const char *text, size_t off)
+{
+    int line = 1;
+    for (size_t i = 0; i < off; i++)
+        line += text[i] == '\n';
+    return line;
+}
+
+/*
+ * libconfig reads an integer past 64 bits as -1 (then "-1 is out of
+ * range" names a number nobody wrote): such literals are found first, in
+ * the text, outside strings and comments.
+ */
+static int check_integers(const char *path, const char *text, char *err, size_t errlen)
+{
+    for (const char *p = text; *p;) {
+        if (*p == '"') {
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            p += *p == '"';
+        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+            p = strchrnul(p, '\n');
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            p = end ? end + 2 : p + strlen(p);
+        } else if (isdigit((unsigned char)*p) && (p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_' ||
+                                                                  p[-1] == '.'))) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(p, &end, 0);
+            bool number = *end != '.' && *end != 'e' && *end != 'E';
+            if (number && (errno == ERANGE || v > (unsigned long long)INT64_MAX)) {
+                snprintf(err, errlen, "%s:%d: %.*s: integer out of range", path, line_at(text, (size_t)(p - text)),
+                         (int)(end - p > 40 ? 40 : end - p), p);
+                return AX_ERR_CONFIG;
+            }
+            p = end > p ? end : p + 1;
+        } else {
+            p++;
+        }
+    }
+    return AX_OK;
+}
+
+/*
+ * What libconfig would take silently: a NUL byte (the rest of a string, or
+ * of the file, ignored) and @include (a file the permission check never
+ * saw, outside the configuration digest): both refused.
+ */
+static int check_text(const char *path, const char *text, size_t len, char *err, size_t errlen)
+{
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        snprintf(err, errlen, "%s:%d: a NUL byte in the configuration file", path, line_at(text, (size_t)(nul - text)));
+        return AX_ERR_CONFIG;
+    }
+    if (check_integers(path, text, err, errlen) != AX_OK)
+        return AX_ERR_CONFIG;
+    for (size_t i = 0; i < len; i = (size_t)(strchrnul(text + i, '\n') - text) + 1) {
+        size_t p = i + strspn(text + i, " \t");
+        if (strncmp(text + p, "@include", 8) == 0) {
+            snprintf(err, errlen, "%s:%d: @include is not supported: keep the configuration in one file (its owner"
+                                  " and mode are checked)", path, line_at(text, p));
+            return AX_ERR_CONFIG;
+        }
+        if (!text[i])
+            break;
+    }
+    return AX_OK;
+}
+
+/* A connection string without its password (the digest's view of it). */
+static void conninfo_public(struct strbuf *sb, const char *conninfo)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
+    if (!opts) {
+        sb_append(sb, "(unparsable)");
+        PQfreemem(msg);
+        return;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (o->val && strcmp(o->keyword, "password") != 0)
+            sb_appendf(sb, " %s=%s", o->keyword, o->val);
+    PQconninfoFree(opts);
+}
+
+/* Every setting as path=value, one per line, secrets left out. */
+static void canonical(struct strbuf *sb, const config_setting_t *s, const char *path, bool secret)
+{
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_GROUP:
+    case CONFIG_TYPE_LIST:
+    case CONFIG_TYPE_ARRAY:
+        for (int i = 0; i < config_setting_length(s); i++) {
+            const config_setting_t *c = config_setting_get_elem(s, (unsigned)i);
+            char *sub = c->name ? ax_asprintf("%s.%s", path, c->name) : ax_asprintf("%s[%d]", path, i);
+            bool key = c->name && strcmp(c->name, "key") == 0 && strcmp(path, ".wcs_api") == 0;
+            canonical(sb, c, sub, key);
+            free(sub);
+        }
+        return;
+    case CONFIG_TYPE_STRING:
+        sb_appendf(sb, "%s=", path);
+        if (secret)
+            sb_append(sb, "(secret)");
+        else if (s->name && strcmp(s->name, "conninfo") == 0)
+            conninfo_public(sb, config_setting_get_string(s));
+        else
+            sb_append(sb, config_setting_get_string(s));
+        break;
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        sb_appendf(sb, "%s=%lld", path, config_setting_get_int64(s));
+        break;
+    case CONFIG_TYPE_FLOAT:
+        sb_appendf(sb, "%s=%.17g", path, config_setting_get_float(s));
+        break;
+    case CONFIG_TYPE_BOOL:
+        sb_appendf(sb, "%s=%s", path, config_setting_get_bool(s) ? "true" : "false");
+        break;
+    default:
+        sb_appendf(sb, "%s=?", path);
+    }
+    sb_append(sb, "\n");
+}
+
+/* SHA-256 of the settings with their secrets removed, in hex (the audit's config_sha256). */
+static void settings_digest(const config_t *lc, char out[65])
+{
+    struct strbuf sb;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    sb_init(&sb);
+    canonical(&sb, config_root_setting(lc), "", false);
+    EVP_Digest(sb.buf, sb.len, md, &n, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < n && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    sb_free(&sb);
 }
 
 int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
@@ -977,23 +1188,26 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     int rc;
 
     *out = NULL;
-    /* open it ourselves first: libconfig only says "file I/O error" */
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(err, errlen, "%s: cannot read configuration file: %s", path, strerror(errno));
+    /* read once, bounded, then parsed from memory: what is checked is what is parsed */
+    char why[128];
+    size_t len;
+    char *text = cfg_read_file(path, CFG_MAX_CONFIG_BYTES, &len, why, sizeof why);
+    if (!text) {
+        snprintf(err, errlen, "%s: cannot read configuration file: %s", path, why);
         return AX_ERR_IO;
     }
-    if (fstat(fileno(fp), &st) == 0)
+    if (stat(path, &st) == 0)
         ld.file_readable_by_others = (st.st_mode & (S_IRWXG | S_IRWXO)) != 0;
-    fclose(fp);
+    if ((rc = check_text(path, text, len, err, errlen))) {
+        free(text);
+        return rc;
+    }
 
     config_init(&lc);
-    if (config_read_file(&lc, path) != CONFIG_TRUE) {
-        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
-            snprintf(err, errlen, "%s: cannot read configuration file", path);
-        else
-            snprintf(err, errlen, "%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
-                     config_error_line(&lc), config_error_text(&lc));
+    int parsed = config_read_string(&lc, text);
+    free(text);
+    if (parsed != CONFIG_TRUE) {
+        snprintf(err, errlen, "%s:%d: %s", path, config_error_line(&lc), config_error_text(&lc));
         config_destroy(&lc);
         return AX_ERR_CONFIG;
     }
@@ -1013,6 +1227,7 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     cfg->wcs_api.timeout_ms = 30000;
     cfg->backup_retention_days = 120;
     cfg->backup_retention_text = ax_strdup("4 months");
+    settings_digest(&lc, cfg->digest);
     rc = load_root(&ld, config_root_setting(&lc), cfg);
     config_destroy(&lc);
     if (rc) {
@@ -1021,6 +1236,21 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     }
     *out = cfg;
     return AX_OK;
+}
+
+char *cfg_tenant_dirname(const char *name)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        if (*p == '/' || *p == '%' || *p < 0x20 || *p == 0x7f || (p == (const unsigned char *)name && *p == '.'))
+            sb_appendf(&sb, "%%%02X", *p);
+        else
+            sb_appendc(&sb, (char)*p);
+    }
+    if (sb.len == 0)
+        sb_append(&sb, "%00");
+    return sb_finish(&sb);
 }
 
 int cfg_valid_tenant_name(const char *name)

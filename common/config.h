@@ -87,6 +87,7 @@ struct cfg_bi {
 
 struct cfg {
     char *path;
+    char digest[65]; /* SHA-256 (hex) of the settings with their secrets removed: the audit's config_sha256 */
     struct cfg_policy policy; /* global level */
     int batch_size;
     int lock_timeout_ms;
@@ -148,7 +149,11 @@ void cfg_add_discovered(struct cfg *cfg, const char *name, const char *conninfo,
 /* The first forms (or cards) entry naming a tenant that is not in cfg->tenants, or NULL. */
 const struct cfg_form *cfg_unknown_form_tenant(const struct cfg *cfg);
 
-/* Whether a name can be a tenant's (it names a definitions directory). */
+/* The directory of a tenant's definitions under schemas: its name, with "/", "%", control characters and a
+ * leading "." percent-encoded (a discovered database may be called anything).  Caller frees. */
+char *cfg_tenant_dirname(const char *name);
+
+/* Whether a name can be a listed tenant's (it names a definitions directory). */
 int cfg_valid_tenant_name(const char *name);
 
 /* Folds global, tenant and form levels for (tenant, slug). */
@@ -158,7 +163,14 @@ void cfg_resolve(const struct cfg *cfg, const struct cfg_tenant *tenant, const c
 bool cfg_resolve_card(const struct cfg *cfg, const struct cfg_tenant *tenant, const char *slug,
                       struct cfg_resolved *out);
 
-/* Reads the whole file into memory (caller frees); NULL with errno set on failure. */
-char *cfg_read_file(const char *path, size_t *len);
+/*
+ * Reads a regular file of at most max bytes into memory (NUL-terminated,
+ * caller frees).  NULL on failure, with the reason in err ("not a regular
+ * file", "larger than 16 MiB", the system's message).
+ */
+char *cfg_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
+#define CFG_MAX_CONFIG_BYTES (1024 * 1024)          /* a configuration file */
+#define CFG_MAX_DEFINITION_BYTES (16 * 1024 * 1024) /* a form definition file */
 
 #endif

@@ -4,6 +4,7 @@
 #include "db.h"
 #include "ax.h"
 #include "log.h"
+#include "sqlqual.h"
 #include "strbuf.h"
 
 #include <pthread.h>
@@ -117,9 +118,16 @@ void db_set_conn_error(struct db *db, const char *sql)
     record_failure(db, db->conn ? PQerrorMessage(db->conn) : "no connection", NULL, sql);
 }
 
+char *db_sql(const struct db *db, const char *sql)
+{
+    return db->qualify ? sql_qualify_operators(sql) : ax_strdup(sql);
+}
+
 int db_script(struct db *db, const char *sql)
 {
-    PGresult *r = PQexec(db->conn, sql);
+    char *sent = db_sql(db, sql);
+    PGresult *r = PQexec(db->conn, sent);
+    free(sent);
     int rc = db_check_result(db, r, sql, PGRES_COMMAND_OK);
     PQclear(r);
     return rc;
@@ -170,7 +178,9 @@ int db_query(struct db *db, PGresult **res, struct db_shape shape, const char *s
 {
     if (res)
         *res = NULL;
-    PGresult *r = PQexecParams(db->conn, sql, nparams, types, values, NULL, NULL, 0);
+    char *sent = db_sql(db, sql);
+    PGresult *r = PQexecParams(db->conn, sent, nparams, types, values, NULL, NULL, 0);
+    free(sent);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK && (shape.ncols <= 0 && shape.min_rows == 0)) {
         /* a command: no rows, which the shape allows */
@@ -298,9 +308,7 @@ void db_watch_cancel(struct db *db)
         return;
     }
     sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
+    ax_stop_signals(&block);
     /* the handler must never see a handle being freed */
     sigprocmask(SIG_BLOCK, &block, &old);
     PGcancel *prev = watched;
@@ -343,7 +351,10 @@ int db_pipe_begin(struct db *db, struct db_pipe *p)
 int db_pipe_queue(struct db *db, struct db_pipe *p, const char *sql, int nparams, const Oid *types,
                   const char *const *values, long long *out0, long long *out1)
 {
-    if (PQsendQueryParams(db->conn, sql, nparams, types, values, NULL, NULL, 0) != 1) {
+    char *sent = db_sql(db, sql);
+    int sent_ok = PQsendQueryParams(db->conn, sent, nparams, types, values, NULL, NULL, 0);
+    free(sent);
+    if (sent_ok != 1) {
         db_set_conn_error(db, sql);
         return AX_ERR_DB;
     }

@@ -36,6 +36,7 @@ struct db {
     char *label;    /* who we talk to, for messages (a tenant name, never conninfo) */
     char sqlstate[6];
     char *error;    /* last error, one line */
+    bool qualify;   /* a tenant: every statement's operators are qualified (sqlqual.h) */
 };
 
 /*
@@ -141,6 +142,9 @@ int db_relation(struct db *db, const char *schema, const char *name, bool *exist
 
 /* Forgets the last error. */
 void db_clear_error(struct db *db);
+
+/* The statement as it is sent on this connection (operators qualified for a tenant); caller frees. */
+char *db_sql(const struct db *db, const char *sql);
 
 /* Quoted identifier, caller frees with free(). */
 char *db_quote_ident(struct db *db, const char *ident);

@@ -4,6 +4,7 @@
 #include "definition.h"
 #include "ax.h"
 #include "config.h"
+#include "strbuf.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -132,6 +133,60 @@ static int parse_anonymise(json_object *jf, const char *type, struct def_field *
 static int parse_field_list(json_object *array, bool backoffice, const char *block, struct def_field **fields,
                             size_t *nfields, const char *path, char *err, size_t errlen);
 
+/* A name a field takes: its column, or one of the companion columns w.c.s. gives it. */
+struct taken {
+    const char *name;
+    const struct def_field *owner;
+    const char *what; /* NULL: the field's own column (or a subfield's id) */
+    char *buf;
+};
+
+static int cmp_taken(const void *a, const void *b)
+{
+    const struct taken *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->what != NULL) - (y->what != NULL);
+}
+
+/*
+ * No two fields take the same name, sorted rather than compared pairwise
+ * (40,000 fields): a block's subfield ids, or the columns of a form, where
+ * a field with id "9_display" would take field 9's display column.
+ */
+static int check_names(const struct def_field *fields, size_t n, const char *path, const char *block, char *err,
+                       size_t errlen)
+{
+    static const char *const companions[] = {"_display", "_structured"};
+    size_t per = block ? 1 : 1 + AX_ARRAY_LEN(companions), m = 0;
+    struct taken *t = ax_calloc(n * per + 1, sizeof *t);
+    for (size_t i = 0; i < n; i++) {
+        t[m++] = (struct taken){block ? fields[i].id : fields[i].column, &fields[i], NULL, NULL};
+        for (size_t k = 0; !block && k < AX_ARRAY_LEN(companions); k++) {
+            char *name = ax_asprintf("%s%s", fields[i].column, companions[k]);
+            t[m++] = (struct taken){name, &fields[i], companions[k] + 1, name};
+        }
+    }
+    qsort(t, m, sizeof *t, cmp_taken);
+    int rc = AX_OK;
+    for (size_t i = 1; i < m && rc == AX_OK; i++) {
+        if (strcmp(t[i - 1].name, t[i].name) != 0 || t[i - 1].owner == t[i].owner)
+            continue;
+        rc = AX_ERR_CONFIG;
+        if (block)
+            snprintf(err, errlen, "%s: block %s has two subfields with id %s", path, block, t[i].name);
+        else if (!t[i].what)
+            snprintf(err, errlen, "%s: fields %s and %s map to the same column %s", path, t[i - 1].owner->id,
+                     t[i].owner->id, t[i].name);
+        else
+            snprintf(err, errlen, "%s: field %s's column %s is field %s's %s column: ids collide", path,
+                     t[i - 1].owner->id, t[i].name, t[i].owner->id, t[i].what);
+    }
+    for (size_t i = 0; i < m; i++)
+        free(t[i].buf);
+    free(t);
+    return rc;
+}
+
 /* A block's subfields: "schema": {"fields": [...]} (absent: none known, every value is removed). */
 static int parse_block(json_object *jf, struct def_field *f, const char *path, char *err, size_t errlen)
 {
@@ -216,18 +271,8 @@ static int parse_field_list(json_object *array, bool backoffice, const char *blo
         int rc = parse_field(jf, type, id, backoffice, block, f, path, err, errlen);
         if (rc)
             return rc;
-        for (size_t k = 0; k + 1 < *nfields; k++) {
-            if (block ? strcmp((*fields)[k].id, f->id) == 0 : strcmp((*fields)[k].column, f->column) == 0) {
-                if (block)
-                    snprintf(err, errlen, "%s: block %s has two subfields with id %s", path, block, f->id);
-                else
-                    snprintf(err, errlen, "%s: fields %s and %s map to the same column %s", path, (*fields)[k].id,
-                             f->id, f->column);
-                return AX_ERR_CONFIG;
-            }
-        }
     }
-    return AX_OK;
+    return block ? check_names(*fields, *nfields, path, block, err, errlen) : AX_OK;
 }
 
 static int parse_fields(json_object *array, bool backoffice, struct definition *def, const char *path, char *err,
@@ -262,16 +307,116 @@ static int parse_workflow(json_object *wf, struct definition *def, const char *p
             st->id = id;
             const char *name = opt_string(js, "name");
             st->name = ax_strdup(name ? name : id);
-            json_object *b;
-            if (json_object_object_get_ex(js, "endpoint", &b) && json_object_get_boolean(b))
-                st->endpoint = true;
-            if (json_object_object_get_ex(js, "forced_endpoint", &b) && json_object_get_boolean(b))
-                st->endpoint = true;
+            static const char *const flags[] = {"endpoint", "forced_endpoint"};
+            for (size_t k = 0; k < AX_ARRAY_LEN(flags); k++) {
+                json_object *b;
+                if (!json_object_object_get_ex(js, flags[k], &b) || json_object_is_type(b, json_type_null))
+                    continue;
+                /* "false" (a string) is true to json-c: only a boolean says it */
+                if (!json_object_is_type(b, json_type_boolean)) {
+                    snprintf(err, errlen, "%s: workflow status %s: \"%s\" must be true or false", path, id, flags[k]);
+                    return AX_ERR_CONFIG;
+                }
+                st->endpoint |= json_object_get_boolean(b);
+            }
         }
     }
     if (json_object_object_get_ex(wf, "fields", &fields) && !json_object_is_type(fields, json_type_null))
         return parse_fields(fields, true, def, path, err, errlen);
     return AX_OK;
+}
+
+/* -- duplicate keys ---------------------------------------------------------------- */
+
+/*
+ * json-c keeps the last of two equal keys in an object, silently: a
+ * definition with "anonymise": "no" then "anonymise": "final" would mean
+ * what its last line says.  Such files are refused.  A second, linear pass
+ * over text json-c has accepted: keys (decoded) are collected per object,
+ * sorted and compared when it closes.
+ */
+struct key_frame {
+    bool object, expect_key;
+    char **keys;
+    size_t n;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The string at text[*i] (on its opening quote), decoded; *i ends after the closing quote. */
+static char *scan_string(const char *text, size_t len, size_t *i)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    for ((*i)++; *i < len && text[*i] != '"'; (*i)++) {
+        char c = text[*i];
+        if (c == '\\' && *i + 1 < len) {
+            c = text[++*i];
+            if (c == 'u' && *i + 4 < len) {
+                /* compared as written: \u0061 and "a" stay distinct, good enough to catch a repeated key */
+                sb_appendf(&sb, "\\u%.4s", text + *i + 1);
+                *i += 4;
+                continue;
+            }
+            c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b' : c == 'f' ? '\f' : c;
+        }
+        sb_appendn(&sb, &c, 1);
+    }
+    (*i)++;
+    return sb_finish(&sb);
+}
+
+static void frame_free(struct key_frame *f)
+{
+    for (size_t k = 0; k < f->n; k++)
+        free(f->keys[k]);
+    free(f->keys);
+}
+
+static int check_duplicate_keys(const char *text, size_t len, const char *path, char *err, size_t errlen)
+{
+    struct key_frame stack[64];
+    size_t depth = 0;
+    int rc = AX_OK;
+    for (size_t i = 0; i < len && rc == AX_OK;) {
+        char c = text[i];
+        struct key_frame *top = depth ? &stack[depth - 1] : NULL;
+        if (c == '"') {
+            char *s = scan_string(text, len, &i);
+            if (top && top->object && top->expect_key) {
+                top->keys = ax_reallocarray(top->keys, top->n + 1, sizeof *top->keys);
+                top->keys[top->n++] = s;
+                top->expect_key = false;
+            } else {
+                free(s);
+            }
+            continue;
+        }
+        if ((c == '{' || c == '[') && depth < AX_ARRAY_LEN(stack)) {
+            stack[depth++] = (struct key_frame){.object = c == '{', .expect_key = c == '{'};
+        } else if ((c == '}' || c == ']') && top) {
+            if (top->object && top->n > 1) {
+                qsort(top->keys, top->n, sizeof *top->keys, cmp_str);
+                for (size_t k = 1; k < top->n && rc == AX_OK; k++)
+                    if (strcmp(top->keys[k - 1], top->keys[k]) == 0) {
+                        snprintf(err, errlen, "%s: duplicate key \"%s\" in an object (which one counts is"
+                                              " ambiguous)", path, top->keys[k]);
+                        rc = AX_ERR_CONFIG;
+                    }
+            }
+            frame_free(top);
+            depth--;
+        } else if (c == ',' && top && top->object) {
+            top->expect_key = true;
+        }
+        i++;
+    }
+    while (depth > 0)
+        frame_free(&stack[--depth]);
+    return rc;
 }
 
 int def_parse(const char *text, size_t len, const char *path, struct definition **out, char *err, size_t errlen)
@@ -307,6 +452,8 @@ int def_parse(const char *text, size_t len, const char *path, struct definition 
         snprintf(err, errlen, "%s: not a form definition (the document is not a JSON object)", path);
         goto out;
     }
+    if (check_duplicate_keys(text, len, path, err, errlen) != AX_OK)
+        goto out;
 
     struct definition *def = ax_calloc(1, sizeof *def);
     def->path = ax_strdup(path);
@@ -329,6 +476,8 @@ int def_parse(const char *text, size_t len, const char *path, struct definition 
     rc = parse_fields(v, false, def, path, err, errlen);
     if (rc == AX_OK && json_object_object_get_ex(root, "workflow", &v) && !json_object_is_type(v, json_type_null))
         rc = parse_workflow(v, def, path, err, errlen);
+    if (rc == AX_OK)
+        rc = check_names(def->fields, def->nfields, path, NULL, err, errlen);
     if (rc != AX_OK) {
         def_free(def);
         goto out;
@@ -344,9 +493,10 @@ out:
 int def_load_file(const char *path, struct definition **out, char *err, size_t errlen)
 {
     size_t len;
-    char *text = cfg_read_file(path, &len);
+    char why[128];
+    char *text = cfg_read_file(path, CFG_MAX_DEFINITION_BYTES, &len, why, sizeof why);
     if (!text) {
-        snprintf(err, errlen, "%s: cannot read form definition: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s: cannot read form definition: %s", path, why);
         *out = NULL;
         return AX_ERR_IO;
     }

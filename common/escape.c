@@ -2,6 +2,7 @@
  * escape.c: CSV fields and HTML text.
  */
 #include "escape.h"
+#include "strbuf.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -50,4 +51,17 @@ void esc_htmlf(FILE *out, const char *fmt, ...)
     va_end(ap);
     esc_html(out, text);
     free(text);
+}
+
+char *esc_text(const char *s)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            sb_appendf(&sb, "\\x%02x", *p);
+        else
+            sb_appendc(&sb, (char)*p);
+    }
+    return sb_finish(&sb);
 }

@@ -20,4 +20,9 @@ void esc_html(FILE *out, const char *s);
 /* printf into HTML text. */
 void esc_htmlf(FILE *out, const char *fmt, ...) AX_PRINTF(2, 3);
 
+/* A name or message for a text document or a terminal: control characters
+ * (a newline would forge a line, an escape sequence drive the terminal)
+ * written \xNN.  NULL is "".  Caller frees. */
+char *esc_text(const char *s);
+
 #endif

@@ -77,10 +77,23 @@ static void emit(enum log_level level, bool loud, const char *fmt, va_list ap)
     va_end(ap2);
     char *msg = ax_malloc((size_t)(n > 0 ? n : 0) + 1);
     vsnprintf(msg, (size_t)(n > 0 ? n : 0) + 1, fmt, ap);
-    /* a message is one line: fold embedded newlines (server errors have them) */
-    for (char *p = msg; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = (p[1] ? ' ' : '\0');
+    /* a message is one line: fold embedded newlines (server errors have
+     * them); other control characters (a name's escape sequences) are
+     * written \xNN, never sent to the terminal */
+    struct strbuf clean;
+    sb_init(&clean);
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p == '\n' || *p == '\r') {
+            if (p[1])
+                sb_appendc(&clean, ' ');
+        } else if (*p < 0x20 || *p == 0x7f) {
+            sb_appendf(&clean, "\\x%02x", *p);
+        } else {
+            sb_appendc(&clean, (char)*p);
+        }
+    }
+    free(msg);
+    msg = sb_finish(&clean);
 
     if (level == LOG_LEVEL_ERROR) {
         pthread_mutex_lock(&first_error_lock);

@@ -59,51 +59,91 @@ static int parse_amount(const char *text, const struct unit *units, size_t nunit
     return -1;
 }
 
+/*
+ * One grammar for every duration, setting or option: a number, optional
+ * spaces, a unit (any case): ms; s, sec, second(s); min, minute(s); h,
+ * hour(s); d, day(s); w, week(s); month(s) (30 days); y, year(s) (365
+ * days).  "90 days", "90d", "4 hours", "4h", "90min" all read the same
+ * everywhere.
+ */
+static const struct unit duration_units[] = {
+    {"ms", 1LL},
+    {"millisecond", 1LL},
+    {"milliseconds", 1LL},
+    {"s", 1000LL},
+    {"sec", 1000LL},
+    {"second", 1000LL},
+    {"seconds", 1000LL},
+    {"min", 60000LL},
+    {"minute", 60000LL},
+    {"minutes", 60000LL},
+    {"h", 3600000LL},
+    {"hour", 3600000LL},
+    {"hours", 3600000LL},
+    {"d", 86400000LL},
+    {"day", 86400000LL},
+    {"days", 86400000LL},
+    {"w", 7 * 86400000LL},
+    {"week", 7 * 86400000LL},
+    {"weeks", 7 * 86400000LL},
+    {"month", 30 * 86400000LL},
+    {"months", 30 * 86400000LL},
+    {"y", 365 * 86400000LL},
+    {"year", 365 * 86400000LL},
+    {"years", 365 * 86400000LL},
+};
+
+#define DURATION_SYNTAX "a number and a unit: ms, s, min, h, d, w, months, years (or their names: 4 hours, 90 days)"
+
+/* n in the unit at index u, in milliseconds; false when out of range */
+static bool amount_ms(long long n, int u, long long *ms)
+{
+    if (n > 100000LL * 86400000LL / duration_units[u].factor)
+        return false;
+    *ms = n * duration_units[u].factor;
+    return true;
+}
+
 int tm_parse_period(const char *text, int *days, char *err, size_t errlen)
 {
-    static const struct unit units[] = {
-        {"day", 1}, {"days", 1}, {"week", 7}, {"weeks", 7}, {"month", 30}, {"months", 30}, {"year", 365}, {"years", 365},
-    };
-    long long n;
-    int u = parse_amount(text, units, AX_ARRAY_LEN(units), true, &n);
+    long long n, ms;
+    int u = parse_amount(text, duration_units, AX_ARRAY_LEN(duration_units), true, &n);
 
     if (u < 0) {
-        snprintf(err, errlen,
-                 "invalid period \"%s\" (expected \"<n> days\", \"<n> weeks\", \"<n> months\" or \"<n> years\")",
-                 text);
+        snprintf(err, errlen, "invalid period \"%s\" (expected " DURATION_SYNTAX ")", text);
+        return AX_ERR_CONFIG;
+    }
+    if (duration_units[u].factor < 86400000LL) {
+        snprintf(err, errlen, "period \"%s\" must be counted in days, weeks, months or years", text);
         return AX_ERR_CONFIG;
     }
     if (n < 1) {
         snprintf(err, errlen, "period \"%s\" must be at least one day", text);
         return AX_ERR_CONFIG;
     }
-    if (n > 100000 / units[u].factor) {
+    if (!amount_ms(n, u, &ms)) {
         snprintf(err, errlen, "period \"%s\" is out of range", text);
         return AX_ERR_CONFIG;
     }
-    *days = (int)(n * units[u].factor);
+    *days = (int)(ms / 86400000LL);
     return AX_OK;
 }
 
 int tm_parse_duration_ms(const char *text, long long *ms, char *err, size_t errlen)
 {
-    /* PostgreSQL's units, case-sensitive as in postgresql.conf */
-    static const struct unit units[] = {
-        {"ms", 1}, {"s", 1000}, {"min", 60000}, {"h", 3600000}, {"d", 86400000},
-    };
-    long long n;
-    int u = parse_amount(text, units, AX_ARRAY_LEN(units), false, &n);
+    long long n, v;
+    int u = parse_amount(text, duration_units, AX_ARRAY_LEN(duration_units), true, &n);
 
     if (u < 0) {
-        snprintf(err, errlen, "invalid duration \"%s\" (expected a number and one of ms, s, min, h, d)", text);
+        snprintf(err, errlen, "invalid duration \"%s\" (expected " DURATION_SYNTAX ")", text);
         return AX_ERR_CONFIG;
     }
     /* PostgreSQL keeps timeouts in an int of milliseconds */
-    if (n > 2147483647LL / units[u].factor) {
-        snprintf(err, errlen, "duration \"%s\" is out of range", text);
+    if (!amount_ms(n, u, &v) || v > 2147483647LL) {
+        snprintf(err, errlen, "duration \"%s\" is out of range (at most 24 days)", text);
         return AX_ERR_CONFIG;
     }
-    *ms = n * units[u].factor;
+    *ms = v;
     return AX_OK;
 }
 

@@ -18,12 +18,18 @@
 /* The same, as the configuration writes it: "90 days" */
 #define RETENTION_CAP_TEXT TM_STR(RETENTION_CAP_DAYS) " days"
 
-/* Parses "<n> day(s)|week(s)|month(s)|year(s)" into days (n >= 1; a year counts 365).  Does not apply
- * the cap.  Returns 0, or AX_ERR_CONFIG with a message in err. */
+/*
+ * Every duration, setting or option, has one syntax: a number, optional
+ * spaces, a unit in any case: ms, s (sec, seconds), min (minutes), h
+ * (hours), d (days), w (weeks), months (30 days), y (years, 365 days).
+ */
+
+/* A period in whole days ("90 days", "90d", "3 months"; n >= 1).  Does not apply the cap.  Returns 0, or
+ * AX_ERR_CONFIG with a message in err. */
 int tm_parse_period(const char *text, int *days, char *err, size_t errlen);
 
-/* Parses "<n>ms|s|min|h|d" (PostgreSQL units, optional space) into
- * milliseconds.  Returns 0, or AX_ERR_CONFIG with a message in err. */
+/* A duration in milliseconds ("4h", "4 hours", "90min", "2s"; at most 2^31-1 ms, PostgreSQL's int).
+ * Returns 0, or AX_ERR_CONFIG with a message in err. */
 int tm_parse_duration_ms(const char *text, long long *ms, char *err, size_t errlen);
 
 /* Monotonic clock, in seconds. */

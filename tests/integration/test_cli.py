@@ -4,6 +4,7 @@ Bad input gets one clear error line and a documented exit status, and
 changes nothing."""
 
 import os
+import subprocess
 
 import harness
 from forms import full_submission, standard_form
@@ -43,6 +44,19 @@ class CliTests(harness.TestCase):
         res = self.anonymizer('--version', config=False, expect=0)
         self.assertRegex(res.stdout, r'^anonymizer \d+\.\d+\.\d+\n$')
 
+    def test_output_that_cannot_be_written_is_an_error(self):
+        """report > /dev/full: one error line and exit 74, never 0 over a report nobody got."""
+        self.write_config([self.t], extra='retention = "30 days";')
+        for args in (['report'], ['report', '--format', 'json'], ['check'], ['history'], ['--help'],
+                     ['report', '--format', 'csv', '--jobs', '2']):
+            with self.subTest(args=args), open('/dev/full', 'w') as full:
+                cmd = [harness.BINARY] + ([] if args == ['--help'] else ['-c', self.config_path]) + args
+                proc = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+                self.assert_no_sanitizer_report(proc.stderr)
+                self.assertEqual(proc.returncode, 74, proc.stderr)
+                self.assertRegex(proc.stderr, r'^anonymizer: error: cannot write the output: [^\n]+\n$')
+        self.assert_unchanged()
+
     def test_usage_errors(self):
         self.write_config([self.t])
         for args in ([], ['frobnicate'], ['--frobnicate', 'run'], ['-v', '-q', 'run'], ['run', 'extra'],
@@ -77,6 +91,42 @@ class CliTests(harness.TestCase):
                 self.write_config([self.t], extra=extra)
                 res = self.anonymizer('run', expect=78)
                 self.assert_one_error_line(res, needle)
+        self.assert_unchanged()
+
+    def test_configuration_files_that_are_not_plain_text(self):
+        """@include (a file nobody checked), a NUL byte, a FIFO, /dev/zero, a huge file: one clear error, exit
+        78, never a hang nor an out-of-memory."""
+        secret = os.path.join(self.dir, 'secret.conf')
+        with open(secret, 'w') as fp:
+            fp.write('bi = { conninfo = "dbname=x password=WorldReadable1"; };\n')
+        os.chmod(secret, 0o644)
+        self.write_config([self.t], extra=f'@include "{secret}"')
+        res = self.anonymizer('run', expect=78)
+        self.assert_one_error_line(res, '@include is not supported')
+        self.assertNotIn('WorldReadable1', res.stderr)
+        self.write_config([self.t], extra='  @include "/etc/passwd"')
+        self.assert_one_error_line(self.anonymizer('check', expect=78), 'anonymizer.conf:2: @include is not supported')
+        # a NUL would cut the string there, silently
+        path = self.write_config([self.t], extra='retention = "30 days";')
+        with open(path, 'rb') as fp:
+            text = fp.read()
+        with open(path, 'wb') as fp:
+            fp.write(text.replace(b'30 days', b'30\0 days'))
+        self.assert_one_error_line(self.anonymizer('run', expect=78), 'a NUL byte in the configuration file')
+        # not a regular file: refused before reading (a FIFO would block, /dev/zero never end)
+        fifo = os.path.join(self.dir, 'fifo.conf')
+        os.mkfifo(fifo)
+        zero = os.path.join(self.dir, 'zero.conf')
+        os.symlink('/dev/zero', zero)
+        for special in (fifo, zero, self.dir):
+            res = self.anonymizer('run', config=special, expect=78, timeout=30)
+            self.assert_one_error_line(res, 'not a regular file')
+        # at most 1 MiB
+        big = os.path.join(self.dir, 'big.conf')
+        with open(big, 'w') as fp:
+            fp.write('# ' + 'x' * (1024 * 1024) + '\n')
+        os.chmod(big, 0o600)
+        self.assert_one_error_line(self.anonymizer('run', config=big, expect=78), 'larger than 1 MiB')
         self.assert_unchanged()
 
     def test_password_in_a_readable_file(self):

@@ -159,14 +159,17 @@ class PrivilegeTests(harness.TestCase):
                       res.stdout)
         before = t.checksums()
         res = self.anonymizer('-c', run_conf, 'run', config=False, expect=1)
-        self.assertIn(f'error: {t.name}: role "{self.roles[RUN]}" lacks UPDATE on table public.{wcs.qi(f.table)}',
-                      res.stderr)
+        self.assertIn(f'error: {t.name}: form {f.slug}: role "{self.roles[RUN]}" lacks UPDATE on table'
+                      f' public.{wcs.qi(f.table)}', res.stderr)
         self.assertEqual([line for line in res.stderr.splitlines() if 'error:' in line and 'lacks' in line].__len__(),
                          1)
-        self.assertEqual(t.checksums(), before, 'a run without UPDATE changed something')
+        # that form is left whole (checked before anything is touched); the other tables go on
+        after = t.checksums()
+        self.assertEqual(after[f'public.{f.table}'], before[f'public.{f.table}'], 'a run without UPDATE changed it')
+        self.assertEqual(after[f'public.{f.evolutions}'], before[f'public.{f.evolutions}'])
         self.assertIsNone(t.row(f, self.due)['anonymised'])
-        # not even the audit row: the check comes before anything is written
-        self.assertIsNone(t.one("SELECT to_regclass('anonymizer.runs')")[0])
+        # and the audit says so
+        self.assertEqual({e['slug']: e['outcome'] for e in t.runs()[-1][2] if e['kind'] == 'form'}[f.slug], 'failed')
 
         # the report role without SELECT on a history table: that tenant is INCOMPLETE, and says why
         self.admin_sql(f'REVOKE SELECT ON {wcs.qi(f.evolutions)} FROM {self.roles[REPORT]}', db=t.dbname)
@@ -177,15 +180,17 @@ class PrivilegeTests(harness.TestCase):
         # the BI role without TEMPORARY: the export stops before writing anything
         self.admin_sql(f'GRANT UPDATE ON {wcs.qi(f.table)} TO {self.roles[RUN]}', db=t.dbname)
         self.admin_sql(f'REVOKE TEMPORARY ON DATABASE {wcs.qi(self.bi_db)} FROM {self.roles[BI]}')
+        bi = self.cluster.connect(self.bi_db)
+        self.addCleanup(bi.close)
+        # (the run above exported the forms it did: the BI schema exists, and must not change)
+        bi_before = harness.table_checksums(bi, schemas=('anonymised',))
         res = self.anonymizer('-c', run_conf, 'export', config=False)
         self.assertNotEqual(res.returncode, 0)
         self.assertIn(f'role "{self.roles[BI]}" lacks TEMPORARY on database {self.bi_db}', res.stderr)
-        bi = self.cluster.connect(self.bi_db)
-        self.addCleanup(bi.close)
-        with bi.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                        " WHERE n.nspname = 'anonymised'")
-            self.assertEqual(cur.fetchone()[0], 0)
+        self.assertEqual(harness.table_checksums(bi, schemas=('anonymised',)), bi_before)
+        # only what was committed is said (issue 15, 17)
+        self.assertNotIn('installed', res.stderr)
+        self.assertNotIn('migrated', res.stderr)
 
 
     def test_every_table_grant_is_checked_before_anything_is_touched(self):
@@ -195,9 +200,9 @@ class PrivilegeTests(harness.TestCase):
         report_conf = self.config_as(self.roles[REPORT])
         grants = re.findall(r'^GRANT ([A-Z, ]+) ON (public\.\S+) TO ("[^"]+");$', sql, re.M)
         checked = 0
-        before = t.checksums()
         for privileges, table, role in grants:
             for privilege in privileges.split(', '):
+                before = t.checksums()
                 self.admin_sql(f'REVOKE {privilege} ON {table} FROM {role}', db=t.dbname)
                 try:
                     if role == wcs.qi(self.roles[RUN]):
@@ -209,9 +214,11 @@ class PrivilegeTests(harness.TestCase):
                     self.assertIn(f'lacks {privilege} on table {table}', out, (privilege, table, role))
                 finally:
                     self.admin_sql(f'GRANT {privilege} ON {table} TO {role}', db=t.dbname)
+                # the table named is left untouched (a form's own table: that form; a shared one: everything)
+                self.assertEqual(t.checksums().get(table.replace('"', '')), before.get(table.replace('"', '')),
+                                 (privilege, table, role))
                 checked += 1
         self.assertGreater(checked, 20)
-        self.assertEqual(t.checksums(), before)
         # and with all of them back, the run does its work
         self.anonymizer('-c', run_conf, 'run', config=False, expect=0)
         self.assertIsNotNone(t.row(f, self.due)['anonymised'])

@@ -519,9 +519,8 @@ class RunTests(harness.TestCase):
         full_submission(t, f, ref=ago(40))
         self.anonymizer('run', expect=0)
         run_id, outcome, forms_, error, started, finished, sha, version, host = t.runs()[-1]
-        import hashlib
-        with open(self.config_path, 'rb') as fp:
-            self.assertEqual(sha, hashlib.sha256(fp.read()).hexdigest())
+        # of the settings with their secrets removed (test_hardening tests what it covers)
+        self.assertRegex(sha, r'^[0-9a-f]{64}$')
         self.assertEqual(outcome, 'ok')
         self.assertIsNone(error)
         self.assertLess(started, finished)

@@ -54,6 +54,15 @@ static void expect_error(const char *text, const char *needle1, const char *need
         fail_msg("message \"%s\" lacks \"%s\" / \"%s\"", err, needle1, needle2 ? needle2 : "");
 }
 
+/* Asserts that text loads. */
+static void expect_ok_text(const char *text)
+{
+    struct cfg *cfg = NULL;
+    if (load(text, &cfg) != AX_OK)
+        fail_msg("expected to load:\n%s\ngot: %s", text, err);
+    cfg_free(cfg);
+}
+
 static const char example[] =
     "retention = \"90 days\";\n"
     "drafts = \"delete\";\n"
@@ -224,7 +233,21 @@ static void test_errors(void **state)
     expect_error(WITH("vacuum = \"yes\";\n"), "vacuum: must be true or false", NULL);
     expect_error(WITH("drafts = \"keep\";\n"), "drafts", "\"keep\" is not one of");
     expect_error(WITH("open_submissions = \"always\";\n"), "open_submissions", "not one of");
-    expect_error(WITH("lock_timeout = \"2 seconds\";\n"), "lock_timeout", "invalid duration");
+    expect_error(WITH("lock_timeout = \"2 fortnights\";\n"), "lock_timeout", "invalid duration");
+    /* one tenant per database: two would keep each other off (the lock) every night */
+    expect_error("tenants = ( { name = \"a\"; conninfo = \"host=db1 dbname=wcs_a\"; },\n"
+                 "  { name = \"b\"; conninfo = \"dbname=wcs_a   host=db1 user=other\"; } );\n",
+                 "tenants \"a\" and \"b\" name the same database", NULL);
+    expect_ok_text("tenants = ( { name = \"a\"; conninfo = \"host=db1 dbname=wcs_a\"; },\n"
+                   "  { name = \"b\"; conninfo = \"host=db2 dbname=wcs_a\"; } );\n");
+    /* past 64 bits: named as written, not as libconfig's -1 */
+    expect_error(WITH("batch_size = 9223372036854775808;\n"), "9223372036854775808: integer out of range", NULL);
+    expect_error(WITH("jobs = 0x1FFFFFFFFFFFFFFFF;\n"), "integer out of range", NULL);
+    /* 0 would wait forever (lock_timeout), or stop at once (max_runtime) */
+    expect_error(WITH("lock_timeout = \"0s\";\n"), "lock_timeout", "must be more than 0");
+    expect_error(WITH("max_runtime = \"0s\";\n"), "max_runtime", "must be more than 0");
+    /* one syntax for every duration: these are fine */
+    expect_ok_text(WITH("max_runtime = \"4 hours\"; lock_timeout = \"2 seconds\"; retention = \"90d\";\n"));
     expect_error(WITH("retention = \"ninety days\";\n"), "retention", "invalid period");
     expect_error(WITH("forms = ( { tenant = \"nobody\"; slug = \"s\"; } );\n"), "unknown tenant \"nobody\"", ":2:");
     expect_error(WITH("forms = ( { tenant = \"*\"; slug = \"s\"; keep = [\"x\"]; blank = [\"x\"]; } );\n"), "both in keep and in blank", NULL);
@@ -250,7 +273,7 @@ static void test_errors(void **state)
     expect_error(WITH("backup_retention = \"forever\";\n"), "backup_retention", "invalid period");
     expect_error(WITH("jobs = 0;\n"), "jobs: 0 is out of range", NULL);
     expect_error(WITH("jobs = 65;\n"), "jobs: 65 is out of range", NULL);
-    expect_error(WITH("max_runtime = \"4 hours\";\n"), "max_runtime", "invalid duration");
+    expect_error(WITH("max_runtime = \"4 eons\";\n"), "max_runtime", "invalid duration");
     expect_error(WITH("discover = ( { conninfo = \"host=db1\"; } );\n"), "missing \"databases\"", NULL);
     expect_error(WITH("discover = ( { databases = \"wcs_%\"; } );\n"), "missing \"conninfo\"", NULL);
     expect_error(WITH("discover = ( { conninfo = \"host=db1\"; databases = \"wcs_%\"; pattern = \"x\"; } );\n"),

@@ -214,7 +214,8 @@ static void check_golden(const char *name, const char *text)
         fclose(fp);
     }
     size_t len;
-    char *want = cfg_read_file(path, &len);
+    char why[128];
+    char *want = cfg_read_file(path, 64 * 1024 * 1024, &len, why, sizeof why);
     if (!want)
         fail_msg("no golden file %s (UPDATE_GOLDEN=1 writes it)", path);
     if (strcmp(want, text) != 0) {

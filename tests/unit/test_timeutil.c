@@ -75,6 +75,23 @@ static void test_period_invalid(void **state)
     }
 }
 
+static void test_period_forms(void **state)
+{
+    (void)state;
+    char err[256];
+    int days = 0;
+    static const struct { const char *text; int days; } ok[] = {
+        {"90 days", 90}, {"90d", 90}, {"90 D", 90}, {"3 months", 90}, {"2w", 14}, {"1y", 365}, {"1 day", 1},
+    };
+    for (size_t i = 0; i < AX_ARRAY_LEN(ok); i++) {
+        assert_int_equal(tm_parse_period(ok[i].text, &days, err, sizeof err), AX_OK);
+        assert_int_equal(days, ok[i].days);
+    }
+    /* a period is whole days */
+    assert_int_equal(tm_parse_period("36h", &days, err, sizeof err), AX_ERR_CONFIG);
+    assert_non_null(strstr(err, "days, weeks, months or years"));
+}
+
 static void test_duration(void **state)
 {
     (void)state;
@@ -91,7 +108,16 @@ static void test_duration(void **state)
     assert_int_equal(tm_parse_duration_ms("0", &ms, err, sizeof err), AX_ERR_CONFIG);
     assert_int_equal(tm_parse_duration_ms("0s", &ms, err, sizeof err), AX_OK);
     assert_int_equal(ms, 0);
-    assert_int_equal(tm_parse_duration_ms("2 sec", &ms, err, sizeof err), AX_ERR_CONFIG);
+    /* one syntax for every duration: names and short forms, any case */
+    assert_int_equal(tm_parse_duration_ms("2 sec", &ms, err, sizeof err), AX_OK);
+    assert_int_equal(ms, 2000);
+    assert_int_equal(tm_parse_duration_ms("4 hours", &ms, err, sizeof err), AX_OK);
+    assert_int_equal(ms, 4 * 3600000);
+    assert_int_equal(tm_parse_duration_ms("90MIN", &ms, err, sizeof err), AX_OK);
+    assert_int_equal(ms, 90 * 60000);
+    assert_int_equal(tm_parse_duration_ms("2 days", &ms, err, sizeof err), AX_OK);
+    assert_int_equal(ms, 2 * 86400000);
+    assert_int_equal(tm_parse_duration_ms("4 lightyears", &ms, err, sizeof err), AX_ERR_CONFIG);
     assert_int_equal(tm_parse_duration_ms("s", &ms, err, sizeof err), AX_ERR_CONFIG);
     assert_int_equal(tm_parse_duration_ms("30d", &ms, err, sizeof err), AX_ERR_CONFIG); /* past int milliseconds */
 }
@@ -102,6 +128,7 @@ int main(void)
         cmocka_unit_test(test_period_units),
         cmocka_unit_test(test_period_cap_edges),
         cmocka_unit_test(test_period_invalid),
+        cmocka_unit_test(test_period_forms),
         cmocka_unit_test(test_duration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

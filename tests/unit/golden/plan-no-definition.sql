@@ -5,7 +5,7 @@
 -- kept block keys ($8): []
 
 -- what the run selects (predicate "work", batches)
-((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+(COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -40,7 +40,7 @@
 
 -- batch: final anonymisation
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND ((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+  WHERE m.id > $5 AND m.id <= $9 AND (COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -75,7 +75,7 @@ WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial"
   ORDER BY m.id LIMIT $6),
 locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status = 'draft', false) AS draft
   FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND (CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
+  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
   FOR NO KEY UPDATE OF m SKIP LOCKED),
 chg AS (UPDATE public."formdata_7_Été ""spécial""" m SET
   "user_id" = NULL,
@@ -114,7 +114,7 @@ SELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand), count(*) FILTER 
 
 -- batch: range left when locked
 SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND ((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+  WHERE m.id > $5 AND m.id <= $9 AND (COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -153,16 +153,16 @@ UPDATE public.wcs_all_forms w SET "user_id" = NULL, "user_label" = NULL, "user_n
   FROM public."formdata_7_Été ""spécial""" m
   WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6 AND w.id = m.id
   AND m.id > $5 AND m.id <= $6 AND m.anonymised IS NOT NULL
-  AND (CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
+  AND COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
   AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised);
 
 -- batch: delete expired drafts
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
+  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) < $1, true)
   ORDER BY m.id LIMIT $6),
 locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status = 'draft', false) AS draft
   FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
+  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND m.status = 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) < $1, true)
   FOR UPDATE OF m SKIP LOCKED),
 chg AS (DELETE FROM public."formdata_7_Été ""spécial""" t WHERE t.id = ANY (ARRAY(SELECT id FROM locked)) RETURNING t.id, t.tracking_code AS tracking_code, true AS fresh, true AS draft),
 tc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY(SELECT l.tracking_code FROM chg l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)
@@ -170,7 +170,7 @@ SELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand), count(*) FILTER 
 
 -- batch: drafts range left when locked
 SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
+  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) < $1, true)
   ORDER BY m.id LIMIT $6) s;
 
 -- batch: wcs_all_forms after drafts
@@ -180,7 +180,7 @@ DELETE FROM public.wcs_all_forms w
 
 -- work left (progress, time budget)
 SELECT count(*) FROM public."formdata_7_Été ""spécial""" m
-  WHERE ((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+  WHERE (COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -238,15 +238,18 @@ SELECT count(*),
   pg_catalog.to_char((min(ref) FILTER (WHERE NOT draft AND NOT final AND (NOT anon OR dirty) AND ref < $9)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
   count(*) FILTER (WHERE holds AND final AND NOT past),
   count(*) FILTER (WHERE holds AND final AND past AND ref >= $5),
-  count(*) FILTER (WHERE holds AND final AND ref < $5),
+  count(*) FILTER (WHERE holds AND final AND COALESCE(ref < $5, true)),
   count(*) FILTER (WHERE holds AND NOT final AND NOT past),
   count(*) FILTER (WHERE holds AND NOT final AND past AND ref >= $5),
-  count(*) FILTER (WHERE holds AND NOT final AND ref < $5)
-FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS past, dirty,
-    (NOT anon OR dirty) AS holds
+  count(*) FILTER (WHERE holds AND NOT final AND COALESCE(ref < $5, true)),
+  count(*) FILTER (WHERE ref IS NULL AND (NOT anon OR dirty) AND (draft OR final OR false)),
+  count(*) FILTER (WHERE unknown AND NOT draft AND holds),
+  count(*) FILTER (WHERE unknown AND NOT draft AND holds AND COALESCE(ref < $5, true))
+FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, true) AS past, dirty,
+    (NOT anon OR dirty) AS holds, unknown
   FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END AS ref, m.anonymised,
     COALESCE(m.status = 'draft', false) AS draft,
-    (m.status IS DISTINCT FROM 'draft' AND EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint)) AS final,
+    (m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint)) AS final,
     m.anonymised IS NOT NULL AS anon,
     CASE WHEN m.anonymised IS NOT NULL THEN m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -277,7 +280,8 @@ FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS p
     OR m."geoloc_base" IS NOT NULL
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
-    OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised)) ELSE false END AS dirty
+    OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised)) ELSE false END AS dirty,
+    NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id) AS unknown
   FROM public."formdata_7_Été ""spécial""" m OFFSET 0) r) s;
 
 -- export: fields (key = column)
@@ -291,7 +295,7 @@ SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anony
 FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec, pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time, pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time, pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised, CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END AS status, p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name, COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint), false) AS is_final, CASE WHEN COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint), false) THEN pg_catalog.date_trunc(p.prec, CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END, p.tz) END AS done_time, m.submission_channel, m.backoffice_submission, m.criticality_level,
   '{}'::jsonb AS fields
 FROM public."formdata_7_Été ""spécial""" m CROSS JOIN p
-WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'
+WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text
   AND NOT (m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
     OR m."fts" IS NOT NULL
@@ -329,7 +333,7 @@ SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anony
 FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec, pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time, pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time, pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised, CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END AS status, p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name, COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint), false) AS is_final, CASE WHEN COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint), false) THEN pg_catalog.date_trunc(p.prec, CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END, p.tz) END AS done_time, m.submission_channel, m.backoffice_submission, m.criticality_level,
   '{}'::jsonb AS fields
 FROM public."formdata_7_Été ""spécial""" m CROSS JOIN p
-WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'
+WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text
   AND NOT (m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
     OR m."fts" IS NOT NULL

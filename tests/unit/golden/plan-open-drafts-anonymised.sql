@@ -5,7 +5,7 @@
 -- kept block keys ($8): [["2","2_display"]]
 
 -- what the run selects (predicate "work", batches)
-((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND true) OR m.status = 'draft'))
+(COALESCE((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND true) OR m.status = 'draft'))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -31,14 +31,14 @@
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR m.id_display IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
+    OR m.id_display::pg_catalog.text IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display) LIMIT 1) IS NOT NULL));
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display::pg_catalog.text IS DISTINCT FROM m.id_display::pg_catalog.text) LIMIT 1) IS NOT NULL));
 
 -- batch: final anonymisation
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND ((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND true) OR m.status = 'draft'))
+  WHERE m.id > $5 AND m.id <= $9 AND (COALESCE((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND true) OR m.status = 'draft'))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -64,14 +64,14 @@ WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial"
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR m.id_display IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
+    OR m.id_display::pg_catalog.text IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display) LIMIT 1) IS NOT NULL))
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display::pg_catalog.text IS DISTINCT FROM m.id_display::pg_catalog.text) LIMIT 1) IS NOT NULL))
   ORDER BY m.id LIMIT $6),
 locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status = 'draft', false) AS draft
   FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND (CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND true) OR m.status = 'draft')
+  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND COALESCE((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND true) OR m.status = 'draft')
   FOR NO KEY UPDATE OF m SKIP LOCKED),
 chg AS (UPDATE public."formdata_7_Été ""spécial""" m SET
   "user_id" = NULL,
@@ -108,7 +108,7 @@ SELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand), count(*) FILTER 
 
 -- batch: range left when locked
 SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND ((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND true) OR m.status = 'draft'))
+  WHERE m.id > $5 AND m.id <= $9 AND (COALESCE((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND true) OR m.status = 'draft'))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -134,10 +134,10 @@ SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""sp�
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR m.id_display IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
+    OR m.id_display::pg_catalog.text IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display) LIMIT 1) IS NOT NULL))
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display::pg_catalog.text IS DISTINCT FROM m.id_display::pg_catalog.text) LIMIT 1) IS NOT NULL))
   ORDER BY m.id LIMIT $6) s;
 
 -- batch: wcs_all_forms after anonymisation
@@ -145,16 +145,16 @@ UPDATE public.wcs_all_forms w SET "user_id" = NULL, "user_label" = NULL, "user_n
   FROM public."formdata_7_Été ""spécial""" m
   WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6 AND w.id = m.id
   AND m.id > $5 AND m.id <= $6 AND m.anonymised IS NOT NULL
-  AND (CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND true) OR m.status = 'draft')
-  AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display);
+  AND COALESCE((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND true) OR m.status = 'draft')
+  AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display::pg_catalog.text IS DISTINCT FROM m.id_display::pg_catalog.text);
 
 -- batch: delete expired drafts
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
+  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) < $1, true)
   ORDER BY m.id LIMIT $6),
 locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status = 'draft', false) AS draft
   FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
+  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND m.status = 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) < $1, true)
   FOR UPDATE OF m SKIP LOCKED),
 chg AS (DELETE FROM public."formdata_7_Été ""spécial""" t WHERE t.id = ANY (ARRAY(SELECT id FROM locked)) RETURNING t.id, t.tracking_code AS tracking_code, true AS fresh, true AS draft),
 tc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY(SELECT l.tracking_code FROM chg l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)
@@ -162,7 +162,7 @@ SELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand), count(*) FILTER 
 
 -- batch: drafts range left when locked
 SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(m.last_update_time, m.receipt_time) < $1
+  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) < $1, true)
   ORDER BY m.id LIMIT $6) s;
 
 -- batch: wcs_all_forms after drafts
@@ -172,7 +172,7 @@ DELETE FROM public.wcs_all_forms w
 
 -- work left (progress, time budget)
 SELECT count(*) FROM public."formdata_7_Été ""spécial""" m
-  WHERE ((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1 AND ((m.status IS DISTINCT FROM 'draft' AND true) OR m.status = 'draft'))
+  WHERE (COALESCE((CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND true) OR m.status = 'draft'))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -198,10 +198,10 @@ SELECT count(*) FROM public."formdata_7_Été ""spécial""" m
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR m.id_display IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
+    OR m.id_display::pg_catalog.text IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display) LIMIT 1) IS NOT NULL));
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display::pg_catalog.text IS DISTINCT FROM m.id_display::pg_catalog.text) LIMIT 1) IS NOT NULL));
 
 -- search tokens no row matches any more
 WITH r AS (SELECT w.token FROM public.wcs_search_tokens w
@@ -228,15 +228,18 @@ SELECT count(*),
   pg_catalog.to_char((min(ref) FILTER (WHERE false)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
   count(*) FILTER (WHERE holds AND final AND NOT past),
   count(*) FILTER (WHERE holds AND final AND past AND ref >= $5),
-  count(*) FILTER (WHERE holds AND final AND ref < $5),
+  count(*) FILTER (WHERE holds AND final AND COALESCE(ref < $5, true)),
   count(*) FILTER (WHERE holds AND NOT final AND NOT past),
   count(*) FILTER (WHERE holds AND NOT final AND past AND ref >= $5),
-  count(*) FILTER (WHERE holds AND NOT final AND ref < $5)
-FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS past, dirty,
-    (NOT anon OR dirty) AS holds
+  count(*) FILTER (WHERE holds AND NOT final AND COALESCE(ref < $5, true)),
+  count(*) FILTER (WHERE ref IS NULL AND (NOT anon OR dirty) AND (draft OR final OR true)),
+  count(*) FILTER (WHERE unknown AND NOT draft AND holds),
+  count(*) FILTER (WHERE unknown AND NOT draft AND holds AND COALESCE(ref < $5, true))
+FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, true) AS past, dirty,
+    (NOT anon OR dirty) AS holds, unknown
   FROM (SELECT CASE WHEN COALESCE(m.status = ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END AS ref, m.anonymised,
     COALESCE(m.status = 'draft', false) AS draft,
-    (m.status IS DISTINCT FROM 'draft' AND COALESCE(m.status = ANY ($3), false)) AS final,
+    (m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND COALESCE(m.status = ANY ($3), false)) AS final,
     m.anonymised IS NOT NULL AS anon,
     CASE WHEN m.anonymised IS NOT NULL THEN m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -262,10 +265,11 @@ FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, false) AS p
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR m.id_display IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
+    OR m.id_display::pg_catalog.text IS DISTINCT FROM pg_catalog.concat($2, '-', m.id)
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
-    OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display)) ELSE false END AS dirty
+    OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display::pg_catalog.text IS DISTINCT FROM m.id_display::pg_catalog.text)) ELSE false END AS dirty,
+    false AS unknown
   FROM public."formdata_7_Été ""spécial""" m OFFSET 0) r) s;
 
 -- export: fields (key = column)
@@ -283,7 +287,7 @@ SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anony
 FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec, pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time, pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time, pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised, CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END AS status, p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name, COALESCE(COALESCE(m.status = ANY (p.p3), false), false) AS is_final, CASE WHEN COALESCE(COALESCE(m.status = ANY (p.p3), false), false) THEN pg_catalog.date_trunc(p.prec, CASE WHEN COALESCE(m.status = ANY (p.p3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END, p.tz) END AS done_time, m.submission_channel, m.backoffice_submission, m.criticality_level,
   pg_catalog.jsonb_build_object(p.keys[1], m."f2", p.keys[2], m."f2_display", p.keys[3], m."f3", p.keys[4], m."f9") AS fields
 FROM public."formdata_7_Été ""spécial""" m CROSS JOIN p
-WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'
+WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text
   AND NOT (m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
     OR m."fts" IS NOT NULL
@@ -308,10 +312,10 @@ WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR m.id_display IS DISTINCT FROM pg_catalog.concat(p.p2, '-', m.id)
+    OR m.id_display::pg_catalog.text IS DISTINCT FROM pg_catalog.concat(p.p2, '-', m.id)
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END))
   AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
-  AND NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display)) OFFSET 0) t) TO STDOUT;
+  AND NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display::pg_catalog.text IS DISTINCT FROM m.id_display::pg_catalog.text)) OFFSET 0) t) TO STDOUT;
 
 -- export: incremental
 COPY (WITH p AS MATERIALIZED (SELECT pg_catalog.current_setting('anonymizer.p2')::integer AS p2, pg_catalog.current_setting('anonymizer.p3')::text[] AS p3, pg_catalog.current_setting('anonymizer.p4')::text[] AS p4, pg_catalog.current_setting('anonymizer.p8')::jsonb AS p8, pg_catalog.current_setting('anonymizer.tenant') AS tenant, pg_catalog.current_setting('anonymizer.slug') AS slug, pg_catalog.current_setting('anonymizer.precision') AS prec, pg_catalog.current_setting('anonymizer.keys')::text[] AS keys, pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids, pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names, pg_catalog.current_setting('anonymizer.tz') AS tz, pg_catalog.current_setting('anonymizer.held')::pg_catalog.int4multirange AS held)
@@ -319,7 +323,7 @@ SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anony
 FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec, pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time, pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time, pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised, CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END AS status, p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name, COALESCE(COALESCE(m.status = ANY (p.p3), false), false) AS is_final, CASE WHEN COALESCE(COALESCE(m.status = ANY (p.p3), false), false) THEN pg_catalog.date_trunc(p.prec, CASE WHEN COALESCE(m.status = ANY (p.p3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END, p.tz) END AS done_time, m.submission_channel, m.backoffice_submission, m.criticality_level,
   pg_catalog.jsonb_build_object(p.keys[1], m."f2", p.keys[2], m."f2_display", p.keys[3], m."f3", p.keys[4], m."f9") AS fields
 FROM public."formdata_7_Été ""spécial""" m CROSS JOIN p
-WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'
+WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text
   AND NOT (m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
     OR m."fts" IS NOT NULL
@@ -344,10 +348,10 @@ WHERE m.anonymised IS NOT NULL AND m.status IS DISTINCT FROM 'draft'
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR m.id_display IS DISTINCT FROM pg_catalog.concat(p.p2, '-', m.id)
+    OR m.id_display::pg_catalog.text IS DISTINCT FROM pg_catalog.concat(p.p2, '-', m.id)
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END))
   AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
-  AND NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display IS DISTINCT FROM m.id_display))
+  AND NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised OR w.id_display::pg_catalog.text IS DISTINCT FROM m.id_display::pg_catalog.text))
   AND m.id IN (SELECT a.id FROM public."formdata_7_Été ""spécial""" a WHERE a.anonymised > pg_catalog.current_setting('anonymizer.since')::timestamptz
     UNION SELECT b.id FROM anonymizer.changes c JOIN public."formdata_7_Été ""spécial""" b ON b.id BETWEEN c.lo AND c.hi WHERE c.table_name = pg_catalog.current_setting('anonymizer.table') AND c.seq > pg_catalog.current_setting('anonymizer.seq')::bigint
     UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r, pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) - 1) g(id)) OFFSET 0) t) TO STDOUT;
