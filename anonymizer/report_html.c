@@ -346,6 +346,13 @@ static void tenant_section(FILE *out, const struct tenant_report *tr, size_t ind
         esc_html(out, tr->error);
         fputs("</p>\n", out);
     }
+    for (size_t k = 0; k < tr->nowed; k++) {
+        report_local_time(tr->owed_since[k], when);
+        fputs("<p class=\"review\">", out);
+        esc_htmlf(out, _("VACUUM owed by %s since %s: old row versions keep personal data until it is vacuumed."),
+                  tr->owed_tables[k], when);
+        fputs("</p>\n", out);
+    }
     chart(out, tr, index);
     forms_table(out, tr);
     fputs("</section>\n", out);

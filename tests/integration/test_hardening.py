@@ -149,6 +149,7 @@ class HardeningTests(harness.TestCase):
         self.assertIsNotNone(report['tenants'][0]['forms'][0]['vacuum_owed_since'])
         self.assertIn(f.table, [o['table'] for o in report['tenants'][0]['vacuum_owed']])
         self.assertIn(f'VACUUM owed by {f.table} since', self.anonymizer('report').stdout)
+        self.assertIn(f'VACUUM owed by {f.table} since', self.anonymizer('report', '--format', 'html').stdout)
 
         def vacuums(table):
             t.query('SELECT pg_stat_clear_snapshot()')
