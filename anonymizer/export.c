@@ -2,9 +2,11 @@
  * export.c: the BI export.
  *
  * What is exported: submissions that are anonymised and hold nothing the
- * run blanks (the run's own "dirty" predicate, negated), not drafts, with
- * only the columns classification keeps.  The tenant query names no other
- * column in its output, so nothing blanked can reach the BI database.
+ * run blanks in their own row (the run's own "dirty" predicate, negated,
+ * without its tests of the history and wcs_all_forms rows, which the export
+ * never reads and the run completes), not drafts, with only the columns
+ * classification keeps.  The tenant query names no other column in its
+ * output, so nothing blanked can reach the BI database.
  *
  * Exactly once: the BI primary key (tenant, form_id, submission_id) makes a
  * second copy impossible; an upsert that only writes rows whose content

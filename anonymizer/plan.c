@@ -767,8 +767,8 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
     sb_append(&sb, " AS fields");
     sb_appendf(&sb, "\nFROM public.%s m CROSS JOIN p\n"
                     "WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text\n"
-                    "  AND NOT (%s)%s",
-               f->q_table, p.dirty, p.related);
+                    "  AND NOT (%s)",
+               f->q_table, p.dirty);
     if (incremental) {
         /* not correlated: the settings are read once, and can drive the index scans */
         sb_appendf(&sb, "\n  AND m.id IN (SELECT a.id FROM public.%s a"

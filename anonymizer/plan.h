@@ -66,10 +66,11 @@ struct form_preds {
  * pass over a whole table (report, export), EXISTS, which the planner may
  * hash.  PLAN_PROBE: for a batch of a few thousand rows of a large table, a
  * scalar subquery, one index probe per row (a hashed subplan would read the
- * whole related table per batch).  PLAN_ANTI: for the export's pass, the
- * related rows' tests are taken out of dirty into their own "AND NOT EXISTS"
- * (related), which the planner turns into anti-joins: one pass over each
- * related table instead of a probe per row.  The rows selected are the same.
+ * whole related table per batch).  PLAN_ANTI: the related rows' tests are
+ * taken out of dirty into their own "AND NOT EXISTS" (related); the export
+ * uses dirty alone: what it publishes comes from the row itself, and the
+ * history and wcs_all_forms, which it never reads, are the run's to
+ * complete (their probes were a fifth of the export's time).
  */
 enum plan_style { PLAN_PROBE = 0, PLAN_SCAN, PLAN_ANTI };
 

@@ -21,9 +21,11 @@
  * than batch_size rows nor, if it can help it, a second.  A tenant's work is
  * cut into units (a form, or for a large form a range of its ids); the
  * tenant's process (its coordinator, which holds the tenant lock for the
- * run) gives units to helper processes while the run's --jobs leaves tokens
- * free, and takes one itself.  A form's search tokens and VACUUM come once,
- * after all its units.
+ * run) starts helper processes while the run's --jobs leaves tokens free;
+ * it and its helpers take units one after another from a counter in shared
+ * memory, so that no helper waits for the coordinator to hand one out.  A
+ * form's search tokens, VACUUM and audit entry come once, in the
+ * coordinator, after all its units.
  */
 #include "run.h"
 #include "audit.h"
@@ -36,10 +38,14 @@
 #include "tenant.h"
 #include "timeutil.h"
 
+#include <errno.h>
 #include <json-c/json.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 
 struct form_counts {
     long long anonymised;        /* not anonymised before */
@@ -684,6 +690,7 @@ struct unit {
 
 /* What a unit did, as a helper sends it. */
 struct unit_result {
+    uint64_t unit; /* its index */
     int32_t rc;
     struct form_counts c;
     char error[1024];
@@ -776,26 +783,48 @@ static int run_unit(struct tenant *t, const struct app *app, const struct unit *
 struct unit_job {
     struct tenant *t;
     const struct app *app;
-    const struct unit *u;
+    const struct unit *units;
+    size_t nunits;
+    size_t *claim; /* shared by the coordinator and its helpers: the next unit to take */
     struct progress *progress;
 };
 
-/* In a helper process: the unit on a session of its own, its result to the coordinator. */
+/* The next unit nobody has taken (nunits: none left); shared memory, so helpers and coordinator never both
+ * take one, and nobody waits for the coordinator to hand out work. */
+static size_t claim_unit(size_t *claim, size_t nunits)
+{
+    size_t ui = __atomic_fetch_add(claim, 1, __ATOMIC_SEQ_CST);
+    return ui < nunits ? ui : nunits;
+}
+
+/* In a helper process: units, taken one after another, on a session of its own; each result to the coordinator. */
 static void unit_helper(void *arg, int fd)
 {
     struct unit_job *j = arg;
-    struct unit_result r;
-    memset(&r, 0, sizeof r);
-    r.rc = tenant_helper_session(j->t, j->app);
-    char *failure = NULL;
-    if (r.rc == AX_OK)
-        r.rc = run_unit(j->t, j->app, j->u, j->progress, &r.c, &failure);
-    if (failure)
-        snprintf(r.error, sizeof r.error, "%s", failure);
-    else if (r.rc && j->t->db.error)
-        snprintf(r.error, sizeof r.error, "%s", j->t->db.error);
-    free(failure);
-    helper_write(fd, &r, sizeof r);
+    int rc = tenant_helper_session(j->t, j->app);
+    for (;;) {
+        if (app_interrupted || app_out_of_time(j->app))
+            break;
+        size_t ui = claim_unit(j->claim, j->nunits);
+        if (ui == j->nunits)
+            break;
+        struct unit_result r;
+        memset(&r, 0, sizeof r);
+        r.unit = ui;
+        char *failure = NULL;
+        r.rc = rc;
+        if (rc == AX_OK)
+            r.rc = run_unit(j->t, j->app, &j->units[ui], j->progress, &r.c, &failure);
+        if (failure)
+            snprintf(r.error, sizeof r.error, "%s", failure);
+        else if (r.rc && j->t->db.error)
+            snprintf(r.error, sizeof r.error, "%s", j->t->db.error);
+        free(failure);
+        helper_write(fd, &r, sizeof r);
+        /* its session lost (or never opened): the coordinator sees the others through */
+        if (r.rc == AX_ERR_DB && failure_scope(&j->t->db) == FAIL_SESSION)
+            break;
+    }
 }
 
 static void add_counts(struct form_counts *to, const struct form_counts *c)
@@ -902,13 +931,15 @@ struct scheduler {
     struct job_ctx *ctx;
     struct tenant_effects *fx;
     struct unit *units;
-    size_t nunits, next;
+    size_t nunits;
+    size_t *claim;   /* the next unit to take, shared with the helpers (claim_unit) */
+    size_t started_upto; /* the forms of units below it are marked started */
     struct form_state *fs;
     struct helper helpers[64];
-    size_t helper_unit[64];
     size_t nhelpers;
     int fatal;    /* a failure that ends the tenant (AX_ERR_DB from finishing a form) */
     char *fatal_error;
+    char *helper_error; /* a helper died: the forms it left unfinished fail with this */
 };
 
 /* A unit is done (rc, counts): its form finishes with its last unit. */
@@ -934,13 +965,11 @@ static bool stop_starting(const struct scheduler *s)
     return app_interrupted || app_out_of_time(s->app) || s->fatal;
 }
 
-/* A form whose table failed (privileges, disk full...): its units not started are skipped. */
-static void skip_failed_units(struct scheduler *s)
+/* How many units have been taken, by anyone. */
+static size_t claimed(const struct scheduler *s)
 {
-    while (s->next < s->nunits && s->fs[s->units[s->next].form].rc == AX_ERR_DATA) {
-        struct form_counts none = {0};
-        unit_done(s, s->next++, AX_ERR_DATA, &none, NULL);
-    }
+    size_t n = __atomic_load_n(s->claim, __ATOMIC_SEQ_CST);
+    return n < s->nunits ? n : s->nunits;
 }
 
 /* Marks the form started: its progress line and the time its summary counts from. */
@@ -957,12 +986,19 @@ static void start_form(struct scheduler *s, size_t fi)
                         s->app->progress_live ? count_due(s->t, f) : -1);
 }
 
-/* Gives units to helpers while tokens allow (keeping one for the coordinator itself). */
+/* The forms of every unit taken so far, helpers' included, are started. */
+static void mark_started(struct scheduler *s)
+{
+    for (size_t upto = claimed(s); s->started_upto < upto; s->started_upto++)
+        start_form(s, s->units[s->started_upto].form);
+}
+
+/* Starts helpers while tokens allow (keeping one for the coordinator itself); each takes units until none is
+ * left, as the coordinator does. */
 static void start_helpers(struct scheduler *s)
 {
     for (;;) {
-        skip_failed_units(s);
-        if (stop_starting(s) || s->nunits - s->next <= 1 || s->nhelpers >= AX_ARRAY_LEN(s->helpers))
+        if (stop_starting(s) || s->nunits - claimed(s) <= 1 || s->nhelpers >= AX_ARRAY_LEN(s->helpers))
             return;
         size_t slot = s->nhelpers;
         for (size_t k = 0; k < s->nhelpers; k++)
@@ -970,37 +1006,63 @@ static void start_helpers(struct scheduler *s)
                 slot = k;
                 break;
             }
-        struct unit *u = &s->units[s->next];
-        start_form(s, u->form);
-        struct unit_job job = {s->t, s->app, u, s->ctx->progress};
+        struct unit_job job = {s->t, s->app, s->units, s->nunits, s->claim, s->ctx->progress};
         if (!helper_start(s->helpers, AX_ARRAY_LEN(s->helpers), slot, unit_helper, &job))
             return;
-        log_debug("%s: %s: ids after %s up to %s in a helper process", s->t->name, s->t->forms[u->form].label, u->lo,
-                  strcmp(u->end, PLAN_NO_END) == 0 ? "the end" : u->end);
-        s->helper_unit[slot] = s->next++;
+        log_debug("%s: a helper process takes units too", s->t->name);
         if (slot == s->nhelpers)
             s->nhelpers++;
     }
 }
 
-/* A helper ended: its result, or why it has none. */
+/* A helper ended: the results of its units; a helper that died leaves its unit unfinished (said at the end). */
 static void collect_helper(struct scheduler *s, int i)
 {
     struct helper *h = &s->helpers[i];
     struct unit_result r;
-    memset(&r, 0, sizeof r);
-    if (h->len == sizeof r) {
-        memcpy(&r, h->out, sizeof r);
-    } else {
-        r.rc = app_interrupted ? AX_ERR_INTERRUPTED : AX_ERR_DB;
-        snprintf(r.error, sizeof r.error, "a helper process ended without a result (wait status %d)", h->status);
-        if (!app_interrupted)
-            log_error("%s: %s", s->t->name, r.error);
+    /* the forms of the units it took are started (their summary counts from then) */
+    mark_started(s);
+    for (size_t off = 0; off + sizeof r <= h->len; off += sizeof r) {
+        memcpy(&r, h->out + off, sizeof r);
+        if (r.unit < s->nunits) {
+            r.error[sizeof r.error - 1] = '\0';
+            unit_done(s, (size_t)r.unit, r.rc, &r.c, r.error);
+        }
+    }
+    bool died = !WIFEXITED(h->status) || WEXITSTATUS(h->status) != 0 || h->len % sizeof r != 0;
+    if (died && !app_interrupted && !s->helper_error) {
+        s->helper_error = ax_asprintf("a helper process ended without a result (wait status %d)", h->status);
+        log_error("%s: %s", s->t->name, s->helper_error);
     }
     free(h->out);
     h->out = NULL;
     h->len = h->cap = 0;
-    unit_done(s, s->helper_unit[i], r.rc, &r.c, r.error);
+}
+
+/* The coordinator's own share: the next unit nobody has taken, or false. */
+static bool run_next_unit(struct scheduler *s)
+{
+    if (stop_starting(s))
+        return false;
+    size_t ui = claim_unit(s->claim, s->nunits);
+    mark_started(s);
+    if (ui == s->nunits)
+        return false;
+    struct form_counts c = {0};
+    char *failure = NULL;
+    int rc;
+    if (s->fs[s->units[ui].form].rc == AX_ERR_DATA) {
+        /* its table failed (privileges, disk full...): skipped */
+        rc = AX_ERR_DATA;
+    } else {
+        rc = run_unit(s->t, s->app, &s->units[ui], s->ctx->progress, &c, &failure);
+    }
+    unit_done(s, ui, rc, &c, failure ? failure : rc && rc != AX_ERR_DATA ? s->t->db.error : NULL);
+    free(failure);
+    /* a failure that ends the tenant stops the helpers too */
+    if (s->fatal)
+        __atomic_store_n(s->claim, s->nunits, __ATOMIC_SEQ_CST);
+    return true;
 }
 
 /*
@@ -1055,33 +1117,40 @@ static enum tenant_outcome run_forms(struct tenant *t, const struct app *app, st
         }
         s.fs[i].units_left = s.nunits - before;
     }
-    for (;;) {
+    /* the next unit to take, in memory the helpers share */
+    s.claim = mmap(NULL, sizeof *s.claim, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s.claim == MAP_FAILED) {
+        s.claim = NULL;
+        s.fatal = AX_ERR_NOMEM;
+        s.fatal_error = ax_asprintf("cannot share the work units: %s", strerror(errno));
+    } else {
+        *s.claim = s.fatal ? s.nunits : 0;
+    }
+    for (; s.claim;) {
         /* helpers that ended give their token back before more are asked for */
         for (int i; (i = helper_wait(s.helpers, s.nhelpers, 0)) >= 0;)
             collect_helper(&s, i);
         start_helpers(&s);
-        skip_failed_units(&s);
-        if (s.next < s.nunits && !stop_starting(&s)) {
-            size_t ui = s.next++;
-            struct form_counts c = {0};
-            char *failure;
-            start_form(&s, s.units[ui].form);
-            int rc = run_unit(t, app, &s.units[ui], ctx->progress, &c, &failure);
-            unit_done(&s, ui, rc, &c, failure ? failure : rc ? t->db.error : NULL);
-            free(failure);
+        if (run_next_unit(&s))
             continue;
-        }
         int i = helper_wait(s.helpers, s.nhelpers, -1);
         if (i < 0)
             break;
         collect_helper(&s, i);
     }
+    size_t taken = s.claim ? claimed(&s) : 0;
+    if (s.claim)
+        mark_started(&s);
     /* what a stop left: forms partly done are recorded as interrupted, the others named */
     for (size_t i = 0; i < t->nforms; i++) {
         struct form_state *fs = &s.fs[i];
         if (fs->units_left == 0 || !fs->started)
             continue;
         fs->units_left = 1;
+        if (!fs->rc && s.helper_error && !app_interrupted) {
+            fs->rc = AX_ERR_DB;
+            fs->error = ax_strdup(s.helper_error);
+        }
         if (!fs->rc)
             fs->rc = s.fatal ? AX_ERR_DB : AX_ERR_INTERRUPTED;
         size_t ui = 0;
@@ -1103,8 +1172,8 @@ static enum tenant_outcome run_forms(struct tenant *t, const struct app *app, st
     if (s.fatal) {
         *error = s.fatal_error ? s.fatal_error : ax_strdup(ax_status_str(s.fatal));
         outcome = TENANT_FAILED;
-    } else if (app_interrupted || (s.next < s.nunits) || app_budget_exhausted) {
-        bool left = s.next < s.nunits;
+    } else if (app_interrupted || taken < s.nunits || app_budget_exhausted) {
+        bool left = taken < s.nunits;
         for (size_t i = 0; i < t->nforms && !left; i++)
             left = s.fs[i].rc == AX_ERR_INTERRUPTED;
         if (left)
@@ -1112,6 +1181,9 @@ static enum tenant_outcome run_forms(struct tenant *t, const struct app *app, st
     }
     free(s.fs);
     free(s.units);
+    free(s.helper_error);
+    if (s.claim)
+        munmap(s.claim, sizeof *s.claim);
     return outcome;
 }
 

@@ -407,32 +407,41 @@ class Bench:
         log(f'building one tenant of {n} submissions ({", ".join(str(x) for x in sizes)})')
         self.build_template('tpl_one', 0, 400, sizes=sizes)
         conf = self.write_config(os.path.join(self.work, 'one.conf'), ['bench_one'])
-        for key, jobs in (('one_jobs1', '1'), ('one_jobs2', '2')):
-            self.reset([('tpl_one', 'bench_one')])
-            secs, _, err = self.anonymizer('-c', conf, '-v', '--jobs', jobs, 'run')
-            m = re.search(r'(\d+) submissions anonymised, (\d+) completed, (\d+) drafts', err)
-            done = sum(int(x) for x in m.groups())
-            batches = [float(x) for x in re.findall(r': (?:anonymise|delete drafts): ids .* done in ([\d.]+) s', err)]
-            self.results[key] = (secs, done)
-            self.results[key + '_longest'] = max(batches) if batches else 0
-            self.record(f'one tenant, anonymizer run --jobs {jobs}', secs, done,
-                        f'(longest batch {self.results[key + "_longest"]:.2f} s)')
-        self.reset([('tpl_one', 'bench_one')])
-        t0 = time.monotonic()
-        self.single_statement(['bench_one'])
-        self.results['one_sql'] = (time.monotonic() - t0, self.results['one_jobs1'][1])
-        self.record('one tenant, single-statement SQL', self.results['one_sql'][0], self.results['one_sql'][1])
-        self.reset([('tpl_one', 'bench_one')])
-        t0 = time.monotonic()
-        self.single_statement(['bench_one'], jit=False)
-        self.results['one_sql_nojit'] = (time.monotonic() - t0, self.results['one_jobs1'][1])
-        self.record('one tenant, single-statement SQL, jit = off', self.results['one_sql_nojit'][0],
-                    self.results['one_sql_nojit'][1])
+        # the four contestants in turn, a.one_tenant_rounds times: medians, and the ratios round by round
+        times = {k: [] for k in ('one_jobs1', 'one_jobs2', 'one_sql', 'one_sql_nojit')}
+        longest = {'one_jobs1': 0.0, 'one_jobs2': 0.0}
+        done = 0
+        for _ in range(self.args.one_tenant_rounds):
+            for key, jobs in (('one_jobs1', '1'), ('one_jobs2', '2')):
+                self.reset([('tpl_one', 'bench_one')])
+                secs, _, err = self.anonymizer('-c', conf, '-v', '--jobs', jobs, 'run')
+                m = re.search(r'(\d+) submissions anonymised, (\d+) completed, (\d+) drafts', err)
+                done = sum(int(x) for x in m.groups())
+                batches = [float(x) for x in re.findall(r': (?:anonymise|delete drafts): ids .* done in ([\d.]+) s',
+                                                        err)]
+                longest[key] = max([longest[key]] + batches)
+                times[key].append(secs)
+                self.record(f'one tenant, anonymizer run --jobs {jobs}', secs, done,
+                            f'(longest batch {max(batches) if batches else 0:.2f} s)')
+            for key, jit, label in (('one_sql', True, ''), ('one_sql_nojit', False, ', jit = off')):
+                self.reset([('tpl_one', 'bench_one')])
+                t0 = time.monotonic()
+                self.single_statement(['bench_one'], jit=jit)
+                times[key].append(time.monotonic() - t0)
+                self.record(f'one tenant, single-statement SQL{label}', times[key][-1], done)
+        for key, values in times.items():
+            self.results[key] = (sorted(values)[len(values) // 2], done)
+        for key in longest:
+            self.results[key + '_longest'] = longest[key]
+        self.results['one_rounds'] = [(s / j1, s / j2) for j1, j2, s in
+                                      zip(times['one_jobs1'], times['one_jobs2'], times['one_sql'])]
         self.cluster.dropdb('bench_one')
 
     def print_one_tenant(self):
         r = self.results
         rate = lambda k: r[k][1] / r[k][0] if r[k][0] else 0  # noqa: E731
+        print('one tenant, round by round (single statement time / --jobs 1, / --jobs 2): '
+              + ', '.join(f'{a:.2f}x / {b:.2f}x' for a, b in r['one_rounds']))
         print(f'one tenant of {self.args.one_tenant}: --jobs 1 {rate("one_jobs1") / rate("one_sql"):.2f}x'
               f' single-statement (>= 0.8), --jobs 2 {rate("one_jobs2") / rate("one_sql"):.2f}x (>= 1.3),'
               f' longest batch {max(r["one_jobs1_longest"], r["one_jobs2_longest"]):.2f} s (< 1);'
@@ -499,6 +508,8 @@ def main():
     p.add_argument('--one-tenant', type=int, default=200000,
                    help='submissions of the one-tenant measure (one large form and two small ones)')
     p.add_argument('--one-tenant-only', action='store_true', help='measure --jobs within one tenant only')
+    p.add_argument('--one-tenant-rounds', type=int, default=3,
+                   help='the one-tenant contestants, in turn, this many times (medians compared)')
     p.add_argument('--per-row-sample', type=int, default=10000,
                    help='submissions the per-row baseline processes (its rate is what is compared)')
     args = p.parse_args()

@@ -235,6 +235,21 @@ class ExportTests(harness.TestCase):
         self.anonymizer('run', expect=0)   # completes the incomplete one, then exports
         self.assertEqual(sorted(r['submission_id'] for r in self.bi_rows()), sorted([clean, incomplete, later]))
 
+    def test_a_row_done_in_itself_is_exported_whatever_its_history_holds(self):
+        """What the export publishes comes from the row itself: a submission w.c.s. anonymised, whose row holds
+        nothing the run blanks but whose history still has a comment, is exported; the run completes the
+        history, which never reaches BI."""
+        t, f = self.setup_pair()
+        fid = t.insert(f, status='wf-done', receipt_time=ago(60), last_update_time=ago(50), anonymised=ago(45),
+                       values={'2': 'x'}, history=[{'who': '42', 'status': 'wf-done', 'time': ago(50),
+                                                     'comment': 'Appelé M. Martin', 'parts': None}])
+        self.anonymizer('export', expect=0)
+        rows = self.bi_rows()
+        self.assertEqual([r['submission_id'] for r in rows], [fid])
+        self.assertNotIn('Martin', repr(rows))
+        self.anonymizer('run', expect=0)
+        self.assertEqual([(h[0], h[3]) for h in t.history(f, fid)], [(None, None)])
+
     def test_time_precision(self):
         for precision, expected in (('minute', '10:47:00'), ('hour', '10:00:00'), ('day', '00:00:00')):
             with self.subTest(precision=precision):

@@ -323,9 +323,7 @@ WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'd
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END))
-  AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
-  AND NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised)) OFFSET 0) t) TO STDOUT;
+    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END)) OFFSET 0) t) TO STDOUT;
 
 -- export: incremental
 COPY (WITH p AS MATERIALIZED (SELECT pg_catalog.current_setting('anonymizer.p2')::integer AS p2, pg_catalog.current_setting('anonymizer.p3')::text[] AS p3, pg_catalog.current_setting('anonymizer.p4')::text[] AS p4, pg_catalog.current_setting('anonymizer.p8')::jsonb AS p8, pg_catalog.current_setting('anonymizer.tenant') AS tenant, pg_catalog.current_setting('anonymizer.slug') AS slug, pg_catalog.current_setting('anonymizer.precision') AS prec, pg_catalog.current_setting('anonymizer.keys')::text[] AS keys, pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids, pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names, pg_catalog.current_setting('anonymizer.tz') AS tz, pg_catalog.current_setting('anonymizer.held')::pg_catalog.int4multirange AS held)
@@ -362,8 +360,6 @@ WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'd
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END))
-  AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
-  AND NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised))
   AND m.id IN (SELECT a.id FROM public."formdata_7_Été ""spécial""" a WHERE a.anonymised > pg_catalog.current_setting('anonymizer.since')::timestamptz
     UNION SELECT b.id FROM anonymizer.changes c JOIN public."formdata_7_Été ""spécial""" b ON b.id BETWEEN c.lo AND c.hi WHERE c.table_name = pg_catalog.current_setting('anonymizer.table') AND c.seq > pg_catalog.current_setting('anonymizer.seq')::bigint
     UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r, pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) - 1) g(id)) OFFSET 0) t) TO STDOUT;
