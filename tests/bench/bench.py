@@ -15,7 +15,9 @@ from the templates between contestants:
      submissions, and the report on the 1,000,000-submission tenant;
   8. one tenant of 200,000 submissions (one large form, two small):
      --jobs 1 and --jobs 2 against the single statement (with and without
-     JIT).
+     JIT), the four in turn over rounds (medians compared).
+
+The export against the raw pipe alternates over rounds too (--export-rounds).
 
 Ratios, not absolute times, are the claim: every contestant runs in the same
 process on the same machine, minutes apart.
