@@ -310,27 +310,23 @@ static char *pred_unknown(const struct form *f, const char *const p[], enum plan
     return sb_finish(&sb);
 }
 
-/* One test of related rows: an arm of dirty, or (PLAN_ANTI) an "AND NOT EXISTS" of its own. */
-static void dirty_related(struct strbuf *sb, struct strbuf *anti, const char **sep, enum plan_style style,
-                          const char *from_where)
+/* One test of related rows, an arm of dirty (none with PLAN_ROW). */
+static void dirty_related(struct strbuf *sb, const char **sep, enum plan_style style, const char *from_where)
 {
-    if (style == PLAN_ANTI) {
-        sb_appendf(anti, "\n  AND NOT EXISTS (SELECT 1 FROM %s)", from_where);
+    if (style == PLAN_ROW)
         return;
-    }
     sb_append(sb, *sep);
     related(sb, style, from_where);
     *sep = "\n    OR ";
 }
 
-/* Anything left that the final anonymisation removes (related rows' tests in *anti with PLAN_ANTI). */
-static char *pred_dirty(const struct form *f, const char *const p[], enum plan_style style, char **anti_out)
+/* Anything left that the final anonymisation removes (with PLAN_ROW, in the row itself). */
+static char *pred_dirty(const struct form *f, const char *const p[], enum plan_style style)
 {
-    struct strbuf sb, tmp, anti;
+    struct strbuf sb, tmp;
     const char *sep = "";
     sb_init(&sb);
     sb_init(&tmp);
-    sb_init(&anti);
     size_t block = 0;
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
@@ -363,16 +359,15 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
     if (f->q_evo) {
         sb_appendf(&tmp, "public.%s e WHERE e.formdata_id = m.id"
                          " AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)", f->q_evo);
-        dirty_related(&sb, &anti, &sep, style, tmp.buf);
+        dirty_related(&sb, &sep, style, tmp.buf);
         sb_reset(&tmp);
     }
     if (f->sql.allforms_dirty) {
         sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND %s", p[2],
                    f->sql.allforms_dirty);
-        dirty_related(&sb, &anti, &sep, style, tmp.buf);
+        dirty_related(&sb, &sep, style, tmp.buf);
     }
     sb_free(&tmp);
-    *anti_out = sb_finish(&anti);
     if (!*sep)
         sb_append(&sb, "false");
     return sb_finish(&sb);
@@ -417,7 +412,7 @@ void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enu
     else
         sb_append(&sb, "false");
     out->due_base = sb_detach(&sb);
-    out->dirty = pred_dirty(f, p, style, &out->related);
+    out->dirty = pred_dirty(f, p, style);
     sb_appendf(&sb, "(%s)\n  AND (m.anonymised IS NULL\n    OR %s)", out->due_base, out->dirty);
     out->work = sb_finish(&sb);
 }
@@ -428,7 +423,6 @@ void plan_free_preds(struct form_preds *p)
     free(p->ref);
     free(p->due_base);
     free(p->dirty);
-    free(p->related);
     free(p->work);
     memset(p, 0, sizeof *p);
 }
@@ -722,7 +716,7 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
     struct form_preds p;
     struct strbuf sb;
 
-    plan_preds(f, copy_params, PLAN_ANTI, &p);
+    plan_preds(f, copy_params, PLAN_ROW, &p);
     sb_init(&sb);
     sb_append(&sb, "COPY (WITH p AS MATERIALIZED (SELECT"
                    " pg_catalog.current_setting('anonymizer.p2')::integer AS p2,"

@@ -57,7 +57,6 @@ struct form_preds {
     char *ref;      /* when its period started: done-datetime when final, else its last activity */
     char *due_base; /* past the cutoff, at a status the run anonymises */
     char *dirty;    /* still holds something the run blanks */
-    char *related;  /* PLAN_ANTI: "AND NOT EXISTS" tests of related rows left out of dirty, else "" */
     char *work;     /* due and not yet anonymised, or anonymised but incomplete */
 };
 
@@ -66,13 +65,12 @@ struct form_preds {
  * pass over a whole table (report, export), EXISTS, which the planner may
  * hash.  PLAN_PROBE: for a batch of a few thousand rows of a large table, a
  * scalar subquery, one index probe per row (a hashed subplan would read the
- * whole related table per batch).  PLAN_ANTI: the related rows' tests are
- * taken out of dirty into their own "AND NOT EXISTS" (related); the export
- * uses dirty alone: what it publishes comes from the row itself, and the
- * history and wcs_all_forms, which it never reads, are the run's to
+ * whole related table per batch).  PLAN_ROW: for the export, dirty tests
+ * the row itself only: what the export publishes comes from the row, and
+ * the history and wcs_all_forms, which it never reads, are the run's to
  * complete (their probes were a fifth of the export's time).
  */
-enum plan_style { PLAN_PROBE = 0, PLAN_SCAN, PLAN_ANTI };
+enum plan_style { PLAN_PROBE = 0, PLAN_SCAN, PLAN_ROW };
 
 /* What discovery prepares once per form (owned by the form). */
 struct form_sql {

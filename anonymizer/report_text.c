@@ -18,9 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* s with control characters as \xNN (caller frees). */
-#define esc esc_text /* names and messages: control characters written \xNN */
-
 /* Characters (not bytes) of a UTF-8 string, for alignment. */
 static size_t width(const char *s)
 {
@@ -55,7 +52,7 @@ static void line(FILE *out, int indent, const char *name, const char *fmt, ...)
 /* "form demande-rdv", "formulaire demande-rdv", "test copy of ...", "card ..." */
 static char *kind_label(const struct form_report *fr)
 {
-    char *slug = esc(fr->slug), *out;
+    char *slug = esc_text(fr->slug), *out;
     switch (fr->kind) {
     case FORM_KIND_TEST: out = ax_asprintf(_("test copy of %s"), slug); break;
     case FORM_KIND_CARD: out = ax_asprintf(_("card %s"), slug); break;
@@ -73,7 +70,7 @@ static void columns(FILE *out, const char *title, const struct collist *l, bool 
         const struct colref *c = &l->items[i];
         if (fields_only && !report_is_field_entry(c->column))
             continue;
-        char *col = esc(c->column), *lab = esc(c->label), *var = esc(c->varname);
+        char *col = esc_text(c->column), *lab = esc_text(c->label), *var = esc_text(c->varname);
         sb_appendf(&sb, "%s%s", sb.len ? ", " : "", col);
         if (c->label)
             sb_appendf(&sb, " %s", lab);
@@ -138,20 +135,20 @@ static void backups(FILE *out, const struct tenant_report *tr, const struct form
 
 static void form(FILE *out, const struct tenant_report *tr, const struct form_report *fr, int min_k)
 {
-    char *title = kind_label(fr), *name = esc(fr->name), *table = esc(fr->table), cutoff[40], since[40];
+    char *title = kind_label(fr), *name = esc_text(fr->name), *table = esc_text(fr->table), cutoff[40], since[40];
     fprintf(out, "\n  %s \"%s\" (%s %s)\n", title, name, _("table"), table);
     free(title);
     free(name);
     free(table);
     if (fr->kind == FORM_KIND_CARD) {
-        char *def = esc(fr->definition);
+        char *def = esc_text(fr->definition);
         line(out, 4, _("card"), _("%s; definition %s"),
              fr->anonymised_by_run ? _("anonymised (cards entry)") : _("not anonymised (no cards entry): drafts only"),
              fr->definition ? def : _("none"));
         free(def);
     }
     if (fr->error) {
-        char *err = esc(fr->error);
+        char *err = esc_text(fr->error);
         fprintf(out, _("    ERROR: %s\n"), err);
         free(err);
         return;
@@ -186,7 +183,7 @@ static void form(FILE *out, const struct tenant_report *tr, const struct form_re
     else
         line(out, 4, _("locked in last run"), "-");
     if (fr->failed_last_run) {
-        char *failed = esc(fr->failed_last_run);
+        char *failed = esc_text(fr->failed_last_run);
         line(out, 4, _("failed in last run"), "%s", failed);
         free(failed);
     }
@@ -208,7 +205,7 @@ static void form(FILE *out, const struct tenant_report *tr, const struct form_re
 /* One tenant; returns whether it was reached. */
 static bool tenant(FILE *out, const struct tenant_report *tr, long long totals[C_COUNT], int min_k)
 {
-    char *name = esc(tr->name), *err = esc(tr->error), when[40];
+    char *name = esc_text(tr->name), *err = esc_text(tr->error), when[40];
     fprintf(out, "\n%s %s\n", _("tenant"), name);
     free(name);
     if (tr->outcome == TENANT_UNREACHABLE || (tr->outcome == TENANT_FAILED && tr->nforms == 0 && tr->error)) {
@@ -219,7 +216,7 @@ static bool tenant(FILE *out, const struct tenant_report *tr, long long totals[C
     if (tr->error)
         fprintf(out, _("  ERROR: %s\n"), err);
     free(err);
-    char *defs = fetch_describe(tr->url, tr->fetched, tr->fetch_error, tr->files_age), *edefs = esc(defs);
+    char *defs = fetch_describe(tr->url, tr->fetched, tr->fetch_error, tr->files_age), *edefs = esc_text(defs);
     fprintf(out, _("  definitions: %s\n"), edefs);
     free(defs);
     free(edefs);
@@ -231,7 +228,7 @@ static bool tenant(FILE *out, const struct tenant_report *tr, long long totals[C
         fprintf(out, _("  a run started at %s is in progress: the figures change as it goes\n"), when);
     }
     for (size_t k = 0; k < tr->nowed; k++) {
-        char *table = esc(tr->owed_tables[k]);
+        char *table = esc_text(tr->owed_tables[k]);
         report_local_time(tr->owed_since[k], when);
         fprintf(out, _("  VACUUM owed by %s since %s: old row versions keep personal data until it is vacuumed\n"),
                 table, when);
@@ -265,9 +262,9 @@ static void reasons(FILE *out, const struct report *r)
     char when[40];
     for (size_t i = 0; i < r->ntenants; i++) {
         const struct tenant_report *tr = &r->tenants[i];
-        char *tname = esc(tr->name);
+        char *tname = esc_text(tr->name);
         if (tr->outcome != TENANT_OK && tr->error) {
-            char *err = esc(tr->error);
+            char *err = esc_text(tr->error);
             fprintf(out, _("  %s: could not be checked: %s\n"), tname, err);
             free(err);
         }
@@ -277,9 +274,9 @@ static void reasons(FILE *out, const struct report *r)
         }
         for (size_t k = 0; k < tr->nforms; k++) {
             const struct form_report *fr = &tr->forms[k];
-            char *what = fr->kind == FORM_KIND_FORM ? esc(fr->slug) : kind_label(fr);
+            char *what = fr->kind == FORM_KIND_FORM ? esc_text(fr->slug) : kind_label(fr);
             if (fr->error) {
-                char *err = esc(fr->error);
+                char *err = esc_text(fr->error);
                 fprintf(out, _("  %s / %s: could not be checked: %s\n"), tname, what, err);
                 free(err);
             } else if (form_past_limit(fr)) {
@@ -315,7 +312,7 @@ void report_render_text(FILE *out, const struct report *r, const struct cfg *cfg
         reached += tenant(out, &r->tenants[i], totals, r->min_k);
     summary(out, r, reached, totals);
     if (r->bi_error) {
-        char *e = esc(r->bi_error);
+        char *e = esc_text(r->bi_error);
         fprintf(out, _("  BI database: could not be read: %s\n"), e);
         free(e);
     }

@@ -171,9 +171,10 @@ class ParallelTests(harness.TestCase):
         self.assertGreater(four.stdout.count('"due"'), 3)
         text = self.anonymizer('--jobs', '4', 'run', '--dry-run', '--at', '2036-06-01T00:00:00Z', env=env, expect=1)
         self.assertEqual(text.stdout, self.anonymizer('report', *at, env=env, expect=1).stdout)
-        # nothing was written
-        self.assertEqual(sum(t.one("SELECT count(*) FROM anonymizer.runs")[0] if t.one(
-            "SELECT to_regclass('anonymizer.runs') IS NOT NULL")[0] else 0 for t in tenants if not isinstance(t, tuple)), 0)
+        # nothing was written: not even the audit schema
+        for t in tenants:
+            if not isinstance(t, tuple):
+                self.assertIsNone(t.one("SELECT to_regclass('anonymizer.runs')")[0])
 
 
 if __name__ == '__main__':
