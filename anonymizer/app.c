@@ -21,6 +21,13 @@ bool app_out_of_time(const struct app *app)
     return app_budget_exhausted;
 }
 
+struct db_profile app_db_profile(const struct cfg *cfg, bool read_only)
+{
+    return (struct db_profile){.lock_timeout_ms = cfg->lock_timeout_ms,
+                               .statement_timeout_ms = cfg->statement_timeout_ms,
+                               .read_only = read_only};
+}
+
 void app_free(struct app *app)
 {
     for (size_t i = 0; i < app->ntenants; i++) {

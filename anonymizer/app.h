@@ -7,6 +7,7 @@
 #define APP_H
 
 #include "config.h"
+#include "db.h"
 #include "definition.h"
 
 #include <signal.h>
@@ -78,6 +79,9 @@ void app_note_entries(const struct app *app, const char *tenant, const struct fo
 /* Warns (loudly) of the entries that applied somewhere and matched nothing
  * (a "*" entry only when every tenant was looked at). */
 void app_warn_unmatched_entries(const struct app *app);
+
+/* The session profile of every connection (db.h): the configuration's timeouts. */
+struct db_profile app_db_profile(const struct cfg *cfg, bool read_only);
 
 /* Frees everything main() put in app. */
 void app_free(struct app *app);

@@ -3,6 +3,7 @@
  */
 #include "audit.h"
 #include "ax.h"
+#include "sqltext.h"
 #include "strbuf.h"
 #include "version.h"
 
@@ -12,9 +13,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ISO 8601 in UTC, to the second */
-#define ISO(x) "pg_catalog.to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 static const char *const schema_ddl[] = {
     "CREATE SCHEMA IF NOT EXISTS anonymizer",
@@ -81,13 +79,12 @@ static int create_schema(struct tenant *t)
 {
     PGresult *res;
     int rc = db_query(&t->db, &res, DB_ONE_ROW(5),
-                      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'anonymizer'),"
-                      " EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-                      "  ON n.oid = c.relnamespace WHERE n.nspname = 'anonymizer' AND c.relname = 'runs'),"
-                      " EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-                      "  ON n.oid = c.relnamespace WHERE n.nspname = 'anonymizer' AND c.relname = 'changes'),"
-                      " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attname = 'exported'"
-                      "  AND a.attrelid = pg_catalog.to_regclass('anonymizer.runs') AND NOT a.attisdropped),"
+                      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'anonymizer'),"
+                      " pg_catalog.to_regclass('anonymizer.runs') IS NOT NULL,"
+                      " pg_catalog.to_regclass('anonymizer.changes') IS NOT NULL,"
+                      " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attname OPERATOR(pg_catalog.=) 'exported'"
+                      "  AND a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('anonymizer.runs')"
+                      "  AND NOT a.attisdropped),"
                       " pg_catalog.to_regclass('anonymizer.vacuum_owed') IS NOT NULL",
                       0, NULL, NULL);
     if (rc)
@@ -116,7 +113,8 @@ int audit_begin(struct tenant *t, const struct app *app, const char *command)
     if (rc)
         return rc;
     /* we hold the tenant lock: a row still "running" belongs to a run that died */
-    if ((rc = db_cmd(&t->db, "UPDATE anonymizer.runs SET outcome = 'crashed' WHERE outcome = 'running'")))
+    if ((rc = db_cmd(&t->db,
+                     "UPDATE anonymizer.runs SET outcome = 'crashed' WHERE outcome OPERATOR(pg_catalog.=) 'running'")))
         return rc;
 
     const char *values[6] = {app->run_id, t->name, command, ANONYMIZER_VERSION, app->host, app->cfg->digest};
@@ -136,7 +134,8 @@ int audit_add_form(struct tenant *t, const struct app *app, json_object *entry)
     const char *values[3] = {app->run_id, t->name, json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN)};
     const Oid types[3] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
     int rc = db_command(&t->db,
-                        "UPDATE anonymizer.runs SET forms = forms || $3::jsonb WHERE run_id = $1::uuid AND tenant = $2",
+                        "UPDATE anonymizer.runs SET forms = forms OPERATOR(pg_catalog.||) $3::jsonb"
+                        " WHERE run_id OPERATOR(pg_catalog.=) $1::uuid AND tenant OPERATOR(pg_catalog.=) $2",
                         3, types, values);
     json_object_put(arr);
     return rc;
@@ -152,7 +151,7 @@ int audit_finish(struct tenant *t, const struct app *app, enum tenant_outcome ou
     db_rollback_quietly(&t->db);
     return db_command(&t->db,
                       "UPDATE anonymizer.runs SET finished_at = pg_catalog.clock_timestamp(), outcome = $3, error = $4,"
-                      " exported = $5 WHERE run_id = $1::uuid AND tenant = $2",
+                      " exported = $5 WHERE run_id OPERATOR(pg_catalog.=) $1::uuid AND tenant OPERATOR(pg_catalog.=) $2",
                       5, types, values);
 }
 
@@ -164,7 +163,8 @@ int audit_log_change(struct tenant *t, const struct app *app, const char *table,
     const Oid types[4] = {DB_TEXTOID, DB_TEXTOID, DB_INT8OID, DB_INT8OID};
     /* ranges are stored inclusive */
     return db_command(&t->db,
-                      "INSERT INTO anonymizer.changes (run_id, table_name, lo, hi) VALUES ($1::uuid, $2, $3 + 1, $4)",
+                      "INSERT INTO anonymizer.changes (run_id, table_name, lo, hi)"
+                      " VALUES ($1::uuid, $2, $3 OPERATOR(pg_catalog.+) 1, $4)",
                       4, types, values);
 }
 
@@ -184,7 +184,8 @@ int audit_vacuum_owed(struct tenant *t, const char *table, bool *owed)
     const char *values[1] = {table};
     *owed = false;
     int rc = db_query(&t->db, &res, DB_ONE_ROW(1),
-                      "SELECT EXISTS (SELECT 1 FROM anonymizer.vacuum_owed WHERE table_name = $1)", 1, NULL, values);
+                      "SELECT EXISTS (SELECT 1 FROM anonymizer.vacuum_owed WHERE table_name OPERATOR(pg_catalog.=) $1)", 1,
+                      NULL, values);
     if (rc)
         return rc;
     *owed = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -195,7 +196,8 @@ int audit_vacuum_owed(struct tenant *t, const char *table, bool *owed)
 int audit_vacuum_paid(struct tenant *t, const char *table)
 {
     const char *values[1] = {table};
-    return db_command(&t->db, "DELETE FROM anonymizer.vacuum_owed WHERE table_name = $1", 1, NULL, values);
+    return db_command(&t->db, "DELETE FROM anonymizer.vacuum_owed WHERE table_name OPERATOR(pg_catalog.=) $1", 1, NULL,
+                      values);
 }
 
 int audit_prune_changes(struct tenant *t, long long seq)
@@ -204,7 +206,7 @@ int audit_prune_changes(struct tenant *t, long long seq)
     snprintf(s, sizeof s, "%lld", seq);
     const char *values[1] = {s};
     const Oid types[1] = {DB_INT8OID};
-    return db_command(&t->db, "DELETE FROM anonymizer.changes WHERE seq <= $1", 1, types, values);
+    return db_command(&t->db, "DELETE FROM anonymizer.changes WHERE seq OPERATOR(pg_catalog.<=) $1", 1, types, values);
 }
 
 int audit_changes_position(struct tenant *t, bool *available, char *seq, size_t seqlen)
@@ -224,7 +226,7 @@ int audit_changes_position(struct tenant *t, bool *available, char *seq, size_t 
         return AX_ERR_DB;
     }
     *available = true;
-    if ((rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT COALESCE(max(seq), 0) FROM anonymizer.changes", 0,
+    if ((rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT COALESCE(pg_catalog.max(seq), 0) FROM anonymizer.changes", 0,
                        NULL, NULL)))
         return rc;
     snprintf(seq, seqlen, "%s", PQgetvalue(res, 0, 0));
@@ -234,9 +236,10 @@ int audit_changes_position(struct tenant *t, bool *available, char *seq, size_t 
 
 char *audit_changed_ids_sql(const char *q_table)
 {
-    return ax_asprintf("SELECT b.id FROM anonymizer.changes c JOIN public.%s b ON b.id BETWEEN c.lo AND c.hi"
-                       " WHERE c.table_name = pg_catalog.current_setting('anonymizer.table')"
-                       " AND c.seq > pg_catalog.current_setting('anonymizer.seq')::bigint",
+    return ax_asprintf("SELECT b.id FROM anonymizer.changes c JOIN public.%s b"
+                       " ON b.id OPERATOR(pg_catalog.>=) c.lo AND b.id OPERATOR(pg_catalog.<=) c.hi"
+                       " WHERE c.table_name OPERATOR(pg_catalog.=) pg_catalog.current_setting('anonymizer.table')"
+                       " AND c.seq OPERATOR(pg_catalog.>) pg_catalog.current_setting('anonymizer.seq')::bigint",
                        q_table);
 }
 
@@ -255,7 +258,8 @@ int audit_read(struct tenant *t, struct audit_view *out)
     if (rc || !out->exists || !out->readable)
         return rc;
     rc = db_query(&t->db, &res, DB_ONE_ROW(1),
-                  "SELECT " ISO("max(finished_at)") " FROM anonymizer.runs WHERE command = 'run' AND outcome = 'ok'",
+                  "SELECT " SQL_ISO_UTC("pg_catalog.max(finished_at)") " FROM anonymizer.runs"
+                  " WHERE command OPERATOR(pg_catalog.=) 'run' AND outcome OPERATOR(pg_catalog.=) 'ok'",
                   0, NULL, NULL);
     if (rc)
         return rc;
@@ -266,10 +270,14 @@ int audit_read(struct tenant *t, struct audit_view *out)
      * tenant lock (else it died); the lock is looked at, never taken: the
      * report must not keep a run off the tenant */
     rc = db_query(&t->db, &res, DB_ONE_ROW(1),
-                  "SELECT " ISO("max(started_at)") " FROM anonymizer.runs WHERE outcome = 'running'"
-                  " AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
-                  "  AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
-                  "  AND (l.classid::bigint, l.objid::bigint, l.objsubid) = (" LOCK_TENANT ", 2))",
+                  "SELECT " SQL_ISO_UTC("pg_catalog.max(started_at)") " FROM anonymizer.runs"
+                  " WHERE outcome OPERATOR(pg_catalog.=) 'running'"
+                  " AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'"
+                  "  AND l.granted AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
+                  "   WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+                  "  AND l.classid OPERATOR(pg_catalog.=) " LOCK_CLASSID "::pg_catalog.oid"
+                  "  AND l.objid OPERATOR(pg_catalog.=) " LOCK_TENANT_OBJID "::pg_catalog.oid"
+                  "  AND l.objsubid OPERATOR(pg_catalog.=) 2)",
                   0, NULL, NULL);
     if (rc)
         return rc;
@@ -277,9 +285,12 @@ int audit_read(struct tenant *t, struct audit_view *out)
     PQclear(res);
 
     rc = db_query(&t->db, &res, DB_ROWS(4),
-                  "SELECT f->>'table', COALESCE((f->>'locked')::bigint, 0), f->>'vacuumed' = 'false',"
-                  " CASE WHEN f->>'outcome' IN ('failed', 'locked') THEN COALESCE(f->>'error', 'failed') END FROM"
-                  " (SELECT forms FROM anonymizer.runs WHERE command = 'run' AND outcome <> 'running'"
+                  "SELECT f OPERATOR(pg_catalog.->>) 'table', COALESCE((f OPERATOR(pg_catalog.->>) 'locked')::bigint, 0),"
+                  " (f OPERATOR(pg_catalog.->>) 'vacuumed') OPERATOR(pg_catalog.=) 'false',"
+                  " CASE WHEN (f OPERATOR(pg_catalog.->>) 'outcome') OPERATOR(pg_catalog.=) ANY ('{failed,locked}'::text[])"
+                  " THEN COALESCE(f OPERATOR(pg_catalog.->>) 'error', 'failed') END FROM"
+                  " (SELECT forms FROM anonymizer.runs WHERE command OPERATOR(pg_catalog.=) 'run'"
+                  "  AND outcome OPERATOR(pg_catalog.<>) 'running'"
                   "  ORDER BY started_at DESC LIMIT 1) r, pg_catalog.jsonb_array_elements(r.forms) f",
                   0, NULL, NULL);
     if (rc)
@@ -299,7 +310,8 @@ int audit_read(struct tenant *t, struct audit_view *out)
     if (rc || !exists || !readable)
         return rc;
     rc = db_query(&t->db, &res, DB_ROWS(2),
-                  "SELECT table_name, " ISO("since") " FROM anonymizer.vacuum_owed ORDER BY table_name", 0, NULL, NULL);
+                  "SELECT table_name, " SQL_ISO_UTC("since") " FROM anonymizer.vacuum_owed ORDER BY table_name", 0,
+                  NULL, NULL);
     if (rc)
         return rc;
     out->nowed = (size_t)PQntuples(res);
@@ -348,8 +360,8 @@ int audit_history(struct tenant *t, const char *since, struct audit_run **runs, 
     }
     /* runs written before the exported column: unknown */
     rc = db_query(&t->db, &res, DB_ONE_ROW(1),
-                  "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attname = 'exported'"
-                  " AND attrelid = 'anonymizer.runs'::pg_catalog.regclass AND NOT attisdropped)",
+                  "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attname OPERATOR(pg_catalog.=) 'exported'"
+                  " AND attrelid OPERATOR(pg_catalog.=) 'anonymizer.runs'::pg_catalog.regclass AND NOT attisdropped)",
                   0, NULL, NULL);
     if (rc)
         return rc;
@@ -358,12 +370,16 @@ int audit_history(struct tenant *t, const char *since, struct audit_run **runs, 
     const char *values[1] = {since};
     const Oid types[1] = {DB_TIMESTAMPTZOID};
     char *sql = ax_asprintf(
-        "SELECT run_id::text, command, outcome, error, version, host, " ISO("started_at") ", " ISO("finished_at") ","
-        " (SELECT COALESCE(sum((f->>'anonymised')::bigint), 0) FROM pg_catalog.jsonb_array_elements(forms) f),"
-        " (SELECT COALESCE(sum((f->>'completed')::bigint), 0) FROM pg_catalog.jsonb_array_elements(forms) f),"
-        " (SELECT COALESCE(sum(COALESCE((f->>'drafts_deleted')::bigint, 0) + COALESCE((f->>'drafts_anonymised')::bigint,"
-        " 0)), 0) FROM pg_catalog.jsonb_array_elements(forms) f), %s"
-        " FROM anonymizer.runs WHERE started_at >= $1 ORDER BY started_at",
+        "SELECT run_id::text, command, outcome, error, version, host, " SQL_ISO_UTC("started_at") ", "
+        SQL_ISO_UTC("finished_at") ","
+        " (SELECT COALESCE(pg_catalog.sum((f OPERATOR(pg_catalog.->>) 'anonymised')::bigint), 0)"
+        "  FROM pg_catalog.jsonb_array_elements(forms) f),"
+        " (SELECT COALESCE(pg_catalog.sum((f OPERATOR(pg_catalog.->>) 'completed')::bigint), 0)"
+        "  FROM pg_catalog.jsonb_array_elements(forms) f),"
+        " (SELECT COALESCE(pg_catalog.sum(COALESCE((f OPERATOR(pg_catalog.->>) 'drafts_deleted')::bigint, 0)"
+        "  OPERATOR(pg_catalog.+) COALESCE((f OPERATOR(pg_catalog.->>) 'drafts_anonymised')::bigint, 0)), 0)"
+        "  FROM pg_catalog.jsonb_array_elements(forms) f), %s"
+        " FROM anonymizer.runs WHERE started_at OPERATOR(pg_catalog.>=) $1 ORDER BY started_at",
         has_exported ? "exported" : "NULL::bigint");
     rc = db_query(&t->db, &res, DB_ROWS(12), sql, 1, types, values);
     free(sql);

@@ -20,14 +20,14 @@
 #include <string.h>
 
 static const char *const contract_v1[] = {
-    "CREATE TABLE @S.contract (version integer PRIMARY KEY, installed_at timestamptz NOT NULL DEFAULT now(),"
+    "CREATE TABLE @S.contract (version integer PRIMARY KEY, installed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),"
     " tool_version text NOT NULL)",
     "CREATE TABLE @S.submissions ("
     " tenant text NOT NULL, form_id integer NOT NULL, form_slug text NOT NULL, submission_id integer NOT NULL,"
     " receipt_time timestamptz, last_update_time timestamptz, anonymised_at timestamptz NOT NULL,"
     " status text, status_name text, is_final boolean NOT NULL, channel text, backoffice_submission boolean,"
     " criticality_level integer, processing_time interval, fields jsonb NOT NULL,"
-    " exported_at timestamptz NOT NULL DEFAULT now(),"
+    " exported_at timestamptz NOT NULL DEFAULT pg_catalog.now(),"
     " PRIMARY KEY (tenant, form_id, submission_id))",
     "CREATE INDEX submissions_exported_at ON @S.submissions (exported_at)",
     "CREATE TABLE @S.forms (tenant text NOT NULL, form_id integer NOT NULL, form_slug text NOT NULL,"
@@ -57,7 +57,7 @@ static const char *const migration_v2[] = {
     " status_name text, is_final boolean NOT NULL, PRIMARY KEY (tenant, form_id, status),"
     " FOREIGN KEY (tenant, form_id) REFERENCES @S.forms (tenant, form_id))",
     "CREATE TABLE @S.held_back (tenant text NOT NULL, form_id integer NOT NULL, submission_id integer NOT NULL,"
-    " held_since timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant, form_id, submission_id))",
+    " held_since timestamptz NOT NULL DEFAULT pg_catalog.now(), PRIMARY KEY (tenant, form_id, submission_id))",
     "ALTER TABLE @S.export_state ADD COLUMN smallest_group bigint, ADD COLUMN held_back bigint NOT NULL DEFAULT 0",
     /* everything is read again: local times, done times and the k-anonymity check apply to every row */
     "UPDATE @S.export_state SET change_seq = NULL, anonymised_until = NULL",
@@ -214,7 +214,8 @@ static int bi_install(struct bi *bi, int *from)
     *from = 0;
     /* from the catalog: CREATE SCHEMA IF NOT EXISTS would need CREATE on the database */
     if ((rc = db_query(&bi->db, &res, DB_ONE_ROW(1),
-                       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)", 1, types, values)))
+                       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1)", 1,
+                       types, values)))
         return rc;
     bool has_schema = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
@@ -223,7 +224,7 @@ static int bi_install(struct bi *bi, int *from)
     if (!has_schema && (rc = bi_command(bi, "CREATE SCHEMA @S", 0, NULL, NULL)))
         return rc;
     if (has_contract) {
-        if ((rc = bi_query(bi, &res, DB_ONE_ROW(1), "SELECT max(version) FROM @S.contract", 0, NULL, NULL)))
+        if ((rc = bi_query(bi, &res, DB_ONE_ROW(1), "SELECT pg_catalog.max(version) FROM @S.contract", 0, NULL, NULL)))
             return rc;
         *from = PQgetisnull(res, 0, 0) ? 0 : atoi(PQgetvalue(res, 0, 0));
         PQclear(res);
@@ -247,7 +248,8 @@ static int grant_readers(struct bi *bi, const char *role)
 {
     PGresult *res;
     const char *values[1] = {role};
-    int rc = db_query(&bi->db, &res, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)",
+    int rc = db_query(&bi->db, &res, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles"
+                      " WHERE rolname OPERATOR(pg_catalog.=) $1)",
                       1, NULL, values);
     if (rc)
         return rc;
@@ -332,9 +334,10 @@ static int bi_check_privileges(struct bi *bi)
     int rc = db_query(&bi->db, &res, DB_ONE_ROW(2),
                       "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY'),"
                       " COALESCE((SELECT pg_catalog.pg_has_role(n.nspowner, 'USAGE') AND NOT EXISTS (SELECT 1"
-                      "  FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'S', 'v')"
+                      "  FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) n.oid"
+                      "  AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S,v}'::pg_catalog.\"char\"[])"
                       "  AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE'))"
-                      "  FROM pg_catalog.pg_namespace n WHERE n.nspname = $1),"
+                      "  FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) $1),"
                       " pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'))",
                       1, NULL, values);
     if (rc)
@@ -386,26 +389,15 @@ int bi_end(struct bi *bi, bool ok)
 
 int bi_open(const struct app *app, struct bi *bi, bool dry_run)
 {
-    char stmt_ms[32], lock_ms[32];
-    const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
-
     memset(bi, 0, sizeof *bi);
     bi->dry_run = dry_run;
     bi->schema = app->cfg->bi.schema;
     bi_time_zone(app, bi->tz);
-    int rc = db_connect(&bi->db, app->cfg->bi.conninfo, NULL, "bi");
-    if (rc)
+    struct db_profile profile = app_db_profile(app->cfg, false);
+    int rc = db_connect(&bi->db, app->cfg->bi.conninfo, NULL, "bi", &profile);
+    if (rc == AX_ERR_CONNECT)
         return rc;
     bi->schema_q = db_quote_ident(&bi->db, bi->schema);
-    snprintf(lock_ms, sizeof lock_ms, "%d", app->cfg->lock_timeout_ms);
-    snprintf(stmt_ms, sizeof stmt_ms, "%d", app->cfg->statement_timeout_ms);
-    const char *values[2] = {lock_ms, stmt_ms};
-    rc = db_query(&bi->db, NULL, DB_ONE_ROW(4),
-                  "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false),"
-                  " pg_catalog.set_config('TimeZone', 'UTC', false),"
-                  " pg_catalog.set_config('lock_timeout', $1, false),"
-                  " pg_catalog.set_config('statement_timeout', $2, false)",
-                  2, types, values);
     if (rc || (rc = bi_check_privileges(bi)))
         return rc;
     return bi_setup(bi, app);

@@ -150,16 +150,17 @@ static void field_column(struct view_build *vb, const char *key, const char *typ
 {
     const char *keys[2] = {key, key};
     if (strcmp(type, "jsonb") == 0)
-        add_column(vb, "s.fields->%L", keys, 1, wanted, comment);
+        add_column(vb, "(s.fields OPERATOR(pg_catalog.->) %L)", keys, 1, wanted, comment);
     else if (strcmp(type, "text") == 0)
-        add_column(vb, "s.fields->>%L", keys, 1, wanted, comment);
+        add_column(vb, "(s.fields OPERATOR(pg_catalog.->>) %L)", keys, 1, wanted, comment);
     else if (strcmp(type, "text[]") == 0)
         add_column(vb,
-                   "CASE WHEN pg_catalog.jsonb_typeof(s.fields->%L) = 'array' THEN"
-                   " ARRAY(SELECT pg_catalog.jsonb_array_elements_text(s.fields->%L)) END",
+                   "CASE WHEN pg_catalog.jsonb_typeof(s.fields OPERATOR(pg_catalog.->) %L) OPERATOR(pg_catalog.=)"
+                   " 'array' THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(s.fields OPERATOR(pg_catalog.->)"
+                   " %L)) END",
                    keys, 2, wanted, comment);
     else {
-        char *e = ax_asprintf("(s.fields->>%%L)::%s", type);
+        char *e = ax_asprintf("(s.fields OPERATOR(pg_catalog.->>) %%L)::%s", type);
         add_column(vb, e, keys, 1, wanted, comment);
         free(e);
     }
@@ -173,14 +174,15 @@ static void subfield_column(struct view_build *vb, const char *key, const struct
     /* the value appears once, or twice (tested, then cast): two %L each time */
     const char *keys[4] = {key, sub->id, key, sub->id};
     const char *t = sub->type;
-    const char *v = "(s.fields->%L->'data'->0->>%L)";
+    const char *v = "(((s.fields OPERATOR(pg_catalog.->) %L) OPERATOR(pg_catalog.->) 'data')"
+                    " OPERATOR(pg_catalog.->) 0 OPERATOR(pg_catalog.->>) %L)";
     char *e;
     if (strcmp(t, "date") == 0)
-        e = ax_asprintf("CASE WHEN %s ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN %s::date END", v, v);
+        e = ax_asprintf("CASE WHEN %s OPERATOR(pg_catalog.~) '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN %s::date END", v, v);
     else if (strcmp(t, "numeric") == 0)
-        e = ax_asprintf("CASE WHEN %s ~ '^-?[0-9]+([.][0-9]+)?$' THEN %s::numeric END", v, v);
+        e = ax_asprintf("CASE WHEN %s OPERATOR(pg_catalog.~) '^-?[0-9]+([.][0-9]+)?$' THEN %s::numeric END", v, v);
     else if (strcmp(t, "bool") == 0)
-        e = ax_asprintf("CASE WHEN %s IN ('true', 'false') THEN %s::boolean END", v, v);
+        e = ax_asprintf("CASE WHEN %s OPERATOR(pg_catalog.=) ANY ('{true,false}'::text[]) THEN %s::boolean END", v, v);
     else
         e = ax_strdup(v);
     add_column(vb, e, keys, strstr(e, "CASE") ? 4 : 2, wanted, comment);
@@ -246,7 +248,8 @@ static void build(struct view_build *vb, struct bi *bi, const char *tenant, cons
         vb->names[vb->nnames++] = ax_strdup(common_columns[i][0]);
     }
     kept_fields(vb, f, fields, nfields);
-    sb_append(&vb->fmt, "\nFROM %I.submissions s WHERE s.tenant = %L AND s.form_id = %L;\n"
+    sb_append(&vb->fmt, "\nFROM %I.submissions s WHERE s.tenant OPERATOR(pg_catalog.=) %L"
+                        " AND s.form_id OPERATOR(pg_catalog.=) %L;\n"
                         "COMMENT ON VIEW %I.%I IS %L;\n");
     arg(&vb->args, &vb->nargs, bi->schema);
     arg(&vb->args, &vb->nargs, tenant);
@@ -300,7 +303,9 @@ static int view_name(struct bi *bi, const char *tenant, const char *fid, const c
     PGresult *res;
     const char *v[2] = {tenant, fid};
     const Oid ty[2] = {DB_TEXTOID, DB_INT4OID};
-    int rc = bi_query(bi, &res, DB_ONE_ROW(2), "SELECT view_name, view_sql FROM @S.forms WHERE tenant = $1 AND form_id = $2",
+    int rc = bi_query(bi, &res, DB_ONE_ROW(2),
+                      "SELECT view_name, view_sql FROM @S.forms WHERE tenant OPERATOR(pg_catalog.=) $1"
+                      " AND form_id OPERATOR(pg_catalog.=) $2",
                       2, ty, v);
     if (rc)
         return rc;
@@ -320,9 +325,10 @@ static int view_name(struct bi *bi, const char *tenant, const char *fid, const c
         char *candidate = fit(base, sfx);
         const char *cv[2] = {candidate, bi->schema};
         rc = bi_query(bi, &res, DB_ONE_ROW(1),
-                      "SELECT EXISTS (SELECT 1 FROM @S.forms WHERE view_name = $1) OR EXISTS (SELECT 1 FROM"
-                      " pg_catalog.pg_class c JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace"
-                      " WHERE ns.nspname = $2 AND c.relname = $1)",
+                      "SELECT EXISTS (SELECT 1 FROM @S.forms WHERE view_name OPERATOR(pg_catalog.=) $1) OR EXISTS"
+                      " (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace ns"
+                      " ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace"
+                      " WHERE ns.nspname OPERATOR(pg_catalog.=) $2 AND c.relname OPERATOR(pg_catalog.=) $1)",
                       2, NULL, cv);
         if (rc) {
             free(candidate);
@@ -383,7 +389,8 @@ int bi_form_view(struct bi *bi, const char *tenant, const struct form *f, const 
             const char *uv[4] = {tenant, fid, name, sql};
             const Oid uty[4] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID, DB_TEXTOID};
             if (rc == AX_OK)
-                rc = bi_command(bi, "UPDATE @S.forms SET view_name = $3, view_sql = $4 WHERE tenant = $1 AND form_id = $2",
+                rc = bi_command(bi, "UPDATE @S.forms SET view_name = $3, view_sql = $4"
+                                    " WHERE tenant OPERATOR(pg_catalog.=) $1 AND form_id OPERATOR(pg_catalog.=) $2",
                                 4, uty, uv);
         }
         free(sql);
@@ -409,7 +416,8 @@ int bi_form_statuses(struct bi *bi, const char *tenant, const struct form *f)
                         "INSERT INTO @S.statuses AS x (tenant, form_id, status, status_name, is_final)"
                         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, form_id, status) DO UPDATE SET"
                         " status_name = EXCLUDED.status_name, is_final = EXCLUDED.is_final"
-                        " WHERE (x.status_name, x.is_final) IS DISTINCT FROM (EXCLUDED.status_name, EXCLUDED.is_final)",
+                        " WHERE ROW(x.status_name, x.is_final)::text OPERATOR(pg_catalog.<>)"
+                        " ROW(EXCLUDED.status_name, EXCLUDED.is_final)::text",
                         5, ty, v);
     }
     return rc;

@@ -62,7 +62,7 @@ static char *host_of(const char *dbname, const char *pattern)
     return host;
 }
 
-static int list_entry(struct cfg *cfg, size_t index)
+static int list_entry(struct cfg *cfg, size_t index, const struct db_profile *profile)
 {
     const struct cfg_discover *d = &cfg->discover[index];
     struct db db;
@@ -71,7 +71,7 @@ static int list_entry(struct cfg *cfg, size_t index)
     struct strbuf sb;
 
     snprintf(label, sizeof label, "discover entry %zu", index + 1);
-    int rc = db_connect(&db, d->conninfo, names_database(d->conninfo) ? NULL : "postgres", label);
+    int rc = db_connect(&db, d->conninfo, names_database(d->conninfo) ? NULL : "postgres", label, profile);
     if (rc) {
         log_error("%s: cannot connect: %s", label, db.error);
         db_close(&db);
@@ -84,9 +84,9 @@ static int list_entry(struct cfg *cfg, size_t index)
     const Oid types[2] = {DB_TEXTOID, DB_TEXTARRAYOID};
     rc = db_query(&db, &res, DB_ROWS(1),
                   "SELECT datname FROM pg_catalog.pg_database"
-                  " WHERE datname LIKE $1 AND NOT datistemplate AND datallowconn"
+                  " WHERE datname OPERATOR(pg_catalog.~~) $1 AND NOT datistemplate AND datallowconn"
                   " AND pg_catalog.has_database_privilege(datname, 'CONNECT')"
-                  " AND datname <> ALL ($2) ORDER BY datname",
+                  " AND datname OPERATOR(pg_catalog.<>) ALL ($2) ORDER BY datname",
                   2, types, values);
     free(exclude);
     if (rc) {
@@ -124,11 +124,11 @@ static int list_entry(struct cfg *cfg, size_t index)
     return AX_OK;
 }
 
-size_t discover_tenants(struct cfg *cfg)
+size_t discover_tenants(struct cfg *cfg, const struct db_profile *profile)
 {
     size_t failed = 0;
     for (size_t i = 0; i < cfg->ndiscover; i++)
-        if (list_entry(cfg, i) != AX_OK)
+        if (list_entry(cfg, i, profile) != AX_OK)
             failed++;
     return failed;
 }

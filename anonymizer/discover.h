@@ -8,11 +8,12 @@
 #define DISCOVER_H
 
 #include "config.h"
+#include "db.h"
 
 #include <stddef.h>
 
 /* Adds the discovered tenants to cfg->tenants; returns how many entries
  * could not be read (each reported on stderr). */
-size_t discover_tenants(struct cfg *cfg);
+size_t discover_tenants(struct cfg *cfg, const struct db_profile *profile);
 
 #endif

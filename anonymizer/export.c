@@ -42,6 +42,7 @@
 #include "classify.h"
 #include "kanon.h"
 #include "log.h"
+#include "sqltext.h"
 #include "strbuf.h"
 #include "timeutil.h"
 #include "version.h"
@@ -108,9 +109,7 @@ static int pump(struct db *src, struct db *dst, const char *src_sql, const char 
     PQclear(r);
     if (rc)
         return rc;
-    char *sent = db_sql(src, src_sql);
-    r = PQexec(src->conn, sent);
-    free(sent);
+    r = PQexec(src->conn, src_sql);
     rc = db_check_result(src, r, src_sql, PGRES_COPY_OUT);
     PQclear(r);
     if (rc) {
@@ -230,8 +229,9 @@ static int record_form(struct form_export *x)
                         json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN), x->qi_json, k};
     const Oid ty[7] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_INT4OID};
     int rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
-                      "SELECT NOT EXISTS (SELECT 1 FROM @S.forms WHERE tenant = $1 AND form_id = $2"
-                      " AND quasi_identifiers = $6::jsonb AND min_k = $7)",
+                      "SELECT NOT EXISTS (SELECT 1 FROM @S.forms WHERE tenant OPERATOR(pg_catalog.=) $1"
+                      " AND form_id OPERATOR(pg_catalog.=) $2 AND quasi_identifiers OPERATOR(pg_catalog.=) $6::jsonb"
+                      " AND min_k OPERATOR(pg_catalog.=) $7)",
                       7, ty, v);
     if (rc == AX_OK) {
         x->recheck_all = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -239,13 +239,15 @@ static int record_form(struct form_export *x)
         rc = bi_command(x->bi,
                         "INSERT INTO @S.forms AS f (tenant, form_id, form_slug, form_name, kept_fields, updated_at,"
                         " quasi_identifiers, min_k)"
-                        " VALUES ($1, $2, $3, $4, $5::jsonb, now(), $6::jsonb, $7) ON CONFLICT (tenant, form_id) DO UPDATE SET"
+                        " VALUES ($1, $2, $3, $4, $5::jsonb, pg_catalog.now(), $6::jsonb, $7)"
+                        " ON CONFLICT (tenant, form_id) DO UPDATE SET"
                         " form_slug = EXCLUDED.form_slug, form_name = EXCLUDED.form_name,"
                         " kept_fields = EXCLUDED.kept_fields, updated_at = EXCLUDED.updated_at, deleted_at = NULL,"
                         " quasi_identifiers = EXCLUDED.quasi_identifiers, min_k = EXCLUDED.min_k"
-                        " WHERE (f.form_slug, f.form_name, f.kept_fields, f.deleted_at IS NULL, f.quasi_identifiers, f.min_k)"
-                        " IS DISTINCT FROM (EXCLUDED.form_slug, EXCLUDED.form_name, EXCLUDED.kept_fields, true,"
-                        " EXCLUDED.quasi_identifiers, EXCLUDED.min_k)",
+                        /* a row compared as its text: equal texts, equal values (NULL included) */
+                        " WHERE ROW(f.form_slug, f.form_name, f.kept_fields, f.deleted_at IS NULL, f.quasi_identifiers,"
+                        " f.min_k)::text OPERATOR(pg_catalog.<>) ROW(EXCLUDED.form_slug, EXCLUDED.form_name,"
+                        " EXCLUDED.kept_fields, true, EXCLUDED.quasi_identifiers, EXCLUDED.min_k)::text",
                         7, ty, v);
     }
     if (rc == AX_OK)
@@ -262,14 +264,16 @@ static int lock_watermark(struct form_export *x, struct watermark *w)
     const Oid ty[3] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID};
     int rc = bi_command(x->bi,
                         "INSERT INTO @S.export_state (tenant, form_id, form_slug, updated_at)"
-                        " VALUES ($1, $2, $3, now()) ON CONFLICT (tenant, form_id) DO NOTHING",
+                        " VALUES ($1, $2, $3, pg_catalog.now()) ON CONFLICT (tenant, form_id) DO NOTHING",
                         3, ty, v);
     if (rc == AX_OK)
         rc = bi_query(x->bi, &res, DB_ONE_ROW(3),
-                      "SELECT change_seq, anonymised_until - interval '1 day',"
-                      " (SELECT COALESCE(pg_catalog.range_agg(pg_catalog.int4range(h.submission_id, h.submission_id + 1)),"
-                      "  '{}')::text FROM @S.held_back h WHERE h.tenant = $1 AND h.form_id = $2)"
-                      " FROM @S.export_state WHERE tenant = $1 AND form_id = $2 FOR UPDATE",
+                      "SELECT change_seq, anonymised_until OPERATOR(pg_catalog.-) '1 day'::interval,"
+                      " (SELECT COALESCE(pg_catalog.range_agg(pg_catalog.int4range(h.submission_id,"
+                      "  h.submission_id OPERATOR(pg_catalog.+) 1)), '{}')::text FROM @S.held_back h"
+                      "  WHERE h.tenant OPERATOR(pg_catalog.=) $1 AND h.form_id OPERATOR(pg_catalog.=) $2)"
+                      " FROM @S.export_state WHERE tenant OPERATOR(pg_catalog.=) $1 AND form_id OPERATOR(pg_catalog.=) $2"
+                      " FOR UPDATE",
                       2, ty, v);
     if (rc)
         return rc;
@@ -331,7 +335,8 @@ static int bi_form_empty(struct form_export *x, bool *empty)
     const char *v[2] = {x->t->name, x->fid};
     const Oid ty[2] = {DB_TEXTOID, DB_INT4OID};
     int rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
-                      "SELECT NOT EXISTS (SELECT 1 FROM @S.submissions WHERE tenant = $1 AND form_id = $2)", 2, ty, v);
+                      "SELECT NOT EXISTS (SELECT 1 FROM @S.submissions WHERE tenant OPERATOR(pg_catalog.=) $1"
+                      " AND form_id OPERATOR(pg_catalog.=) $2)", 2, ty, v);
     if (rc)
         return rc;
     *empty = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -367,8 +372,9 @@ static int copy_rows(struct form_export *x, bool *empty)
         /* held back earlier and not sent again: deleted, or not exportable any more */
         if (rc == AX_OK)
             rc = bi_command(x->bi,
-                            "DELETE FROM @S.held_back h WHERE h.tenant = $1 AND h.form_id = $2 AND NOT EXISTS"
-                            " (SELECT 1 FROM pg_temp.anonymizer_stage s WHERE s.submission_id = h.submission_id)",
+                            "DELETE FROM @S.held_back h WHERE h.tenant OPERATOR(pg_catalog.=) $1"
+                            " AND h.form_id OPERATOR(pg_catalog.=) $2 AND NOT EXISTS (SELECT 1 FROM"
+                            " pg_temp.anonymizer_stage s WHERE s.submission_id OPERATOR(pg_catalog.=) h.submission_id)",
                             2, ty, v);
     }
     log_debug("%s: %s: %s %lld rows in %.3f s", x->t->name, x->f->label, x->staged ? "staged" : "copied", x->read,
@@ -388,8 +394,8 @@ static int mark_deleted(struct form_export *x, long long *marked)
 {
     PGresult *res;
     *marked = 0;
-    char *count_sql = ax_asprintf("SELECT count(*) FROM public.%s m WHERE m.anonymised IS NOT NULL"
-                                  " AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text",
+    char *count_sql = ax_asprintf("SELECT pg_catalog.count(*) FROM public.%s m WHERE m.anonymised IS NOT NULL"
+                                  " AND " PLAN_NOT_DRAFT,
                                   x->f->q_table);
     int rc = db_query(&x->t->db, &res, DB_ONE_ROW(1), count_sql, 0, NULL, NULL);
     free(count_sql);
@@ -401,12 +407,15 @@ static int mark_deleted(struct form_export *x, long long *marked)
     const Oid ty[2] = {DB_TEXTOID, DB_INT4OID};
     /* what BI will hold once the staged rows are in: live rows, held-back ones, and the new staged ones */
     if ((rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
-                       "SELECT (SELECT count(*) FROM @S.submissions WHERE tenant = $1 AND form_id = $2"
-                       " AND deleted_at IS NULL) + (SELECT count(*) FROM @S.held_back WHERE tenant = $1 AND form_id = $2)"
-                       " + (SELECT count(*) FROM pg_temp.anonymizer_stage s WHERE NOT EXISTS (SELECT 1 FROM"
-                       " @S.submissions b WHERE b.tenant = $1 AND b.form_id = $2 AND b.submission_id = s.submission_id)"
-                       " AND NOT EXISTS (SELECT 1 FROM @S.held_back h WHERE h.tenant = $1 AND h.form_id = $2"
-                       " AND h.submission_id = s.submission_id))",
+                       "SELECT (SELECT pg_catalog.count(*) FROM @S.submissions WHERE tenant OPERATOR(pg_catalog.=) $1"
+                       " AND form_id OPERATOR(pg_catalog.=) $2 AND deleted_at IS NULL)"
+                       " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM @S.held_back"
+                       " WHERE tenant OPERATOR(pg_catalog.=) $1 AND form_id OPERATOR(pg_catalog.=) $2)"
+                       " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM pg_temp.anonymizer_stage s"
+                       " WHERE NOT EXISTS (SELECT 1 FROM @S.submissions b WHERE b.tenant OPERATOR(pg_catalog.=) $1"
+                       " AND b.form_id OPERATOR(pg_catalog.=) $2 AND b.submission_id OPERATOR(pg_catalog.=) s.submission_id)"
+                       " AND NOT EXISTS (SELECT 1 FROM @S.held_back h WHERE h.tenant OPERATOR(pg_catalog.=) $1"
+                       " AND h.form_id OPERATOR(pg_catalog.=) $2 AND h.submission_id OPERATOR(pg_catalog.=) s.submission_id))",
                        2, ty, v)))
         return rc;
     long long bi_rows = atoll(PQgetvalue(res, 0, 0));
@@ -419,13 +428,15 @@ static int mark_deleted(struct form_export *x, long long *marked)
     free(ids_sql);
     if (rc == AX_OK)
         rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
-                      "WITH d AS (UPDATE @S.submissions b SET deleted_at = now(), exported_at = now()"
-                      " WHERE b.tenant = $1 AND b.form_id = $2"
+                      "WITH d AS (UPDATE @S.submissions b SET deleted_at = pg_catalog.now(), exported_at = pg_catalog.now()"
+                      " WHERE b.tenant OPERATOR(pg_catalog.=) $1 AND b.form_id OPERATOR(pg_catalog.=) $2"
                       " AND b.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_ids i"
-                      " WHERE i.id = b.submission_id) RETURNING 1),"
-                      " h AS (DELETE FROM @S.held_back b WHERE b.tenant = $1 AND b.form_id = $2 AND NOT EXISTS"
-                      " (SELECT 1 FROM pg_temp.anonymizer_ids i WHERE i.id = b.submission_id) RETURNING 1)"
-                      " SELECT count(*) FROM d",
+                      " WHERE i.id OPERATOR(pg_catalog.=) b.submission_id) RETURNING 1),"
+                      " h AS (DELETE FROM @S.held_back b WHERE b.tenant OPERATOR(pg_catalog.=) $1"
+                      " AND b.form_id OPERATOR(pg_catalog.=) $2 AND NOT EXISTS"
+                      " (SELECT 1 FROM pg_temp.anonymizer_ids i WHERE i.id OPERATOR(pg_catalog.=) b.submission_id)"
+                      " RETURNING 1)"
+                      " SELECT pg_catalog.count(*) FROM d",
                       2, ty, v);
     if (rc == AX_OK) {
         *marked = atoll(PQgetvalue(res, 0, 0));
@@ -448,16 +459,18 @@ static int record_progress(struct form_export *x, long long written, const struc
     const Oid hty[3] = {DB_TEXTOID, DB_INT4OID, DB_INT8OID};
     int rc = bi_command(x->bi,
                         "UPDATE @S.export_state SET form_slug = $3, change_seq = $4, anonymised_until = $5,"
-                        " rows_exported = rows_exported + $6, updated_at = now(), smallest_group = $7"
-                        " WHERE tenant = $1 AND form_id = $2",
+                        " rows_exported = rows_exported OPERATOR(pg_catalog.+) $6, updated_at = pg_catalog.now(),"
+                        " smallest_group = $7"
+                        " WHERE tenant OPERATOR(pg_catalog.=) $1 AND form_id OPERATOR(pg_catalog.=) $2",
                         7, ty, v);
     if (rc == AX_OK)
-        rc = bi_command(x->bi, "UPDATE @S.export_state SET held_back = $3 WHERE tenant = $1 AND form_id = $2", 3,
-                        hty, hv);
+        rc = bi_command(x->bi, "UPDATE @S.export_state SET held_back = $3 WHERE tenant OPERATOR(pg_catalog.=) $1"
+                        " AND form_id OPERATOR(pg_catalog.=) $2", 3, hty, hv);
     if (rc == AX_OK && !x->dry_run) {
         const char *rv[3] = {x->app->run_id, x->t->name, n};
         const Oid rty[3] = {DB_TEXTOID, DB_TEXTOID, DB_INT8OID};
-        rc = bi_command(x->bi, "UPDATE @S.runs SET rows_exported = rows_exported + $3 WHERE run_id = $1::uuid AND tenant = $2",
+        rc = bi_command(x->bi, "UPDATE @S.runs SET rows_exported = rows_exported OPERATOR(pg_catalog.+) $3"
+                        " WHERE run_id OPERATOR(pg_catalog.=) $1::uuid AND tenant OPERATOR(pg_catalog.=) $2",
                         3, rty, rv);
     }
     return rc;
@@ -589,16 +602,17 @@ static void bi_run_row(struct bi *bi, const struct app *app, const char *tenant,
     int rc;
     if (strcmp(outcome, "running") == 0) {
         /* rows of this tenant still running are from an export that died: we hold the tenant lock */
-        rc = bi_command(bi, "UPDATE @S.runs SET outcome = 'crashed' WHERE tenant = $2 AND outcome = 'running'"
-                            " AND run_id <> $1::uuid", 2, ty, v);
+        rc = bi_command(bi, "UPDATE @S.runs SET outcome = 'crashed' WHERE tenant OPERATOR(pg_catalog.=) $2"
+                            " AND outcome OPERATOR(pg_catalog.=) 'running' AND run_id OPERATOR(pg_catalog.<>) $1::uuid",
+                            2, ty, v);
         if (rc == AX_OK)
-            rc = bi_command(bi, "INSERT INTO @S.runs (run_id, tenant, started_at, outcome) VALUES ($1::uuid, $2, now(), $3)",
-                            3, ty, v);
+            rc = bi_command(bi, "INSERT INTO @S.runs (run_id, tenant, started_at, outcome)"
+                                " VALUES ($1::uuid, $2, pg_catalog.now(), $3)", 3, ty, v);
     } else {
         db_rollback_quietly(&bi->db);
         rc = bi_command(bi,
-                        "UPDATE @S.runs SET finished_at = now(), outcome = $3, error = $4"
-                        " WHERE run_id = $1::uuid AND tenant = $2",
+                        "UPDATE @S.runs SET finished_at = pg_catalog.now(), outcome = $3, error = $4"
+                        " WHERE run_id OPERATOR(pg_catalog.=) $1::uuid AND tenant OPERATOR(pg_catalog.=) $2",
                         4, ty, v);
     }
     if (rc)
@@ -705,11 +719,13 @@ static int mark_deleted_forms(struct bi *bi, const struct tenant *t, bool dry_ru
     int rc = bi_begin(bi);
     if (rc == AX_OK)
         rc = bi_query(bi, &res, DB_ONE_ROW(2),
-                      "WITH f AS (UPDATE @S.forms SET deleted_at = now() WHERE tenant = $1 AND deleted_at IS NULL"
-                      " AND NOT (form_id = ANY ($2::integer[])) RETURNING form_id),"
-                      " s AS (UPDATE @S.submissions b SET deleted_at = now(), exported_at = now() FROM f WHERE b.tenant = $1"
-                      " AND b.form_id = f.form_id AND b.deleted_at IS NULL RETURNING 1)"
-                      " SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM s)",
+                      "WITH f AS (UPDATE @S.forms SET deleted_at = pg_catalog.now() WHERE tenant OPERATOR(pg_catalog.=) $1"
+                      " AND deleted_at IS NULL AND NOT (form_id OPERATOR(pg_catalog.=) ANY ($2::integer[]))"
+                      " RETURNING form_id),"
+                      " s AS (UPDATE @S.submissions b SET deleted_at = pg_catalog.now(), exported_at = pg_catalog.now()"
+                      " FROM f WHERE b.tenant OPERATOR(pg_catalog.=) $1"
+                      " AND b.form_id OPERATOR(pg_catalog.=) f.form_id AND b.deleted_at IS NULL RETURNING 1)"
+                      " SELECT (SELECT pg_catalog.count(*) FROM f), (SELECT pg_catalog.count(*) FROM s)",
                       2, ty, v);
     if (rc == AX_OK) {
         if (atoll(PQgetvalue(res, 0, 0)) > 0)

@@ -69,7 +69,8 @@ static int create_missing_roles(FILE *out, struct db *db, const char *const *rol
     for (size_t i = 0; i < n; i++) {
         PGresult *res;
         const char *values[1] = {roles[i]};
-        int rc = db_query(db, &res, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)",
+        int rc = db_query(db, &res, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles"
+                          " WHERE rolname OPERATOR(pg_catalog.=) $1)",
                           1, NULL, values);
         if (rc)
             return rc;
@@ -97,14 +98,17 @@ static int owned_schema(FILE *out, struct db *db, const char *schema, const char
     PGresult *res;
     const char *values[1] = {schema};
     int rc = db_query(db, &res, DB_ROWS(2),
-                      "SELECT c.relname, c.relkind = 'S' FROM pg_catalog.pg_class c"
-                      " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                      " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'S', 'v') ORDER BY c.relname",
+                      "SELECT c.relname, c.relkind OPERATOR(pg_catalog.=) 'S' FROM pg_catalog.pg_class c"
+                      " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+                      " WHERE n.nspname OPERATOR(pg_catalog.=) $1"
+                      " AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S,v}'::pg_catalog.\"char\"[])"
+                      " ORDER BY c.relname",
                       1, NULL, values);
     if (rc)
         return rc;
     PGresult *ns;
-    if ((rc = db_query(db, &ns, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+    if ((rc = db_query(db, &ns, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace"
+                       " WHERE nspname OPERATOR(pg_catalog.=) $1)",
                        1, NULL, values))) {
         PQclear(res);
         return rc;
@@ -187,7 +191,8 @@ static enum tenant_outcome tenant_grants(const struct app *app, struct app_tenan
 static int bi_grants(const struct app *app, const struct grants_options *o, FILE *out)
 {
     struct db db;
-    int rc = db_connect(&db, app->cfg->bi.conninfo, NULL, "bi");
+    struct db_profile profile = app_db_profile(app->cfg, true);
+    int rc = db_connect(&db, app->cfg->bi.conninfo, NULL, "bi", &profile);
     if (rc) {
         log_error("bi: cannot connect: %s", db.error);
         db_close(&db);

@@ -25,6 +25,7 @@
 #include "kanon.h"
 #include "ax.h"
 #include "log.h"
+#include "sqltext.h"
 #include "timeutil.h"
 
 #include <stdio.h>
@@ -33,10 +34,10 @@
 
 /* The group of published values: times, channel, and the hash of the quasi-identifying fields. */
 #define QI_OF(rt, dt, ch, qh) "pg_catalog.hash_record_extended(ROW(" rt ", " dt ", " ch ", " qh "), 0)"
-#define FIELDS_HASH(x) "pg_catalog.jsonb_hash_extended(" x ".fields - $3::text[], 0)"
+#define FIELDS_HASH(x) "pg_catalog.jsonb_hash_extended(" x ".fields OPERATOR(pg_catalog.-) $3::text[], 0)"
 
 /* The rows of the form in BI, alias b. */
-#define FORM_ROWS "@S.submissions b WHERE b.tenant = $1 AND b.form_id = $2"
+#define FORM_ROWS "@S.submissions b WHERE b.tenant OPERATOR(pg_catalog.=) $1 AND b.form_id OPERATOR(pg_catalog.=) $2"
 
 /* The staged rows' quasi-identifiers, undecided. */
 static const char candidates_sql[] =
@@ -56,20 +57,24 @@ static const char decide_sql[] =
     "   LATERAL (SELECT COALESCE(pg_catalog.date_trunc($6, c.receipt_time, $5), c.receipt_time) AS rt,"
     "   COALESCE(pg_catalog.date_trunc($6, c.done_time, $5), c.done_time) AS dt) x WHERE c.level IS NULL),"
     " pool AS (SELECT h.qi, true AS candidate FROM h"
-    "   UNION ALL SELECT b.qi_group, false FROM " FORM_ROWS " AND b.qi_group IN (SELECT qi FROM h)"
-    "   AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_cand s WHERE s.submission_id = b.submission_id)"
+    "   UNION ALL SELECT b.qi_group, false FROM " FORM_ROWS " AND b.qi_group OPERATOR(pg_catalog.=) ANY (SELECT qi FROM h)"
+    "   AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_cand s"
+    "    WHERE s.submission_id OPERATOR(pg_catalog.=) b.submission_id)"
     "   UNION ALL SELECT d.qi, false FROM pg_temp.anonymizer_cand d WHERE d.level IS NOT NULL"
-    "   AND d.qi IN (SELECT qi FROM h)),"
-    " big AS (SELECT qi FROM pool GROUP BY qi HAVING count(*) >= $4 AND bool_or(candidate)),"
+    "   AND d.qi OPERATOR(pg_catalog.=) ANY (SELECT qi FROM h)),"
+    " big AS (SELECT qi FROM pool GROUP BY qi"
+    "   HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) $4 AND pg_catalog.bool_or(candidate)),"
     " u AS (UPDATE pg_temp.anonymizer_cand c SET level = COALESCE($6, ''), qi = h.qi, receipt_time = h.rt,"
-    "   done_time = h.dt FROM h JOIN big ON big.qi = h.qi WHERE c.submission_id = h.submission_id RETURNING 1)"
-    "SELECT count(*) FROM u";
+    "   done_time = h.dt FROM h JOIN big ON big.qi OPERATOR(pg_catalog.=) h.qi"
+    "   WHERE c.submission_id OPERATOR(pg_catalog.=) h.submission_id RETURNING 1)"
+    "SELECT pg_catalog.count(*) FROM u";
 
 /* The groups the staged rows leave or change (their BI rows are replaced or withdrawn): checked after. */
 static const char old_groups_sql[] =
     "INSERT INTO pg_temp.anonymizer_groups SELECT DISTINCT b.qi_group FROM " FORM_ROWS
     " AND b.qi_group IS NOT NULL AND EXISTS (SELECT 1 FROM pg_temp.anonymizer_cand c"
-    " WHERE c.submission_id = b.submission_id AND (c.level IS NULL OR c.qi IS DISTINCT FROM b.qi_group))";
+    " WHERE c.submission_id OPERATOR(pg_catalog.=) b.submission_id"
+    " AND (c.level IS NULL OR " SQL_DISTINCT("c.qi", "b.qi_group") "))";
 
 static const char all_groups_sql[] =
     "INSERT INTO pg_temp.anonymizer_groups SELECT DISTINCT b.qi_group FROM " FORM_ROWS;
@@ -77,8 +82,9 @@ static const char all_groups_sql[] =
 /* Rows of BI whose new version is held back: out of BI until their group is large enough. */
 static const char withdraw_staged_sql[] =
     "WITH d AS (DELETE FROM @S.submissions b USING pg_temp.anonymizer_cand c"
-    " WHERE b.tenant = $1 AND b.form_id = $2 AND b.submission_id = c.submission_id AND c.level IS NULL RETURNING 1)"
-    " SELECT count(*) FROM d";
+    " WHERE b.tenant OPERATOR(pg_catalog.=) $1 AND b.form_id OPERATOR(pg_catalog.=) $2"
+    " AND b.submission_id OPERATOR(pg_catalog.=) c.submission_id AND c.level IS NULL RETURNING 1)"
+    " SELECT pg_catalog.count(*) FROM d";
 
 /* What a merge writes: new rows inserted, changed ones updated, identical ones left alone. */
 #define MERGE_TAIL                                                                                                 \
@@ -90,30 +96,34 @@ static const char withdraw_staged_sql[] =
     " criticality_level = EXCLUDED.criticality_level, processing_time = EXCLUDED.processing_time,"                \
     " fields = EXCLUDED.fields, done_time = EXCLUDED.done_time, time_precision = EXCLUDED.time_precision,"         \
     " exported_at = EXCLUDED.exported_at, deleted_at = NULL, qi_group = EXCLUDED.qi_group"                        \
-    " WHERE (b.form_slug, b.receipt_time, b.last_update_time, b.anonymised_at, b.status, b.status_name,"          \
+    " WHERE ROW(b.form_slug, b.receipt_time, b.last_update_time, b.anonymised_at, b.status, b.status_name,"      \
     "  b.is_final, b.channel, b.backoffice_submission, b.criticality_level, b.processing_time, b.fields,"         \
-    "  b.done_time, b.time_precision, b.deleted_at IS NULL, b.qi_group)"                                          \
-    " IS DISTINCT FROM (EXCLUDED.form_slug, EXCLUDED.receipt_time, EXCLUDED.last_update_time,"                    \
+    "  b.done_time, b.time_precision, b.deleted_at IS NULL, b.qi_group)::text"                                    \
+    " OPERATOR(pg_catalog.<>) ROW(EXCLUDED.form_slug, EXCLUDED.receipt_time, EXCLUDED.last_update_time,"          \
     "  EXCLUDED.anonymised_at, EXCLUDED.status, EXCLUDED.status_name, EXCLUDED.is_final, EXCLUDED.channel,"       \
     "  EXCLUDED.backoffice_submission, EXCLUDED.criticality_level, EXCLUDED.processing_time,"                     \
-    "  EXCLUDED.fields, EXCLUDED.done_time, EXCLUDED.time_precision, true, EXCLUDED.qi_group)"                    \
-    " RETURNING b.xmax = 0 AS inserted)"                                                                          \
-    " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+    "  EXCLUDED.fields, EXCLUDED.done_time, EXCLUDED.time_precision, true, EXCLUDED.qi_group)::text"              \
+    " RETURNING b.xmax OPERATOR(pg_catalog.=) '0'::xid AS inserted)"                                              \
+    " SELECT pg_catalog.count(*) FILTER (WHERE inserted), pg_catalog.count(*) FILTER (WHERE NOT inserted) FROM up"
 
 /* Every staged row as it is (min_k 1). */
 static const char merge_all_sql[] =
     "WITH up AS (INSERT INTO @S.submissions AS b (" BI_SUBMISSION_COLUMNS ", exported_at, deleted_at, qi_group)"
-    " SELECT " BI_SUBMISSION_COLUMNS ", now(), NULL, NULL FROM pg_temp.anonymizer_stage" MERGE_TAIL;
+    " SELECT " BI_SUBMISSION_COLUMNS ", pg_catalog.now(), NULL, NULL FROM pg_temp.anonymizer_stage" MERGE_TAIL;
 
 /* The decided rows, their times truncated to the level of their decision ('': as staged). */
-#define AT_LEVEL(col) "CASE WHEN c.level = '' THEN s." col " ELSE pg_catalog.date_trunc(c.level, s." col ", $5) END"
+#define AT_LEVEL(col)                                                                                        \
+    "CASE WHEN c.level OPERATOR(pg_catalog.=) '' THEN s." col " ELSE pg_catalog.date_trunc(c.level, s." col ", $5) END"
 static const char merge_decided_sql[] =
     "WITH up AS (INSERT INTO @S.submissions AS b (" BI_SUBMISSION_COLUMNS ", exported_at, deleted_at, qi_group)"
     " SELECT s.tenant, s.form_id, s.form_slug, s.submission_id, c.receipt_time, " AT_LEVEL("last_update_time") ","
     " " AT_LEVEL("anonymised_at") ", s.status, s.status_name, s.is_final, s.channel, s.backoffice_submission,"
-    " s.criticality_level, COALESCE(c.done_time, " AT_LEVEL("last_update_time") ") - c.receipt_time, s.fields,"
-    " c.done_time, CASE WHEN c.level = '' THEN s.time_precision ELSE c.level END, now(), NULL, c.qi"
-    " FROM pg_temp.anonymizer_stage s JOIN pg_temp.anonymizer_cand c ON c.submission_id = s.submission_id"
+    " s.criticality_level, COALESCE(c.done_time, " AT_LEVEL("last_update_time") ") OPERATOR(pg_catalog.-)"
+    " c.receipt_time, s.fields,"
+    " c.done_time, CASE WHEN c.level OPERATOR(pg_catalog.=) '' THEN s.time_precision ELSE c.level END,"
+    " pg_catalog.now(), NULL, c.qi"
+    " FROM pg_temp.anonymizer_stage s JOIN pg_temp.anonymizer_cand c"
+    " ON c.submission_id OPERATOR(pg_catalog.=) s.submission_id"
     " WHERE c.level IS NOT NULL" MERGE_TAIL;
 
 /* The same into a form BI holds nothing of yet (a first export): nothing to merge with, a plain insert. */
@@ -121,9 +131,12 @@ static const char insert_decided_sql[] =
     "INSERT INTO @S.submissions (" BI_SUBMISSION_COLUMNS ", exported_at, deleted_at, qi_group)"
     " SELECT s.tenant, s.form_id, s.form_slug, s.submission_id, c.receipt_time, " AT_LEVEL("last_update_time") ","
     " " AT_LEVEL("anonymised_at") ", s.status, s.status_name, s.is_final, s.channel, s.backoffice_submission,"
-    " s.criticality_level, COALESCE(c.done_time, " AT_LEVEL("last_update_time") ") - c.receipt_time, s.fields,"
-    " c.done_time, CASE WHEN c.level = '' THEN s.time_precision ELSE c.level END, now(), NULL, c.qi"
-    " FROM pg_temp.anonymizer_stage s JOIN pg_temp.anonymizer_cand c ON c.submission_id = s.submission_id"
+    " s.criticality_level, COALESCE(c.done_time, " AT_LEVEL("last_update_time") ") OPERATOR(pg_catalog.-)"
+    " c.receipt_time, s.fields,"
+    " c.done_time, CASE WHEN c.level OPERATOR(pg_catalog.=) '' THEN s.time_precision ELSE c.level END,"
+    " pg_catalog.now(), NULL, c.qi"
+    " FROM pg_temp.anonymizer_stage s JOIN pg_temp.anonymizer_cand c"
+    " ON c.submission_id OPERATOR(pg_catalog.=) s.submission_id"
     " WHERE c.level IS NOT NULL";
 
 /* Held back: their ids, and none of those now published. */
@@ -131,19 +144,22 @@ static const char hold_sql[] =
     "WITH i AS (INSERT INTO @S.held_back (tenant, form_id, submission_id)"
     " SELECT $1, $2, c.submission_id FROM pg_temp.anonymizer_cand c WHERE c.level IS NULL"
     " ON CONFLICT DO NOTHING RETURNING 1),"
-    " d AS (DELETE FROM @S.held_back h USING pg_temp.anonymizer_cand c WHERE h.tenant = $1 AND h.form_id = $2"
-    " AND h.submission_id = c.submission_id AND c.level IS NOT NULL RETURNING 1)"
-    " SELECT (SELECT count(*) FROM i) + (SELECT count(*) FROM d)";
+    " d AS (DELETE FROM @S.held_back h USING pg_temp.anonymizer_cand c WHERE h.tenant OPERATOR(pg_catalog.=) $1"
+    " AND h.form_id OPERATOR(pg_catalog.=) $2 AND h.submission_id OPERATOR(pg_catalog.=) c.submission_id"
+    " AND c.level IS NOT NULL RETURNING 1)"
+    " SELECT (SELECT pg_catalog.count(*) FROM i) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM d)";
 
 /* A group that fell under min_k (a row left it, or k grew): its rows go back to held_back. */
 static const char withdraw_small_sql[] =
     "WITH small AS (SELECT b.qi_group FROM " FORM_ROWS
-    "   AND b.qi_group IN (SELECT qi_group FROM pg_temp.anonymizer_groups) GROUP BY 1 HAVING count(*) < $4),"
-    " d AS (DELETE FROM @S.submissions b USING small WHERE b.tenant = $1 AND b.form_id = $2"
-    "   AND b.qi_group = small.qi_group RETURNING b.submission_id),"
+    "   AND b.qi_group OPERATOR(pg_catalog.=) ANY (SELECT qi_group FROM pg_temp.anonymizer_groups) GROUP BY 1"
+    "   HAVING pg_catalog.count(*) OPERATOR(pg_catalog.<) $4),"
+    " d AS (DELETE FROM @S.submissions b USING small WHERE b.tenant OPERATOR(pg_catalog.=) $1"
+    "   AND b.form_id OPERATOR(pg_catalog.=) $2"
+    "   AND b.qi_group OPERATOR(pg_catalog.=) small.qi_group RETURNING b.submission_id),"
     " i AS (INSERT INTO @S.held_back (tenant, form_id, submission_id) SELECT $1, $2, d.submission_id FROM d"
     "   ON CONFLICT DO NOTHING RETURNING 1)"
-    " SELECT count(*) FROM d";
+    " SELECT pg_catalog.count(*) FROM d";
 
 /* Every row's group again (the harmless fields changed). */
 static const char recompute_sql[] =
@@ -202,7 +218,8 @@ int kanon_queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *
         int rc = queue(bi, pipe, kp, merge_all_sql, 0, NULL, &r->inserted, &r->updated);
         /* held back under a larger k earlier: published now */
         if (rc == AX_OK)
-            rc = queue(bi, pipe, kp, "DELETE FROM @S.held_back WHERE tenant = $1 AND form_id = $2", 0, NULL, NULL, NULL);
+            rc = queue(bi, pipe, kp, "DELETE FROM @S.held_back WHERE tenant OPERATOR(pg_catalog.=) $1"
+                                     " AND form_id OPERATOR(pg_catalog.=) $2", 0, NULL, NULL, NULL);
         return rc;
     }
     int rc = queue(bi, pipe, kp, candidates_sql, 0, NULL, NULL, NULL);
@@ -229,15 +246,15 @@ int kanon_queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *
     if (rc == AX_OK && !kp->form_empty)
         rc = queue(bi, pipe, kp, withdraw_small_sql, 0, NULL, &r->withdrawn_parts[1], NULL);
     if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, "SELECT count(*) FROM pg_temp.anonymizer_cand WHERE level IS NULL", 0, NULL, &r->held,
-                   NULL);
+        rc = queue(bi, pipe, kp, "SELECT pg_catalog.count(*) FROM pg_temp.anonymizer_cand WHERE level IS NULL", 0, NULL,
+                   &r->held, NULL);
     /* by hash only: the same hash that groups the rows */
     if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, "SELECT min(n) FROM (SELECT count(*) AS n FROM " FORM_ROWS " GROUP BY b.qi_group) x", 0,
-                   NULL, &r->smallest, NULL);
+        rc = queue(bi, pipe, kp, "SELECT pg_catalog.min(n) FROM (SELECT pg_catalog.count(*) AS n FROM " FORM_ROWS
+                                 " GROUP BY b.qi_group) x", 0, NULL, &r->smallest, NULL);
     if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, "SELECT count(*) FROM @S.held_back WHERE tenant = $1 AND form_id = $2", 0, NULL,
-                   &r->held_total, NULL);
+        rc = queue(bi, pipe, kp, "SELECT pg_catalog.count(*) FROM @S.held_back WHERE tenant OPERATOR(pg_catalog.=) $1"
+                                 " AND form_id OPERATOR(pg_catalog.=) $2", 0, NULL, &r->held_total, NULL);
     return rc;
 }
 

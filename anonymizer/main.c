@@ -440,7 +440,8 @@ static int discover(struct app *app)
 {
     if (app->cfg->ndiscover == 0)
         return GO_ON;
-    app->discovery_failures = discover_tenants(app->cfg);
+    struct db_profile profile = app_db_profile(app->cfg, true);
+    app->discovery_failures = discover_tenants(app->cfg, &profile);
     const struct cfg_form *f = cfg_unknown_form_tenant(app->cfg);
     if (f && app->discovery_failures == 0) {
         log_error("%s: forms: unknown tenant \"%s\" (neither listed nor discovered)", app->cfg->path, f->tenant);

@@ -7,6 +7,7 @@
  */
 #include "plan.h"
 #include "ax.h"
+#include "sqltext.h"
 #include "strbuf.h"
 #include "tenant.h"
 
@@ -27,9 +28,6 @@ const Oid plan_report_param_types[PLAN_REPORT_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_TIMESTAMPTZOID, DB_TIMESTAMPTZOID,
     DB_INT4OID, DB_JSONBOID, DB_TIMESTAMPTZOID,
 };
-
-/* ISO 8601 in UTC, to the second */
-#define ISO(x) "pg_catalog.to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 static const struct column *find_col(const struct form *f, const char *name)
 {
@@ -158,13 +156,17 @@ static char *block_keys(const struct form *f)
 static void trimmed_block(struct strbuf *sb, const char *value, const char *keys)
 {
     sb_appendf(sb,
-               "CASE WHEN pg_catalog.jsonb_typeof(%s) = 'object' THEN (SELECT pg_catalog.jsonb_object_agg(k.key,"
-               " CASE WHEN k.key = 'data' THEN CASE WHEN pg_catalog.jsonb_typeof(k.value) = 'array' THEN"
-               " (SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN pg_catalog.jsonb_typeof(e.value) = 'object' THEN"
-               " (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
-               " FROM pg_catalog.jsonb_each(e.value) s WHERE %s ? s.key) END ORDER BY e.n), '[]'::jsonb)"
+               "CASE WHEN pg_catalog.jsonb_typeof(%s) OPERATOR(pg_catalog.=) 'object' THEN"
+               " (SELECT pg_catalog.jsonb_object_agg(k.key,"
+               " CASE WHEN k.key OPERATOR(pg_catalog.=) 'data' THEN"
+               " CASE WHEN pg_catalog.jsonb_typeof(k.value) OPERATOR(pg_catalog.=) 'array' THEN"
+               " (SELECT COALESCE(pg_catalog.jsonb_agg(CASE WHEN pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=)"
+               " 'object' THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
+               " FROM pg_catalog.jsonb_each(e.value) s WHERE %s OPERATOR(pg_catalog.?) s.key) END ORDER BY e.n),"
+               " '[]'::jsonb)"
                " FROM pg_catalog.jsonb_array_elements(k.value) WITH ORDINALITY e (value, n)) END"
-               " ELSE k.value END) FROM pg_catalog.jsonb_each(%s) k WHERE k.key IN ('data', 'schema')) END",
+               " ELSE k.value END) FROM pg_catalog.jsonb_each(%s) k"
+               " WHERE k.key OPERATOR(pg_catalog.=) ANY ('{data,schema}'::pg_catalog.text[])) END",
                value, keys, value);
 }
 
@@ -191,7 +193,7 @@ static char *set_list(const struct form *f)
         if (col_is_nulled(c->cls)) {
             sb_appendf(&sb, "%s = NULL,\n  ", c->qname);
         } else if (c->cls == COL_BLOCK) {
-            char *value = ax_asprintf("m.%s", c->qname), *keys = ax_asprintf("($8 -> %zu)", block++);
+            char *value = ax_asprintf("m.%s", c->qname), *keys = ax_asprintf("($8 OPERATOR(pg_catalog.->) %zu)", block++);
             sb_appendf(&sb, "%s = ", c->qname);
             trimmed_block(&sb, value, keys);
             sb_append(&sb, ",\n  ");
@@ -205,9 +207,10 @@ static char *set_list(const struct form *f)
         sb_append(&sb, ",\n  ");
     }
     if (find_col(f, "statistics_data"))
-        sb_append(&sb, "statistics_data = CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object'"
-                       " THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
-                       " FROM pg_catalog.jsonb_each(m.statistics_data) s WHERE s.key = ANY ($4)) END,\n  ");
+        sb_append(&sb, "statistics_data = CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=)"
+                       " 'object' THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
+                       " FROM pg_catalog.jsonb_each(m.statistics_data) s WHERE s.key OPERATOR(pg_catalog.=) ANY ($4))"
+                       " END,\n  ");
     sb_append(&sb, "anonymised = COALESCE(m.anonymised, $7)");
     return sb_finish(&sb);
 }
@@ -238,11 +241,11 @@ void plan_prepare(struct form *f, const struct plan_tenant *t)
             sb_appendf(&dirty, "w.%s IS NOT NULL OR ", t->allforms_personal[i]);
         }
         sb_append(&set, "statistics_data = m.statistics_data, anonymised = m.anonymised");
-        sb_append(&dirty, "w.statistics_data IS DISTINCT FROM m.statistics_data"
-                          " OR w.anonymised IS DISTINCT FROM m.anonymised");
+        sb_append(&dirty, SQL_DISTINCT("w.statistics_data", "m.statistics_data")
+                          " OR " SQL_DISTINCT("w.anonymised", "m.anonymised"));
         if (resets_id_display(f) && t->allforms_has_id_display) {
             sb_append(&set, ", id_display = m.id_display");
-            sb_append(&dirty, " OR w.id_display::pg_catalog.text IS DISTINCT FROM m.id_display::pg_catalog.text");
+            sb_append(&dirty, " OR " SQL_DISTINCT("w.id_display::pg_catalog.text", "m.id_display::pg_catalog.text"));
         }
         sb_append(&dirty, ")");
         s->allforms_set = sb_finish(&set);
@@ -280,11 +283,12 @@ static char *pred_final(const struct form *f, const char *const p[], enum plan_s
     struct strbuf sb, tmp;
     sb_init(&sb);
     if (f->sql.endpoints) {
-        sb_appendf(&sb, "COALESCE(m.status = ANY (%s), false)", p[3]);
+        sb_appendf(&sb, "COALESCE(m.status OPERATOR(pg_catalog.=) ANY (%s), false)", p[3]);
     } else if (f->sql.allforms) {
         /* without a definition, the w.c.s. trigger's verdict */
         sb_init(&tmp);
-        sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND w.is_at_endpoint", p[2]);
+        sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) %s"
+                         " AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint", p[2]);
         related(&sb, style, tmp.buf);
         sb_free(&tmp);
     } else {
@@ -303,7 +307,8 @@ static char *pred_unknown(const struct form *f, const char *const p[], enum plan
         return ax_strdup("true");
     sb_init(&sb);
     sb_init(&tmp);
-    sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id", p[2]);
+    sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) %s"
+                     " AND w.id OPERATOR(pg_catalog.=) m.id", p[2]);
     sb_append(&sb, "NOT ");
     related(&sb, style, tmp.buf);
     sb_free(&tmp);
@@ -333,9 +338,14 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
         if (col_is_nulled(c->cls)) {
             sb_appendf(&sb, "%sm.%s IS NOT NULL", sep, c->qname);
         } else if (c->cls == COL_BLOCK) {
-            char *value = ax_asprintf("m.%s", c->qname), *keys = ax_asprintf("(%s -> %zu)", p[8], block++);
-            sb_appendf(&sb, "%sm.%s IS DISTINCT FROM ", sep, c->qname);
-            trimmed_block(&sb, value, keys);
+            char *value = ax_asprintf("m.%s", c->qname);
+            char *keys = ax_asprintf("(%s OPERATOR(pg_catalog.->) %zu)", p[8], block++);
+            struct strbuf trimmed;
+            sb_init(&trimmed);
+            trimmed_block(&trimmed, value, keys);
+            sb_append(&sb, sep);
+            sql_distinct(&sb, value, trimmed.buf);
+            sb_free(&trimmed);
             free(value);
             free(keys);
         } else {
@@ -344,27 +354,31 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
         sep = "\n    OR ";
     }
     if (resets_id_display(f)) {
-        sb_appendf(&sb, "%sm.id_display::pg_catalog.text IS DISTINCT FROM ", sep);
-        default_id_display(&sb, "m", p[2]);
+        struct strbuf reset;
+        sb_init(&reset);
+        default_id_display(&reset, "m", p[2]);
+        sb_append(&sb, sep);
+        sql_distinct(&sb, "m.id_display::pg_catalog.text", reset.buf);
+        sb_free(&reset);
         sep = "\n    OR ";
     }
     if (find_col(f, "statistics_data")) {
         sb_appendf(&sb,
-                   "%s(CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object'"
+                   "%s(CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object'"
                    " THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k"
-                   " WHERE k <> ALL (%s)) ELSE m.statistics_data IS NOT NULL END)",
+                   " WHERE k OPERATOR(pg_catalog.<>) ALL (%s)) ELSE m.statistics_data IS NOT NULL END)",
                    sep, p[4]);
         sep = "\n    OR ";
     }
     if (f->q_evo) {
-        sb_appendf(&tmp, "public.%s e WHERE e.formdata_id = m.id"
+        sb_appendf(&tmp, "public.%s e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id"
                          " AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL)", f->q_evo);
         dirty_related(&sb, &sep, style, tmp.buf);
         sb_reset(&tmp);
     }
     if (f->sql.allforms_dirty) {
-        sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id = %s AND w.id = m.id AND %s", p[2],
-                   f->sql.allforms_dirty);
+        sb_appendf(&tmp, "public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) %s"
+                         " AND w.id OPERATOR(pg_catalog.=) m.id AND %s", p[2], f->sql.allforms_dirty);
         dirty_related(&sb, &sep, style, tmp.buf);
     }
     sb_free(&tmp);
@@ -385,7 +399,8 @@ static char *pred_ref(const struct form *f, const char *final)
     if (!find_col(f, "statistics_data"))
         return ax_strdup(PLAN_ACTIVITY);
     return ax_asprintf("CASE WHEN %s THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data,"
-                       " '$.\"done-datetime\".datetime()', '{}', true) #>> '{}')::timestamptz, " PLAN_ACTIVITY
+                       " '$.\"done-datetime\".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, "
+                       PLAN_ACTIVITY
                        ") ELSE " PLAN_ACTIVITY " END",
                        final);
 }
@@ -402,13 +417,13 @@ void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enu
     /* a submission with no date at all has no age to spare it: due (privacy by default) */
     if (f->anonymise)
         sb_appendf(&sb,
-                   "COALESCE((%s) < %s, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text"
-                   " AND %s)%s)",
+                   "COALESCE((%s) OPERATOR(pg_catalog.<) %s, true) AND ((" PLAN_NOT_DRAFT " AND %s)%s)",
                    out->ref, p[1],
                    f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : out->final,
-                   f->pol.drafts == CFG_DRAFTS_ANONYMISE ? " OR m.status = 'draft'" : "");
+                   f->pol.drafts == CFG_DRAFTS_ANONYMISE ? " OR m.status OPERATOR(pg_catalog.=) 'draft'" : "");
     else if (f->pol.drafts == CFG_DRAFTS_ANONYMISE)
-        sb_appendf(&sb, "COALESCE(" PLAN_ACTIVITY " < %s, true) AND m.status = 'draft'", p[1]);
+        sb_appendf(&sb, "COALESCE(" PLAN_ACTIVITY " OPERATOR(pg_catalog.<) %s, true)"
+                        " AND m.status OPERATOR(pg_catalog.=) 'draft'", p[1]);
     else
         sb_append(&sb, "false");
     out->due_base = sb_detach(&sb);
@@ -444,7 +459,8 @@ void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const c
 
 /* -- batches ---------------------------------------------------------------------- */
 
-static const char drafts_pred[] = "m.status = 'draft' AND COALESCE(" PLAN_ACTIVITY " < $1, true)";
+static const char drafts_pred[] =
+    "m.status OPERATOR(pg_catalog.=) 'draft' AND COALESCE(" PLAN_ACTIVITY " OPERATOR(pg_catalog.<) $1, true)";
 
 static const char *batch_pred(const struct form *f, enum plan_batch kind)
 {
@@ -461,19 +477,19 @@ static void batch_tail(struct strbuf *sb, const struct form *f, bool anonymise, 
     if (evo)
         sb_appendf(sb,
                    ",\nevo AS (UPDATE public.%s e SET who = NULL, comment = NULL, parts = NULL"
-                   " WHERE e.formdata_id = ANY (ARRAY(SELECT l.id FROM %s l))"
+                   " WHERE e.formdata_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT l.id FROM %s l))"
                    " AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) RETURNING 1)",
                    f->q_evo, rows);
     /* by primary key: a join could read the whole tenant-wide table per batch */
     if (tc)
-        sb_appendf(sb, ",\ntc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY("
+        sb_appendf(sb, ",\ntc AS (DELETE FROM public.tracking_codes c WHERE c.id OPERATOR(pg_catalog.=) ANY (ARRAY("
                        "SELECT l.tracking_code FROM %s l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)",
                    rows);
     sb_appendf(sb,
-               "\nSELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand),"
-               " count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh),"
-               " count(*) FILTER (WHERE fresh AND draft), %s, %s FROM chg",
-               evo ? "(SELECT count(*) FROM evo)" : "0", tc ? "(SELECT count(*) FROM tc)" : "0");
+               "\nSELECT (SELECT pg_catalog.max(id) FROM cand), (SELECT pg_catalog.count(*) FROM cand),"
+               " pg_catalog.count(*) FILTER (WHERE fresh AND NOT draft), pg_catalog.count(*) FILTER (WHERE NOT fresh),"
+               " pg_catalog.count(*) FILTER (WHERE fresh AND draft), %s, %s FROM chg",
+               evo ? "(SELECT pg_catalog.count(*) FROM evo)" : "0", tc ? "(SELECT pg_catalog.count(*) FROM tc)" : "0");
 }
 
 char *plan_batch(const struct form *f, enum plan_batch kind)
@@ -487,15 +503,15 @@ char *plan_batch(const struct form *f, enum plan_batch kind)
     sb_init(&sb);
     sb_appendf(&sb,
                "WITH cand AS MATERIALIZED (SELECT m.id FROM public.%s m\n"
-               "  WHERE m.id > $5 AND m.id <= $9 AND %s\n"
+               "  WHERE m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $9 AND %s\n"
                "  ORDER BY m.id LIMIT $6),\n"
                "locked AS (SELECT m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
-               " COALESCE(m.status = 'draft', false) AS draft\n"
+               " COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft\n"
                "  FROM public.%s m\n"
                /* the candidates needed work a moment ago: what is checked again
                 * under the lock is only that they are still due (blanking a row
                 * twice changes nothing) */
-               "  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND %s\n"
+               "  WHERE m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM cand)) AND %s\n"
                /* the lock an UPDATE that changes no key takes: new history rows (which
                 * reference the submission) are not blocked by it; a DELETE needs more */
                "  FOR %s OF m SKIP LOCKED),\n",
@@ -503,13 +519,15 @@ char *plan_batch(const struct form *f, enum plan_batch kind)
                anonymise ? "NO KEY UPDATE" : "UPDATE");
     if (anonymise)
         sb_appendf(&sb, "chg AS (UPDATE public.%s m SET\n  %s\n  FROM locked l"
-                        " WHERE m.id = ANY (ARRAY(SELECT id FROM locked)) AND m.id = l.id"
+                        " WHERE m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM locked))"
+                        " AND m.id OPERATOR(pg_catalog.=) l.id"
                         " RETURNING l.id, l.tracking_code, l.fresh, l.draft)",
                    f->q_table, f->sql.set);
     else
         /* history rows go with the submission (ON DELETE CASCADE), the
          * wcs_all_forms row with the w.c.s. trigger */
-        sb_appendf(&sb, "chg AS (DELETE FROM public.%s t WHERE t.id = ANY (ARRAY(SELECT id FROM locked))"
+        sb_appendf(&sb, "chg AS (DELETE FROM public.%s t WHERE t.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM"
+                        " locked))"
                         " RETURNING t.id, %s AS tracking_code, true AS fresh, true AS draft)",
                    f->q_table, tc ? "t.tracking_code" : "NULL::varchar");
     batch_tail(&sb, f, anonymise, "chg");
@@ -523,15 +541,16 @@ char *plan_batch_unlocked(const struct form *f)
     sb_init(&sb);
     sb_appendf(&sb,
                "WITH cand AS MATERIALIZED (SELECT m.ctid AS t, m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
-               " COALESCE(m.status = 'draft', false) AS draft FROM public.%s m\n"
-               "  WHERE m.id > $5 AND m.id <= $9 AND %s\n"
+               " COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft FROM public.%s m\n"
+               "  WHERE m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $9 AND %s\n"
                "  ORDER BY m.id LIMIT $6),\n"
                /* no lock taken first: the UPDATE locks as it goes, and waits for a
                 * row a w.c.s. request holds (lock_timeout: the batch is then done
                 * again the careful way, plan_batch); it checks again, on the row
                 * it changes, that it is still due */
                "chg AS (UPDATE public.%s m SET\n  %s\n  FROM cand l"
-               " WHERE m.ctid = ANY (ARRAY(SELECT t FROM cand)) AND m.ctid = l.t AND %s"
+               " WHERE m.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT t FROM cand)) AND m.ctid OPERATOR(pg_catalog.=) l.t"
+               " AND %s"
                " RETURNING l.id, l.tracking_code, l.fresh, l.draft)",
                tc ? "m.tracking_code" : "NULL::varchar", f->q_table, f->sql.pred.work, f->q_table, f->sql.set,
                f->sql.pred.due_base);
@@ -541,13 +560,13 @@ char *plan_batch_unlocked(const struct form *f)
 
 char *plan_count_drafts(const struct form *f)
 {
-    return ax_asprintf("SELECT count(*) FROM public.%s m WHERE %s", f->q_table, drafts_pred);
+    return ax_asprintf("SELECT pg_catalog.count(*) FROM public.%s m WHERE %s", f->q_table, drafts_pred);
 }
 
 char *plan_batch_range(const struct form *f, enum plan_batch kind)
 {
-    return ax_asprintf("SELECT max(s.id), count(*) FROM (SELECT m.id FROM public.%s m\n"
-                       "  WHERE m.id > $5 AND m.id <= $9 AND %s\n"
+    return ax_asprintf("SELECT pg_catalog.max(s.id), pg_catalog.count(*) FROM (SELECT m.id FROM public.%s m\n"
+                       "  WHERE m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $9 AND %s\n"
                        "  ORDER BY m.id LIMIT $6) s",
                        f->q_table, batch_pred(f, kind));
 }
@@ -560,8 +579,10 @@ char *plan_batch_allforms(const struct form *f, enum plan_batch kind)
             return NULL;
         return ax_asprintf("UPDATE public.wcs_all_forms w SET %s\n"
                            "  FROM public.%s m\n"
-                           "  WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6 AND w.id = m.id\n"
-                           "  AND m.id > $5 AND m.id <= $6 AND m.anonymised IS NOT NULL\n"
+                           "  WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.>) $5"
+                           " AND w.id OPERATOR(pg_catalog.<=) $6 AND w.id OPERATOR(pg_catalog.=) m.id\n"
+                           "  AND m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $6"
+                           " AND m.anonymised IS NOT NULL\n"
                            "  AND %s\n"
                            "  AND %s",
                            f->sql.allforms_set, f->q_table, f->sql.pred.due_base, f->sql.allforms_dirty);
@@ -572,14 +593,16 @@ char *plan_batch_allforms(const struct form *f, enum plan_batch kind)
     if (!f->sql.allforms)
         return NULL;
     return ax_asprintf("DELETE FROM public.wcs_all_forms w\n"
-                       "  WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6\n"
-                       "  AND NOT EXISTS (SELECT 1 FROM public.%s m WHERE m.id = w.id AND m.id > $5 AND m.id <= $6)",
+                       "  WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.>) $5"
+                       " AND w.id OPERATOR(pg_catalog.<=) $6\n"
+                       "  AND NOT EXISTS (SELECT 1 FROM public.%s m WHERE m.id OPERATOR(pg_catalog.=) w.id"
+                       " AND m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $6)",
                        f->q_table);
 }
 
 char *plan_count_work(const struct form *f)
 {
-    return ax_asprintf("SELECT count(*) FROM public.%s m\n  WHERE %s", f->q_table, f->sql.pred.work);
+    return ax_asprintf("SELECT pg_catalog.count(*) FROM public.%s m\n  WHERE %s", f->q_table, f->sql.pred.work);
 }
 
 /* -- report ------------------------------------------------------------------------ */
@@ -598,43 +621,49 @@ char *plan_report(const struct form *f)
     /* open_submissions = anonymise makes them due: the legal limit speaks for them then */
     char *inactive = ax_strdup(f->pol.open_submissions == CFG_OPEN_ANONYMISE || !f->anonymise
                                    ? "false"
-                                   : "NOT draft AND NOT final AND (NOT anon OR dirty) AND ref < $9");
+                                   : "NOT draft AND NOT final AND (NOT anon OR dirty) AND ref OPERATOR(pg_catalog.<) $9");
 
     sb_init(&sb);
     sb_appendf(&sb,
-               "SELECT count(*),\n"
-               "  count(*) FILTER (WHERE anon AND NOT dirty),\n"
-               "  count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND (final OR %s)),\n"
-               "  count(*) FILTER (WHERE draft AND past AND (%s OR NOT anon)),\n"
-               "  count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND NOT final),\n"
-               "  count(*) FILTER (WHERE anon AND dirty AND past"
+               "SELECT pg_catalog.count(*),\n"
+               "  pg_catalog.count(*) FILTER (WHERE anon AND NOT dirty),\n"
+               "  pg_catalog.count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND (final OR %s)),\n"
+               "  pg_catalog.count(*) FILTER (WHERE draft AND past AND (%s OR NOT anon)),\n"
+               "  pg_catalog.count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND NOT final),\n"
+               "  pg_catalog.count(*) FILTER (WHERE anon AND dirty AND past"
                " AND ((NOT draft AND (final OR %s)) OR (draft AND %s))),\n"
-               "  " ISO("min(ref) FILTER (WHERE %s)") ",\n"
-               "  GREATEST(0, pg_catalog.ceil(EXTRACT(epoch FROM $5 - min(ref) FILTER (WHERE %s)) / 86400))::bigint,\n"
+               "  " SQL_ISO_UTC("pg_catalog.min(ref) FILTER (WHERE %s)") ",\n"
+               "  GREATEST(0, pg_catalog.ceil(pg_catalog.date_part('epoch', $5 OPERATOR(pg_catalog.-)"
+               " pg_catalog.min(ref) FILTER (WHERE %s)) OPERATOR(pg_catalog./) 86400))::bigint,\n"
                /* anonymised recently enough that backups still hold what was removed */
-               "  count(*) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)),\n"
-               "  pg_catalog.to_char((max(anonymised) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7))"
-               " + pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),\n"
+               "  pg_catalog.count(*) FILTER (WHERE anonymised OPERATOR(pg_catalog.>) ($6 OPERATOR(pg_catalog.-)"
+               " pg_catalog.make_interval(days => $7))),\n"
+               "  pg_catalog.to_char((pg_catalog.max(anonymised) FILTER (WHERE anonymised OPERATOR(pg_catalog.>)"
+               " ($6 OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => $7)))"
+               " OPERATOR(pg_catalog.+) pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),\n"
                /* open, still holding personal data, and inactive past open_limit: to review */
-               "  count(*) FILTER (WHERE %s),\n"
-               "  " ISO("min(ref) FILTER (WHERE %s)") ",\n"
+               "  pg_catalog.count(*) FILTER (WHERE %s),\n"
+               "  " SQL_ISO_UTC("pg_catalog.min(ref) FILTER (WHERE %s)") ",\n"
                /* what the chart shows: personal data by age, done and not done */
-               "  count(*) FILTER (WHERE holds AND final AND NOT past),\n"
-               "  count(*) FILTER (WHERE holds AND final AND past AND ref >= $5),\n"
-               "  count(*) FILTER (WHERE holds AND final AND COALESCE(ref < $5, true)),\n"
-               "  count(*) FILTER (WHERE holds AND NOT final AND NOT past),\n"
-               "  count(*) FILTER (WHERE holds AND NOT final AND past AND ref >= $5),\n"
-               "  count(*) FILTER (WHERE holds AND NOT final AND COALESCE(ref < $5, true)),\n"
+               "  pg_catalog.count(*) FILTER (WHERE holds AND final AND NOT past),\n"
+               "  pg_catalog.count(*) FILTER (WHERE holds AND final AND past AND ref OPERATOR(pg_catalog.>=) $5),\n"
+               "  pg_catalog.count(*) FILTER (WHERE holds AND final AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true)),\n"
+               "  pg_catalog.count(*) FILTER (WHERE holds AND NOT final AND NOT past),\n"
+               "  pg_catalog.count(*) FILTER (WHERE holds AND NOT final AND past AND ref OPERATOR(pg_catalog.>=) $5),\n"
+               "  pg_catalog.count(*) FILTER (WHERE holds AND NOT final"
+               " AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true)),\n"
                /* no date at all: counted past the limit (privacy by default), and shown */
-               "  count(*) FILTER (WHERE ref IS NULL AND %s),\n"
+               "  pg_catalog.count(*) FILTER (WHERE ref IS NULL AND %s),\n"
                /* open for want of a status anyone knows: shown, past the limit when inactive past it */
-               "  count(*) FILTER (WHERE unknown AND NOT draft AND holds),\n"
-               "  count(*) FILTER (WHERE unknown AND NOT draft AND holds AND COALESCE(ref < $5, true))\n"
-               "FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, true) AS past, dirty,\n"
+               "  pg_catalog.count(*) FILTER (WHERE unknown AND NOT draft AND holds),\n"
+               "  pg_catalog.count(*) FILTER (WHERE unknown AND NOT draft AND holds"
+               " AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true))\n"
+               "FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref OPERATOR(pg_catalog.<) $1, true) AS past,"
+               " dirty,\n"
                "    (NOT anon OR dirty) AS holds, unknown\n"
                "  FROM (SELECT %s AS ref, m.anonymised,\n"
-               "    COALESCE(m.status = 'draft', false) AS draft,\n"
-               "    (m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND %s) AS final,\n"
+               "    COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft,\n"
+               "    (" PLAN_NOT_DRAFT " AND %s) AS final,\n"
                "    m.anonymised IS NOT NULL AS anon,\n"
                "    CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty,\n"
                "    %s AS unknown\n"
@@ -734,13 +763,15 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
                    /* times truncated where the readers are: a day is a local day */
                    "SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anonymised,"
                    " t.status, t.status_name, t.is_final, t.submission_channel, t.backoffice_submission,"
-                   " t.criticality_level, COALESCE(t.done_time, t.last_update_time) - t.receipt_time, t.fields,"
+                   " t.criticality_level, COALESCE(t.done_time, t.last_update_time) OPERATOR(pg_catalog.-) t.receipt_time,"
+                   " t.fields,"
                    " t.done_time, t.prec\n"
                    "FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec,"
                    " pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time,"
                    " pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time,"
                    " pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised,"
-                   " CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END AS status,"
+                   " CASE WHEN m.status OPERATOR(pg_catalog.~~) 'wf-%' THEN pg_catalog.substr(m.status, 4)"
+                   " ELSE m.status END AS status,"
                    " p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name,");
     sb_appendf(&sb, " COALESCE(%s, false) AS is_final,", p.final);
     sb_appendf(&sb, " CASE WHEN COALESCE(%s, false) THEN pg_catalog.date_trunc(p.prec, %s, p.tz) END AS done_time,",
@@ -751,7 +782,7 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
         sb_append(&sb, "'{}'::jsonb");
     for (size_t i = 0; i < nfields; i++) {
         if (i % 40 == 0)
-            sb_append(&sb, i ? ") || pg_catalog.jsonb_build_object(" : "pg_catalog.jsonb_build_object(");
+            sb_append(&sb, i ? ") OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(" : "pg_catalog.jsonb_build_object(");
         else
             sb_append(&sb, ", ");
         sb_appendf(&sb, "p.keys[%zu], m.%s", i + 1, fields[i].col->qname);
@@ -760,19 +791,20 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
         sb_append(&sb, ")");
     sb_append(&sb, " AS fields");
     sb_appendf(&sb, "\nFROM public.%s m CROSS JOIN p\n"
-                    "WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text\n"
+                    "WHERE m.anonymised IS NOT NULL AND " PLAN_NOT_DRAFT "\n"
                     "  AND NOT (%s)",
                f->q_table, p.dirty);
     if (incremental) {
         /* not correlated: the settings are read once, and can drive the index scans */
-        sb_appendf(&sb, "\n  AND m.id IN (SELECT a.id FROM public.%s a"
-                        " WHERE a.anonymised > pg_catalog.current_setting('anonymizer.since')::timestamptz",
+        sb_appendf(&sb, "\n  AND m.id OPERATOR(pg_catalog.=) ANY (SELECT a.id FROM public.%s a"
+                        " WHERE a.anonymised OPERATOR(pg_catalog.>)"
+                        " pg_catalog.current_setting('anonymizer.since')::timestamptz",
                    f->q_table);
         if (changes_sql)
             sb_appendf(&sb, "\n    UNION %s", changes_sql);
         /* held back by k-anonymity at an earlier export: looked at again, by id */
         sb_append(&sb, "\n    UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r,"
-                       " pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) - 1) g(id))");
+                       " pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) OPERATOR(pg_catalog.-) 1) g(id))");
     }
     /* OFFSET 0: the inner select is not flattened into the outer one, which
      * would compute done_time (a jsonpath) twice per row */
@@ -799,13 +831,14 @@ char *plan_purge_tokens(const struct form *f)
         return NULL;
     /* a token whose query has no lexeme cannot be tested: it stays */
     return ax_asprintf("WITH r AS (SELECT w.token FROM public.wcs_search_tokens w\n"
-                       "  WHERE w.context = $1 AND w.token > $2 ORDER BY w.token LIMIT $3),\n"
+                       "  WHERE w.context OPERATOR(pg_catalog.=) $1 AND w.token OPERATOR(pg_catalog.>) $2"
+                       " ORDER BY w.token LIMIT $3),\n"
                        "d AS (DELETE FROM public.wcs_search_tokens w USING r\n"
-                       "  WHERE w.context = $1 AND w.token = r.token\n"
-                       "  AND pg_catalog.numnode(pg_catalog.plainto_tsquery('simple', w.token)) > 0\n"
+                       "  WHERE w.context OPERATOR(pg_catalog.=) $1 AND w.token OPERATOR(pg_catalog.=) r.token\n"
+                       "  AND pg_catalog.numnode(pg_catalog.plainto_tsquery('simple', w.token)) OPERATOR(pg_catalog.>) 0\n"
                        "  AND NOT EXISTS (SELECT 1 FROM public.%s m"
-                       " WHERE m.fts @@ pg_catalog.plainto_tsquery('simple', w.token))\n"
+                       " WHERE m.fts OPERATOR(pg_catalog.@@) pg_catalog.plainto_tsquery('simple', w.token))\n"
                        "  RETURNING 1)\n"
-                       "SELECT (SELECT max(token) FROM r), (SELECT count(*) FROM d)",
+                       "SELECT (SELECT pg_catalog.max(token) FROM r), (SELECT pg_catalog.count(*) FROM d)",
                        f->q_table);
 }

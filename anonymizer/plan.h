@@ -38,6 +38,8 @@ extern const char *const plan_dollar_params[PLAN_NPARAMS + 1];
 
 /* The time of a submission's last activity, on alias m. */
 #define PLAN_ACTIVITY "COALESCE(m.last_update_time, m.receipt_time)"
+/* Not a draft (a NULL status is not one), on alias m. */
+#define PLAN_NOT_DRAFT "COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true)"
 
 /* What the tenant database has, for the SQL of its forms. */
 struct plan_tenant {

@@ -78,13 +78,15 @@ static char *check_sql(size_t npairs, bool run)
     if (run)
         sb_appendf(&sb, ", (%zu, 'anonymizer', 'anonymizer', 'own')", npairs + 1);
     sb_append(&sb, ") AS v(ord, kind, obj, priv)\n"
-                   "WHERE NOT CASE kind\n"
-                   "  WHEN 'schema' THEN pg_catalog.has_schema_privilege(obj, priv)\n"
-                   "  WHEN 'table' THEN pg_catalog.has_table_privilege(obj, priv)\n"
+                   "WHERE NOT CASE\n"
+                   "  WHEN kind OPERATOR(pg_catalog.=) 'schema' THEN pg_catalog.has_schema_privilege(obj, priv)\n"
+                   "  WHEN kind OPERATOR(pg_catalog.=) 'table' THEN pg_catalog.has_table_privilege(obj, priv)\n"
                    "  ELSE COALESCE((SELECT pg_catalog.pg_has_role(n.nspowner, 'USAGE')"
-                   " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid"
-                   " AND c.relkind IN ('r', 'p', 'S') AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE'))"
-                   " FROM pg_catalog.pg_namespace n WHERE n.nspname = 'anonymizer'),"
+                   " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+                   " WHERE c.relnamespace OPERATOR(pg_catalog.=) n.oid"
+                   " AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S}'::pg_catalog.\"char\"[])"
+                   " AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE'))"
+                   " FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) 'anonymizer'),"
                    " pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'))\n"
                    "END\nORDER BY ord");
     return sb.buf;
@@ -223,7 +225,7 @@ int privileges_owns(struct tenant *t, const char *quoted_table, bool *owns)
     const char *values[1] = {name};
     int rc = db_query(&t->db, &res, DB_ONE_ROW(1),
                       "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE') FROM pg_catalog.pg_class c"
-                      " WHERE c.oid = pg_catalog.to_regclass($1)",
+                      " WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
                       1, NULL, values);
     free(name);
     if (rc)

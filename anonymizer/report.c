@@ -21,6 +21,7 @@
 #include "i18n.h"
 #include "log.h"
 #include "report_model.h"
+#include "sqltext.h"
 #include "strbuf.h"
 #include "tenant.h"
 #include "timeutil.h"
@@ -31,9 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ISO 8601 in UTC, to the second */
-#define ISO(x) "pg_catalog.to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 int report_parse_format(const char *text)
 {
@@ -184,7 +182,7 @@ static int open_limit_instant(struct tenant *t, const struct form *f, char *out,
     snprintf(days, sizeof days, "%d", f->pol.open_limit_days);
     const char *values[2] = {t->now, days};
     const Oid types[2] = {DB_TIMESTAMPTZOID, DB_INT4OID};
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT ($1 - pg_catalog.make_interval(days => $2))::text", 2,
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT ($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => $2))::text", 2,
                       types, values);
     if (rc)
         return rc;
@@ -257,7 +255,7 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     PQclear(res);
 
     values[0] = f->cutoff;
-    rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT " ISO("$1::timestamptz"), 1, plan_report_param_types, values);
+    rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT " SQL_ISO_UTC("$1::timestamptz"), 1, plan_report_param_types, values);
     if (rc)
         return rc;
     fr->cutoff = ax_strdup(PQgetvalue(res, 0, 0));
@@ -319,8 +317,8 @@ static int collect_dates(struct tenant *t, const struct app *app, struct tenant_
     const char *values[3] = {t->now, backup_days, cap};
     const Oid types[3] = {DB_TIMESTAMPTZOID, DB_INT4OID, DB_INT4OID};
     int rc = db_query(&t->db, &res, DB_ONE_ROW(3),
-                      "SELECT " ISO("$1") ", ($1 - pg_catalog.make_interval(days => $3))::text,"
-                      " pg_catalog.to_char(($1 + pg_catalog.make_interval(days => $2)) AT TIME ZONE 'UTC',"
+                      "SELECT " SQL_ISO_UTC("$1") ", ($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => $3))::text,"
+                      " pg_catalog.to_char(($1 OPERATOR(pg_catalog.+) pg_catalog.make_interval(days => $2)) AT TIME ZONE 'UTC',"
                       " 'YYYY-MM-DD')",
                       3, types, values);
     if (rc)
@@ -537,9 +535,8 @@ static void collect_bi(const struct app *app, struct report *r)
     r->min_k = app->cfg->bi.min_k;
     struct db db;
     PGresult *res = NULL;
-    int rc = db_connect(&db, app->cfg->bi.conninfo, NULL, "bi");
-    if (rc == AX_OK)
-        rc = db_cmd(&db, "SET default_transaction_read_only = on");
+    struct db_profile profile = app_db_profile(app->cfg, true);
+    int rc = db_connect(&db, app->cfg->bi.conninfo, NULL, "bi", &profile);
     bool exists = false, readable = false;
     if (rc == AX_OK)
         rc = db_relation(&db, app->cfg->bi.schema, "export_state", &exists, &readable);

@@ -240,6 +240,10 @@ static int batch_once(struct batcher *b, PGresult **res, char *hi, size_t hilen)
     snprintf(limit, sizeof limit, "%d", b->size);
     if ((rc = db_cmd(db, "BEGIN")))
         return rc;
+    /* w.c.s.'s triggers on the form tables (and on wcs_all_forms) name their tables without a schema: public
+     * follows pg_catalog for this transaction, and every statement of ours is qualified (sqltext.h) */
+    if ((rc = db_cmd(db, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, public, pg_temp', true)")))
+        return rc;
     /* without locks taken first, a row a w.c.s. request holds makes the batch wait: not long */
     bool fast = b->fast && !b->careful;
     if (fast && (rc = db_cmd(db, "SELECT pg_catalog.set_config('lock_timeout', '" FAST_LOCK_TIMEOUT "', true)")))
@@ -712,8 +716,9 @@ static int plan_units(struct tenant *t, const struct app *app, size_t fi, struct
     const struct form *f = &t->forms[fi];
     const double unit_rows = (double)UNIT_BATCHES * app->cfg->batch_size;
     PGresult *res;
-    char *sql = ax_asprintf("SELECT min(m.id), max(m.id), (SELECT c.reltuples FROM pg_catalog.pg_class c"
-                            " WHERE c.oid = pg_catalog.to_regclass($1)) FROM public.%s m",
+    char *sql = ax_asprintf("SELECT pg_catalog.min(m.id), pg_catalog.max(m.id), (SELECT c.reltuples"
+                            " FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1))"
+                            " FROM public.%s m",
                             f->q_table);
     char *name = ax_asprintf("public.%s", f->q_table);
     const char *values[1] = {name};

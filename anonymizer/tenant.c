@@ -55,40 +55,14 @@ const char *form_kind_str(enum form_kind kind)
     return "?";
 }
 
-/* A new session for t: safe search_path, UTC, timeouts. */
+/* A new session for t, with the tool's profile (db.h). */
 static int session_open(struct tenant *t, const struct app *app, bool read_only)
 {
-    char lock_ms[32], stmt_ms[32];
-    const char *values[3];
-    const Oid types[3] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
-    int rc = db_connect(&t->db, t->app_tenant->cfg->conninfo, t->app_tenant->cfg->dbname, t->name);
-    if (rc)
-        return rc;
-    /* public stays on the path: no operator of ours may be one of its (sqlqual.h) */
-    t->db.qualify = true;
+    struct db_profile profile = app_db_profile(app->cfg, read_only);
+    int rc = db_connect(&t->db, t->app_tenant->cfg->conninfo, t->app_tenant->cfg->dbname, t->name, &profile);
     /* a stop signal (SIGINT, SIGTERM...) cancels this session's statement: the batch in flight rolls back */
-    db_watch_cancel(&t->db);
-    snprintf(lock_ms, sizeof lock_ms, "%d", app->cfg->lock_timeout_ms);
-    snprintf(stmt_ms, sizeof stmt_ms, "%d", app->cfg->statement_timeout_ms);
-    values[0] = lock_ms;
-    values[1] = stmt_ms;
-    values[2] = read_only ? "on" : "off";
-    /* pg_catalog first so nothing in public can shadow a built-in; public
-     * stays on the path because the w.c.s. triggers name their tables
-     * without a schema; no JIT: a batch is short, and compiling its
-     * statement cost a fifth of its time (README, Performance) */
-    rc = db_query(&t->db, NULL, DB_ONE_ROW(6),
-                    "SELECT pg_catalog.set_config('search_path', 'pg_catalog, public', false),"
-                    " pg_catalog.set_config('TimeZone', 'UTC', false),"
-                    " pg_catalog.set_config('lock_timeout', $1, false),"
-                    " pg_catalog.set_config('statement_timeout', $2, false),"
-                    " pg_catalog.set_config('default_transaction_read_only', $3, false),"
-                    " pg_catalog.set_config('jit', 'off', false)",
-                    3, types, values);
-    /* a killed anonymizer's session ends within a second, even in a lock
-     * wait, instead of holding its batch's rows until the wait is over */
-    if (rc == AX_OK && PQserverVersion(t->db.conn) >= 140000)
-        rc = db_cmd(&t->db, "SELECT pg_catalog.set_config('client_connection_check_interval', '1s', false)");
+    if (rc == AX_OK)
+        db_watch_cancel(&t->db);
     return rc;
 }
 
@@ -219,13 +193,18 @@ static int load_relations(struct tenant *t)
     PGresult *res;
     /* from the catalog: to_regclass() fails without USAGE on the schema */
     int rc = db_query(&t->db, &res, DB_ONE_ROW(6),
-                      "SELECT bool_or(c.relname = 'tracking_codes'), bool_or(c.relname = 'wcs_all_forms'),"
-                      " bool_or(c.relname = 'formdefs'), bool_or(c.relname = 'carddefs'),"
-                      " bool_or(c.relname = 'wcs_search_tokens'), bool_or(c.relname = 'users')"
-                      " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                      " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
-                      " AND c.relname IN ('tracking_codes', 'wcs_all_forms', 'formdefs', 'carddefs',"
-                      " 'wcs_search_tokens', 'users')",
+                      "SELECT pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'tracking_codes'),"
+                      " pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'wcs_all_forms'),"
+                      " pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'formdefs'),"
+                      " pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'carddefs'),"
+                      " pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'wcs_search_tokens'),"
+                      " pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'users')"
+                      " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+                      "  ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+                      " WHERE n.nspname OPERATOR(pg_catalog.=) 'public'"
+                      " AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])"
+                      " AND c.relname OPERATOR(pg_catalog.=) ANY ('{tracking_codes,wcs_all_forms,formdefs,carddefs,"
+                      "wcs_search_tokens,users}'::pg_catalog.text[])",
                       0, NULL, NULL);
     if (rc)
         return rc;
@@ -243,8 +222,8 @@ static int load_allforms_columns(struct tenant *t)
     PGresult *res;
     int rc = db_query(&t->db, &res, DB_ROWS(2),
                       "SELECT a.attname, a.attnotnull FROM pg_catalog.pg_attribute a"
-                      " WHERE a.attrelid = 'public.wcs_all_forms'::pg_catalog.regclass"
-                      " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                      " WHERE a.attrelid OPERATOR(pg_catalog.=) 'public.wcs_all_forms'::pg_catalog.regclass"
+                      " AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped ORDER BY a.attnum",
                       0, NULL, NULL);
     if (rc)
         return rc;
@@ -303,20 +282,25 @@ static char *forms_query(const bool has_defs[2])
                     : has_defs[1]              ? "cd.slug, cd.name, cd.id IS NOT NULL"
                                                : "NULL, NULL, false");
     sb_append(&sql, " FROM pg_catalog.pg_class c"
-                    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'"
-                    " CROSS JOIN LATERAL (SELECT CASE WHEN c.relname ~ '^formdata_' THEN 0"
-                    "  WHEN c.relname ~ '^test_' THEN 1 ELSE 2 END AS kind,"
+                    " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+                    "  AND n.nspname OPERATOR(pg_catalog.=) 'public'"
+                    " CROSS JOIN LATERAL (SELECT CASE WHEN c.relname OPERATOR(pg_catalog.~) '^formdata_' THEN 0"
+                    "  WHEN c.relname OPERATOR(pg_catalog.~) '^test_' THEN 1 ELSE 2 END AS kind,"
                     "  pg_catalog.substring(c.relname, '^(?:test_formdata|formdata|carddata)_([0-9]{1,9})_')::int AS id) k"
-                    " LEFT JOIN pg_catalog.pg_class e ON e.relnamespace = c.relnamespace"
-                    "  AND e.relname = c.relname || '_evolutions' AND e.relkind IN ('r', 'p')");
+                    " LEFT JOIN pg_catalog.pg_class e ON e.relnamespace OPERATOR(pg_catalog.=) c.relnamespace"
+                    "  AND e.relname OPERATOR(pg_catalog.=) (c.relname OPERATOR(pg_catalog.||) '_evolutions')"
+                    "  AND e.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])");
     if (has_defs[0])
-        sb_append(&sql, " LEFT JOIN public.formdefs fd ON k.kind < 2 AND fd.id = k.id");
+        sb_append(&sql, " LEFT JOIN public.formdefs fd ON k.kind OPERATOR(pg_catalog.<) 2"
+                        " AND fd.id OPERATOR(pg_catalog.=) k.id");
     if (has_defs[1])
-        sb_append(&sql, " LEFT JOIN public.carddefs cd ON k.kind = 2 AND cd.id = k.id");
-    sb_append(&sql, " WHERE c.relkind IN ('r', 'p') AND c.relname ~ '^(test_formdata|formdata|carddata)_[0-9]{1,9}_'"
-                    " AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid"
-                    "  AND a.attname = 'receipt_time' AND NOT a.attisdropped)"
-                    " ORDER BY k.kind = 2, k.id, k.kind, c.relname");
+        sb_append(&sql, " LEFT JOIN public.carddefs cd ON k.kind OPERATOR(pg_catalog.=) 2"
+                        " AND cd.id OPERATOR(pg_catalog.=) k.id");
+    sb_append(&sql, " WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])"
+                    " AND c.relname OPERATOR(pg_catalog.~) '^(test_formdata|formdata|carddata)_[0-9]{1,9}_'"
+                    " AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid"
+                    "  AND a.attname OPERATOR(pg_catalog.=) 'receipt_time' AND NOT a.attisdropped)"
+                    " ORDER BY k.kind OPERATOR(pg_catalog.=) 2, k.id, k.kind, c.relname");
     return sb_finish(&sql);
 }
 
@@ -352,8 +336,8 @@ static int load_columns(struct tenant *t, char **oids)
     int rc = db_query(&t->db, &res, DB_ROWS(4),
                       "SELECT u.n, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull"
                       " FROM pg_catalog.unnest($1::pg_catalog.oid[]) WITH ORDINALITY u (oid, n)"
-                      " JOIN pg_catalog.pg_attribute a ON a.attrelid = u.oid"
-                      " WHERE a.attnum > 0 AND NOT a.attisdropped"
+                      " JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) u.oid"
+                      " WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped"
                       " ORDER BY u.n, a.attnum",
                       1, types, values);
     sb_free(&arr);
@@ -481,7 +465,7 @@ int tenant_compute_cutoffs(struct tenant *t, const char *at)
         /* days as in the configuration, where a month counts 30 */
         snprintf(days, sizeof days, "%d", f->pol.retention_days);
         values[1] = days;
-        rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT $1 - pg_catalog.make_interval(days => $2)", 2, types,
+        rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT $1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => $2)", 2, types,
                       values);
         if (rc)
             return rc;

@@ -18,7 +18,8 @@
  * export for the whole tenant; the BI setup lock is transaction-level.
  */
 #define LOCK_CLASSID "1634627438"
-#define LOCK_TENANT LOCK_CLASSID ", 1"
+#define LOCK_TENANT_OBJID "1"
+#define LOCK_TENANT LOCK_CLASSID ", " LOCK_TENANT_OBJID
 #define LOCK_BI_SETUP LOCK_CLASSID ", 2"
 
 /* What a table holds. */

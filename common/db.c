@@ -4,7 +4,6 @@
 #include "db.h"
 #include "ax.h"
 #include "log.h"
-#include "sqlqual.h"
 #include "strbuf.h"
 
 #include <pthread.h>
@@ -45,7 +44,31 @@ void db_set_error(struct db *db, const char *fmt, ...)
     set_error_text(db, buf);
 }
 
-int db_connect(struct db *db, const char *conninfo, const char *dbname, const char *label)
+/* The profile of db.h, in one statement. */
+static int set_profile(struct db *db, const struct db_profile *p)
+{
+    char lock_ms[32], stmt_ms[32];
+    snprintf(lock_ms, sizeof lock_ms, "%d", p->lock_timeout_ms);
+    snprintf(stmt_ms, sizeof stmt_ms, "%d", p->statement_timeout_ms);
+    const char *values[3] = {lock_ms, stmt_ms, p->read_only ? "on" : "off"};
+    const Oid types[3] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
+    int rc = db_query(db, NULL, DB_ONE_ROW(6),
+                      "SELECT pg_catalog.set_config('search_path', '" DB_SEARCH_PATH "', false),"
+                      " pg_catalog.set_config('TimeZone', 'UTC', false),"
+                      " pg_catalog.set_config('lock_timeout', $1, false),"
+                      " pg_catalog.set_config('statement_timeout', $2, false),"
+                      " pg_catalog.set_config('default_transaction_read_only', $3, false),"
+                      " pg_catalog.set_config('jit', 'off', false)",
+                      3, types, values);
+    /* a killed anonymizer's session ends within a second, even in a lock
+     * wait, instead of holding its batch's rows until the wait is over */
+    if (rc == AX_OK && PQserverVersion(db->conn) >= 140000)
+        rc = db_cmd(db, "SELECT pg_catalog.set_config('client_connection_check_interval', '1s', false)");
+    return rc;
+}
+
+int db_connect(struct db *db, const char *conninfo, const char *dbname, const char *label,
+               const struct db_profile *profile)
 {
     /* connect_timeout first so that the conninfo can override it; the
      * application name is a fallback so that operators can tell runs apart;
@@ -66,11 +89,14 @@ int db_connect(struct db *db, const char *conninfo, const char *dbname, const ch
         return AX_ERR_CONNECT;
     }
     PQsetNoticeProcessor(db->conn, notice_to_log, db);
-    return AX_OK;
+    return set_profile(db, profile);
 }
 
 void db_close(struct db *db)
 {
+    /* a statement still running on the server (a signal, an error elsewhere): cancelled, not left to finish */
+    if (db->conn && PQtransactionStatus(db->conn) == PQTRANS_ACTIVE)
+        db_cancel(db);
     if (db->conn)
         PQfinish(db->conn);
     db->conn = NULL;
@@ -118,16 +144,9 @@ void db_set_conn_error(struct db *db, const char *sql)
     record_failure(db, db->conn ? PQerrorMessage(db->conn) : "no connection", NULL, sql);
 }
 
-char *db_sql(const struct db *db, const char *sql)
-{
-    return db->qualify ? sql_qualify_operators(sql) : ax_strdup(sql);
-}
-
 int db_script(struct db *db, const char *sql)
 {
-    char *sent = db_sql(db, sql);
-    PGresult *r = PQexec(db->conn, sent);
-    free(sent);
+    PGresult *r = PQexec(db->conn, sql);
     int rc = db_check_result(db, r, sql, PGRES_COMMAND_OK);
     PQclear(r);
     return rc;
@@ -178,9 +197,7 @@ int db_query(struct db *db, PGresult **res, struct db_shape shape, const char *s
 {
     if (res)
         *res = NULL;
-    char *sent = db_sql(db, sql);
-    PGresult *r = PQexecParams(db->conn, sent, nparams, types, values, NULL, NULL, 0);
-    free(sent);
+    PGresult *r = PQexecParams(db->conn, sql, nparams, types, values, NULL, NULL, 0);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK && (shape.ncols <= 0 && shape.min_rows == 0)) {
         /* a command: no rows, which the shape allows */
@@ -202,10 +219,12 @@ int db_relation(struct db *db, const char *schema, const char *name, bool *exist
     const char *values[2] = {schema, name};
     const Oid types[2] = {DB_TEXTOID, DB_TEXTOID};
     int rc = db_query(db, &res, DB_ONE_ROW(2),
-                     "SELECT count(*) > 0, COALESCE(bool_and(pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+                     "SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0,"
+                     " COALESCE(pg_catalog.bool_and(pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
                      "  AND pg_catalog.has_table_privilege(c.oid, 'SELECT')), false)"
-                     " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                     " WHERE n.nspname = $1 AND c.relname = $2",
+                     " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+                     "  ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+                     " WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2",
                      2, types, values);
     if (rc)
         return rc;
@@ -351,10 +370,7 @@ int db_pipe_begin(struct db *db, struct db_pipe *p)
 int db_pipe_queue(struct db *db, struct db_pipe *p, const char *sql, int nparams, const Oid *types,
                   const char *const *values, long long *out0, long long *out1)
 {
-    char *sent = db_sql(db, sql);
-    int sent_ok = PQsendQueryParams(db->conn, sent, nparams, types, values, NULL, NULL, 0);
-    free(sent);
-    if (sent_ok != 1) {
+    if (PQsendQueryParams(db->conn, sql, nparams, types, values, NULL, NULL, 0) != 1) {
         db_set_conn_error(db, sql);
         return AX_ERR_DB;
     }

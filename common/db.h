@@ -36,16 +36,37 @@ struct db {
     char *label;    /* who we talk to, for messages (a tenant name, never conninfo) */
     char sqlstate[6];
     char *error;    /* last error, one line */
-    bool qualify;   /* a tenant: every statement's operators are qualified (sqlqual.h) */
 };
+
+/*
+ * The one profile of every session the tool opens (tenant, BI, discovery,
+ * grants), set right after connecting, as PostgreSQL's own client programs
+ * pin theirs: search_path pg_catalog then pg_temp (nothing a database holds
+ * elsewhere can stand in for a built-in, and a temporary table never shadows
+ * one), UTC, the tool's lock and statement timeouts, no JIT (a batch is
+ * short: compiling its statement cost a fifth of its time), and a lost
+ * client noticed within a second.
+ */
+struct db_profile {
+    int lock_timeout_ms;
+    int statement_timeout_ms;
+    bool read_only; /* the server refuses every write of the session */
+};
+
+/* The search_path of the profile. */
+#define DB_SEARCH_PATH "pg_catalog, pg_temp"
 
 /*
  * Connects with the given conninfo (expanded, so it may be a full connection
  * string), application name "anonymizer" unless the conninfo sets one;
- * dbname, when not NULL, replaces the conninfo's database.  Returns 0, or
- * AX_ERR_CONNECT with db->error set.  db_close must be called in both cases.
+ * dbname, when not NULL, replaces the conninfo's database; then sets the
+ * profile.  Returns 0, or AX_ERR_CONNECT (no session) or AX_ERR_DB (the
+ * profile could not be set) with db->error set.  db_close must be called in
+ * every case.
  */
-int db_connect(struct db *db, const char *conninfo, const char *dbname, const char *label);
+int db_connect(struct db *db, const char *conninfo, const char *dbname, const char *label,
+               const struct db_profile *profile);
+/* Cancels a statement in flight (as fe_utils' disconnectDatabase does), then closes. */
 void db_close(struct db *db);
 
 /*
@@ -143,8 +164,6 @@ int db_relation(struct db *db, const char *schema, const char *name, bool *exist
 /* Forgets the last error. */
 void db_clear_error(struct db *db);
 
-/* The statement as it is sent on this connection (operators qualified for a tenant); caller frees. */
-char *db_sql(const struct db *db, const char *sql);
 
 /* Quoted identifier, caller frees with free(). */
 char *db_quote_ident(struct db *db, const char *ident);

@@ -32,11 +32,12 @@ _clusters = {}
 _failed = [False]
 
 
-def cluster(name='main'):
-    """The module's shared cluster (a second name gives a second server)."""
+def cluster(name='main', settings=None):
+    """The module's shared cluster (a second name gives a second server); settings: postgresql.conf lines of
+    its own, given when it is first asked for."""
     if name not in _clusters:
         pgcluster.install_sigterm_handler()
-        _clusters[name] = pgcluster.Cluster(f'anonymizer-it-{name}').start()
+        _clusters[name] = pgcluster.Cluster(f'anonymizer-it-{name}', settings=settings).start()
     return _clusters[name]
 
 

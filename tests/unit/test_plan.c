@@ -6,7 +6,9 @@
  * shows up in review as a diff of SQL.  UPDATE_GOLDEN=1 rewrites the files.
  *
  * Identifiers are quoted by libpq's PQescapeIdentifier on a connection that
- * never reached a server (quoting needs no server).
+ * never reached a server (quoting needs no server).  The golden files are
+ * exactly what is sent, and every statement passes the checker of
+ * tests/sqlcheck (every operator, function and table qualified).
  */
 #include "audit.h"
 #include "ax.h"
@@ -14,6 +16,7 @@
 #include "config.h"
 #include "definition.h"
 #include "plan.h"
+#include "sqlcheck.h"
 #include "strbuf.h"
 #include "tenant.h"
 
@@ -163,6 +166,11 @@ static void destroy(struct fixture *fx)
 
 static void section(struct strbuf *out, const char *title, char *sql)
 {
+    char *problems;
+    if (sql && sql_check(sql, &problems) > 0)
+        fail_msg("%s: a statement the checker refuses:\n%s", title, problems);
+    if (sql)
+        free(problems);
     sb_appendf(out, "-- %s\n%s;\n\n", title, sql ? sql : "-- (none)");
     free(sql);
 }

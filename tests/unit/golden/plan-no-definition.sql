@@ -5,7 +5,7 @@
 -- kept block keys ($8): []
 
 -- what the run selects (predicate "work", batches)
-(COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+(COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) OPERATOR(pg_catalog.<) $1, true) AND ((COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true) AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -34,13 +34,13 @@
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
-    OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised) LIMIT 1) IS NOT NULL));
+    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
+    OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL));
 
 -- batch: final anonymisation
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND (COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+  WHERE m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $9 AND (COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) OPERATOR(pg_catalog.<) $1, true) AND ((COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true) AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -69,13 +69,13 @@ WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial"
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
-    OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised) LIMIT 1) IS NOT NULL))
+    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
+    OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL))
   ORDER BY m.id LIMIT $6),
-locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status = 'draft', false) AS draft
+locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft
   FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
+  WHERE m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM cand)) AND COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) OPERATOR(pg_catalog.<) $1, true) AND ((COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true) AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
   FOR NO KEY UPDATE OF m SKIP LOCKED),
 chg AS (UPDATE public."formdata_7_Été ""spécial""" m SET
   "user_id" = NULL,
@@ -105,16 +105,16 @@ chg AS (UPDATE public."formdata_7_Été ""spécial""" m SET
   "fbo1" = NULL,
   "f99" = NULL,
   "geoloc_base" = NULL,
-  statistics_data = CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb) FROM pg_catalog.jsonb_each(m.statistics_data) s WHERE s.key = ANY ($4)) END,
+  statistics_data = CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb) FROM pg_catalog.jsonb_each(m.statistics_data) s WHERE s.key OPERATOR(pg_catalog.=) ANY ($4)) END,
   anonymised = COALESCE(m.anonymised, $7)
-  FROM locked l WHERE m.id = ANY (ARRAY(SELECT id FROM locked)) AND m.id = l.id RETURNING l.id, l.tracking_code, l.fresh, l.draft),
-evo AS (UPDATE public."formdata_7_Été ""spécial""_evolutions" e SET who = NULL, comment = NULL, parts = NULL WHERE e.formdata_id = ANY (ARRAY(SELECT l.id FROM chg l)) AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) RETURNING 1),
-tc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY(SELECT l.tracking_code FROM chg l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)
-SELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand), count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh), count(*) FILTER (WHERE fresh AND draft), (SELECT count(*) FROM evo), (SELECT count(*) FROM tc) FROM chg;
+  FROM locked l WHERE m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM locked)) AND m.id OPERATOR(pg_catalog.=) l.id RETURNING l.id, l.tracking_code, l.fresh, l.draft),
+evo AS (UPDATE public."formdata_7_Été ""spécial""_evolutions" e SET who = NULL, comment = NULL, parts = NULL WHERE e.formdata_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT l.id FROM chg l)) AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) RETURNING 1),
+tc AS (DELETE FROM public.tracking_codes c WHERE c.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT l.tracking_code FROM chg l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)
+SELECT (SELECT pg_catalog.max(id) FROM cand), (SELECT pg_catalog.count(*) FROM cand), pg_catalog.count(*) FILTER (WHERE fresh AND NOT draft), pg_catalog.count(*) FILTER (WHERE NOT fresh), pg_catalog.count(*) FILTER (WHERE fresh AND draft), (SELECT pg_catalog.count(*) FROM evo), (SELECT pg_catalog.count(*) FROM tc) FROM chg;
 
 -- batch: range left when locked
-SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND (COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+SELECT pg_catalog.max(s.id), pg_catalog.count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
+  WHERE m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $9 AND (COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) OPERATOR(pg_catalog.<) $1, true) AND ((COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true) AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -143,44 +143,44 @@ SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""sp�
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
-    OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised) LIMIT 1) IS NOT NULL))
+    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
+    OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL))
   ORDER BY m.id LIMIT $6) s;
 
 -- batch: wcs_all_forms after anonymisation
 UPDATE public.wcs_all_forms w SET "user_id" = NULL, "user_label" = NULL, "user_name" = NULL, "submission_agent_id" = NULL, "digests" = NULL, "fts" = NULL, "concerned_roles_array" = NULL, "actions_roles_array" = NULL, "geoloc_base_x" = NULL, "geoloc_base_y" = NULL, "relations_data" = NULL, statistics_data = m.statistics_data, anonymised = m.anonymised
   FROM public."formdata_7_Été ""spécial""" m
-  WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6 AND w.id = m.id
-  AND m.id > $5 AND m.id <= $6 AND m.anonymised IS NOT NULL
-  AND COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
-  AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised);
+  WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.>) $5 AND w.id OPERATOR(pg_catalog.<=) $6 AND w.id OPERATOR(pg_catalog.=) m.id
+  AND m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $6 AND m.anonymised IS NOT NULL
+  AND COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) OPERATOR(pg_catalog.<) $1, true) AND ((COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true) AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
+  AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL)));
 
 -- batch: delete expired drafts
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) < $1, true)
+  WHERE m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $9 AND m.status OPERATOR(pg_catalog.=) 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) OPERATOR(pg_catalog.<) $1, true)
   ORDER BY m.id LIMIT $6),
-locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status = 'draft', false) AS draft
+locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft
   FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id = ANY (ARRAY(SELECT id FROM cand)) AND m.status = 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) < $1, true)
+  WHERE m.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM cand)) AND m.status OPERATOR(pg_catalog.=) 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) OPERATOR(pg_catalog.<) $1, true)
   FOR UPDATE OF m SKIP LOCKED),
-chg AS (DELETE FROM public."formdata_7_Été ""spécial""" t WHERE t.id = ANY (ARRAY(SELECT id FROM locked)) RETURNING t.id, t.tracking_code AS tracking_code, true AS fresh, true AS draft),
-tc AS (DELETE FROM public.tracking_codes c WHERE c.id = ANY (ARRAY(SELECT l.tracking_code FROM chg l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)
-SELECT (SELECT max(id) FROM cand), (SELECT count(*) FROM cand), count(*) FILTER (WHERE fresh AND NOT draft), count(*) FILTER (WHERE NOT fresh), count(*) FILTER (WHERE fresh AND draft), 0, (SELECT count(*) FROM tc) FROM chg;
+chg AS (DELETE FROM public."formdata_7_Été ""spécial""" t WHERE t.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM locked)) RETURNING t.id, t.tracking_code AS tracking_code, true AS fresh, true AS draft),
+tc AS (DELETE FROM public.tracking_codes c WHERE c.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT l.tracking_code FROM chg l WHERE l.tracking_code IS NOT NULL)) RETURNING 1)
+SELECT (SELECT pg_catalog.max(id) FROM cand), (SELECT pg_catalog.count(*) FROM cand), pg_catalog.count(*) FILTER (WHERE fresh AND NOT draft), pg_catalog.count(*) FILTER (WHERE NOT fresh), pg_catalog.count(*) FILTER (WHERE fresh AND draft), 0, (SELECT pg_catalog.count(*) FROM tc) FROM chg;
 
 -- batch: drafts range left when locked
-SELECT max(s.id), count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
-  WHERE m.id > $5 AND m.id <= $9 AND m.status = 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) < $1, true)
+SELECT pg_catalog.max(s.id), pg_catalog.count(*) FROM (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
+  WHERE m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $9 AND m.status OPERATOR(pg_catalog.=) 'draft' AND COALESCE(COALESCE(m.last_update_time, m.receipt_time) OPERATOR(pg_catalog.<) $1, true)
   ORDER BY m.id LIMIT $6) s;
 
 -- batch: wcs_all_forms after drafts
 DELETE FROM public.wcs_all_forms w
-  WHERE w.formdef_id = $2 AND w.id > $5 AND w.id <= $6
-  AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""" m WHERE m.id = w.id AND m.id > $5 AND m.id <= $6);
+  WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.>) $5 AND w.id OPERATOR(pg_catalog.<=) $6
+  AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""" m WHERE m.id OPERATOR(pg_catalog.=) w.id AND m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $6);
 
 -- work left (progress, time budget)
-SELECT count(*) FROM public."formdata_7_Été ""spécial""" m
-  WHERE (COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) < $1, true) AND ((m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
+SELECT pg_catalog.count(*) FROM public."formdata_7_Été ""spécial""" m
+  WHERE (COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) OPERATOR(pg_catalog.<) $1, true) AND ((COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true) AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL))))
   AND (m.anonymised IS NULL
     OR m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -209,47 +209,47 @@ SELECT count(*) FROM public."formdata_7_Été ""spécial""" m
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
-    OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised) LIMIT 1) IS NOT NULL));
+    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
+    OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL));
 
 -- search tokens no row matches any more
 WITH r AS (SELECT w.token FROM public.wcs_search_tokens w
-  WHERE w.context = $1 AND w.token > $2 ORDER BY w.token LIMIT $3),
+  WHERE w.context OPERATOR(pg_catalog.=) $1 AND w.token OPERATOR(pg_catalog.>) $2 ORDER BY w.token LIMIT $3),
 d AS (DELETE FROM public.wcs_search_tokens w USING r
-  WHERE w.context = $1 AND w.token = r.token
-  AND pg_catalog.numnode(pg_catalog.plainto_tsquery('simple', w.token)) > 0
-  AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""" m WHERE m.fts @@ pg_catalog.plainto_tsquery('simple', w.token))
+  WHERE w.context OPERATOR(pg_catalog.=) $1 AND w.token OPERATOR(pg_catalog.=) r.token
+  AND pg_catalog.numnode(pg_catalog.plainto_tsquery('simple', w.token)) OPERATOR(pg_catalog.>) 0
+  AND NOT EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""" m WHERE m.fts OPERATOR(pg_catalog.@@) pg_catalog.plainto_tsquery('simple', w.token))
   RETURNING 1)
-SELECT (SELECT max(token) FROM r), (SELECT count(*) FROM d);
+SELECT (SELECT pg_catalog.max(token) FROM r), (SELECT pg_catalog.count(*) FROM d);
 
 -- report: one pass over the table
-SELECT count(*),
-  count(*) FILTER (WHERE anon AND NOT dirty),
-  count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND (final OR false)),
-  count(*) FILTER (WHERE draft AND past AND (true OR NOT anon)),
-  count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND NOT final),
-  count(*) FILTER (WHERE anon AND dirty AND past AND ((NOT draft AND (final OR false)) OR (draft AND false))),
-  pg_catalog.to_char((min(ref) FILTER (WHERE (NOT anon OR dirty) AND (draft OR final OR false))) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-  GREATEST(0, pg_catalog.ceil(EXTRACT(epoch FROM $5 - min(ref) FILTER (WHERE (NOT anon OR dirty) AND (draft OR final OR false))) / 86400))::bigint,
-  count(*) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)),
-  pg_catalog.to_char((max(anonymised) FILTER (WHERE anonymised > $6 - pg_catalog.make_interval(days => $7)) + pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
-  count(*) FILTER (WHERE NOT draft AND NOT final AND (NOT anon OR dirty) AND ref < $9),
-  pg_catalog.to_char((min(ref) FILTER (WHERE NOT draft AND NOT final AND (NOT anon OR dirty) AND ref < $9)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-  count(*) FILTER (WHERE holds AND final AND NOT past),
-  count(*) FILTER (WHERE holds AND final AND past AND ref >= $5),
-  count(*) FILTER (WHERE holds AND final AND COALESCE(ref < $5, true)),
-  count(*) FILTER (WHERE holds AND NOT final AND NOT past),
-  count(*) FILTER (WHERE holds AND NOT final AND past AND ref >= $5),
-  count(*) FILTER (WHERE holds AND NOT final AND COALESCE(ref < $5, true)),
-  count(*) FILTER (WHERE ref IS NULL AND (NOT anon OR dirty) AND (draft OR final OR false)),
-  count(*) FILTER (WHERE unknown AND NOT draft AND holds),
-  count(*) FILTER (WHERE unknown AND NOT draft AND holds AND COALESCE(ref < $5, true))
-FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, true) AS past, dirty,
+SELECT pg_catalog.count(*),
+  pg_catalog.count(*) FILTER (WHERE anon AND NOT dirty),
+  pg_catalog.count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND (final OR false)),
+  pg_catalog.count(*) FILTER (WHERE draft AND past AND (true OR NOT anon)),
+  pg_catalog.count(*) FILTER (WHERE NOT anon AND NOT draft AND past AND NOT final),
+  pg_catalog.count(*) FILTER (WHERE anon AND dirty AND past AND ((NOT draft AND (final OR false)) OR (draft AND false))),
+  pg_catalog.to_char((pg_catalog.min(ref) FILTER (WHERE (NOT anon OR dirty) AND (draft OR final OR false))) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+  GREATEST(0, pg_catalog.ceil(pg_catalog.date_part('epoch', $5 OPERATOR(pg_catalog.-) pg_catalog.min(ref) FILTER (WHERE (NOT anon OR dirty) AND (draft OR final OR false))) OPERATOR(pg_catalog./) 86400))::bigint,
+  pg_catalog.count(*) FILTER (WHERE anonymised OPERATOR(pg_catalog.>) ($6 OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => $7))),
+  pg_catalog.to_char((pg_catalog.max(anonymised) FILTER (WHERE anonymised OPERATOR(pg_catalog.>) ($6 OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => $7))) OPERATOR(pg_catalog.+) pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+  pg_catalog.count(*) FILTER (WHERE NOT draft AND NOT final AND (NOT anon OR dirty) AND ref OPERATOR(pg_catalog.<) $9),
+  pg_catalog.to_char((pg_catalog.min(ref) FILTER (WHERE NOT draft AND NOT final AND (NOT anon OR dirty) AND ref OPERATOR(pg_catalog.<) $9)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+  pg_catalog.count(*) FILTER (WHERE holds AND final AND NOT past),
+  pg_catalog.count(*) FILTER (WHERE holds AND final AND past AND ref OPERATOR(pg_catalog.>=) $5),
+  pg_catalog.count(*) FILTER (WHERE holds AND final AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true)),
+  pg_catalog.count(*) FILTER (WHERE holds AND NOT final AND NOT past),
+  pg_catalog.count(*) FILTER (WHERE holds AND NOT final AND past AND ref OPERATOR(pg_catalog.>=) $5),
+  pg_catalog.count(*) FILTER (WHERE holds AND NOT final AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true)),
+  pg_catalog.count(*) FILTER (WHERE ref IS NULL AND (NOT anon OR dirty) AND (draft OR final OR false)),
+  pg_catalog.count(*) FILTER (WHERE unknown AND NOT draft AND holds),
+  pg_catalog.count(*) FILTER (WHERE unknown AND NOT draft AND holds AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true))
+FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref OPERATOR(pg_catalog.<) $1, true) AS past, dirty,
     (NOT anon OR dirty) AS holds, unknown
-  FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END AS ref, m.anonymised,
-    COALESCE(m.status = 'draft', false) AS draft,
-    (m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text AND EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND w.is_at_endpoint)) AS final,
+  FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END AS ref, m.anonymised,
+    COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft,
+    (COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true) AND EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint)) AS final,
     m.anonymised IS NOT NULL AS anon,
     CASE WHEN m.anonymised IS NOT NULL THEN m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
@@ -278,10 +278,10 @@ FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref < $1, true) AS pa
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
-    OR EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id = m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
-    OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR w.statistics_data IS DISTINCT FROM m.statistics_data OR w.anonymised IS DISTINCT FROM m.anonymised)) ELSE false END AS dirty,
-    NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = $2 AND w.id = m.id) AS unknown
+    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
+    OR EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
+    OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL)))) ELSE false END AS dirty,
+    NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id) AS unknown
   FROM public."formdata_7_Été ""spécial""" m OFFSET 0) r) s;
 
 -- export: fields (key = column)
@@ -291,11 +291,11 @@ SELECT pg_catalog.set_config('anonymizer.p2', $1, true), pg_catalog.set_config('
 
 -- export: first export
 COPY (WITH p AS MATERIALIZED (SELECT pg_catalog.current_setting('anonymizer.p2')::integer AS p2, pg_catalog.current_setting('anonymizer.p3')::text[] AS p3, pg_catalog.current_setting('anonymizer.p4')::text[] AS p4, pg_catalog.current_setting('anonymizer.p8')::jsonb AS p8, pg_catalog.current_setting('anonymizer.tenant') AS tenant, pg_catalog.current_setting('anonymizer.slug') AS slug, pg_catalog.current_setting('anonymizer.precision') AS prec, pg_catalog.current_setting('anonymizer.keys')::text[] AS keys, pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids, pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names, pg_catalog.current_setting('anonymizer.tz') AS tz, pg_catalog.current_setting('anonymizer.held')::pg_catalog.int4multirange AS held)
-SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anonymised, t.status, t.status_name, t.is_final, t.submission_channel, t.backoffice_submission, t.criticality_level, COALESCE(t.done_time, t.last_update_time) - t.receipt_time, t.fields, t.done_time, t.prec
-FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec, pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time, pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time, pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised, CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END AS status, p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name, COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint), false) AS is_final, CASE WHEN COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint), false) THEN pg_catalog.date_trunc(p.prec, CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END, p.tz) END AS done_time, m.submission_channel, m.backoffice_submission, m.criticality_level,
+SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anonymised, t.status, t.status_name, t.is_final, t.submission_channel, t.backoffice_submission, t.criticality_level, COALESCE(t.done_time, t.last_update_time) OPERATOR(pg_catalog.-) t.receipt_time, t.fields, t.done_time, t.prec
+FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec, pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time, pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time, pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised, CASE WHEN m.status OPERATOR(pg_catalog.~~) 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END AS status, p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name, COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) p.p2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint), false) AS is_final, CASE WHEN COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) p.p2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint), false) THEN pg_catalog.date_trunc(p.prec, CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) p.p2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END, p.tz) END AS done_time, m.submission_channel, m.backoffice_submission, m.criticality_level,
   '{}'::jsonb AS fields
 FROM public."formdata_7_Été ""spécial""" m CROSS JOIN p
-WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text
+WHERE m.anonymised IS NOT NULL AND COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true)
   AND NOT (m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
     OR m."fts" IS NOT NULL
@@ -323,15 +323,15 @@ WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'd
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END)) OFFSET 0) t) TO STDOUT;
+    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END)) OFFSET 0) t) TO STDOUT;
 
 -- export: incremental
 COPY (WITH p AS MATERIALIZED (SELECT pg_catalog.current_setting('anonymizer.p2')::integer AS p2, pg_catalog.current_setting('anonymizer.p3')::text[] AS p3, pg_catalog.current_setting('anonymizer.p4')::text[] AS p4, pg_catalog.current_setting('anonymizer.p8')::jsonb AS p8, pg_catalog.current_setting('anonymizer.tenant') AS tenant, pg_catalog.current_setting('anonymizer.slug') AS slug, pg_catalog.current_setting('anonymizer.precision') AS prec, pg_catalog.current_setting('anonymizer.keys')::text[] AS keys, pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids, pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names, pg_catalog.current_setting('anonymizer.tz') AS tz, pg_catalog.current_setting('anonymizer.held')::pg_catalog.int4multirange AS held)
-SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anonymised, t.status, t.status_name, t.is_final, t.submission_channel, t.backoffice_submission, t.criticality_level, COALESCE(t.done_time, t.last_update_time) - t.receipt_time, t.fields, t.done_time, t.prec
-FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec, pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time, pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time, pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised, CASE WHEN m.status LIKE 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END AS status, p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name, COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint), false) AS is_final, CASE WHEN COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint), false) THEN pg_catalog.date_trunc(p.prec, CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id = p.p2 AND w.id = m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) #>> '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END, p.tz) END AS done_time, m.submission_channel, m.backoffice_submission, m.criticality_level,
+SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anonymised, t.status, t.status_name, t.is_final, t.submission_channel, t.backoffice_submission, t.criticality_level, COALESCE(t.done_time, t.last_update_time) OPERATOR(pg_catalog.-) t.receipt_time, t.fields, t.done_time, t.prec
+FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec, pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time, pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time, pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised, CASE WHEN m.status OPERATOR(pg_catalog.~~) 'wf-%' THEN pg_catalog.substr(m.status, 4) ELSE m.status END AS status, p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name, COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) p.p2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint), false) AS is_final, CASE WHEN COALESCE(EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) p.p2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint), false) THEN pg_catalog.date_trunc(p.prec, CASE WHEN EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) p.p2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END, p.tz) END AS done_time, m.submission_channel, m.backoffice_submission, m.criticality_level,
   '{}'::jsonb AS fields
 FROM public."formdata_7_Été ""spécial""" m CROSS JOIN p
-WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'draft'::pg_catalog.text
+WHERE m.anonymised IS NOT NULL AND COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true)
   AND NOT (m."user_id" IS NOT NULL
     OR m."workflow_data" IS NOT NULL
     OR m."fts" IS NOT NULL
@@ -359,8 +359,8 @@ WHERE m.anonymised IS NOT NULL AND m.status::pg_catalog.text IS DISTINCT FROM 'd
     OR m."fbo1" IS NOT NULL
     OR m."f99" IS NOT NULL
     OR m."geoloc_base" IS NOT NULL
-    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) = 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k <> ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END))
-  AND m.id IN (SELECT a.id FROM public."formdata_7_Été ""spécial""" a WHERE a.anonymised > pg_catalog.current_setting('anonymizer.since')::timestamptz
-    UNION SELECT b.id FROM anonymizer.changes c JOIN public."formdata_7_Été ""spécial""" b ON b.id BETWEEN c.lo AND c.hi WHERE c.table_name = pg_catalog.current_setting('anonymizer.table') AND c.seq > pg_catalog.current_setting('anonymizer.seq')::bigint
-    UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r, pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) - 1) g(id)) OFFSET 0) t) TO STDOUT;
+    OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL (p.p4)) ELSE m.statistics_data IS NOT NULL END))
+  AND m.id OPERATOR(pg_catalog.=) ANY (SELECT a.id FROM public."formdata_7_Été ""spécial""" a WHERE a.anonymised OPERATOR(pg_catalog.>) pg_catalog.current_setting('anonymizer.since')::timestamptz
+    UNION SELECT b.id FROM anonymizer.changes c JOIN public."formdata_7_Été ""spécial""" b ON b.id OPERATOR(pg_catalog.>=) c.lo AND b.id OPERATOR(pg_catalog.<=) c.hi WHERE c.table_name OPERATOR(pg_catalog.=) pg_catalog.current_setting('anonymizer.table') AND c.seq OPERATOR(pg_catalog.>) pg_catalog.current_setting('anonymizer.seq')::bigint
+    UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r, pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) OPERATOR(pg_catalog.-) 1) g(id)) OFFSET 0) t) TO STDOUT;
 
