@@ -3,7 +3,7 @@
  */
 #include "app.h"
 #include "log.h"
-#include "tenant.h"
+#include "form.h"
 #include "timeutil.h"
 
 #include <pthread.h>

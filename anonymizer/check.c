@@ -4,7 +4,7 @@
 #include "check.h"
 #include "ax.h"
 #include "escape.h"
-#include "fetch.h"
+#include "defs.h"
 #include "log.h"
 #include "privileges.h"
 #include "strbuf.h"
@@ -165,7 +165,7 @@ static void print_tenant(const struct tenant *t, const struct app_tenant *at)
         printf(", discovered by discover entry %d\n", at->cfg->discovered);
     else
         printf(", listed in tenants\n");
-    char *defs = fetch_describe(at->cfg->url, at->fetched, at->fetch_error, at->files_age);
+    char *defs = defs_describe(at->cfg->url, at->fetched, at->fetch_error, at->files_age);
     printf("  definitions: %s\n", S(defs));
     free(defs);
 }
@@ -199,10 +199,10 @@ int cmd_check(const struct app *app)
         }
         print_tenant(&t, at);
         /* what a run would stop at: said here, before the night */
-        bool shared_ok = privileges_check(&t, PRIV_RUN) == AX_OK;
+        bool shared_ok = privileges_check(&t.db, &t.facts, t.forms, t.nforms, PRIV_RUN) == AX_OK;
         char *shared_error = shared_ok ? NULL : ax_strdup(t.db.error);
         char *form_error = NULL;
-        int lacking = privileges_check_forms(&t, &form_error);
+        int lacking = privileges_check_forms(&t.db, t.forms, t.nforms, &form_error);
         for (size_t k = 0; k < t.nforms; k++) {
             print_form(&t, &t.forms[k]);
             if (t.forms[k].sql.unsupported)

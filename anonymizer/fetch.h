@@ -1,41 +1,12 @@
 /*
- * fetch.h: form and card definitions straight from each tenant's w.c.s.,
- * over Publik's signed API, cached as files:
- *   <schemas>/<tenant>/<slug>.json        GET <url>api/formdefs/<slug>/schema?include-id=on
- *   <schemas>/<tenant>/cards/<slug>.json  GET <url>api/cards/<slug>/@schema?include-id=on
- * listed by GET <url>api/formdefs/?include-disabled=on and <url>api/cards/@list.
- *
- * A fetch is all or nothing for a tenant: every answer is validated (JSON,
- * ids, url_name) before any file changes; then changed files are replaced
- * atomically (temporary file, then rename) and those of removed forms
- * deleted.  When the API cannot be reached or refuses, the last fetched
- * files are used, with a warning that gives their age.
+ * fetch.h: the "fetch" command.
  */
 #ifndef FETCH_H
 #define FETCH_H
 
 #include "app.h"
-#include "jobs.h"
 
-/*
- * Makes a tenant's definitions ready: fetched first when it has a url and
- * mode says so, then loaded from the files.  Sets at->defs, card_defs and
- * what the report says of them; returns 0, or AX_ERR_CONFIG with
- * at->defs_error set when they cannot be used (the tenant fails, the others
- * go on).  progress (may be NULL) receives the fetch command's output.
- */
-enum fetch_mode {
-    FETCH_NEVER = 0,   /* the files only (export) */
-    FETCH_FIRST,       /* fetch, and fall back to the files with a warning (run, check, report) */
-    FETCH_COMMAND,     /* the fetch command: report every change, a failed fetch fails the tenant */
-};
-int fetch_prepare(const struct app *app, struct app_tenant *at, enum fetch_mode mode, struct progress *progress);
-
-/* Where a tenant's definitions came from, for people: "fetched from <url>", "files (no url)", "fetch failed
- * (<why>); files fetched 3 days ago" (caller frees). */
-char *fetch_describe(const char *url, bool fetched, const char *fetch_error, double files_age);
-
-/* The "fetch" command; returns the exit status. */
+/* Fetches every tenant's definitions (defs.h), prints what changed; returns the exit status. */
 int cmd_fetch(const struct app *app);
 
 #endif

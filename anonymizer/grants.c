@@ -139,7 +139,7 @@ static int owned_schema(FILE *out, struct db *db, const char *schema, const char
 static void table_grants(FILE *out, const struct tenant *t, enum priv_role role, const char *q_role)
 {
     struct priv_list l;
-    privileges_needed(t, role, &l);
+    privileges_needed(&t->facts, t->forms, t->nforms, role, &l);
     for (size_t i = 0; i < l.n; i++)
         fprintf(out, "GRANT %s ON %s TO %s;\n", l.items[i].privileges, l.items[i].table, q_role);
     priv_list_free(&l);

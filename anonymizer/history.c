@@ -10,6 +10,7 @@
 #include "escape.h"
 #include "ax.h"
 #include "i18n.h"
+#include "report_model.h"
 #include "log.h"
 #include "strbuf.h"
 #include "tenant.h"
@@ -96,15 +97,6 @@ static enum tenant_outcome read_tenant(const struct app *app, struct app_tenant 
     return outcome;
 }
 
-static void local(const char *iso, char buf[40])
-{
-    time_t t;
-    if (!iso || tm_parse_utc(iso, &t) != 0)
-        snprintf(buf, 40, "%s", iso ? iso : "-");
-    else
-        tm_format_local(t, buf);
-}
-
 /* Seconds between two ISO UTC instants; -1 when either is missing. */
 static long duration(const struct audit_run *r)
 {
@@ -119,7 +111,7 @@ static long duration(const struct audit_run *r)
 static void render_text(FILE *out, const struct tenant_history *ths, size_t n, const char *since)
 {
     char when[40];
-    local(since, when);
+    report_local_time(since, when);
     fprintf(out, _("anonymizer %s history\n"), ANONYMIZER_VERSION);
     fprintf(out, _("runs since %s\n"), when);
     for (size_t i = 0; i < n; i++) {
@@ -141,7 +133,7 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
             char exported[32] = "-";
             if (r->exported >= 0)
                 snprintf(exported, sizeof exported, "%lld", r->exported);
-            local(r->started_at, when);
+            report_local_time(r->started_at, when);
             fprintf(out, _("  %s  %-7s %-12s %6ld s  anonymised %lld, completed %lld, drafts %lld, exported %s"
                            " (version %s)\n"),
                     when, r->command, r->outcome, d, r->anonymised, r->completed, r->drafts, exported, r->version);
@@ -249,7 +241,7 @@ static void render_csv(FILE *out, const struct tenant_history *ths, size_t n)
 static void render_html(FILE *out, const struct tenant_history *ths, size_t n, const char *since)
 {
     char when[40];
-    local(since, when);
+    report_local_time(since, when);
     fprintf(out, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n<title>", i18n_lang());
     esc_html(out, _("Anonymisation runs"));
     fputs("</title>\n<style>@page{size:A4;margin:14mm 12mm}body{font-family:'DejaVu Sans',Arial,sans-serif;"
@@ -285,7 +277,7 @@ static void render_html(FILE *out, const struct tenant_history *ths, size_t n, c
         fputs("</tr></thead><tbody>\n", out);
         for (size_t k = 0; k < th->nruns; k++) {
             const struct audit_run *r = &th->runs[k];
-            local(r->started_at, when);
+            report_local_time(r->started_at, when);
             fputs("<tr><td>", out);
             esc_html(out, when);
             fprintf(out, "</td><td class=\"n\">%ld</td><td>", duration(r));

@@ -6,7 +6,7 @@
 #define HISTORY_H
 
 #include "app.h"
-#include "report.h"
+#include "report_model.h"
 
 #include <stdio.h>
 #include <time.h>

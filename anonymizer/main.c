@@ -518,7 +518,7 @@ static void identify_run(const struct cli *cli, struct app *app)
         tm_set_timezone(app->cfg->timezone);
     /* reports people read speak their language */
     if (cli->lang || cmd_reads(cli))
-        i18n_init(cli->lang);
+        i18n_init(cli->lang, ANONYMIZER_LOCALEDIR);
 }
 
 static int dispatch(const struct cli *cli, const struct command *cmd, const struct app *app)

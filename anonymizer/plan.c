@@ -9,7 +9,6 @@
 #include "ax.h"
 #include "sqltext.h"
 #include "strbuf.h"
-#include "tenant.h"
 
 #include <json-c/json.h>
 
@@ -28,14 +27,6 @@ const Oid plan_report_param_types[PLAN_REPORT_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_TIMESTAMPTZOID, DB_TIMESTAMPTZOID,
     DB_INT4OID, DB_JSONBOID, DB_TIMESTAMPTZOID,
 };
-
-static const struct column *find_col(const struct form *f, const char *name)
-{
-    for (size_t i = 0; i < f->ncols; i++)
-        if (strcmp(f->cols[i].name, name) == 0)
-            return &f->cols[i];
-    return NULL;
-}
 
 static void add_key(char ***keys, size_t *n, const char *key)
 {
@@ -62,7 +53,7 @@ static char *unsupported(const struct form *f)
 {
     static const char *const required[] = {"id", "status", "receipt_time", "last_update_time", "anonymised"};
     for (size_t i = 0; i < AX_ARRAY_LEN(required); i++)
-        if (!find_col(f, required[i]))
+        if (!form_column(f, required[i]))
             return ax_asprintf("table %s has no column %s: not a w.c.s. form table", f->table, required[i]);
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
@@ -179,7 +170,7 @@ static void default_id_display(struct strbuf *sb, const char *alias, const char 
 /* Whether id_display may hold field values (the definition sets an id_template). */
 static bool resets_id_display(const struct form *f)
 {
-    return f->def && f->def->id_template && find_col(f, "id_display");
+    return f->def && f->def->id_template && form_column(f, "id_display");
 }
 
 /* The SET list of the final anonymisation, alias m. */
@@ -206,7 +197,7 @@ static char *set_list(const struct form *f)
         default_id_display(&sb, "m", "$2");
         sb_append(&sb, ",\n  ");
     }
-    if (find_col(f, "statistics_data"))
+    if (form_column(f, "statistics_data"))
         sb_append(&sb, "statistics_data = CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=)"
                        " 'object' THEN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.key, s.value), '{}'::jsonb)"
                        " FROM pg_catalog.jsonb_each(m.statistics_data) s WHERE s.key OPERATOR(pg_catalog.=) ANY ($4))"
@@ -226,7 +217,7 @@ void plan_prepare(struct form *f, const struct plan_tenant *t)
      * the real submissions they were copied from */
     s->allforms = t->has_allforms && f->kind == FORM_KIND_FORM;
     s->search_tokens = t->has_search_tokens;
-    s->tracking_codes = t->has_tracking_codes && f->kind != FORM_KIND_TEST && find_col(f, "tracking_code") != NULL;
+    s->tracking_codes = t->has_tracking_codes && f->kind != FORM_KIND_TEST && form_column(f, "tracking_code") != NULL;
     s->endpoints = endpoints(f);
     s->stat_keys = stat_keys(f);
     s->block_keys = block_keys(f);
@@ -252,19 +243,6 @@ void plan_prepare(struct form *f, const struct plan_tenant *t)
         s->allforms_dirty = sb_finish(&dirty);
     }
     plan_preds(f, plan_dollar_params, PLAN_PROBE, &s->pred);
-}
-
-void plan_free(struct form_sql *s)
-{
-    free(s->unsupported);
-    free(s->endpoints);
-    free(s->stat_keys);
-    free(s->block_keys);
-    free(s->set);
-    free(s->allforms_set);
-    free(s->allforms_dirty);
-    plan_free_preds(&s->pred);
-    memset(s, 0, sizeof *s);
 }
 
 /* -- predicates --------------------------------------------------------------- */
@@ -362,7 +340,7 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
         sb_free(&reset);
         sep = "\n    OR ";
     }
-    if (find_col(f, "statistics_data")) {
+    if (form_column(f, "statistics_data")) {
         sb_appendf(&sb,
                    "%s(CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object'"
                    " THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k"
@@ -396,7 +374,7 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
  */
 static char *pred_ref(const struct form *f, const char *final)
 {
-    if (!find_col(f, "statistics_data"))
+    if (!form_column(f, "statistics_data"))
         return ax_strdup(PLAN_ACTIVITY);
     return ax_asprintf("CASE WHEN %s THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data,"
                        " '$.\"done-datetime\".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, "
@@ -430,16 +408,6 @@ void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enu
     out->dirty = pred_dirty(f, p, style);
     sb_appendf(&sb, "(%s)\n  AND (m.anonymised IS NULL\n    OR %s)", out->due_base, out->dirty);
     out->work = sb_finish(&sb);
-}
-
-void plan_free_preds(struct form_preds *p)
-{
-    free(p->final);
-    free(p->ref);
-    free(p->due_base);
-    free(p->dirty);
-    free(p->work);
-    memset(p, 0, sizeof *p);
 }
 
 void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const char *lo, const char *hi,
@@ -673,7 +641,7 @@ char *plan_report(const struct form *f)
     free(unknown);
     free(pending);
     free(inactive);
-    plan_free_preds(&p);
+    form_preds_free(&p);
     return sb_finish(&sb);
 }
 
@@ -809,7 +777,7 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
     /* OFFSET 0: the inner select is not flattened into the outer one, which
      * would compute done_time (a jsonpath) twice per row */
     sb_append(&sb, " OFFSET 0) t) TO STDOUT");
-    plan_free_preds(&p);
+    form_preds_free(&p);
     return sb_finish(&sb);
 }
 
@@ -827,7 +795,7 @@ char *plan_token_context(const struct form *f)
 
 char *plan_purge_tokens(const struct form *f)
 {
-    if (!f->sql.search_tokens || f->kind == FORM_KIND_TEST || !find_col(f, "fts"))
+    if (!f->sql.search_tokens || f->kind == FORM_KIND_TEST || !form_column(f, "fts"))
         return NULL;
     /* a token whose query has no lexeme cannot be tested: it stays */
     return ax_asprintf("WITH r AS (SELECT w.token FROM public.wcs_search_tokens w\n"

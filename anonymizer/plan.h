@@ -23,11 +23,10 @@
 #define PLAN_H
 
 #include "db.h"
+#include "form.h"
 
 #include <stdbool.h>
 #include <stddef.h>
-
-struct form; /* tenant.h */
 
 #define PLAN_NPARAMS 9
 /* $9 when a batch is not bounded by a work unit's range */
@@ -53,15 +52,6 @@ struct plan_tenant {
     size_t nallforms_personal;
 };
 
-/* The predicates that select submissions, on alias m. */
-struct form_preds {
-    char *final;    /* at a final status */
-    char *ref;      /* when its period started: done-datetime when final, else its last activity */
-    char *due_base; /* past the cutoff, at a status the run anonymises */
-    char *dirty;    /* still holds something the run blanks */
-    char *work;     /* due and not yet anonymised, or anonymised but incomplete */
-};
-
 /*
  * How related rows (history, wcs_all_forms) are tested.  PLAN_SCAN: for one
  * pass over a whole table (report, export), EXISTS, which the planner may
@@ -74,34 +64,17 @@ struct form_preds {
  */
 enum plan_style { PLAN_PROBE = 0, PLAN_SCAN, PLAN_ROW };
 
-/* What discovery prepares once per form (owned by the form). */
-struct form_sql {
-    char *unsupported;    /* why the form cannot be processed safely, or NULL */
-    bool allforms;        /* the tenant has wcs_all_forms */
-    bool tracking_codes;  /* the form's tracking codes are deleted with its submissions */
-    bool search_tokens;   /* the tenant has wcs_search_tokens */
-    char *endpoints;      /* text[] literal of final statuses ("wf-<id>"); NULL without definition */
-    char *stat_keys;      /* text[] literal of the statistics_data keys that are kept */
-    char *block_keys;     /* jsonb literal of the keys kept in each trimmed block's elements ($8) */
-    char *set;            /* SET list of the final anonymisation (alias t) */
-    char *allforms_set;   /* SET list for wcs_all_forms (alias w, main row m); NULL without it */
-    char *allforms_dirty; /* a wcs_all_forms row still holds personal data (alias w, main row m) */
-    struct form_preds pred; /* PLAN_PROBE style, with $n parameters */
-};
-
-/* Builds f->sql from the form's classified columns.  t: the tenant's facts. */
+/* Builds f->sql from the form's classified columns (form_sql_free frees it).  t: the tenant's facts. */
 void plan_prepare(struct form *f, const struct plan_tenant *t);
-void plan_free(struct form_sql *s);
 
 /*
  * The predicates with p[n] as the text of parameter n ($1 cutoff, $2 formdef
  * id, $3 final statuses, $4 kept statistics keys): "$n", or an expression
  * that reads the value where parameters cannot go (COPY).  Free with
- * plan_free_preds.
+ * form_preds_free.
  */
 void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enum plan_style style,
                 struct form_preds *out);
-void plan_free_preds(struct form_preds *p);
 
 /* Fills the parameter values of a form statement.  lo, hi: $5, $6.
  * formdef_id_buf: room for the formdef id's text. */

@@ -25,32 +25,33 @@ static void add_form(struct priv_list *out, const struct form *f, bool run)
 }
 
 /* What every form needs: the tenant-wide tables. */
-static void add_shared(const struct tenant *t, enum priv_role role, struct priv_list *out)
+static void add_shared(const struct plan_tenant *facts, enum priv_role role, struct priv_list *out)
 {
     bool run = role == PRIV_RUN;
     const char *data = run ? "SELECT, UPDATE, DELETE" : "SELECT";
-    if (t->facts.has_tracking_codes)
+    if (facts->has_tracking_codes)
         add(out, "tracking_codes", run ? "SELECT, DELETE" : "SELECT");
     /* w.c.s.'s triggers keep it in step with the form tables: updates and deletes reach it */
-    if (t->facts.has_allforms)
+    if (facts->has_allforms)
         add(out, "wcs_all_forms", data);
-    if (t->facts.has_search_tokens)
+    if (facts->has_search_tokens)
         add(out, "wcs_search_tokens", run ? "SELECT, DELETE" : "SELECT");
-    if (t->facts.has_defs[0])
+    if (facts->has_defs[0])
         add(out, "formdefs", "SELECT");
-    if (t->facts.has_defs[1])
+    if (facts->has_defs[1])
         add(out, "carddefs", "SELECT");
     /* read by w.c.s.'s triggers when a run updates a submission */
-    if (run && t->facts.has_users)
+    if (run && facts->has_users)
         add(out, "users", "SELECT");
 }
 
-void privileges_needed(const struct tenant *t, enum priv_role role, struct priv_list *out)
+void privileges_needed(const struct plan_tenant *facts, const struct form *forms, size_t nforms, enum priv_role role,
+                       struct priv_list *out)
 {
     memset(out, 0, sizeof *out);
-    for (size_t i = 0; i < t->nforms; i++)
-        add_form(out, &t->forms[i], role == PRIV_RUN);
-    add_shared(t, role, out);
+    for (size_t i = 0; i < nforms; i++)
+        add_form(out, &forms[i], role == PRIV_RUN);
+    add_shared(facts, role, out);
 }
 
 void priv_list_free(struct priv_list *l)
@@ -93,24 +94,24 @@ static char *check_sql(size_t npairs, bool run)
 }
 
 /* The first missing privilege (and how many more), as one line. */
-static int missing_error(struct tenant *t, PGresult *res)
+static int missing_error(struct db *db, PGresult *res)
 {
     const char *kind = PQgetvalue(res, 0, 0), *obj = PQgetvalue(res, 0, 1), *priv = PQgetvalue(res, 0, 2);
     char more[64] = "";
     if (PQntuples(res) > 1)
         snprintf(more, sizeof more, " (and %d more)", PQntuples(res) - 1);
     if (strcmp(kind, "anonymizer") == 0)
-        db_set_error(&t->db, "role \"%s\" neither owns the anonymizer schema and its tables nor may create it%s"
+        db_set_error(db, "role \"%s\" neither owns the anonymizer schema and its tables nor may create it%s"
                              " (\"anonymizer grants\" prints what each role needs)",
-                     PQuser(t->db.conn), more);
+                     PQuser(db->conn), more);
     else
-        db_set_error(&t->db, "role \"%s\" lacks %s on %s %s%s (\"anonymizer grants\" prints what each role needs)",
-                     PQuser(t->db.conn), priv, kind, obj, more);
+        db_set_error(db, "role \"%s\" lacks %s on %s %s%s (\"anonymizer grants\" prints what each role needs)",
+                     PQuser(db->conn), priv, kind, obj, more);
     return AX_ERR_DB;
 }
 
 /* What the role lacks of the list (and for a run, of its audit schema): rows (kind, object, privilege). */
-static int query_missing(struct tenant *t, const struct priv_list *list, bool run, PGresult **res)
+static int query_missing(struct db *db, const struct priv_list *list, bool run, PGresult **res)
 {
     const struct priv_list l = *list;
     /* one (table, privilege) pair per privilege of each need */
@@ -130,7 +131,7 @@ static int query_missing(struct tenant *t, const struct priv_list *list, bool ru
         }
     }
     char *sql = check_sql(npairs, run);
-    int rc = db_query(&t->db, res, DB_ROWS(3), sql, (int)(2 * npairs), NULL, values);
+    int rc = db_query(db, res, DB_ROWS(3), sql, (int)(2 * npairs), NULL, values);
     for (size_t i = 0; i < npairs; i++)
         free(privs[i]);
     free(privs);
@@ -140,46 +141,47 @@ static int query_missing(struct tenant *t, const struct priv_list *list, bool ru
 }
 
 /* Checks the list (and for a run, its audit schema); see privileges_check. */
-static int check_list(struct tenant *t, const struct priv_list *list, bool run)
+static int check_list(struct db *db, const struct priv_list *list, bool run)
 {
     PGresult *res;
-    int rc = query_missing(t, list, run, &res);
+    int rc = query_missing(db, list, run, &res);
     if (rc == AX_OK) {
         if (PQntuples(res) > 0)
-            rc = missing_error(t, res);
+            rc = missing_error(db, res);
         PQclear(res);
     }
     return rc;
 }
 
-int privileges_check(struct tenant *t, enum priv_role role)
+int privileges_check(struct db *db, const struct plan_tenant *facts, const struct form *forms, size_t nforms,
+                     enum priv_role role)
 {
     struct priv_list l;
     if (role == PRIV_RUN) {
         memset(&l, 0, sizeof l);
-        add_shared(t, role, &l);
+        add_shared(facts, role, &l);
     } else {
-        privileges_needed(t, role, &l);
+        privileges_needed(facts, forms, nforms, role, &l);
     }
-    int rc = check_list(t, &l, role == PRIV_RUN);
+    int rc = check_list(db, &l, role == PRIV_RUN);
     priv_list_free(&l);
     return rc;
 }
 
-int privileges_check_forms(struct tenant *t, char **first)
+int privileges_check_forms(struct db *db, struct form *forms, size_t nforms, char **first)
 {
     struct priv_list l = {0};
     PGresult *res;
     *first = NULL;
-    for (size_t i = 0; i < t->nforms; i++)
-        add_form(&l, &t->forms[i], true);
-    int rc = query_missing(t, &l, false, &res);
+    for (size_t i = 0; i < nforms; i++)
+        add_form(&l, &forms[i], true);
+    int rc = query_missing(db, &l, false, &res);
     priv_list_free(&l);
     if (rc)
         return -1;
     int flagged = 0;
-    for (size_t i = 0; i < t->nforms; i++) {
-        struct form *f = &t->forms[i];
+    for (size_t i = 0; i < nforms; i++) {
+        struct form *f = &forms[i];
         char *q_table = ax_asprintf("public.%s", f->q_table);
         char *q_evo = f->q_evo ? ax_asprintf("public.%s", f->q_evo) : NULL;
         for (int r = 0; r < PQntuples(res); r++) {
@@ -188,7 +190,7 @@ int privileges_check_forms(struct tenant *t, char **first)
                 (strcmp(obj, q_table) != 0 && (!q_evo || strcmp(obj, q_evo) != 0)))
                 continue;
             char *why = ax_asprintf("role \"%s\" lacks %s on table %s (\"anonymizer grants\" prints what each role"
-                                    " needs)", PQuser(t->db.conn), PQgetvalue(res, r, 2), obj);
+                                    " needs)", PQuser(db->conn), PQgetvalue(res, r, 2), obj);
             if (!*first)
                 *first = ax_strdup(why);
             if (!f->sql.unsupported) {
@@ -206,24 +208,24 @@ int privileges_check_forms(struct tenant *t, char **first)
     return flagged;
 }
 
-int privileges_check_definitions(struct tenant *t)
+int privileges_check_definitions(struct db *db, const struct plan_tenant *facts)
 {
     struct priv_list l = {0};
-    if (t->facts.has_defs[0])
+    if (facts->has_defs[0])
         add(&l, "formdefs", "SELECT");
-    if (t->facts.has_defs[1])
+    if (facts->has_defs[1])
         add(&l, "carddefs", "SELECT");
-    int rc = check_list(t, &l, false);
+    int rc = check_list(db, &l, false);
     priv_list_free(&l);
     return rc;
 }
 
-int privileges_owns(struct tenant *t, const char *quoted_table, bool *owns)
+int privileges_owns(struct db *db, const char *quoted_table, bool *owns)
 {
     PGresult *res;
     char *name = ax_asprintf("public.%s", quoted_table);
     const char *values[1] = {name};
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(1),
+    int rc = db_query(db, &res, DB_ONE_ROW(1),
                       "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE') FROM pg_catalog.pg_class c"
                       " WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
                       1, NULL, values);

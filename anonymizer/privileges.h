@@ -7,7 +7,9 @@
 #ifndef PRIVILEGES_H
 #define PRIVILEGES_H
 
-#include "tenant.h"
+#include "db.h"
+#include "form.h"
+#include "plan.h"
 
 enum priv_role {
     PRIV_RUN,  /* run (and export, which the run role does): changes submissions */
@@ -24,31 +26,34 @@ struct priv_list {
     size_t n;
 };
 
-/* The table privileges role needs on the tenant's tables (as discovered). */
-void privileges_needed(const struct tenant *t, enum priv_role role, struct priv_list *out);
+/* The table privileges role needs on the tenant's tables (as discovered: the tenant-wide tables facts says
+ * exist, and the forms'). */
+void privileges_needed(const struct plan_tenant *facts, const struct form *forms, size_t nforms, enum priv_role role,
+                       struct priv_list *out);
 void priv_list_free(struct priv_list *l);
 
 /*
  * Checks that the session's role has them, and for PRIV_RUN that it can own
  * its anonymizer schema (it owns it, or may create it).  Returns AX_OK, or
- * AX_ERR_DB with one line in t->db.error naming the first missing privilege
+ * AX_ERR_DB with one line in db->error naming the first missing privilege
  * and its object.
  */
-int privileges_check(struct tenant *t, enum priv_role role);
+int privileges_check(struct db *db, const struct plan_tenant *facts, const struct form *forms, size_t nforms,
+                     enum priv_role role);
 
 /*
  * For a run, the forms' own tables are checked apart: privileges_check
  * leaves them out, and here a form whose table or history table lacks a
  * privilege is left out of the run (f->sql.unsupported says why; the other
  * forms go on).  Returns how many forms were left out (*first: the first
- * reason, caller frees), or -1 with t->db.error set.
+ * reason, caller frees), or -1 with db->error set.
  */
-int privileges_check_forms(struct tenant *t, char **first);
+int privileges_check_forms(struct db *db, struct form *forms, size_t nforms, char **first);
 
 /* The part discovery needs first: USAGE on public, SELECT on formdefs and carddefs. */
-int privileges_check_definitions(struct tenant *t);
+int privileges_check_definitions(struct db *db, const struct plan_tenant *facts);
 
 /* Whether the session's role owns (or is a member of the owner of) the table: VACUUM needs it. */
-int privileges_owns(struct tenant *t, const char *quoted_table, bool *owns);
+int privileges_owns(struct db *db, const char *quoted_table, bool *owns);
 
 #endif

@@ -8,16 +8,10 @@
 #define REPORT_H
 
 #include "app.h"
+#include "report_model.h"
 
 #include <stdio.h>
 
-enum report_format { REPORT_TEXT = 0, REPORT_JSON, REPORT_CSV, REPORT_HTML, REPORT_NAGIOS };
-
-/* --format nagios thresholds */
-struct nagios_options {
-    int warning_days; /* WARNING when the oldest personal data is this close to the limit */
-    int stale_hours;  /* WARNING when a tenant's last successful run is older */
-};
 
 struct report_options {
     enum report_format format;
@@ -27,9 +21,6 @@ struct report_options {
     size_t nforms;
     struct nagios_options nagios;
 };
-
-/* Parses a --format value; returns -1 when unknown. */
-int report_parse_format(const char *text);
 
 /* Writes the report to out; returns the exit status (for nagios: the state, 0 to 3). */
 int cmd_report(const struct app *app, const struct report_options *opts, FILE *out);

@@ -12,7 +12,7 @@
  */
 #include "ax.h"
 #include "escape.h"
-#include "fetch.h"
+#include "defs.h"
 #include "i18n.h"
 #include "report_model.h"
 #include "strbuf.h"
@@ -328,7 +328,7 @@ static void tenant_section(FILE *out, const struct tenant_report *tr, size_t ind
         return;
     }
     fputs("<p>", out);
-    char *defs = fetch_describe(tr->url, tr->fetched, tr->fetch_error, tr->files_age);
+    char *defs = defs_describe(tr->url, tr->fetched, tr->fetch_error, tr->files_age);
     esc_htmlf(out, _("Definitions: %s. "), defs);
     free(defs);
     report_local_time(tr->last_run, when);

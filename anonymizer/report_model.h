@@ -7,12 +7,22 @@
 #define REPORT_MODEL_H
 
 #include "app.h"
-#include "report.h"
-#include "tenant.h"
+#include "form.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
+
+enum report_format { REPORT_TEXT = 0, REPORT_JSON, REPORT_CSV, REPORT_HTML, REPORT_NAGIOS };
+
+/* --format nagios thresholds */
+struct nagios_options {
+    int warning_days; /* WARNING when the oldest personal data is this close to the limit */
+    int stale_hours;  /* WARNING when a tenant's last successful run is older */
+};
+
+/* Parses a --format value; returns -1 when unknown. */
+int report_parse_format(const char *text);
 
 struct colref {
     char *column;
@@ -123,6 +133,10 @@ char *report_period(int days);
 
 /* "2026-06-01T02:00:00+02:00" in the report's time zone, from an ISO UTC value (NULL: "-"). */
 void report_local_time(const char *iso_utc, char buf[40]);
+
+/* Free what they own (not the structs themselves). */
+void form_report_free(struct form_report *fr);
+void tenant_report_free(struct tenant_report *tr);
 
 /* Renderers; each writes the whole report. */
 void report_render_text(FILE *out, const struct report *r, const struct cfg *cfg);

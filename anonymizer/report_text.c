@@ -6,7 +6,7 @@
  */
 #include "ax.h"
 #include "escape.h"
-#include "fetch.h"
+#include "defs.h"
 #include "i18n.h"
 #include "report_model.h"
 #include "strbuf.h"
@@ -216,7 +216,7 @@ static bool tenant(FILE *out, const struct tenant_report *tr, long long totals[C
     if (tr->error)
         fprintf(out, _("  ERROR: %s\n"), err);
     free(err);
-    char *defs = fetch_describe(tr->url, tr->fetched, tr->fetch_error, tr->files_age), *edefs = esc_text(defs);
+    char *defs = defs_describe(tr->url, tr->fetched, tr->fetch_error, tr->files_age), *edefs = esc_text(defs);
     fprintf(out, _("  definitions: %s\n"), edefs);
     free(defs);
     free(edefs);

@@ -554,7 +554,7 @@ static int count_drafts(struct tenant *t, const struct form *f, long long *n)
 static bool vacuum(struct tenant *t, const char *quoted)
 {
     bool owns = false;
-    if (privileges_owns(t, quoted, &owns) != AX_OK || !owns) {
+    if (privileges_owns(&t->db, quoted, &owns) != AX_OK || !owns) {
         log_debug("%s: %s not vacuumed: the role does not own it", t->name, quoted);
         return false;
     }

@@ -7,7 +7,7 @@
  */
 #include "tenant.h"
 #include "ax.h"
-#include "fetch.h"
+#include "defs.h"
 #include "log.h"
 #include "privileges.h"
 #include "strbuf.h"
@@ -45,16 +45,6 @@ static bool in_list(const char *name, const char *const *list, size_t n)
     return false;
 }
 
-const char *form_kind_str(enum form_kind kind)
-{
-    switch (kind) {
-    case FORM_KIND_FORM: return "form";
-    case FORM_KIND_TEST: return "test copy";
-    case FORM_KIND_CARD: return "card";
-    }
-    return "?";
-}
-
 /* A new session for t, with the tool's profile (db.h). */
 static int session_open(struct tenant *t, const struct app *app, bool read_only)
 {
@@ -82,25 +72,6 @@ int tenant_helper_session(struct tenant *t, const struct app *app)
         close(PQsocket(t->db.conn));
     memset(&t->db, 0, sizeof t->db);
     return session_open(t, app, false);
-}
-
-static void form_free(struct form *f)
-{
-    free(f->table);
-    free(f->evo_table);
-    free(f->slug);
-    free(f->name);
-    free(f->label);
-    classify_columns_free(f->cols, f->ncols);
-    for (size_t i = 0; i < f->ncols; i++) {
-        free(f->cols[i].name);
-        free(f->cols[i].qname);
-        free(f->cols[i].type);
-    }
-    free(f->cols);
-    free(f->q_table);
-    free(f->q_evo);
-    plan_free(&f->sql);
 }
 
 void tenant_close(struct tenant *t)
@@ -134,7 +105,7 @@ static int try_lock(struct tenant *t, bool *acquired)
 enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct app_tenant *at, unsigned steps,
                                  const char *at_time)
 {
-    if (fetch_prepare(app, at, (steps & TB_FETCH) ? FETCH_FIRST : FETCH_NEVER, NULL) != AX_OK) {
+    if (defs_prepare(app, at, (steps & TB_FETCH) ? DEFS_FETCH_FIRST : DEFS_FILES, NULL) != AX_OK) {
         memset(t, 0, sizeof *t);
         t->app_tenant = at;
         t->name = at->cfg->name;
@@ -168,11 +139,11 @@ enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct
         rc = tenant_discover_forms(t, app);
     /* before anything is touched: a missing grant is one clear error, not a tenant half done */
     if (rc == AX_OK && (steps & (TB_PRIV_RUN | TB_PRIV_READ)))
-        rc = privileges_check(t, (steps & TB_PRIV_RUN) ? PRIV_RUN : PRIV_READ);
+        rc = privileges_check(&t->db, &t->facts, t->forms, t->nforms, (steps & TB_PRIV_RUN) ? PRIV_RUN : PRIV_READ);
     /* a form whose own tables lack a grant is left out, the others go on */
     if (rc == AX_OK && (steps & TB_PRIV_RUN)) {
         char *first;
-        if (privileges_check_forms(t, &first) < 0)
+        if (privileges_check_forms(&t->db, t->forms, t->nforms, &first) < 0)
             rc = AX_ERR_DB;
         free(first);
     }
@@ -399,7 +370,7 @@ int tenant_discover_forms(struct tenant *t, const struct app *app)
 
     if ((rc = load_relations(t)))
         return rc;
-    if (t->check_privileges && (rc = privileges_check_definitions(t)))
+    if (t->check_privileges && (rc = privileges_check_definitions(&t->db, &t->facts)))
         return rc;
     if (t->facts.has_allforms && (rc = load_allforms_columns(t)))
         return rc;

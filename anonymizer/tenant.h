@@ -8,6 +8,7 @@
 #include "app.h"
 #include "classify.h"
 #include "db.h"
+#include "form.h"
 #include "plan.h"
 
 #include <stdbool.h>
@@ -21,34 +22,6 @@
 #define LOCK_TENANT_OBJID "1"
 #define LOCK_TENANT LOCK_CLASSID ", " LOCK_TENANT_OBJID
 #define LOCK_BI_SETUP LOCK_CLASSID ", 2"
-
-/* What a table holds. */
-enum form_kind {
-    FORM_KIND_FORM = 0, /* formdata_<id>_<slug>: citizens' submissions */
-    FORM_KIND_TEST,     /* test_formdata_<id>_<slug>: copies made to test workflows (real data) */
-    FORM_KIND_CARD,     /* carddata_<id>_<slug>: a register, anonymised only when configured */
-};
-const char *form_kind_str(enum form_kind kind);
-
-struct form {
-    enum form_kind kind;
-    bool anonymise; /* its rows get the final anonymisation (false: a card without a cards entry) */
-    int formdef_id; /* formdefs.id (carddefs.id for a card) */
-    char *table;     /* catalog name of the main table */
-    char *evo_table; /* catalog name of the history table, or NULL */
-    char *slug;      /* formdefs.slug, or the table name's suffix when there is no formdefs row */
-    char *name;
-    char *label;     /* for messages: "form <slug>", "test copy of <slug>", "card <slug>" */
-    bool has_formdef_row;
-    const struct definition *def; /* borrowed from the tenant's def_set; may be NULL */
-    struct column *cols;
-    size_t ncols;
-    size_t nunclassified;
-    struct cfg_resolved pol;
-    char *q_table, *q_evo; /* quoted identifiers */
-    struct form_sql sql;   /* prepared at discovery (plan.h) */
-    char cutoff[64];       /* computed once per run */
-};
 
 struct tenant {
     struct app_tenant *app_tenant;

@@ -3,7 +3,6 @@
  */
 #include "http.h"
 #include "ax.h"
-#include "version.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -95,7 +94,8 @@ int http_get(const struct http_options *o, const char *url, long *status, struct
     struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "anonymizer/" ANONYMIZER_VERSION);
+    if (o->user_agent)
+        curl_easy_setopt(c, CURLOPT_USERAGENT, o->user_agent);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);

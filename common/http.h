@@ -20,6 +20,7 @@ struct http_options {
     const char *ca_file; /* NULL: the system's CA bundle */
     long timeout_ms;
     size_t max_bytes;
+    const char *user_agent; /* "anonymizer/<version>"; NULL: libcurl's */
 };
 
 /* Once, before anything else runs (libcurl's global state). */

@@ -2,7 +2,6 @@
  * i18n.c: choosing the language of the reports.
  */
 #include "i18n.h"
-#include "version.h"
 
 #include <locale.h>
 #include <stdbool.h>
@@ -46,7 +45,7 @@ static const char *lang_from_environment(void)
     return strncmp(want, "fr", 2) == 0 && (want[2] == '\0' || strchr("_.@:", want[2])) ? "fr" : "en";
 }
 
-int i18n_init(const char *lang)
+int i18n_init(const char *lang, const char *localedir)
 {
     if (lang && strcmp(lang, "en") != 0 && strcmp(lang, "fr") != 0)
         return -1;
@@ -61,7 +60,7 @@ int i18n_init(const char *lang)
     /* numbers are written the C way whatever the language: reports are compared and parsed */
     setlocale(LC_NUMERIC, "C");
     const char *dir = getenv("ANONYMIZER_LOCALEDIR");
-    bindtextdomain("anonymizer", dir && *dir ? dir : ANONYMIZER_LOCALEDIR);
+    bindtextdomain("anonymizer", dir && *dir ? dir : localedir);
     bind_textdomain_codeset("anonymizer", "UTF-8");
     textdomain("anonymizer");
     /* what the catalogue says the language is: "fr" when French was chosen and found */

@@ -14,10 +14,11 @@
 /*
  * Chooses the language: lang "fr" or "en" (--lang), or NULL for the usual
  * locale variables (LANGUAGE, LC_ALL, LC_MESSAGES, LANG); English in the C
- * locale.  Catalogues are looked up in $ANONYMIZER_LOCALEDIR, else the
- * installed locale directory.  Returns 0, or -1 for an unknown lang.
+ * locale.  Catalogues are looked up in $ANONYMIZER_LOCALEDIR, else
+ * localedir (where the build installs them).  Returns 0, or -1 for an
+ * unknown lang.
  */
-int i18n_init(const char *lang);
+int i18n_init(const char *lang, const char *localedir);
 
 /* The language in use: "en" or "fr" (for the HTML lang attribute). */
 const char *i18n_lang(void);

@@ -142,21 +142,7 @@ static void build(struct fixture *fx, bool with_definition, bool anonymise_open_
 
 static void destroy(struct fixture *fx)
 {
-    struct form *f = &fx->form;
-    plan_free(&f->sql);
-    classify_columns_free(f->cols, f->ncols);
-    for (size_t i = 0; i < f->ncols; i++) {
-        free(f->cols[i].name);
-        free(f->cols[i].qname);
-        free(f->cols[i].type);
-    }
-    free(f->cols);
-    free(f->table);
-    free(f->evo_table);
-    free(f->q_table);
-    free(f->q_evo);
-    free(f->slug);
-    free(f->name);
+    form_free(&fx->form);
     for (size_t i = 0; i < fx->facts.nallforms_personal; i++)
         free(fx->facts.allforms_personal[i]);
     free(fx->facts.allforms_personal);
@@ -291,7 +277,7 @@ static void test_one_predicate_for_every_command(void **state)
     assert_non_null(strstr(report, scan.final));
     /* the styles differ only in how related rows are probed */
     assert_string_equal(scan.due_base, fx.form.sql.pred.due_base);
-    plan_free_preds(&scan);
+    form_preds_free(&scan);
     free(report);
     free(batch);
     destroy(&fx);
@@ -303,7 +289,7 @@ static void test_not_null_unclassified_is_unsupported(void **state)
     (void)state;
     struct fixture fx;
     build(&fx, true, false);
-    plan_free(&fx.form.sql);
+    form_sql_free(&fx.form.sql);
     for (size_t i = 0; i < fx.form.ncols; i++)
         if (strcmp(fx.form.cols[i].name, "f99") == 0)
             fx.form.cols[i].notnull = true;
