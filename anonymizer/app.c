@@ -6,11 +6,11 @@
 #include "form.h"
 #include "timeutil.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 volatile sig_atomic_t app_interrupted;
+volatile sig_atomic_t app_signals;
 volatile sig_atomic_t app_role;
 volatile sig_atomic_t app_budget_exhausted;
 
@@ -35,11 +35,22 @@ void app_free(struct app *app)
         def_set_free(&app->tenants[i].card_defs);
         free(app->tenants[i].defs_error);
         free(app->tenants[i].fetch_error);
+        free(app->tenants[i].hits.applies);
+        free(app->tenants[i].hits.matched);
     }
     free(app->tenants);
-    free(app->entries.applies);
-    free(app->entries.matched);
     cfg_free(app->cfg);
+}
+
+void run_totals_add(struct run_totals *to, const struct run_totals *c)
+{
+    to->anonymised += c->anonymised;
+    to->completed += c->completed;
+    to->drafts += c->drafts;
+    to->locked += c->locked;
+    to->tokens += c->tokens;
+    to->failed += c->failed;
+    to->exported += c->exported;
 }
 
 const char *tenant_outcome_str(enum tenant_outcome outcome)
@@ -88,35 +99,34 @@ static const struct cfg_form *entry_at(const struct cfg *cfg, size_t i, bool *ca
     return *card ? &cfg->cards[i - cfg->nforms] : &cfg->forms[i];
 }
 
-static pthread_mutex_t entries_lock = PTHREAD_MUTEX_INITIALIZER; /* report --jobs: threads */
-
-void app_note_entries(const struct app *app, const char *tenant, const struct form *forms, size_t nforms)
+void app_note_entries(const struct app *app, struct app_tenant *at, const struct form *forms, size_t nforms)
 {
-    const struct entry_matches *m = &app->entries;
-    pthread_mutex_lock(&entries_lock);
-    for (size_t i = 0; i < m->n; i++) {
+    for (size_t i = 0; i < app->cfg->nforms + app->cfg->ncards; i++) {
         bool card;
         const struct cfg_form *e = entry_at(app->cfg, i, &card);
-        if (strcmp(e->tenant, "*") != 0 && strcmp(e->tenant, tenant) != 0)
+        if (strcmp(e->tenant, "*") != 0 && strcmp(e->tenant, at->cfg->name) != 0)
             continue;
-        m->applies[i] = true;
+        at->hits.applies[i] = true;
         for (size_t k = 0; k < nforms; k++)
             if ((forms[k].kind == FORM_KIND_CARD) == card && strcmp(forms[k].slug, e->slug) == 0)
-                m->matched[i] = true;
+                at->hits.matched[i] = true;
     }
-    pthread_mutex_unlock(&entries_lock);
 }
 
 void app_warn_unmatched_entries(const struct app *app)
 {
     /* with -t, a "*" entry may match in a tenant that was not looked at */
     bool all_tenants = app->ntenants == app->cfg->ntenants;
-    for (size_t i = 0; i < app->entries.n; i++) {
-        bool card;
+    for (size_t i = 0; i < app->cfg->nforms + app->cfg->ncards; i++) {
+        bool card, applies = false, matched = false;
         const struct cfg_form *e = entry_at(app->cfg, i, &card);
         if (!all_tenants && strcmp(e->tenant, "*") == 0)
             continue;
-        if (app->entries.applies[i] && !app->entries.matched[i])
+        for (size_t t = 0; t < app->ntenants; t++) {
+            applies |= app->tenants[t].hits.applies[i];
+            matched |= app->tenants[t].hits.matched[i];
+        }
+        if (applies && !matched)
             log_loud_warning("%s entry for tenant \"%s\", slug \"%s\" matches no table (a typo of the slug?)",
                              card ? "cards" : "forms", e->tenant, e->slug);
     }

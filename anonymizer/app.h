@@ -27,14 +27,14 @@ enum app_exit {
 };
 
 /*
- * Which forms and cards entries of the configuration matched a table: an
- * entry that matches none on any tenant it applies to is most likely a typo
- * of a slug.  Indexes: forms entries, then cards entries.
+ * Which forms and cards entries of the configuration a tenant's tables
+ * matched: an entry that matches no table on any tenant it applies to is
+ * most likely a typo of a slug.  Indexes: forms entries, then cards entries
+ * (cfg->nforms + cfg->ncards).
  */
-struct entry_matches {
-    bool *applies; /* some tenant it applies to was discovered */
-    bool *matched; /* and had its table */
-    size_t n;
+struct entry_hits {
+    bool *applies; /* the entry applies to this tenant, whose forms were discovered */
+    bool *matched; /* and one of its tables has the entry's slug */
 };
 
 struct app_tenant {
@@ -46,6 +46,7 @@ struct app_tenant {
     bool fetched;                 /* fetched from w.c.s. during this run */
     char *fetch_error;            /* the fetch failed, the last fetched files were used */
     double files_age;             /* seconds since those files were fetched (-1: unknown) */
+    struct entry_hits hits;       /* what its discovered tables say of the entries */
 };
 
 struct app {
@@ -58,12 +59,12 @@ struct app {
     size_t ntenants;
     char run_id[37];
     char host[256];
-    struct entry_matches entries; /* written through const struct app: the arrays are not const */
     bool export_dry_run;          /* export --dry-run: BI transactions rolled back */
 };
 
-/* Set from signal handlers: stop after the batch in flight. */
+/* Set from signal handlers: stop after the batch in flight; app_signals counts the signals. */
 extern volatile sig_atomic_t app_interrupted;
+extern volatile sig_atomic_t app_signals;
 
 /* Which process this is, for the signal handler. */
 enum app_role { APP_ROLE_SINGLE = 0, APP_ROLE_PARENT, APP_ROLE_WORKER, APP_ROLE_HELPER };
@@ -73,9 +74,9 @@ extern volatile sig_atomic_t app_role;
 bool app_out_of_time(const struct app *app);
 extern volatile sig_atomic_t app_budget_exhausted;
 
-/* Records what a tenant's discovered tables say of the entries. */
+/* Records in at->hits what a tenant's discovered tables say of the entries. */
 struct form;
-void app_note_entries(const struct app *app, const char *tenant, const struct form *forms, size_t nforms);
+void app_note_entries(const struct app *app, struct app_tenant *at, const struct form *forms, size_t nforms);
 /* Warns (loudly) of the entries that applied somewhere and matched nothing
  * (a "*" entry only when every tenant was looked at). */
 void app_warn_unmatched_entries(const struct app *app);
@@ -114,5 +115,8 @@ struct run_totals {
     long long failed; /* submissions a server error kept from being done */
     long long exported;
 };
+
+/* to += c, field by field. */
+void run_totals_add(struct run_totals *to, const struct run_totals *c);
 
 #endif

@@ -15,7 +15,7 @@
 #define DEFS_H
 
 #include "app.h"
-#include "jobs.h"
+#include "progress.h"
 
 /*
  * Makes a tenant's definitions ready: fetched first when it has a url and

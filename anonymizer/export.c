@@ -151,6 +151,7 @@ struct form_export {
     const struct form *f;
     const struct tenant_snapshot *snap;
     bool dry_run;
+    struct progress *progress; /* where the dry run says what it would do */
     char fid[16];
     struct plan_field *fields;
     size_t nfields;
@@ -484,10 +485,12 @@ static void say_form(struct form_export *x)
         snprintf(groups, sizeof groups, ", %lld held back (%lld in all), smallest group %lld", kr->held, kr->held_total,
                  kr->smallest);
     if (x->dry_run) {
-        printf("%s: %s: would export %lld new, %lld updated (%lld read)%s, withdraw %lld, generalise %lld, mark %lld"
-               " deleted\n",
-               x->t->name, x->f->label, kr->inserted, kr->updated, x->read, groups, kr->withdrawn, kr->generalised,
-               x->deleted);
+        char *line = ax_asprintf("%s: %s: would export %lld new, %lld updated (%lld read)%s, withdraw %lld, generalise"
+                                 " %lld, mark %lld deleted",
+                                 x->t->name, x->f->label, kr->inserted, kr->updated, x->read, groups, kr->withdrawn,
+                                 kr->generalised, x->deleted);
+        progress_print(x->progress, line);
+        free(line);
         return;
     }
     log_info("%s: %s: exported %lld new, %lld updated (%lld read, %s)%s%s in %.2f s", x->t->name, x->f->label,
@@ -683,10 +686,10 @@ static enum tenant_outcome export_forms(const struct app *app, struct tenant *t,
         db_clear_error(&sl->bi->db);
         db_clear_error(&t->db);
         progress_form_start(progress, f->slug, -1); /* forms only */
-        sl->x = (struct form_export){.app = app, .t = t, .bi = sl->bi, .f = f, .snap = snap, .dry_run = dry_run};
+        sl->x = (struct form_export){.app = app, .t = t, .bi = sl->bi, .f = f, .snap = snap, .dry_run = dry_run,
+                                     .progress = progress};
         export_form_start(&sl->x);
         sl->busy = true;
-        progress_form_end(progress);
         if (sl->x.rc && PQtransactionStatus(t->db.conn) != PQTRANS_INTRANS) {
             /* the tenant transaction is unusable after a failed COPY: stop here */
             outcome = worse(outcome, finish_slot(sl, t, tot, error));
@@ -797,7 +800,7 @@ enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, bool 
     return outcome;
 }
 
-/* The export command's work for one tenant (run in a worker, see jobs.h). */
+/* The export command's work for one tenant (run in a worker, see executor.h). */
 static enum tenant_outcome export_job(const struct app *app, struct app_tenant *at, struct job_ctx *ctx)
 {
     struct tenant t;
@@ -818,7 +821,7 @@ int cmd_export(const struct app *app)
     struct run_totals tot = {0};
     double started = tm_now();
 
-    jobs_run(app, app->jobs, export_job, outcomes, &tot);
+    exec_outcomes(app, export_job, outcomes, &tot);
     size_t ok = 0;
     for (size_t i = 0; i < app->ntenants; i++)
         ok += outcomes[i] == TENANT_OK;

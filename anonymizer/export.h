@@ -7,7 +7,7 @@
 #define EXPORT_H
 
 #include "app.h"
-#include "jobs.h"
+#include "executor.h"
 #include "tenant.h"
 
 struct export_totals {

@@ -5,7 +5,7 @@
 #include "fetch.h"
 #include "ax.h"
 #include "defs.h"
-#include "jobs.h"
+#include "executor.h"
 
 #include <stdlib.h>
 
@@ -24,7 +24,7 @@ int cmd_fetch(const struct app *app)
 {
     enum tenant_outcome *outcomes = ax_calloc(app->ntenants, sizeof *outcomes);
     struct run_totals tot = {0};
-    jobs_run(app, app->jobs, fetch_job, outcomes, &tot);
+    exec_outcomes(app, fetch_job, outcomes, &tot);
     int status = app_exit_status(outcomes, app->ntenants);
     free(outcomes);
     return status;

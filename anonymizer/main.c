@@ -17,7 +17,7 @@
 #include "history.h"
 #include "i18n.h"
 #include "http.h"
-#include "jobs.h"
+#include "executor.h"
 #include "log.h"
 #include "report.h"
 #include "run.h"
@@ -380,7 +380,9 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
  * SIGINT, SIGTERM (and SIGHUP, SIGQUIT, SIGUSR1, which would otherwise
  * kill at once): stop after the batch in flight, whose statement is
  * cancelled (it rolls back; the next run does it again).  A second signal
- * kills: the single process dies of it, the parent of workers kills them.
+ * kills: a single process dies of it; the parent of workers kills them
+ * (executor.h); a worker or helper, which also gets the stop its parent
+ * passes on, only stops.
  */
 static void on_signal(int sig)
 {
@@ -390,9 +392,8 @@ static void on_signal(int sig)
         return;
     }
     app_interrupted = 1;
+    app_signals++;
     db_cancel_watched();
-    if (app_role == APP_ROLE_PARENT || app_role == APP_ROLE_WORKER)
-        jobs_on_signal();
 }
 
 static void install_signals(void)
@@ -425,9 +426,6 @@ static int load_configuration(const struct cli *cli, const struct command *cmd, 
         return EXIT_CONFIG;
     }
     log_set_syslog(app->cfg->log_syslog);
-    app->entries.n = app->cfg->nforms + app->cfg->ncards;
-    app->entries.applies = ax_calloc(app->entries.n, sizeof *app->entries.applies);
-    app->entries.matched = ax_calloc(app->entries.n, sizeof *app->entries.matched);
     if (cmd->id == CMD_EXPORT && !app->cfg->bi.conninfo) {
         log_error("%s: no bi group: nothing to export to (see anonymizer.conf(5))", app->cfg->path);
         return EXIT_CONFIG;
@@ -471,8 +469,12 @@ static int select_tenants(const struct cli *cli, struct app *app)
         bool wanted = cli->ntenants == 0;
         for (size_t k = 0; k < cli->ntenants; k++)
             wanted |= strcmp(cli->tenants[k], ct->name) == 0;
-        if (wanted)
-            app->tenants[app->ntenants++].cfg = ct;
+        if (!wanted)
+            continue;
+        struct app_tenant *at = &app->tenants[app->ntenants++];
+        at->cfg = ct;
+        at->hits.applies = ax_calloc(app->cfg->nforms + app->cfg->ncards + 1, sizeof *at->hits.applies);
+        at->hits.matched = ax_calloc(app->cfg->nforms + app->cfg->ncards + 1, sizeof *at->hits.matched);
     }
     if (app->ntenants > 0)
         return GO_ON;

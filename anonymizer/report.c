@@ -9,15 +9,17 @@
  * of the run, so "due" is exactly what the next run anonymises.
  *
  * Everything is collected first (report_model.h), the verdict drawn, then
- * rendered as text, HTML, JSON or CSV.  With --jobs N, N threads collect
- * tenants side by side (each its own connection and tenant_report); the
- * rendering, in configuration order, is the same.
+ * rendered as text, HTML, JSON or CSV.  Each tenant is read in a worker
+ * process of its own (executor.h), --jobs N of them side by side, which
+ * hands its tenant_report back as bytes (report_model.h); the rendering, in
+ * configuration order, is the same whatever N.
  */
 #include "report.h"
 #include "audit.h"
 #include "ax.h"
 #include "classify.h"
 #include "defs.h"
+#include "executor.h"
 #include "i18n.h"
 #include "log.h"
 #include "report_model.h"
@@ -26,7 +28,6 @@
 #include "tenant.h"
 #include "timeutil.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,7 +137,7 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     fr->evo_table = f->evo_table ? ax_strdup(f->evo_table) : NULL;
     fr->retention = ax_strdup(f->pol.retention_text);
     fr->retention_days = f->pol.retention_days;
-    fr->retention_source = cfg_source_str(f->pol.retention_source);
+    fr->retention_source = f->pol.retention_source;
     fr->label = ax_strdup(f->label);
     fr->open_limit = ax_strdup(f->pol.open_limit_text);
     fr->open_limit_days = f->pol.open_limit_days;
@@ -294,104 +295,41 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
     tenant_close(&t);
 }
 
-/* --jobs: threads take the next tenant until none is left. */
-struct collector {
-    const struct app *app;
-    const struct report_options *opts;
-    struct report *r;
-    pthread_mutex_t lock;
-    pthread_cond_t done_cv;
-    size_t next, done;
-};
-
-struct collector_thread {
-    struct collector *c;
-    int slot;
-};
-
-static void *collector_main(void *arg)
+/* In a worker (executor.h): one tenant's findings, handed back as bytes. */
+static enum tenant_outcome report_job(const struct app *app, struct app_tenant *at, struct job_ctx *ctx)
 {
-    struct collector_thread *ct = arg;
-    struct collector *c = ct->c;
-    db_watch_in_slot(ct->slot);
-    for (;;) {
-        pthread_mutex_lock(&c->lock);
-        size_t i = c->next++;
-        pthread_mutex_unlock(&c->lock);
-        if (i >= c->r->ntenants)
-            break;
-        /* an interrupted run still names every tenant, as "interrupted" */
-        collect_tenant(c->app, &c->app->tenants[i], c->opts, &c->r->tenants[i]);
-        pthread_mutex_lock(&c->lock);
-        c->done++;
-        pthread_cond_signal(&c->done_cv);
-        pthread_mutex_unlock(&c->lock);
-    }
-    return NULL;
+    struct tenant_report tr = {0};
+    struct strbuf out;
+    collect_tenant(app, at, ctx->arg, &tr);
+    sb_init(&out);
+    tenant_report_pack(&out, &tr);
+    ctx->result_len = out.len;
+    ctx->result = sb_finish(&out);
+    enum tenant_outcome outcome = tr.outcome;
+    tenant_report_free(&tr);
+    return outcome;
 }
 
-/* Waits for the threads; a signal (the handler only sets the flag) cancels
- * the statements in flight, as it does without --jobs. */
-static void collector_wait(struct collector *c)
-{
-    bool cancelled = false;
-    pthread_mutex_lock(&c->lock);
-    while (c->done < c->r->ntenants) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000 * 1000;
-        if (until.tv_nsec >= 1000 * 1000 * 1000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000 * 1000 * 1000;
-        }
-        pthread_cond_timedwait(&c->done_cv, &c->lock, &until);
-        if (app_interrupted && !cancelled) {
-            cancelled = true;
-            db_cancel_slots();
-        }
-    }
-    pthread_mutex_unlock(&c->lock);
-}
-
+/* Every tenant, read by workers side by side (--jobs); a tenant whose worker handed nothing back is said so. */
 static void collect_tenants(const struct app *app, const struct report_options *opts, struct report *r)
 {
-    size_t nthreads = app->jobs > 1 ? (size_t)app->jobs : 1;
-    if (nthreads > r->ntenants)
-        nthreads = r->ntenants;
-    if (nthreads <= 1) {
-        for (size_t i = 0; i < r->ntenants; i++)
-            collect_tenant(app, &app->tenants[i], opts, &r->tenants[i]);
-        return;
-    }
-    struct collector c = {.app = app, .opts = opts, .r = r};
-    pthread_mutex_init(&c.lock, NULL);
-    pthread_cond_init(&c.done_cv, NULL);
-    struct collector_thread *ct = ax_calloc(nthreads, sizeof *ct);
-    pthread_t *tids = ax_calloc(nthreads, sizeof *tids);
-    /* signals go to this thread, whose handler sets the flag */
-    sigset_t block, old;
-    ax_stop_signals(&block);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    size_t started = 0;
-    for (; started < nthreads; started++) {
-        ct[started] = (struct collector_thread){.c = &c, .slot = (int)started};
-        int err = pthread_create(&tids[started], NULL, collector_main, &ct[started]);
-        if (err != 0) {
-            log_warning("cannot start a thread (%s): reading with %zu", strerror(err), started);
-            break;
+    struct exec_result *res = ax_calloc(app->ntenants + 1, sizeof *res);
+    struct run_totals none = {0};
+    exec_tenants(app, report_job, opts, res, &none);
+    for (size_t i = 0; i < r->ntenants; i++) {
+        struct tenant_report *tr = &r->tenants[i];
+        if (!res[i].data || !tenant_report_unpack(res[i].data, res[i].len, tr)) {
+            tenant_report_free(tr);
+            memset(tr, 0, sizeof *tr);
+            tr->name = ax_strdup(app->tenants[i].cfg->name);
+            tr->outcome = res[i].outcome == TENANT_OK ? TENANT_FAILED : res[i].outcome;
+            tr->error = ax_strdup(res[i].outcome == TENANT_INTERRUPTED ? app_interruption_str()
+                                                                       : "the worker that read it ended without a result");
         }
+        tr->url = app->tenants[i].cfg->url;
+        free(res[i].data);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (started == 0)
-        collector_main(&(struct collector_thread){.c = &c, .slot = -1});
-    else
-        collector_wait(&c);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
-    free(tids);
-    free(ct);
-    pthread_cond_destroy(&c.done_cv);
-    pthread_mutex_destroy(&c.lock);
+    free(res);
 }
 
 /* generated_at: the wall clock, or $SOURCE_DATE_EPOCH (reproducible output). */

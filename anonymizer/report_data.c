@@ -83,7 +83,7 @@ static json_object *json_form(const struct tenant_report *tr, const struct form_
     json_object_object_add(f, "error", jstr(fr->error));
     json_object_object_add(f, "retention", jstr(fr->retention));
     json_object_object_add(f, "retention_days", json_object_new_int(fr->retention_days));
-    json_object_object_add(f, "retention_source", jstr(fr->retention_source));
+    json_object_object_add(f, "retention_source", jstr(cfg_source_str(fr->retention_source)));
     json_object_object_add(f, "cutoff", jstr(fr->cutoff));
     static const char *const names[C_COUNT] = {"submissions", "anonymised", "due", "drafts_due", "open_past_cutoff",
                                                "incomplete"};
@@ -243,7 +243,7 @@ void report_render_csv(FILE *out, const struct report *r)
             esc_csv_field(out, fr->table, false);
             esc_csv_field(out, fr->error, false);
             esc_csv_field(out, fr->retention, false);
-            esc_csv_field(out, fr->retention_source, false);
+            esc_csv_field(out, cfg_source_str(fr->retention_source), false);
             esc_csv_field(out, fr->cutoff, false);
             for (int c = 0; c < C_COUNT; c++)
                 csv_int(out, ok, fr->counts[c]);

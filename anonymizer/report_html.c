@@ -412,7 +412,7 @@ static void details(FILE *out, const struct report *r)
             esc_html(out, _("Retention period"));
             fputs("</th><td>", out);
             char *period = report_period(fr->retention_days);
-            esc_htmlf(out, _("%s (%s), cutoff %s"), period, _(fr->retention_source), when);
+            esc_htmlf(out, _("%s (%s), cutoff %s"), period, _(cfg_source_str(fr->retention_source)), when);
             free(period);
             fputs("</td></tr>", out);
             detail_row(out, _("Submissions"), fr->counts[C_SUBMISSIONS]);

@@ -6,6 +6,7 @@
 #include "ax.h"
 #include "classify.h"
 #include "i18n.h"
+#include "pack.h"
 #include "timeutil.h"
 
 #include <stdio.h>
@@ -101,3 +102,124 @@ void tenant_report_free(struct tenant_report *tr)
     free(tr->owed_since);
 }
 
+
+/* -- packed: a report worker's findings for one tenant ------------------------------- */
+
+static const struct pack_field colref_fields[] = {
+    PACK_FIELD(PACK_STR, struct colref, column),
+    PACK_FIELD(PACK_STR, struct colref, reason),
+    PACK_FIELD(PACK_STR, struct colref, label),
+    PACK_FIELD(PACK_STR, struct colref, varname),
+};
+
+static const struct pack_field form_fields[] = {
+    PACK_FIELD(PACK_STR, struct form_report, slug),
+    PACK_FIELD(PACK_STR, struct form_report, name),
+    PACK_FIELD(PACK_STR, struct form_report, table),
+    PACK_FIELD(PACK_STR, struct form_report, label),
+    PACK_FIELD(PACK_INT, struct form_report, kind),
+    PACK_FIELD(PACK_BOOL, struct form_report, anonymised_by_run),
+    PACK_FIELD(PACK_STR, struct form_report, definition),
+    PACK_FIELD(PACK_STR, struct form_report, retention),
+    PACK_FIELD(PACK_INT, struct form_report, retention_days),
+    PACK_FIELD(PACK_INT, struct form_report, retention_source),
+    PACK_FIELD(PACK_STR, struct form_report, open_limit),
+    PACK_FIELD(PACK_INT, struct form_report, open_limit_days),
+    PACK_FIELD(PACK_STR, struct form_report, cutoff),
+    PACK_ARRAY(PACK_LL, struct form_report, counts, C_COUNT),
+    PACK_FIELD(PACK_STR, struct form_report, oldest_pending),
+    PACK_FIELD(PACK_LL, struct form_report, days_past_limit),
+    PACK_FIELD(PACK_LL, struct form_report, open_inactive),
+    PACK_FIELD(PACK_STR, struct form_report, oldest_open_inactive),
+    PACK_ARRAY(PACK_LL, struct form_report, ages, 2 * AGE_COUNT),
+    PACK_FIELD(PACK_BOOL, struct form_report, locked_known),
+    PACK_FIELD(PACK_LL, struct form_report, locked_last_run),
+    PACK_FIELD(PACK_BOOL, struct form_report, not_vacuumed),
+    PACK_FIELD(PACK_LL, struct form_report, undated),
+    PACK_FIELD(PACK_LL, struct form_report, status_unknown),
+    PACK_FIELD(PACK_LL, struct form_report, status_unknown_past),
+    PACK_FIELD(PACK_STR, struct form_report, failed_last_run),
+    PACK_FIELD(PACK_STR, struct form_report, evo_table),
+    PACK_FIELD(PACK_STR, struct form_report, vacuum_owed_since),
+    PACK_FIELD(PACK_INT, struct form_report, formdef_id),
+    PACK_FIELD(PACK_BOOL, struct form_report, bi_known),
+    PACK_FIELD(PACK_LL, struct form_report, bi_smallest_group),
+    PACK_FIELD(PACK_LL, struct form_report, bi_held_back),
+    PACK_FIELD(PACK_LL, struct form_report, in_backups),
+    PACK_FIELD(PACK_STR, struct form_report, in_backups_until),
+    PACK_FIELD(PACK_STR, struct form_report, error),
+};
+
+static const struct pack_field tenant_fields[] = {
+    PACK_FIELD(PACK_STR, struct tenant_report, name),
+    PACK_FIELD(PACK_INT, struct tenant_report, outcome),
+    PACK_FIELD(PACK_STR, struct tenant_report, error),
+    PACK_FIELD(PACK_STR, struct tenant_report, at),
+    PACK_FIELD(PACK_STR, struct tenant_report, legal_limit),
+    PACK_FIELD(PACK_STR, struct tenant_report, backups_until),
+    PACK_FIELD(PACK_STR, struct tenant_report, last_run),
+    PACK_FIELD(PACK_BOOL, struct tenant_report, last_run_unknown),
+    PACK_FIELD(PACK_STR, struct tenant_report, run_in_progress),
+    PACK_FIELD(PACK_BOOL, struct tenant_report, fetched),
+    PACK_FIELD(PACK_STR, struct tenant_report, fetch_error),
+    PACK_FIELD(PACK_DBL, struct tenant_report, files_age),
+};
+
+static void pack_collist(struct strbuf *out, const struct collist *l)
+{
+    pack_size(out, l->n);
+    for (size_t i = 0; i < l->n; i++)
+        pack_fields(out, &l->items[i], colref_fields, AX_ARRAY_LEN(colref_fields));
+}
+
+static void unpack_collist(struct unpack *in, struct collist *l)
+{
+    l->n = unpack_size(in);
+    l->items = ax_calloc(l->n + 1, sizeof *l->items);
+    for (size_t i = 0; i < l->n; i++)
+        unpack_fields(in, &l->items[i], colref_fields, AX_ARRAY_LEN(colref_fields));
+}
+
+void tenant_report_pack(struct strbuf *out, const struct tenant_report *tr)
+{
+    pack_fields(out, tr, tenant_fields, AX_ARRAY_LEN(tenant_fields));
+    pack_size(out, tr->nforms);
+    for (size_t i = 0; i < tr->nforms; i++) {
+        const struct form_report *fr = &tr->forms[i];
+        pack_fields(out, fr, form_fields, AX_ARRAY_LEN(form_fields));
+        pack_collist(out, &fr->keep);
+        pack_collist(out, &fr->blank);
+        pack_collist(out, &fr->unclassified);
+    }
+    pack_size(out, tr->nowed);
+    for (size_t i = 0; i < tr->nowed; i++) {
+        const struct pack_field owed[] = {{PACK_STR, 0, 1}};
+        pack_fields(out, &tr->owed_tables[i], owed, 1);
+        pack_fields(out, &tr->owed_since[i], owed, 1);
+    }
+}
+
+bool tenant_report_unpack(const char *data, size_t len, struct tenant_report *tr)
+{
+    struct unpack in = {.p = data, .left = len};
+    memset(tr, 0, sizeof *tr);
+    unpack_fields(&in, tr, tenant_fields, AX_ARRAY_LEN(tenant_fields));
+    tr->nforms = unpack_size(&in);
+    tr->forms = ax_calloc(tr->nforms + 1, sizeof *tr->forms);
+    for (size_t i = 0; i < tr->nforms; i++) {
+        struct form_report *fr = &tr->forms[i];
+        unpack_fields(&in, fr, form_fields, AX_ARRAY_LEN(form_fields));
+        unpack_collist(&in, &fr->keep);
+        unpack_collist(&in, &fr->blank);
+        unpack_collist(&in, &fr->unclassified);
+    }
+    tr->nowed = unpack_size(&in);
+    tr->owed_tables = ax_calloc(tr->nowed + 1, sizeof *tr->owed_tables);
+    tr->owed_since = ax_calloc(tr->nowed + 1, sizeof *tr->owed_since);
+    for (size_t i = 0; i < tr->nowed; i++) {
+        const struct pack_field owed[] = {{PACK_STR, 0, 1}};
+        unpack_fields(&in, &tr->owed_tables[i], owed, 1);
+        unpack_fields(&in, &tr->owed_since[i], owed, 1);
+    }
+    return !in.bad && in.left == 0;
+}

@@ -8,6 +8,7 @@
 
 #include "app.h"
 #include "form.h"
+#include "strbuf.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -49,7 +50,7 @@ struct form_report {
     char *definition;       /* the definition file, or NULL */
     char *retention;
     int retention_days;
-    const char *retention_source;
+    enum cfg_source retention_source;
     char *open_limit;       /* as configured ("1 year") */
     int open_limit_days;
     char *cutoff;           /* ISO UTC */
@@ -137,6 +138,11 @@ void report_local_time(const char *iso_utc, char buf[40]);
 /* Free what they own (not the structs themselves). */
 void form_report_free(struct form_report *fr);
 void tenant_report_free(struct tenant_report *tr);
+
+/* A tenant's findings as bytes (pack.h), as a report worker hands them back, and read back (url left NULL:
+ * it is the configuration's).  Unpacking returns false on bytes that do not hold a whole tenant. */
+void tenant_report_pack(struct strbuf *out, const struct tenant_report *tr);
+bool tenant_report_unpack(const char *data, size_t len, struct tenant_report *tr);
 
 /* Renderers; each writes the whole report. */
 void report_render_text(FILE *out, const struct report *r, const struct cfg *cfg);

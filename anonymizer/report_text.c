@@ -155,7 +155,7 @@ static void form(FILE *out, const struct tenant_report *tr, const struct form_re
     }
     report_local_time(fr->cutoff, cutoff);
     char *period = report_period(fr->retention_days), *open_limit = report_period(fr->open_limit_days);
-    line(out, 4, _("retention"), _("%s (%s), cutoff %s"), period, _(fr->retention_source), cutoff);
+    line(out, 4, _("retention"), _("%s (%s), cutoff %s"), period, _(cfg_source_str(fr->retention_source)), cutoff);
     line(out, 4, _("submissions"), "%lld", fr->counts[C_SUBMISSIONS]);
     line(out, 4, _("anonymised"), "%lld", fr->counts[C_ANONYMISED]);
     line(out, 4, _("due now"), "%lld", fr->counts[C_DUE]);

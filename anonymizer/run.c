@@ -31,7 +31,8 @@
 #include "audit.h"
 #include "export.h"
 #include "ax.h"
-#include "jobs.h"
+#include "executor.h"
+#include "ipc.h"
 #include "log.h"
 #include "privileges.h"
 #include "strbuf.h"
@@ -825,7 +826,7 @@ static void unit_helper(void *arg, int fd)
         else if (r.rc && j->t->db.error)
             snprintf(r.error, sizeof r.error, "%s", j->t->db.error);
         free(failure);
-        helper_write(fd, &r, sizeof r);
+        ipc_send(fd, IPC_RESULT, &r, sizeof r);
         /* its session lost (or never opened): the coordinator sees the others through */
         if (r.rc == AX_ERR_DB && failure_scope(&j->t->db) == FAIL_SESSION)
             break;
@@ -940,8 +941,6 @@ struct scheduler {
     size_t *claim;   /* the next unit to take, shared with the helpers (claim_unit) */
     size_t started_upto; /* the forms of units below it are marked started */
     struct form_state *fs;
-    struct helper helpers[64];
-    size_t nhelpers;
     int fatal;    /* a failure that ends the tenant (AX_ERR_DB from finishing a form) */
     char *fatal_error;
     char *helper_error; /* a helper died: the forms it left unfinished fail with this */
@@ -1003,45 +1002,39 @@ static void mark_started(struct scheduler *s)
 static void start_helpers(struct scheduler *s)
 {
     for (;;) {
-        if (stop_starting(s) || s->nunits - claimed(s) <= 1 || s->nhelpers >= AX_ARRAY_LEN(s->helpers))
+        if (stop_starting(s) || s->nunits - claimed(s) <= 1)
             return;
-        size_t slot = s->nhelpers;
-        for (size_t k = 0; k < s->nhelpers; k++)
-            if (!s->helpers[k].active) {
-                slot = k;
-                break;
-            }
         struct unit_job job = {s->t, s->app, s->units, s->nunits, s->claim, s->ctx->progress};
-        if (!helper_start(s->helpers, AX_ARRAY_LEN(s->helpers), slot, unit_helper, &job))
+        if (!helper_start(s->ctx->helpers, unit_helper, &job))
             return;
         log_debug("%s: a helper process takes units too", s->t->name);
-        if (slot == s->nhelpers)
-            s->nhelpers++;
     }
 }
 
-/* A helper ended: the results of its units; a helper that died leaves its unit unfinished (said at the end). */
-static void collect_helper(struct scheduler *s, int i)
+/* What a helper sent or did: a unit's result, or its end (one that died leaves its unit unfinished, said at the
+ * end).  False when nothing happened within timeout_ms. */
+static bool collect_helpers(struct scheduler *s, int timeout_ms)
 {
-    struct helper *h = &s->helpers[i];
-    struct unit_result r;
-    /* the forms of the units it took are started (their summary counts from then) */
+    const char *payload;
+    size_t len, pending;
+    int status = 0;
+    enum helper_event ev = helper_wait(s->ctx->helpers, timeout_ms, &payload, &len, &status, &pending);
+    /* the forms of the units taken so far are started (their summary counts from then) */
     mark_started(s);
-    for (size_t off = 0; off + sizeof r <= h->len; off += sizeof r) {
-        memcpy(&r, h->out + off, sizeof r);
-        if (r.unit < s->nunits) {
-            r.error[sizeof r.error - 1] = '\0';
+    if (ev == HELPER_MESSAGE && len == sizeof(struct unit_result)) {
+        struct unit_result r;
+        memcpy(&r, payload, sizeof r);
+        r.error[sizeof r.error - 1] = '\0';
+        if (r.unit < s->nunits)
             unit_done(s, (size_t)r.unit, r.rc, &r.c, r.error);
+    } else if (ev == HELPER_ENDED) {
+        bool died = !WIFEXITED(status) || WEXITSTATUS(status) != 0 || pending != 0;
+        if (died && !app_interrupted && !s->helper_error) {
+            s->helper_error = ax_asprintf("a helper process ended without a result (wait status %d)", status);
+            log_error("%s: %s", s->t->name, s->helper_error);
         }
     }
-    bool died = !WIFEXITED(h->status) || WEXITSTATUS(h->status) != 0 || h->len % sizeof r != 0;
-    if (died && !app_interrupted && !s->helper_error) {
-        s->helper_error = ax_asprintf("a helper process ended without a result (wait status %d)", h->status);
-        log_error("%s: %s", s->t->name, s->helper_error);
-    }
-    free(h->out);
-    h->out = NULL;
-    h->len = h->cap = 0;
+    return ev != HELPER_NONE;
 }
 
 /* The coordinator's own share: the next unit nobody has taken, or false. */
@@ -1133,15 +1126,13 @@ static enum tenant_outcome run_forms(struct tenant *t, const struct app *app, st
     }
     for (; s.claim;) {
         /* helpers that ended give their token back before more are asked for */
-        for (int i; (i = helper_wait(s.helpers, s.nhelpers, 0)) >= 0;)
-            collect_helper(&s, i);
+        while (collect_helpers(&s, 0))
+            ;
         start_helpers(&s);
         if (run_next_unit(&s))
             continue;
-        int i = helper_wait(s.helpers, s.nhelpers, -1);
-        if (i < 0)
+        if (!collect_helpers(&s, -1))
             break;
-        collect_helper(&s, i);
     }
     size_t taken = s.claim ? claimed(&s) : 0;
     if (s.claim)
@@ -1274,7 +1265,7 @@ int cmd_run(const struct app *app)
 
     if (!app->cfg->bi.conninfo)
         log_info("no bi group in the configuration: nothing is exported");
-    jobs_run(app, app->jobs, run_tenant, outcomes, &tot);
+    exec_outcomes(app, run_tenant, outcomes, &tot);
     size_t ok = 0;
     for (size_t i = 0; i < app->ntenants; i++)
         ok += outcomes[i] == TENANT_OK;

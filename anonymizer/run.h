@@ -5,7 +5,7 @@
 #define RUN_H
 
 #include "app.h"
-#include "jobs.h"
+#include "executor.h"
 
 /* Processes one tenant: never exits, reports failures in its outcome. */
 enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, struct job_ctx *ctx);

@@ -413,7 +413,7 @@ int tenant_discover_forms(struct tenant *t, const struct app *app)
     for (size_t i = 0; i < t->nforms; i++)
         prepare_form(t, &t->forms[i]);
     warn_without_definitions(t);
-    app_note_entries(app, t->name, t->forms, t->nforms);
+    app_note_entries(app, t->app_tenant, t->forms, t->nforms);
     return AX_OK;
 }
 

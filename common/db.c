@@ -6,7 +6,6 @@
 #include "log.h"
 #include "strbuf.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -285,47 +284,8 @@ void db_cancel(struct db *db)
 
 static PGcancel *volatile watched;
 
-/* Threads that read tenants side by side (report --jobs) watch through a
- * slot instead: the handler cannot take a lock, so the main thread, woken
- * by the flag the handler set, cancels them with db_cancel_slots(). */
-#define DB_WATCH_SLOTS 64
-static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
-static PGcancel *slots[DB_WATCH_SLOTS];
-static _Thread_local int watch_slot = -1;
-
-void db_watch_in_slot(int slot)
-{
-    watch_slot = slot >= 0 && slot < DB_WATCH_SLOTS ? slot : -1;
-}
-
-static void watch_slot_set(struct db *db)
-{
-    PGcancel *now = db && db->conn ? PQgetCancel(db->conn) : NULL;
-    pthread_mutex_lock(&slots_lock);
-    PGcancel *prev = slots[watch_slot];
-    slots[watch_slot] = now;
-    pthread_mutex_unlock(&slots_lock);
-    if (prev)
-        PQfreeCancel(prev);
-}
-
-void db_cancel_slots(void)
-{
-    pthread_mutex_lock(&slots_lock);
-    for (size_t i = 0; i < DB_WATCH_SLOTS; i++)
-        if (slots[i]) {
-            char buf[256];
-            PQcancel(slots[i], buf, sizeof buf);
-        }
-    pthread_mutex_unlock(&slots_lock);
-}
-
 void db_watch_cancel(struct db *db)
 {
-    if (watch_slot >= 0) {
-        watch_slot_set(db);
-        return;
-    }
     sigset_t block, old;
     ax_stop_signals(&block);
     /* the handler must never see a handle being freed */

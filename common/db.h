@@ -178,9 +178,5 @@ void db_cancel(struct db *db);
 void db_watch_cancel(struct db *db);
 /* Cancels the watched connection's statement; async-signal-safe. */
 void db_cancel_watched(void);
-/* From now on this thread's db_watch_cancel() fills slot SLOT (0..63),
- * which db_cancel_slots() cancels (from a thread, not a signal handler). */
-void db_watch_in_slot(int slot);
-void db_cancel_slots(void);
 
 #endif

@@ -5,7 +5,6 @@
 #include "strbuf.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +14,21 @@
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 static bool use_syslog;
-static void (*line_sink)(enum log_level level, const char *line, size_t len);
+static log_sink_fn line_sink;
+static void *line_sink_arg;
 static char first_error[512]; /* for a caller that must sum a failure up in one line (Nagios) */
-static pthread_mutex_t first_error_lock = PTHREAD_MUTEX_INITIALIZER; /* report --jobs: threads */
 
-void log_set_sink(void (*sink)(enum log_level level, const char *line, size_t len))
+void log_set_sink(log_sink_fn sink, void *arg)
 {
     line_sink = sink;
+    line_sink_arg = arg;
+}
+
+/* The first error, kept without its prefix. */
+static void note_error(const char *msg, size_t len)
+{
+    if (!first_error[0])
+        snprintf(first_error, sizeof first_error, "%.*s", (int)len, msg);
 }
 
 void log_init(enum log_level level)
@@ -43,16 +50,20 @@ void log_set_syslog(bool enabled)
     use_syslog = enabled;
 }
 
-static void write_all(int fd, const char *buf, size_t len)
+/* The line to stderr, or to the sink. */
+static void put_line(enum log_level level, const char *line, size_t len)
 {
+    if (line_sink) {
+        line_sink(line_sink_arg, level, line, len);
+        return;
+    }
     while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        ssize_t n = write(STDERR_FILENO, line, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
             return;
-        }
-        buf += n;
+        line += n;
         len -= (size_t)n;
     }
 }
@@ -95,18 +106,11 @@ static void emit(enum log_level level, bool loud, const char *fmt, va_list ap)
     free(msg);
     msg = sb_finish(&clean);
 
-    if (level == LOG_LEVEL_ERROR) {
-        pthread_mutex_lock(&first_error_lock);
-        if (!first_error[0])
-            snprintf(first_error, sizeof first_error, "%s", msg);
-        pthread_mutex_unlock(&first_error_lock);
-    }
+    if (level == LOG_LEVEL_ERROR)
+        note_error(msg, strlen(msg));
     if (to_stderr) {
         sb_appendf(&line, "anonymizer: %s%s\n", prefix[level], msg);
-        if (line_sink)
-            line_sink(level, line.buf, line.len);
-        else
-            write_all(STDERR_FILENO, line.buf, line.len);
+        put_line(level, line.buf, line.len);
     }
     if (to_syslog)
         syslog(priority[level], "%s%s", prefix[level], msg);
@@ -116,8 +120,18 @@ static void emit(enum log_level level, bool loud, const char *fmt, va_list ap)
 
 const char *log_first_error(void)
 {
-    /* read once the threads have ended */
     return first_error[0] ? first_error : NULL;
+}
+
+void log_relay(enum log_level level, const char *line, size_t len)
+{
+    static const char error_prefix[] = "anonymizer: error: ";
+    if (level == LOG_LEVEL_ERROR && len > sizeof error_prefix - 1 &&
+        strncmp(line, error_prefix, sizeof error_prefix - 1) == 0) {
+        size_t n = len - (sizeof error_prefix - 1);
+        note_error(line + sizeof error_prefix - 1, n && line[len - 1] == '\n' ? n - 1 : n);
+    }
+    put_line(level, line, len);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -33,8 +33,12 @@ void log_loud_warning(const char *fmt, ...) AX_PRINTF(1, 2);
 /* The first error logged by this process (without prefix), or NULL. */
 const char *log_first_error(void);
 
-/* Sends the stderr lines (newline included) to sink instead; NULL restores stderr. */
-void log_set_sink(void (*sink)(enum log_level level, const char *line, size_t len));
+/* Sends the stderr lines (newline included) to sink(arg, ...) instead; NULL restores stderr. */
+typedef void (*log_sink_fn)(void *arg, enum log_level level, const char *line, size_t len);
+void log_set_sink(log_sink_fn sink, void *arg);
+
+/* A line another process logged (as it would have written it), written here: the first error is noted. */
+void log_relay(enum log_level level, const char *line, size_t len);
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
