@@ -239,7 +239,7 @@ char *audit_changed_ids_sql(const char *q_table)
     return ax_asprintf("SELECT b.id FROM anonymizer.changes c JOIN public.%s b"
                        " ON b.id OPERATOR(pg_catalog.>=) c.lo AND b.id OPERATOR(pg_catalog.<=) c.hi"
                        " WHERE c.table_name OPERATOR(pg_catalog.=) pg_catalog.current_setting('anonymizer.table')"
-                       " AND c.seq OPERATOR(pg_catalog.>) pg_catalog.current_setting('anonymizer.seq')::bigint",
+                       " AND c.seq OPERATOR(pg_catalog.>) pg_catalog.current_setting('anonymizer.change_seq')::bigint",
                        q_table);
 }
 

@@ -65,8 +65,8 @@ int audit_changes_position(struct tenant *t, bool *available, char *seq, size_t 
 
 /*
  * A SELECT of the ids of the table (quoted name) that the change log lists
- * after the position in setting anonymizer.seq, for the table named in
- * setting anonymizer.table (see plan_export_copy).  Caller frees.
+ * after the position in setting anonymizer.change_seq, for the table named
+ * in setting anonymizer.table (see plan_export.h).  Caller frees.
  */
 char *audit_changed_ids_sql(const char *q_table);
 

@@ -7,7 +7,7 @@
 #define BI_VIEWS_H
 
 #include "bi.h"
-#include "plan.h"
+#include "plan_export.h"
 #include "tenant.h"
 
 /*

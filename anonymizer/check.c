@@ -55,15 +55,15 @@ static void print_column(const char *name, const char *cls, enum col_reason reas
 /* Rows and drafts due of a card (the report's count), for the operator to see what a register holds. */
 static void print_card(struct tenant *t, const struct form *f)
 {
-    char fid[16];
-    const char *values[PLAN_REPORT_NPARAMS];
+    struct plan_values pv;
     PGresult *res;
-    plan_params(f, values, t->now, t->now, "0", fid, sizeof fid);
-    values[PLAN_REPORT_NPARAMS - 1] = t->now; /* the open limit: not shown here */
+    /* only the rows and drafts are shown: the limits are those of now */
+    plan_bind_report(f, &(struct plan_report_args){.legal_limit = t->now, .at = t->now, .backup_days = "0",
+                                                   .open_limit = t->now}, &pv);
     char *sql = plan_report(f);
     int rc = f->sql.unsupported ? AX_ERR_DATA
-                                : db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_REPORT_NPARAMS,
-                                           plan_report_param_types, values);
+                                : db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS, pv.types,
+                                           pv.values);
     free(sql);
     printf("    card: %s; ", f->anonymise ? "anonymised (cards entry)" : "not anonymised (no cards entry): drafts only");
     if (rc == AX_OK) {

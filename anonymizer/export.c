@@ -41,6 +41,7 @@
 #include "bi_views.h"
 #include "classify.h"
 #include "kanon.h"
+#include "plan_export.h"
 #include "log.h"
 #include "sqltext.h"
 #include "strbuf.h"
@@ -295,7 +296,7 @@ static char *text_array(char *const *items, size_t n)
     return sb_finish(&sb);
 }
 
-/* The tenant query's values (plan_export_settings_sql), transaction-local. */
+/* The tenant query's values (plan_export.h), transaction-local. */
 static int set_copy_settings(struct form_export *x, const struct watermark *w)
 {
     const struct form *f = x->f;
@@ -309,15 +310,19 @@ static int set_copy_settings(struct form_export *x, const struct watermark *w)
         names[i] = f->def->statuses[i].name;
     }
     char *keys_a = text_array(keys, x->nfields), *ids_a = text_array(ids, ns), *names_a = text_array(names, ns);
-    const char *v[PLAN_EXPORT_NSETTINGS] = {
-        x->fid,  f->sql.endpoints ? f->sql.endpoints : "{}", f->sql.stat_keys, x->t->name, f->slug,
-        x->app->cfg->bi.time_precision, keys_a, ids_a, names_a, w->since, w->seq, f->table, f->sql.block_keys,
-        x->bi->tz, w->held};
-    Oid ty[PLAN_EXPORT_NSETTINGS];
-    for (size_t i = 0; i < PLAN_EXPORT_NSETTINGS; i++)
-        ty[i] = DB_TEXTOID;
-    int rc = db_query(&x->t->db, NULL, DB_ONE_ROW(PLAN_EXPORT_NSETTINGS), plan_export_settings_sql,
-                      PLAN_EXPORT_NSETTINGS, ty, v);
+    struct plan_export_settings s = {
+        .formdef_id = x->fid, .final_statuses = f->sql.endpoints ? f->sql.endpoints : "{}",
+        .kept_stat_keys = f->sql.stat_keys, .block_keys = f->sql.block_keys, .tenant = x->t->name, .slug = f->slug,
+        .time_precision = x->app->cfg->bi.time_precision, .time_zone = x->bi->tz, .field_keys = keys_a,
+        .status_ids = ids_a, .status_names = names_a, .anonymised_since = w->since, .change_seq = w->seq,
+        .table = f->table, .held_back = w->held,
+    };
+    char *setting_names, *setting_values;
+    plan_export_settings_bind(&s, &setting_names, &setting_values);
+    const char *v[2] = {setting_names, setting_values};
+    int rc = db_query(&x->t->db, NULL, DB_ONE_ROW(1), plan_export_settings_sql, 2, NULL, v);
+    free(setting_names);
+    free(setting_values);
     for (size_t i = 0; i < ns; i++)
         free(ids[i]);
     free(ids);

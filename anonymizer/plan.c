@@ -18,12 +18,12 @@
 
 const char *const plan_dollar_params[PLAN_NPARAMS + 1] = {"", "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9"};
 
-const Oid plan_param_types[PLAN_NPARAMS] = {
+static const Oid param_types[PLAN_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_INT8OID, DB_INT8OID, DB_TIMESTAMPTZOID,
     DB_JSONBOID, DB_INT8OID,
 };
 
-const Oid plan_report_param_types[PLAN_REPORT_NPARAMS] = {
+static const Oid report_param_types[PLAN_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_TIMESTAMPTZOID, DB_TIMESTAMPTZOID,
     DB_INT4OID, DB_JSONBOID, DB_TIMESTAMPTZOID,
 };
@@ -410,19 +410,35 @@ void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enu
     out->work = sb_finish(&sb);
 }
 
-void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const char *lo, const char *hi,
-                 const char *run_ts, char *formdef_id_buf, size_t buflen)
+/* What every form statement takes from the form: $1 to $4 and $8. */
+static void bind_form(const struct form *f, struct plan_values *out)
 {
-    snprintf(formdef_id_buf, buflen, "%d", f->formdef_id);
-    values[0] = f->cutoff;
-    values[1] = formdef_id_buf;
-    values[2] = f->sql.endpoints ? f->sql.endpoints : "{}";
-    values[3] = f->sql.stat_keys;
-    values[4] = lo;
-    values[5] = hi;
-    values[6] = run_ts;
-    values[7] = f->sql.block_keys;
-    values[8] = PLAN_NO_END; /* the end of a work unit's range of ids: none */
+    snprintf(out->formdef_id, sizeof out->formdef_id, "%d", f->formdef_id);
+    out->values[0] = f->cutoff;
+    out->values[1] = out->formdef_id;
+    out->values[2] = f->sql.endpoints ? f->sql.endpoints : "{}";
+    out->values[3] = f->sql.stat_keys;
+    out->values[7] = f->sql.block_keys;
+}
+
+void plan_bind(const struct form *f, const struct plan_args *a, struct plan_values *out)
+{
+    bind_form(f, out);
+    out->types = param_types;
+    out->values[4] = a->lo ? a->lo : "0";
+    out->values[5] = a->upto ? a->upto : "0";
+    out->values[6] = a->run_ts;
+    out->values[8] = a->unit_end ? a->unit_end : PLAN_NO_END;
+}
+
+void plan_bind_report(const struct form *f, const struct plan_report_args *a, struct plan_values *out)
+{
+    bind_form(f, out);
+    out->types = report_param_types;
+    out->values[4] = a->legal_limit;
+    out->values[5] = a->at;
+    out->values[6] = a->backup_days;
+    out->values[8] = a->open_limit;
 }
 
 /* -- batches ---------------------------------------------------------------------- */
@@ -641,142 +657,6 @@ char *plan_report(const struct form *f)
     free(unknown);
     free(pending);
     free(inactive);
-    form_preds_free(&p);
-    return sb_finish(&sb);
-}
-
-/* -- export ---------------------------------------------------------------------------- */
-
-/* Where COPY cannot take parameters, the values of the one-row CTE "p". */
-static const char *const copy_params[PLAN_NPARAMS + 1] = {
-    "", "NULL::timestamptz", "p.p2", "p.p3", "p.p4", "NULL", "NULL", "NULL", "p.p8",
-};
-
-const char plan_export_settings_sql[] =
-    "SELECT pg_catalog.set_config('anonymizer.p2', $1, true),"
-    " pg_catalog.set_config('anonymizer.p3', $2, true),"
-    " pg_catalog.set_config('anonymizer.p4', $3, true),"
-    " pg_catalog.set_config('anonymizer.tenant', $4, true),"
-    " pg_catalog.set_config('anonymizer.slug', $5, true),"
-    " pg_catalog.set_config('anonymizer.precision', $6, true),"
-    " pg_catalog.set_config('anonymizer.keys', $7, true),"
-    " pg_catalog.set_config('anonymizer.status_ids', $8, true),"
-    " pg_catalog.set_config('anonymizer.status_names', $9, true),"
-    " pg_catalog.set_config('anonymizer.since', $10, true),"
-    " pg_catalog.set_config('anonymizer.seq', $11, true),"
-    " pg_catalog.set_config('anonymizer.table', $12, true),"
-    " pg_catalog.set_config('anonymizer.p8', $13, true),"
-    " pg_catalog.set_config('anonymizer.tz', $14, true),"
-    " pg_catalog.set_config('anonymizer.held', $15, true)";
-
-static bool is_display(const char *column)
-{
-    size_t n = strlen(column);
-    return n > 8 && strcmp(column + n - 8, "_display") == 0;
-}
-
-size_t plan_export_fields(const struct form *f, struct plan_field **out)
-{
-    size_t n = 0;
-    *out = NULL;
-    for (size_t i = 0; i < f->ncols; i++) {
-        const struct column *c = &f->cols[i];
-        /* pickled values (file references, structured items) are not statistics */
-        if (!col_is_kept(c->cls) || strcmp(c->type, "bytea") == 0)
-            continue;
-        char *base;
-        if (c->field && c->field->varname)
-            base = ax_strdup(c->field->varname);
-        else if (c->field)
-            base = ax_strdup(c->field->column);
-        else
-            base = is_display(c->name) ? ax_strndup(c->name, strlen(c->name) - 8) : ax_strdup(c->name);
-        *out = ax_reallocarray(*out, n + 1, sizeof **out);
-        (*out)[n].key = is_display(c->name) ? ax_asprintf("%s_display", base) : ax_strdup(base);
-        (*out)[n].col = c;
-        free(base);
-        n++;
-    }
-    return n;
-}
-
-void plan_fields_free(struct plan_field *fields, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(fields[i].key);
-    free(fields);
-}
-
-char *plan_export_copy(const struct form *f, const struct plan_field *fields, size_t nfields, bool incremental,
-                       const char *changes_sql)
-{
-    struct form_preds p;
-    struct strbuf sb;
-
-    plan_preds(f, copy_params, PLAN_ROW, &p);
-    sb_init(&sb);
-    sb_append(&sb, "COPY (WITH p AS MATERIALIZED (SELECT"
-                   " pg_catalog.current_setting('anonymizer.p2')::integer AS p2,"
-                   " pg_catalog.current_setting('anonymizer.p3')::text[] AS p3,"
-                   " pg_catalog.current_setting('anonymizer.p4')::text[] AS p4,"
-                   " pg_catalog.current_setting('anonymizer.p8')::jsonb AS p8,"
-                   " pg_catalog.current_setting('anonymizer.tenant') AS tenant,"
-                   " pg_catalog.current_setting('anonymizer.slug') AS slug,"
-                   " pg_catalog.current_setting('anonymizer.precision') AS prec,"
-                   " pg_catalog.current_setting('anonymizer.keys')::text[] AS keys,"
-                   " pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids,"
-                   " pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names,"
-                   " pg_catalog.current_setting('anonymizer.tz') AS tz,"
-                   " pg_catalog.current_setting('anonymizer.held')::pg_catalog.int4multirange AS held)\n"
-                   /* times truncated where the readers are: a day is a local day */
-                   "SELECT t.tenant, t.p2, t.slug, t.id, t.receipt_time, t.last_update_time, t.anonymised,"
-                   " t.status, t.status_name, t.is_final, t.submission_channel, t.backoffice_submission,"
-                   " t.criticality_level, COALESCE(t.done_time, t.last_update_time) OPERATOR(pg_catalog.-) t.receipt_time,"
-                   " t.fields,"
-                   " t.done_time, t.prec\n"
-                   "FROM (SELECT p.tenant, p.p2, p.slug, m.id, p.prec,"
-                   " pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time,"
-                   " pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time,"
-                   " pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised,"
-                   " CASE WHEN m.status OPERATOR(pg_catalog.~~) 'wf-%' THEN pg_catalog.substr(m.status, 4)"
-                   " ELSE m.status END AS status,"
-                   " p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name,");
-    sb_appendf(&sb, " COALESCE(%s, false) AS is_final,", p.final);
-    sb_appendf(&sb, " CASE WHEN COALESCE(%s, false) THEN pg_catalog.date_trunc(p.prec, %s, p.tz) END AS done_time,",
-               p.final, p.ref);
-    sb_append(&sb, " m.submission_channel, m.backoffice_submission, m.criticality_level,\n  ");
-    /* jsonb_build_object takes at most 100 arguments: chunks of 40 pairs */
-    if (nfields == 0)
-        sb_append(&sb, "'{}'::jsonb");
-    for (size_t i = 0; i < nfields; i++) {
-        if (i % 40 == 0)
-            sb_append(&sb, i ? ") OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(" : "pg_catalog.jsonb_build_object(");
-        else
-            sb_append(&sb, ", ");
-        sb_appendf(&sb, "p.keys[%zu], m.%s", i + 1, fields[i].col->qname);
-    }
-    if (nfields)
-        sb_append(&sb, ")");
-    sb_append(&sb, " AS fields");
-    sb_appendf(&sb, "\nFROM public.%s m CROSS JOIN p\n"
-                    "WHERE m.anonymised IS NOT NULL AND " PLAN_NOT_DRAFT "\n"
-                    "  AND NOT (%s)",
-               f->q_table, p.dirty);
-    if (incremental) {
-        /* not correlated: the settings are read once, and can drive the index scans */
-        sb_appendf(&sb, "\n  AND m.id OPERATOR(pg_catalog.=) ANY (SELECT a.id FROM public.%s a"
-                        " WHERE a.anonymised OPERATOR(pg_catalog.>)"
-                        " pg_catalog.current_setting('anonymizer.since')::timestamptz",
-                   f->q_table);
-        if (changes_sql)
-            sb_appendf(&sb, "\n    UNION %s", changes_sql);
-        /* held back by k-anonymity at an earlier export: looked at again, by id */
-        sb_append(&sb, "\n    UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r,"
-                       " pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) OPERATOR(pg_catalog.-) 1) g(id))");
-    }
-    /* OFFSET 0: the inner select is not flattened into the outer one, which
-     * would compute done_time (a jsonpath) twice per row */
-    sb_append(&sb, " OFFSET 0) t) TO STDOUT");
     form_preds_free(&p);
     return sb_finish(&sb);
 }

@@ -10,14 +10,15 @@
  * text generated for a fixed form, so that a change to the SQL shows up in
  * review as a diff of SQL.
  *
- * Parameters of the form statements (plan_param_types):
+ * Callers never deal in positions: a statement's values are bound by name
+ * (struct plan_args, struct plan_report_args), and plan_bind puts each where
+ * the statements expect it.  Inside this module, the form statements take
  *   $1 cutoff, $2 formdef id, $3 final statuses (text[]), $4 kept
- *   statistics keys (text[]), $5 and $6 a keyset range (lo exclusive, hi
- *   inclusive) or lo and a limit, $7 the run timestamp, $8 the keys kept in
- *   the elements of each trimmed block (jsonb: an array of arrays, one per
- *   COL_BLOCK column in order), $9 the last id of the work unit a batch
- *   belongs to (PLAN_NO_END: none).
- * The report's aggregate replaces $5..$7 (see plan_report).
+ *   statistics keys (text[]), $5 lo (exclusive), $6 a batch's size or a
+ *   range's last id, $7 the run timestamp, $8 the keys kept in the elements
+ *   of each trimmed block (jsonb), $9 the last id of the work unit;
+ * the report's aggregate takes $5 the legal limit, $6 the instant
+ * evaluated, $7 the backup retention in days, $9 the open limit instead.
  */
 #ifndef PLAN_H
 #define PLAN_H
@@ -29,11 +30,36 @@
 #include <stddef.h>
 
 #define PLAN_NPARAMS 9
-/* $9 when a batch is not bounded by a work unit's range */
+/* The last id of a work unit that is not bounded */
 #define PLAN_NO_END "9223372036854775807"
-extern const Oid plan_param_types[PLAN_NPARAMS];
-/* "$1".."$8" (index 0 unused): the parameter texts of ordinary statements */
+/* "$1".."$9" (index 0 unused): where plan_preds reads its values in ordinary statements */
 extern const char *const plan_dollar_params[PLAN_NPARAMS + 1];
+
+/* What a batch, a range or a count of a form is run with, besides what the form itself gives. */
+struct plan_args {
+    const char *lo;       /* the last id already done (exclusive); NULL: "0" */
+    const char *upto;     /* a batch's size (plan_batch, plan_batch_range), or the last id of the range a batch
+                             changed (plan_batch_allforms); NULL: "0" */
+    const char *run_ts;   /* the run's clock reading: the anonymised time it sets */
+    const char *unit_end; /* the last id of the work unit; NULL: none */
+};
+
+/* What the report's aggregate (plan_report) is run with. */
+struct plan_report_args {
+    const char *legal_limit; /* the instant evaluated minus three months */
+    const char *at;          /* the instant evaluated */
+    const char *backup_days; /* backup_retention, in days */
+    const char *open_limit;  /* the instant evaluated minus open_limit */
+};
+
+/* A statement's values, bound: pass values, types, PLAN_NPARAMS to db_query. */
+struct plan_values {
+    const char *values[PLAN_NPARAMS];
+    const Oid *types;
+    char formdef_id[16];
+};
+void plan_bind(const struct form *f, const struct plan_args *a, struct plan_values *out);
+void plan_bind_report(const struct form *f, const struct plan_report_args *a, struct plan_values *out);
 
 /* The time of a submission's last activity, on alias m. */
 #define PLAN_ACTIVITY "COALESCE(m.last_update_time, m.receipt_time)"
@@ -76,11 +102,6 @@ void plan_prepare(struct form *f, const struct plan_tenant *t);
 void plan_preds(const struct form *f, const char *const p[PLAN_NPARAMS + 1], enum plan_style style,
                 struct form_preds *out);
 
-/* Fills the parameter values of a form statement.  lo, hi: $5, $6.
- * formdef_id_buf: room for the formdef id's text. */
-void plan_params(const struct form *f, const char *values[PLAN_NPARAMS], const char *lo, const char *hi,
-                 const char *run_ts, char *formdef_id_buf, size_t buflen);
-
 /* -- the run's batches (caller frees every returned string) ------------------ */
 
 /* The two kinds of batch: the final anonymisation, and the deletion of expired drafts. */
@@ -121,14 +142,10 @@ char *plan_count_drafts(const struct form *f);
  * inactive past open_limit, the oldest of them (ISO); then the submissions
  * holding personal data by age, done ones then the others: within the
  * period, between the period and the legal limit, past the limit.
- * Parameters: $1..$4 and $8 as above, $5 the legal limit, $6 the instant
- * evaluated, $7 the backup retention in days, $9 the open limit (the instant
- * evaluated minus open_limit) (plan_report_param_types).
+ * Values: plan_bind_report.
  */
 char *plan_report(const struct form *f);
 #define PLAN_REPORT_NCOLS 21
-#define PLAN_REPORT_NPARAMS 9
-extern const Oid plan_report_param_types[PLAN_REPORT_NPARAMS];
 
 /* -- search tokens ------------------------------------------------------------ */
 
@@ -142,43 +159,5 @@ extern const Oid plan_report_param_types[PLAN_REPORT_NPARAMS];
 char *plan_purge_tokens(const struct form *f);
 /* The search-token context of a form ("formdata_<id>", "carddata_<id>"); NULL for test copies. */
 char *plan_token_context(const struct form *f);
-
-/* -- the export ------------------------------------------------------------ */
-
-/* A kept column that goes into the BI "fields" object. */
-struct plan_field {
-    char *key;                  /* JSON key: varname, or the column's base name; "<key>_display" */
-    const struct column *col;   /* borrowed from the form */
-};
-
-/* The kept columns the export sends (not the pickled bytea ones); caller frees with plan_fields_free. */
-size_t plan_export_fields(const struct form *f, struct plan_field **out);
-void plan_fields_free(struct plan_field *fields, size_t n);
-
-/*
- * The tenant's COPY (SELECT ...) TO STDOUT for one form.  COPY takes no
- * parameters: the values are read with current_setting(), once, from the
- * transaction-local settings that plan_export_settings_sql sets first.
- * incremental: only submissions anonymised since anonymizer.since, or whose
- * ids changes_sql returns (the change log, from audit_changed_ids_sql; NULL
- * when there is none).
- */
-char *plan_export_copy(const struct form *f, const struct plan_field *fields, size_t nfields, bool incremental,
-                       const char *changes_sql);
-/*
- * Sets the values plan_export_copy reads, transaction-local: $1 formdef id,
- * $2 final statuses, $3 kept statistics keys, $4 tenant, $5 slug, $6 time
- * precision, $7 field keys, $8 status ids, $9 status names, $10 anonymised
- * since, $11 change log position, $12 table name, $13 kept block keys, $14
- * the time zone times are truncated in, $15 the ids held back by
- * k-anonymity (an int4multirange) (all text).
- *
- * The COPY's columns: tenant, form_id, form_slug, submission_id,
- * receipt_time, last_update_time, anonymised_at, status, status_name,
- * is_final, channel, backoffice_submission, criticality_level,
- * processing_time, fields, done_time, time_precision.
- */
-extern const char plan_export_settings_sql[];
-#define PLAN_EXPORT_NSETTINGS 15
 
 #endif

@@ -128,7 +128,7 @@ static void read_form_row(const PGresult *res, struct form_report *fr)
 static int collect_form(struct tenant *t, const struct tenant_report *tr, const struct form *f,
                         struct form_report *fr, int backup_days, const char *schemas)
 {
-    char fid[16], days[16], open_limit[64];
+    char days[16], open_limit[64];
     PGresult *res;
 
     fr->slug = ax_strdup(f->slug);
@@ -151,24 +151,23 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
         return AX_OK;
     }
 
-    const char *values[PLAN_REPORT_NPARAMS];
+    struct plan_values pv;
     int rc = open_limit_instant(t, f, open_limit, sizeof open_limit);
     if (rc)
         return rc;
     snprintf(days, sizeof days, "%d", backup_days);
-    plan_params(f, values, tr->legal_limit, t->now, days, fid, sizeof fid);
-    values[PLAN_REPORT_NPARAMS - 1] = open_limit;
+    plan_bind_report(f, &(struct plan_report_args){.legal_limit = tr->legal_limit, .at = t->now, .backup_days = days,
+                                                   .open_limit = open_limit}, &pv);
     char *sql = plan_report(f);
-    rc = db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_REPORT_NPARAMS, plan_report_param_types,
-                  values);
+    rc = db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS, pv.types, pv.values);
     free(sql);
     if (rc)
         return rc;
     read_form_row(res, fr);
     PQclear(res);
 
-    values[0] = f->cutoff;
-    rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT " SQL_ISO_UTC("$1::timestamptz"), 1, plan_report_param_types, values);
+    const char *cutoff[1] = {f->cutoff};
+    rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT " SQL_ISO_UTC("$1::timestamptz"), 1, NULL, cutoff);
     if (rc)
         return rc;
     fr->cutoff = ax_strdup(PQgetvalue(res, 0, 0));

@@ -232,8 +232,8 @@ static char *failure_text(const struct db *db)
  */
 static int batch_once(struct batcher *b, PGresult **res, char *hi, size_t hilen)
 {
-    char limit[32], fid[16];
-    const char *values[PLAN_NPARAMS];
+    char limit[32];
+    struct plan_values pv;
     struct db *db = &b->t->db;
     int rc;
 
@@ -249,10 +249,9 @@ static int batch_once(struct batcher *b, PGresult **res, char *hi, size_t hilen)
     bool fast = b->fast && !b->careful;
     if (fast && (rc = db_cmd(db, "SELECT pg_catalog.set_config('lock_timeout', '" FAST_LOCK_TIMEOUT "', true)")))
         return rc;
-    plan_params(b->f, values, b->lo, limit, b->t->now, fid, sizeof fid);
-    values[8] = b->end;
-    if ((rc = db_query(db, res, DB_ONE_ROW(PLAN_BATCH_NCOLS), fast ? b->fast : b->work, PLAN_NPARAMS,
-                       plan_param_types, values)))
+    plan_bind(b->f, &(struct plan_args){.lo = b->lo, .upto = limit, .run_ts = b->t->now, .unit_end = b->end}, &pv);
+    if ((rc = db_query(db, res, DB_ONE_ROW(PLAN_BATCH_NCOLS), fast ? b->fast : b->work, PLAN_NPARAMS, pv.types,
+                       pv.values)))
         return rc;
     b->careful = false;
     if (getll(*res, 0, 1) == 0) {
@@ -261,10 +260,10 @@ static int batch_once(struct batcher *b, PGresult **res, char *hi, size_t hilen)
         return db_cmd(db, "COMMIT");
     }
     snprintf(hi, hilen, "%s", PQgetvalue(*res, 0, 0));
-    plan_params(b->f, values, b->lo, hi, b->t->now, fid, sizeof fid);
+    plan_bind(b->f, &(struct plan_args){.lo = b->lo, .upto = hi, .run_ts = b->t->now, .unit_end = b->end}, &pv);
     if (b->allforms) {
         PGresult *ar;
-        rc = db_query(db, &ar, DB_ANY, b->allforms, PLAN_NPARAMS, plan_param_types, values);
+        rc = db_query(db, &ar, DB_ANY, b->allforms, PLAN_NPARAMS, pv.types, pv.values);
         /* the w.c.s. trigger already did it (nothing left to change): not run again for this form */
         if (rc == AX_OK && !b->allforms_checked) {
             b->allforms_checked = true;
@@ -301,16 +300,15 @@ static int batch_once(struct batcher *b, PGresult **res, char *hi, size_t hilen)
  */
 static int leave_range(struct batcher *b, struct form_counts *c, bool *done)
 {
-    char limit[32], fid[16];
-    const char *values[PLAN_NPARAMS];
+    char limit[32];
+    struct plan_values pv;
     PGresult *res;
     char *why = ax_strdup(b->t->db.error);
 
     db_rollback_quietly(&b->t->db);
     snprintf(limit, sizeof limit, "%d", b->size);
-    plan_params(b->f, values, b->lo, limit, b->t->now, fid, sizeof fid);
-    values[8] = b->end;
-    int rc = db_query(&b->t->db, &res, DB_ONE_ROW(2), b->range, PLAN_NPARAMS, plan_param_types, values);
+    plan_bind(b->f, &(struct plan_args){.lo = b->lo, .upto = limit, .run_ts = b->t->now, .unit_end = b->end}, &pv);
+    int rc = db_query(&b->t->db, &res, DB_ONE_ROW(2), b->range, PLAN_NPARAMS, pv.types, pv.values);
     if (rc && transient(&b->t->db)) {
         /* the table itself is locked: the rest of the unit is left for the next run */
         db_rollback_quietly(&b->t->db);
@@ -342,12 +340,10 @@ static int leave_range(struct batcher *b, struct form_counts *c, bool *done)
  */
 static int skip_failing(struct batcher *b, struct form_counts *c, const char *why)
 {
-    char fid[16];
-    const char *values[PLAN_NPARAMS];
+    struct plan_values pv;
     PGresult *res;
-    plan_params(b->f, values, b->lo, "1", b->t->now, fid, sizeof fid);
-    values[8] = b->end;
-    int rc = db_query(&b->t->db, &res, DB_ONE_ROW(2), b->range, PLAN_NPARAMS, plan_param_types, values);
+    plan_bind(b->f, &(struct plan_args){.lo = b->lo, .upto = "1", .run_ts = b->t->now, .unit_end = b->end}, &pv);
+    int rc = db_query(&b->t->db, &res, DB_ONE_ROW(2), b->range, PLAN_NPARAMS, pv.types, pv.values);
     if (rc)
         return rc;
     if (getll(res, 0, 1) == 0) {
@@ -523,11 +519,10 @@ static int purge_tokens(struct tenant *t, const struct form *f, struct form_coun
 /* How many submissions of the form the run still has to anonymise. */
 static int count_with(struct tenant *t, const struct form *f, char *sql, long long *n)
 {
-    char fid[16];
-    const char *values[PLAN_NPARAMS];
+    struct plan_values pv;
     PGresult *res;
-    plan_params(f, values, "0", "0", t->now, fid, sizeof fid);
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(1), sql, PLAN_NPARAMS, plan_param_types, values);
+    plan_bind(f, &(struct plan_args){.run_ts = t->now}, &pv);
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(1), sql, PLAN_NPARAMS, pv.types, pv.values);
     free(sql);
     if (rc)
         return rc;

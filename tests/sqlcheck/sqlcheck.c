@@ -301,7 +301,7 @@ static bool expression_start(const struct tok *prev)
 /* Words that take a table after them, and those that may follow them instead of a table. */
 static const char *const before_table[] = {"FROM", "JOIN", "UPDATE", "INTO", "USING", "TABLE", "TRUNCATE", "COPY",
                                            NULL};
-static const char *const not_tables[] = {"LATERAL", "ONLY", "STDIN", "STDOUT", "IF", "SELECT", "TABLES", "SET", "OF", "SKIP", "NOWAIT", NULL};
+static const char *const not_tables[] = {"LATERAL", "ONLY", "STDIN", "STDOUT", "IF", "SELECT", "TABLES", "SET", "OF", "SKIP", "NOWAIT", "ROWS", NULL};
 
 struct checker {
     const char *sql;

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "definition.h"
 #include "plan.h"
+#include "plan_export.h"
 #include "sqlcheck.h"
 #include "strbuf.h"
 #include "tenant.h"
