@@ -53,81 +53,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* -- streaming ---------------------------------------------------------------------- */
-
-/* Ends the destination's COPY (aborting it when abort_msg is not NULL) and reads its final result. */
-static int end_copy_in(struct db *dst, const char *dst_sql, const char *abort_msg, long long *copied)
-{
-    int rc = AX_OK;
-    if (PQputCopyEnd(dst->conn, abort_msg) != 1) {
-        db_set_conn_error(dst, dst_sql);
-        rc = AX_ERR_DB;
-    }
-    PGresult *r;
-    while ((r = PQgetResult(dst->conn))) {
-        if (rc == AX_OK && !abort_msg && (rc = db_check_result(dst, r, dst_sql, PGRES_COMMAND_OK)) == AX_OK)
-            *copied = atoll(PQcmdTuples(r)); /* "COPY n" */
-        PQclear(r);
-    }
-    return rc;
-}
-
-/* Copies the source's COPY OUT data into the destination's COPY IN. */
-static int pump_data(struct db *src, struct db *dst, const char *src_sql, const char *dst_sql)
-{
-    for (;;) {
-        char *buf = NULL;
-        int n = PQgetCopyData(src->conn, &buf, 0);
-        if (n == -1)
-            break;
-        if (n == -2) {
-            db_set_conn_error(src, src_sql);
-            return AX_ERR_DB;
-        }
-        int ok = PQputCopyData(dst->conn, buf, n);
-        PQfreemem(buf);
-        if (ok != 1) {
-            db_set_conn_error(dst, dst_sql);
-            /* stop the source and drain what it already sent */
-            db_cancel(src);
-            while ((n = PQgetCopyData(src->conn, &buf, 0)) > 0)
-                PQfreemem(buf);
-            return AX_ERR_DB;
-        }
-    }
-    return AX_OK;
-}
-
-/*
- * Streams the tenant's COPY output into the BI's COPY input.  Both sides are
- * left out of COPY mode whatever happens; an error on either side is
- * recorded on that side's db (through db_check_result).
- */
-static int pump(struct db *src, struct db *dst, const char *src_sql, const char *dst_sql, long long *copied)
-{
-    PGresult *r = PQexec(dst->conn, dst_sql);
-    int rc = db_check_result(dst, r, dst_sql, PGRES_COPY_IN);
-    PQclear(r);
-    if (rc)
-        return rc;
-    r = PQexec(src->conn, src_sql);
-    rc = db_check_result(src, r, src_sql, PGRES_COPY_OUT);
-    PQclear(r);
-    if (rc) {
-        end_copy_in(dst, dst_sql, "source query failed", copied);
-        return rc;
-    }
-    rc = pump_data(src, dst, src_sql, dst_sql);
-    /* the source's final status */
-    while ((r = PQgetResult(src->conn))) {
-        if (rc == AX_OK)
-            rc = db_check_result(src, r, src_sql, PGRES_COMMAND_OK);
-        PQclear(r);
-    }
-    int end_rc = end_copy_in(dst, dst_sql, rc == AX_OK ? NULL : "source failed", copied);
-    return rc ? rc : end_rc;
-}
-
 /* -- one form ---------------------------------------------------------------------- */
 
 struct tenant_snapshot {
@@ -367,11 +292,11 @@ static int copy_rows(struct form_export *x, bool *empty)
     x->staged = !(*empty && x->app->cfg->bi.min_k <= 1);
     if (rc == AX_OK && !x->staged) {
         char *dst = ax_asprintf("COPY %s.submissions (" BI_SUBMISSION_COLUMNS ") FROM STDIN", x->bi->schema_q);
-        rc = pump(&x->t->db, &x->bi->db, copy_sql, dst, &x->read);
+        rc = db_copy(&x->t->db, &x->bi->db, copy_sql, dst, &x->read);
         free(dst);
         x->kr.inserted = x->read;
     } else if (rc == AX_OK) {
-        rc = pump(&x->t->db, &x->bi->db, copy_sql,
+        rc = db_copy(&x->t->db, &x->bi->db, copy_sql,
                   "COPY pg_temp.anonymizer_stage (" BI_SUBMISSION_COLUMNS ") FROM STDIN", &x->read);
         const char *v[2] = {x->t->name, x->fid};
         const Oid ty[2] = {DB_TEXTOID, DB_INT4OID};
@@ -430,7 +355,7 @@ static int mark_deleted(struct form_export *x, long long *marked)
         return AX_OK;
     long long copied;
     char *ids_sql = ax_asprintf("COPY (SELECT m.id FROM public.%s m) TO STDOUT", x->f->q_table);
-    rc = pump(&x->t->db, &x->bi->db, ids_sql, "COPY pg_temp.anonymizer_ids (id) FROM STDIN", &copied);
+    rc = db_copy(&x->t->db, &x->bi->db, ids_sql, "COPY pg_temp.anonymizer_ids (id) FROM STDIN", &copied);
     free(ids_sql);
     if (rc == AX_OK)
         rc = bi_query(x->bi, &res, DB_ONE_ROW(1),

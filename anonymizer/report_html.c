@@ -389,90 +389,104 @@ static void detail_columns(FILE *out, const char *title, const struct collist *l
     fputs("</p>\n", out);
 }
 
+/* A row of the details whose value is text (escaped); cls: the cell's class, or NULL. */
+static void detail_text(FILE *out, const char *name, const char *cls, const char *text)
+{
+    fputs("<tr><th>", out);
+    esc_html(out, name);
+    fprintf(out, "</th><td%s%s%s>", cls ? " class=\"" : "", cls ? cls : "", cls ? "\"" : "");
+    esc_html(out, text);
+    fputs("</td></tr>", out);
+}
+
+/* The counts of one form. */
+static void detail_counts(FILE *out, const struct form_report *fr)
+{
+    detail_row(out, _("Submissions"), fr->counts[C_SUBMISSIONS]);
+    detail_row(out, _("Anonymised"), fr->counts[C_ANONYMISED]);
+    detail_row(out, _("Due now"), fr->counts[C_DUE]);
+    detail_row(out, _("Drafts due"), fr->counts[C_DRAFTS_DUE]);
+    detail_row(out, _("Open past cutoff"), fr->counts[C_OPEN_PAST]);
+    detail_row(out, _("Open and inactive"), fr->open_inactive);
+    detail_row(out, _("Incomplete"), fr->counts[C_INCOMPLETE]);
+    if (fr->undated > 0)
+        detail_row(out, _("Undated (counted past the limit)"), fr->undated);
+    if (fr->status_unknown > 0) {
+        detail_row(out, _("Status unknown"), fr->status_unknown);
+        detail_row(out, _("Status unknown, inactive past the limit"), fr->status_unknown_past);
+    }
+    if (fr->locked_known)
+        detail_row(out, _("Locked in last run"), fr->locked_last_run);
+}
+
+/* What the last run, the BI export and the backups say of one form. */
+static void detail_aftermath(FILE *out, const struct report *r, const struct tenant_report *tr,
+                             const struct form_report *fr)
+{
+    char text[512];
+    if (fr->bi_known) {
+        if (fr->bi_smallest_group >= 0)
+            snprintf(text, sizeof text, _("smallest group %lld (k = %d), %lld held back"), fr->bi_smallest_group,
+                     r->min_k, fr->bi_held_back);
+        else
+            snprintf(text, sizeof text, _("%lld held back"), fr->bi_held_back);
+        detail_text(out, _("BI database"), NULL, text);
+    }
+    if (fr->failed_last_run)
+        detail_text(out, _("Failed in last run"), "review", fr->failed_last_run);
+    if (fr->not_vacuumed)
+        detail_text(out, _("Vacuum"), "review",
+                    _("not vacuumed by the last run (the role does not own the tables): old row versions keep personal"
+                      " data until autovacuum"));
+    if (pending_of(fr) > 0 || fr->in_backups > 0) {
+        fputs("<tr><th>", out);
+        esc_html(out, _("Backups"));
+        fputs("</th><td>", out);
+        if (pending_of(fr) > 0)
+            esc_htmlf(out, _("what is due now remains in backups until %s. "), tr->backups_until);
+        if (fr->in_backups > 0)
+            esc_htmlf(out, _("%lld anonymised submissions still in backups, until %s at the latest."),
+                      fr->in_backups, fr->in_backups_until);
+        fputs("</td></tr>", out);
+    }
+}
+
+/* One form's details. */
+static void detail_form(FILE *out, const struct report *r, const struct tenant_report *tr,
+                        const struct form_report *fr)
+{
+    char when[40];
+    fputs("<h3>", out);
+    esc_html(out, tr->name);
+    fputs(" — ", out);
+    form_title(out, fr);
+    fputs("</h3>\n<table><tbody>", out);
+    report_local_time(fr->cutoff, when);
+    fputs("<tr><th>", out);
+    esc_html(out, _("Retention period"));
+    fputs("</th><td>", out);
+    char *period = report_period(fr->retention_days);
+    esc_htmlf(out, _("%s (%s), cutoff %s"), period, _(cfg_source_str(fr->retention_source)), when);
+    free(period);
+    fputs("</td></tr>", out);
+    detail_counts(out, fr);
+    detail_aftermath(out, r, tr, fr);
+    fputs("</tbody></table>\n", out);
+    detail_columns(out, _("Kept fields:"), &fr->keep, true);
+    detail_columns(out, _("Blanked fields:"), &fr->blank, true);
+    detail_columns(out, _("Unclassified (blanked):"), &fr->unclassified, false);
+}
+
 /* Every count and column of every form: what an auditor checks figures against. */
 static void details(FILE *out, const struct report *r)
 {
-    char when[40];
     fputs("<section id=\"details\"><h2>", out);
     esc_html(out, _("Details"));
     fputs("</h2>\n", out);
-    for (size_t i = 0; i < r->ntenants; i++) {
-        const struct tenant_report *tr = &r->tenants[i];
-        for (size_t k = 0; k < tr->nforms; k++) {
-            const struct form_report *fr = &tr->forms[k];
-            if (fr->error)
-                continue;
-            fputs("<h3>", out);
-            esc_html(out, tr->name);
-            fputs(" — ", out);
-            form_title(out, fr);
-            fputs("</h3>\n<table><tbody>", out);
-            report_local_time(fr->cutoff, when);
-            fputs("<tr><th>", out);
-            esc_html(out, _("Retention period"));
-            fputs("</th><td>", out);
-            char *period = report_period(fr->retention_days);
-            esc_htmlf(out, _("%s (%s), cutoff %s"), period, _(cfg_source_str(fr->retention_source)), when);
-            free(period);
-            fputs("</td></tr>", out);
-            detail_row(out, _("Submissions"), fr->counts[C_SUBMISSIONS]);
-            detail_row(out, _("Anonymised"), fr->counts[C_ANONYMISED]);
-            detail_row(out, _("Due now"), fr->counts[C_DUE]);
-            detail_row(out, _("Drafts due"), fr->counts[C_DRAFTS_DUE]);
-            detail_row(out, _("Open past cutoff"), fr->counts[C_OPEN_PAST]);
-            detail_row(out, _("Open and inactive"), fr->open_inactive);
-            detail_row(out, _("Incomplete"), fr->counts[C_INCOMPLETE]);
-            if (fr->undated > 0)
-                detail_row(out, _("Undated (counted past the limit)"), fr->undated);
-            if (fr->status_unknown > 0) {
-                detail_row(out, _("Status unknown"), fr->status_unknown);
-                detail_row(out, _("Status unknown, inactive past the limit"), fr->status_unknown_past);
-            }
-            if (fr->locked_known)
-                detail_row(out, _("Locked in last run"), fr->locked_last_run);
-            if (fr->bi_known) {
-                fputs("<tr><th>", out);
-                esc_html(out, _("BI database"));
-                fputs("</th><td>", out);
-                if (fr->bi_smallest_group >= 0)
-                    esc_htmlf(out, _("smallest group %lld (k = %d), %lld held back"), fr->bi_smallest_group, r->min_k,
-                              fr->bi_held_back);
-                else
-                    esc_htmlf(out, _("%lld held back"), fr->bi_held_back);
-                fputs("</td></tr>", out);
-            }
-            if (fr->failed_last_run) {
-                fputs("<tr><th>", out);
-                esc_html(out, _("Failed in last run"));
-                fputs("</th><td class=\"review\">", out);
-                esc_html(out, fr->failed_last_run);
-                fputs("</td></tr>", out);
-            }
-            if (fr->not_vacuumed) {
-                fputs("<tr><th>", out);
-                esc_html(out, _("Vacuum"));
-                fputs("</th><td class=\"review\">", out);
-                esc_html(out, _("not vacuumed by the last run (the role does not own the tables): old row versions"
-                                " keep personal data until autovacuum"));
-                fputs("</td></tr>", out);
-            }
-            if (pending_of(fr) > 0 || fr->in_backups > 0) {
-                fputs("<tr><th>", out);
-                esc_html(out, _("Backups"));
-                fputs("</th><td>", out);
-                if (pending_of(fr) > 0)
-                    esc_htmlf(out, _("what is due now remains in backups until %s. "), tr->backups_until);
-                if (fr->in_backups > 0)
-                    esc_htmlf(out, _("%lld anonymised submissions still in backups, until %s at the latest."),
-                       fr->in_backups, fr->in_backups_until);
-                fputs("</td></tr>", out);
-            }
-            fputs("</tbody></table>\n", out);
-            detail_columns(out, _("Kept fields:"), &fr->keep, true);
-            detail_columns(out, _("Blanked fields:"), &fr->blank, true);
-            detail_columns(out, _("Unclassified (blanked):"), &fr->unclassified, false);
-        }
-    }
+    for (size_t i = 0; i < r->ntenants; i++)
+        for (size_t k = 0; k < r->tenants[i].nforms; k++)
+            if (!r->tenants[i].forms[k].error)
+                detail_form(out, r, &r->tenants[i], &r->tenants[i].forms[k]);
     fputs("</section>\n", out);
 }
 

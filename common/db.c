@@ -234,6 +234,11 @@ int db_relation(struct db *db, const char *schema, const char *name, bool *exist
     return AX_OK;
 }
 
+long long db_value_ll(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : atoll(PQgetvalue(res, row, col));
+}
+
 void db_clear_error(struct db *db)
 {
     free(db->error);

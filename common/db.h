@@ -146,6 +146,14 @@ int db_pipe_collect(struct db *db, struct db_pipe *p);
  */
 int db_check_result(struct db *db, const PGresult *r, const char *sql, ExecStatusType want);
 
+/*
+ * Streams src's COPY (src_sql, TO STDOUT) into dst's COPY (dst_sql, FROM
+ * STDIN); *copied: the rows dst took.  Both sides are left out of COPY mode
+ * whatever happens; an error on either side is recorded on that side's db.
+ * Returns 0 or AX_ERR_DB.
+ */
+int db_copy(struct db *src, struct db *dst, const char *src_sql, const char *dst_sql, long long *copied);
+
 /* Records a libpq-side failure (no result to look at) with the statement, as db_query does. */
 void db_set_conn_error(struct db *db, const char *sql);
 
@@ -160,6 +168,9 @@ void db_set_error(struct db *db, const char *fmt, ...) __attribute__((format(pri
  * on the schema.
  */
 int db_relation(struct db *db, const char *schema, const char *name, bool *exists, bool *readable);
+
+/* A bigint column of a result row as a number; NULL as 0. */
+long long db_value_ll(const PGresult *res, int row, int col);
 
 /* Forgets the last error. */
 void db_clear_error(struct db *db);
