@@ -353,7 +353,7 @@ static int bi_check_privileges(struct bi *bi)
     return temp && schema ? AX_OK : AX_ERR_DB;
 }
 
-void bi_time_zone(const struct app *app, char buf[128])
+static void bi_time_zone(const struct app *app, char buf[128])
 {
     tm_zone_name(app->cfg->timezone, buf, 128);
 }

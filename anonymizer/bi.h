@@ -50,7 +50,4 @@ char *bi_sql(const struct bi *bi, const char *fmt_sql);
 int bi_begin(struct bi *bi);
 int bi_end(struct bi *bi, bool ok);
 
-/* The time zone name times are truncated in: the configured timezone, else the system's. */
-void bi_time_zone(const struct app *app, char buf[128]);
-
 #endif

@@ -36,7 +36,7 @@ static const char *const common_columns[][2] = {
     {"exported_at", "When this version of the row was written (timestamptz)."},
 };
 
-char *bi_safe_name(const char *text)
+static char *bi_safe_name(const char *text)
 {
     struct strbuf sb;
     sb_init(&sb);
@@ -56,13 +56,13 @@ char *bi_safe_name(const char *text)
 }
 
 /* name cut to fit 63 bytes with suffix after it */
-static char *fit(const char *name, const char *suffix)
+static char *fit_name(const char *name, const char *suffix)
 {
     size_t room = 63 - strlen(suffix);
     return ax_asprintf("%.*s%s", (int)(strlen(name) < room ? strlen(name) : room), name, suffix);
 }
 
-/* One column of the view being built: an expression (format string) and its %L arguments. */
+/* The view being built: format()'s text, its arguments, the column names taken, the comments. */
 struct view_build {
     const char *schema, *view;
     struct strbuf fmt;   /* the whole format string */
@@ -81,7 +81,7 @@ static void arg(char ***args, size_t *n, const char *value)
     (*args)[(*n)++] = ax_strdup(value ? value : "");
 }
 
-static bool taken(const struct view_build *vb, const char *name)
+static bool name_taken(const struct view_build *vb, const char *name)
 {
     for (size_t i = 0; i < vb->nnames; i++)
         if (strcmp(vb->names[i], name) == 0)
@@ -92,12 +92,12 @@ static bool taken(const struct view_build *vb, const char *name)
 /* A column name not used yet in the view: the wanted one, else with _<n>. */
 static char *column_name(struct view_build *vb, const char *wanted)
 {
-    char *name = fit(wanted, "");
-    for (int n = 2; taken(vb, name); n++) {
+    char *name = fit_name(wanted, "");
+    for (int n = 2; name_taken(vb, name); n++) {
         char sfx[16];
         snprintf(sfx, sizeof sfx, "_%d", n);
         free(name);
-        name = fit(wanted, sfx);
+        name = fit_name(wanted, sfx);
     }
     vb->names = ax_reallocarray(vb->names, vb->nnames + 1, sizeof *vb->names);
     vb->names[vb->nnames++] = ax_strdup(name);
@@ -322,7 +322,7 @@ static int view_name(struct bi *bi, const char *tenant, const char *fid, const c
         char sfx[32] = "";
         if (n > 1)
             snprintf(sfx, sizeof sfx, n == 2 ? "_%s" : "_%s_%d", fid, n);
-        char *candidate = fit(base, sfx);
+        char *candidate = fit_name(base, sfx);
         const char *cv[2] = {candidate, bi->schema};
         rc = bi_query(bi, &res, DB_ONE_ROW(1),
                       "SELECT EXISTS (SELECT 1 FROM @S.forms WHERE view_name OPERATOR(pg_catalog.=) $1) OR EXISTS"

@@ -22,7 +22,4 @@ int bi_form_view(struct bi *bi, const char *tenant, const struct form *f, const 
 /* The form's statuses, from its definition, into the statuses dimension. */
 int bi_form_statuses(struct bi *bi, const char *tenant, const struct form *f);
 
-/* A name made of [a-z0-9_] from any text (view and column names); caller frees. */
-char *bi_safe_name(const char *text);
-
 #endif

@@ -20,7 +20,7 @@
  * newline would forge a line): they are written \xNN.  From a ring of
  * buffers, so that one printf may take several.
  */
-static const char *S(const char *s)
+static const char *for_terminal(const char *s)
 {
     static char *ring[8];
     static size_t next;
@@ -31,7 +31,7 @@ static const char *S(const char *s)
     return out;
 }
 
-static void print_list(const struct form *f, enum col_class cls, const char *title)
+static void print_list(FILE *out, const struct form *f, enum col_class cls, const char *title)
 {
     struct strbuf sb;
     sb_init(&sb);
@@ -39,21 +39,21 @@ static void print_list(const struct form *f, enum col_class cls, const char *tit
         if (f->cols[i].cls == cls)
             sb_appendf(&sb, "%s%s", sb.len ? ", " : "", f->cols[i].name);
     if (sb.len)
-        printf("    %s: %s\n", title, S(sb.buf));
+        fprintf(out, "    %s: %s\n", title, for_terminal(sb.buf));
     sb_free(&sb);
 }
 
-static void print_column(const char *name, const char *cls, enum col_reason reason, const char *label,
+static void print_column(FILE *out, const char *name, const char *cls, enum col_reason reason, const char *label,
                          const char *varname)
 {
-    printf("    %-32s %-13s %-36s", S(name), cls, col_reason_str(reason));
+    fprintf(out, "    %-32s %-13s %-36s", for_terminal(name), cls, col_reason_str(reason));
     if (label || varname)
-        printf(" %s%s%s%s", S(label), varname ? " [" : "", varname ? S(varname) : "", varname ? "]" : "");
-    printf("\n");
+        fprintf(out, " %s%s%s%s", for_terminal(label), varname ? " [" : "", varname ? for_terminal(varname) : "", varname ? "]" : "");
+    fprintf(out, "\n");
 }
 
 /* Rows and drafts due of a card (the report's count), for the operator to see what a register holds. */
-static void print_card(struct tenant *t, const struct form *f)
+static void print_card(FILE *out, struct tenant *t, const struct form *f)
 {
     struct plan_values pv;
     PGresult *res;
@@ -65,12 +65,12 @@ static void print_card(struct tenant *t, const struct form *f)
                                 : db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS, pv.types,
                                            pv.values);
     free(sql);
-    printf("    card: %s; ", f->anonymise ? "anonymised (cards entry)" : "not anonymised (no cards entry): drafts only");
+    fprintf(out, "    card: %s; ", f->anonymise ? "anonymised (cards entry)" : "not anonymised (no cards entry): drafts only");
     if (rc == AX_OK) {
-        printf("%s rows, %s drafts due\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 3));
+        fprintf(out, "%s rows, %s drafts due\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 3));
         PQclear(res);
     } else {
-        printf("rows unknown: %s\n", S(f->sql.unsupported ? f->sql.unsupported : t->db.error));
+        fprintf(out, "rows unknown: %s\n", for_terminal(f->sql.unsupported ? f->sql.unsupported : t->db.error));
     }
 }
 
@@ -102,129 +102,129 @@ static void warn_personal_keeps(const struct tenant *t, const struct form *f)
     }
 }
 
-static void print_form(struct tenant *t, const struct form *f)
+static void print_form(FILE *out, struct tenant *t, const struct form *f)
 {
     warn_personal_keeps(t, f);
-    printf("  %s \"%s\" (table %s)\n", S(f->label), S(f->name), S(f->table));
+    fprintf(out, "  %s \"%s\" (table %s)\n", for_terminal(f->label), for_terminal(f->name), for_terminal(f->table));
     if (f->kind == FORM_KIND_CARD)
-        print_card(t, f);
-    printf("    retention %s (%s), drafts %s (%s), open submissions %s (%s)\n", f->pol.retention_text,
+        print_card(out, t, f);
+    fprintf(out, "    retention %s (%s), drafts %s (%s), open submissions %s (%s)\n", f->pol.retention_text,
            cfg_source_str(f->pol.retention_source), f->pol.drafts == CFG_DRAFTS_DELETE ? "delete" : "anonymise",
            cfg_source_str(f->pol.drafts_source), f->pol.open_submissions == CFG_OPEN_SKIP ? "skip" : "anonymise",
            cfg_source_str(f->pol.open_source));
-    printf("    definition: %s\n", f->def ? S(f->def->path) : "none (every field column is unclassified)");
+    fprintf(out, "    definition: %s\n", f->def ? for_terminal(f->def->path) : "none (every field column is unclassified)");
     if (f->sql.endpoints) {
-        printf("    final statuses:");
+        fprintf(out, "    final statuses:");
         for (size_t i = 0; i < f->def->nstatuses; i++)
             if (f->def->statuses[i].endpoint)
-                printf(" wf-%s", S(f->def->statuses[i].id));
-        printf("\n");
+                fprintf(out, " wf-%s", for_terminal(f->def->statuses[i].id));
+        fprintf(out, "\n");
     }
     else
-        printf("    final statuses: %s\n", t->facts.has_allforms ? "from wcs_all_forms.is_at_endpoint" : "unknown");
+        fprintf(out, "    final statuses: %s\n", t->facts.has_allforms ? "from wcs_all_forms.is_at_endpoint" : "unknown");
     if (f->sql.unsupported)
-        printf("    UNSUPPORTED: %s\n", S(f->sql.unsupported));
+        fprintf(out, "    UNSUPPORTED: %s\n", for_terminal(f->sql.unsupported));
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
         if (c->cls != COL_KEEP && c->cls != COL_BLANK && c->cls != COL_UNCLASSIFIED && c->cls != COL_BLOCK)
             continue;
-        print_column(c->name, col_class_str(c->cls), c->reason, c->field ? c->field->label : NULL,
+        print_column(out, c->name, col_class_str(c->cls), c->reason, c->field ? c->field->label : NULL,
                      c->field ? c->field->varname : NULL);
         for (size_t k = 0; k < c->nsubs; k++) {
             const struct col_sub *sub = &c->subs[k];
             char *name = classify_sub_name(c, sub), *varname = classify_sub_varname(c, sub);
-            print_column(name, sub->kept ? "keep" : "blank", sub->reason, sub->field->label, varname);
+            print_column(out, name, sub->kept ? "keep" : "blank", sub->reason, sub->field->label, varname);
             free(name);
             free(varname);
         }
     }
-    print_list(f, COL_METADATA, "metadata set to NULL");
-    print_list(f, COL_STATISTICS, "trimmed");
-    print_list(f, COL_SYSTEM, "kept");
+    print_list(out, f, COL_METADATA, "metadata set to NULL");
+    print_list(out, f, COL_STATISTICS, "trimmed");
+    print_list(out, f, COL_SYSTEM, "kept");
 }
 
 /* "n things" with the right plural; nothing when n is 0 and optional. */
-static void count(size_t n, const char *one, const char *many, bool optional)
+static void print_count(FILE *out, size_t n, const char *one, const char *many, bool optional)
 {
     if (n || !optional)
-        printf(", %zu %s", n, n == 1 ? one : many);
+        fprintf(out, ", %zu %s", n, n == 1 ? one : many);
 }
 
-static void print_tenant(const struct tenant *t, const struct app_tenant *at)
+static void print_tenant(FILE *out, const struct tenant *t, const struct app_tenant *at)
 {
     size_t kinds[3] = {0};
     for (size_t k = 0; k < t->nforms; k++)
         kinds[t->forms[k].kind]++;
-    printf("tenant %s: reachable", S(t->name));
-    count(kinds[FORM_KIND_FORM], "form", "forms", false);
-    count(kinds[FORM_KIND_TEST], "test copy table", "test copy tables", true);
-    count(kinds[FORM_KIND_CARD], "card", "cards", true);
-    count(at->defs.n, "definition", "definitions", false);
-    count(at->card_defs.n, "card definition", "card definitions", true);
+    fprintf(out, "tenant %s: reachable", for_terminal(t->name));
+    print_count(out, kinds[FORM_KIND_FORM], "form", "forms", false);
+    print_count(out, kinds[FORM_KIND_TEST], "test copy table", "test copy tables", true);
+    print_count(out, kinds[FORM_KIND_CARD], "card", "cards", true);
+    print_count(out, at->defs.n, "definition", "definitions", false);
+    print_count(out, at->card_defs.n, "card definition", "card definitions", true);
     if (at->cfg->discovered)
-        printf(", discovered by discover entry %d\n", at->cfg->discovered);
+        fprintf(out, ", discovered by discover entry %d\n", at->cfg->discovered);
     else
-        printf(", listed in tenants\n");
+        fprintf(out, ", listed in tenants\n");
     char *defs = defs_describe(at->cfg->url, at->fetched, at->fetch_error, at->files_age);
-    printf("  definitions: %s\n", S(defs));
+    fprintf(out, "  definitions: %s\n", for_terminal(defs));
     free(defs);
 }
 
 /* Definitions no table uses (a form deleted in w.c.s., or a file named wrong). */
-static void print_unused(const struct tenant *t, const struct def_set *defs, const char *what)
+static void print_unused(FILE *out, const struct tenant *t, const struct def_set *defs, const char *what)
 {
     for (size_t k = 0; k < defs->n; k++) {
         bool used = false;
         for (size_t j = 0; j < t->nforms; j++)
             used |= t->forms[j].def == defs->defs[k];
         if (!used)
-            printf("  definition %s matches no %s table\n", S(defs->defs[k]->path), what);
+            fprintf(out, "  definition %s matches no %s table\n", for_terminal(defs->defs[k]->path), what);
     }
 }
 
-int cmd_check(const struct app *app)
+int cmd_check(const struct app *app, FILE *out)
 {
     enum tenant_outcome *outcomes = ax_calloc(app->ntenants, sizeof *outcomes);
 
-    printf("configuration %s: valid\n", S(app->cfg->path));
+    fprintf(out, "configuration %s: valid\n", for_terminal(app->cfg->path));
     for (size_t i = 0; i < app->ntenants; i++) {
         struct app_tenant *at = &app->tenants[i];
         struct tenant t;
         outcomes[i] = tenant_begin(&t, app, at, TB_FETCH | TB_READ_ONLY | TB_CUTOFFS, NULL);
         if (outcomes[i] != TENANT_OK) {
-            printf("tenant %s: %s: %s\n", S(at->cfg->name), outcomes[i] == TENANT_UNREACHABLE ? "UNREACHABLE" : "FAILED",
-                   S(t.db.error));
+            fprintf(out, "tenant %s: %s: %s\n", for_terminal(at->cfg->name), outcomes[i] == TENANT_UNREACHABLE ? "UNREACHABLE" : "FAILED",
+                   for_terminal(t.db.error));
             tenant_close(&t);
             continue;
         }
-        print_tenant(&t, at);
+        print_tenant(out, &t, at);
         /* what a run would stop at: said here, before the night */
         bool shared_ok = privileges_check(&t.db, &t.facts, t.forms, t.nforms, PRIV_RUN) == AX_OK;
         char *shared_error = shared_ok ? NULL : ax_strdup(t.db.error);
         char *form_error = NULL;
         int lacking = privileges_check_forms(&t.db, t.forms, t.nforms, &form_error);
         for (size_t k = 0; k < t.nforms; k++) {
-            print_form(&t, &t.forms[k]);
+            print_form(out, &t, &t.forms[k]);
             if (t.forms[k].sql.unsupported)
                 outcomes[i] = TENANT_FAILED;
         }
-        print_unused(&t, &at->defs, "form");
-        print_unused(&t, &at->card_defs, "card");
+        print_unused(out, &t, &at->defs, "form");
+        print_unused(out, &t, &at->card_defs, "card");
         if (shared_ok && lacking == 0) {
-            printf("  privileges: the role \"%s\" has what a run needs\n", PQuser(t.db.conn));
+            fprintf(out, "  privileges: the role \"%s\" has what a run needs\n", PQuser(t.db.conn));
         } else {
             /* both: what every form needs, and the first form that would be left out */
             if (form_error)
-                printf("  privileges: %s\n", S(form_error));
+                fprintf(out, "  privileges: %s\n", for_terminal(form_error));
             if (shared_error || !form_error)
-                printf("  privileges: %s\n", S(shared_error ? shared_error : t.db.error));
+                fprintf(out, "  privileges: %s\n", for_terminal(shared_error ? shared_error : t.db.error));
             outcomes[i] = TENANT_FAILED;
         }
         free(shared_error);
         free(form_error);
         tenant_close(&t);
     }
-    fflush(stdout);
+    fflush(out);
     int status = app_exit_status(outcomes, app->ntenants);
     free(outcomes);
     return status;

@@ -7,6 +7,9 @@
 
 #include "app.h"
 
-int cmd_check(const struct app *app);
+#include <stdio.h>
+
+/* Writes to out; returns the exit status. */
+int cmd_check(const struct app *app, FILE *out);
 
 #endif

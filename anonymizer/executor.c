@@ -404,14 +404,6 @@ void exec_outcomes(const struct app *app, job_fn fn, enum tenant_outcome *outcom
 
 /* -- helpers ------------------------------------------------------------------------------- */
 
-size_t helper_count(const struct helper_pool *hp)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < hp->n; i++)
-        n += hp->helpers[i].active;
-    return n;
-}
-
 /* A free place in the pool, or NULL. */
 static struct helper *free_helper(struct helper_pool *hp)
 {

@@ -86,7 +86,4 @@ enum helper_event {
 enum helper_event helper_wait(struct helper_pool *hp, int timeout_ms, const char **payload, size_t *len, int *status,
                               size_t *pending);
 
-/* How many of the pool's helpers are running. */
-size_t helper_count(const struct helper_pool *hp);
-
 #endif

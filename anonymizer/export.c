@@ -122,22 +122,22 @@ static bool is_harmless(const struct app *app, const struct column *c)
 }
 
 /* The quasi-identifier keys of the form's fields, and the harmless ones (a field and its display value alike). */
-static void split_fields(struct form_export *x)
+static void split_fields(struct form_export *fe)
 {
-    char **harmless = ax_calloc(x->nfields + 1, sizeof *harmless);
+    char **harmless = ax_calloc(fe->nfields + 1, sizeof *harmless);
     size_t nh = 0;
     json_object *qi = json_object_new_array();
-    for (size_t i = 0; i < x->nfields; i++) {
-        if (is_harmless(x->app, x->fields[i].col))
-            harmless[nh++] = x->fields[i].key;
+    for (size_t i = 0; i < fe->nfields; i++) {
+        if (is_harmless(fe->app, fe->fields[i].col))
+            harmless[nh++] = fe->fields[i].key;
         else
-            json_object_array_add(qi, json_object_new_string(x->fields[i].key));
+            json_object_array_add(qi, json_object_new_string(fe->fields[i].key));
     }
     struct strbuf sb;
     sb_init(&sb);
     sb_append_pg_text_array(&sb, harmless, nh);
-    x->harmless = sb_finish(&sb);
-    x->qi_json = ax_strdup(json_object_to_json_string_ext(qi, JSON_C_TO_STRING_PLAIN));
+    fe->harmless = sb_finish(&sb);
+    fe->qi_json = ax_strdup(json_object_to_json_string_ext(qi, JSON_C_TO_STRING_PLAIN));
     json_object_put(qi);
     free(harmless);
 }
@@ -146,24 +146,24 @@ static void split_fields(struct form_export *x)
  * The form's row of forms (before its rows: they reference it), noting
  * whether the k-anonymity rule changed for it, and its statuses.
  */
-static int record_form(struct form_export *x)
+static int record_form(struct form_export *fe)
 {
     PGresult *res;
     char k[16];
-    snprintf(k, sizeof k, "%d", x->app->cfg->bi.min_k);
-    json_object *j = fields_json(x->fields, x->nfields);
-    const char *v[7] = {x->t->name, x->fid, x->f->slug, x->f->name,
-                        json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN), x->qi_json, k};
+    snprintf(k, sizeof k, "%d", fe->app->cfg->bi.min_k);
+    json_object *j = fields_json(fe->fields, fe->nfields);
+    const char *v[7] = {fe->t->name, fe->fid, fe->f->slug, fe->f->name,
+                        json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN), fe->qi_json, k};
     const Oid ty[7] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_INT4OID};
-    int rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
+    int rc = bi_query(fe->bi, &res, DB_ONE_ROW(1),
                       "SELECT NOT EXISTS (SELECT 1 FROM @S.forms WHERE tenant OPERATOR(pg_catalog.=) $1"
                       " AND form_id OPERATOR(pg_catalog.=) $2 AND quasi_identifiers OPERATOR(pg_catalog.=) $6::jsonb"
                       " AND min_k OPERATOR(pg_catalog.=) $7)",
                       7, ty, v);
     if (rc == AX_OK) {
-        x->recheck_all = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        fe->recheck_all = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
-        rc = bi_command(x->bi,
+        rc = bi_command(fe->bi,
                         "INSERT INTO @S.forms AS f (tenant, form_id, form_slug, form_name, kept_fields, updated_at,"
                         " quasi_identifiers, min_k)"
                         " VALUES ($1, $2, $3, $4, $5::jsonb, pg_catalog.now(), $6::jsonb, $7)"
@@ -178,23 +178,23 @@ static int record_form(struct form_export *x)
                         7, ty, v);
     }
     if (rc == AX_OK)
-        rc = bi_form_statuses(x->bi, x->t->name, x->f);
+        rc = bi_form_statuses(fe->bi, fe->t->name, fe->f);
     json_object_put(j);
     return rc;
 }
 
 /* The form's row of export_state, created when missing, locked for this transaction; its held-back ids. */
-static int lock_watermark(struct form_export *x, struct watermark *w)
+static int lock_watermark(struct form_export *fe, struct watermark *w)
 {
     PGresult *res;
-    const char *v[3] = {x->t->name, x->fid, x->f->slug};
+    const char *v[3] = {fe->t->name, fe->fid, fe->f->slug};
     const Oid ty[3] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID};
-    int rc = bi_command(x->bi,
+    int rc = bi_command(fe->bi,
                         "INSERT INTO @S.export_state (tenant, form_id, form_slug, updated_at)"
                         " VALUES ($1, $2, $3, pg_catalog.now()) ON CONFLICT (tenant, form_id) DO NOTHING",
                         3, ty, v);
     if (rc == AX_OK)
-        rc = bi_query(x->bi, &res, DB_ONE_ROW(3),
+        rc = bi_query(fe->bi, &res, DB_ONE_ROW(3),
                       "SELECT change_seq, anonymised_until OPERATOR(pg_catalog.-) '1 day'::interval,"
                       " (SELECT COALESCE(pg_catalog.range_agg(pg_catalog.int4range(h.submission_id,"
                       "  h.submission_id OPERATOR(pg_catalog.+) 1)), '{}')::text FROM @S.held_back h"
@@ -222,30 +222,30 @@ static char *text_array(char *const *items, size_t n)
 }
 
 /* The tenant query's values (plan_export.h), transaction-local. */
-static int set_copy_settings(struct form_export *x, const struct watermark *w)
+static int set_copy_settings(struct form_export *fe, const struct watermark *w)
 {
-    const struct form *f = x->f;
-    char **keys = ax_calloc(x->nfields + 1, sizeof *keys);
-    for (size_t i = 0; i < x->nfields; i++)
-        keys[i] = x->fields[i].key;
+    const struct form *f = fe->f;
+    char **keys = ax_calloc(fe->nfields + 1, sizeof *keys);
+    for (size_t i = 0; i < fe->nfields; i++)
+        keys[i] = fe->fields[i].key;
     size_t ns = f->def ? f->def->nstatuses : 0;
     char **ids = ax_calloc(ns + 1, sizeof *ids), **names = ax_calloc(ns + 1, sizeof *names);
     for (size_t i = 0; i < ns; i++) {
         ids[i] = ax_asprintf("wf-%s", f->def->statuses[i].id);
         names[i] = f->def->statuses[i].name;
     }
-    char *keys_a = text_array(keys, x->nfields), *ids_a = text_array(ids, ns), *names_a = text_array(names, ns);
+    char *keys_a = text_array(keys, fe->nfields), *ids_a = text_array(ids, ns), *names_a = text_array(names, ns);
     struct plan_export_settings s = {
-        .formdef_id = x->fid, .final_statuses = f->sql.endpoints ? f->sql.endpoints : "{}",
-        .kept_stat_keys = f->sql.stat_keys, .block_keys = f->sql.block_keys, .tenant = x->t->name, .slug = f->slug,
-        .time_precision = x->app->cfg->bi.time_precision, .time_zone = x->bi->tz, .field_keys = keys_a,
+        .formdef_id = fe->fid, .final_statuses = f->sql.endpoints ? f->sql.endpoints : "{}",
+        .kept_stat_keys = f->sql.stat_keys, .block_keys = f->sql.block_keys, .tenant = fe->t->name, .slug = f->slug,
+        .time_precision = fe->app->cfg->bi.time_precision, .time_zone = fe->bi->tz, .field_keys = keys_a,
         .status_ids = ids_a, .status_names = names_a, .anonymised_since = w->since, .change_seq = w->seq,
         .table = f->table, .held_back = w->held,
     };
     char *setting_names, *setting_values;
     plan_export_settings_bind(&s, &setting_names, &setting_values);
     const char *v[2] = {setting_names, setting_values};
-    int rc = db_query(&x->t->db, NULL, DB_ONE_ROW(1), plan_export_settings_sql, 2, NULL, v);
+    int rc = db_query(&fe->t->db, NULL, DB_ONE_ROW(1), plan_export_settings_sql, 2, NULL, v);
     free(setting_names);
     free(setting_values);
     for (size_t i = 0; i < ns; i++)
@@ -260,12 +260,12 @@ static int set_copy_settings(struct form_export *x, const struct watermark *w)
 }
 
 /* Whether BI holds nothing of this form yet. */
-static int bi_form_empty(struct form_export *x, bool *empty)
+static int bi_form_empty(struct form_export *fe, bool *empty)
 {
     PGresult *res;
-    const char *v[2] = {x->t->name, x->fid};
+    const char *v[2] = {fe->t->name, fe->fid};
     const Oid ty[2] = {DB_TEXTOID, DB_INT4OID};
-    int rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
+    int rc = bi_query(fe->bi, &res, DB_ONE_ROW(1),
                       "SELECT NOT EXISTS (SELECT 1 FROM @S.submissions WHERE tenant OPERATOR(pg_catalog.=) $1"
                       " AND form_id OPERATOR(pg_catalog.=) $2)", 2, ty, v);
     if (rc)
@@ -282,33 +282,33 @@ static int bi_form_empty(struct form_export *x, bool *empty)
  * nobody else is filling it).  Otherwise into the staging table; the
  * k-anonymity decisions and the merge are queued after (export_form_start).
  */
-static int copy_rows(struct form_export *x, bool *empty)
+static int copy_rows(struct form_export *fe, bool *empty)
 {
-    char *changes = x->snap->has_changes ? audit_changed_ids_sql(x->f->q_table) : NULL;
-    char *copy_sql = plan_export_copy(x->f, x->fields, x->nfields, x->w.incremental, changes);
+    char *changes = fe->snap->has_changes ? audit_changed_ids_sql(fe->f->q_table) : NULL;
+    char *copy_sql = plan_export_copy(fe->f, fe->fields, fe->nfields, fe->w.incremental, changes);
     *empty = false;
-    int rc = x->w.incremental ? AX_OK : bi_form_empty(x, empty);
+    int rc = fe->w.incremental ? AX_OK : bi_form_empty(fe, empty);
     double t0 = tm_now();
-    x->staged = !(*empty && x->app->cfg->bi.min_k <= 1);
-    if (rc == AX_OK && !x->staged) {
-        char *dst = ax_asprintf("COPY %s.submissions (" BI_SUBMISSION_COLUMNS ") FROM STDIN", x->bi->schema_q);
-        rc = db_copy(&x->t->db, &x->bi->db, copy_sql, dst, &x->read);
+    fe->staged = !(*empty && fe->app->cfg->bi.min_k <= 1);
+    if (rc == AX_OK && !fe->staged) {
+        char *dst = ax_asprintf("COPY %s.submissions (" BI_SUBMISSION_COLUMNS ") FROM STDIN", fe->bi->schema_q);
+        rc = db_copy(&fe->t->db, &fe->bi->db, copy_sql, dst, &fe->read);
         free(dst);
-        x->kr.inserted = x->read;
+        fe->kr.inserted = fe->read;
     } else if (rc == AX_OK) {
-        rc = db_copy(&x->t->db, &x->bi->db, copy_sql,
-                  "COPY pg_temp.anonymizer_stage (" BI_SUBMISSION_COLUMNS ") FROM STDIN", &x->read);
-        const char *v[2] = {x->t->name, x->fid};
+        rc = db_copy(&fe->t->db, &fe->bi->db, copy_sql,
+                  "COPY pg_temp.anonymizer_stage (" BI_SUBMISSION_COLUMNS ") FROM STDIN", &fe->read);
+        const char *v[2] = {fe->t->name, fe->fid};
         const Oid ty[2] = {DB_TEXTOID, DB_INT4OID};
         /* held back earlier and not sent again: deleted, or not exportable any more */
         if (rc == AX_OK)
-            rc = bi_command(x->bi,
+            rc = bi_command(fe->bi,
                             "DELETE FROM @S.held_back h WHERE h.tenant OPERATOR(pg_catalog.=) $1"
                             " AND h.form_id OPERATOR(pg_catalog.=) $2 AND NOT EXISTS (SELECT 1 FROM"
                             " pg_temp.anonymizer_stage s WHERE s.submission_id OPERATOR(pg_catalog.=) h.submission_id)",
                             2, ty, v);
     }
-    log_debug("%s: %s: %s %lld rows in %.3f s", x->t->name, x->f->label, x->staged ? "staged" : "copied", x->read,
+    log_debug("%s: %s: %s %lld rows in %.3f s", fe->t->name, fe->f->label, fe->staged ? "staged" : "copied", fe->read,
               tm_now() - t0);
     free(changes);
     free(copy_sql);
@@ -321,23 +321,23 @@ static int copy_rows(struct form_export *x, bool *empty)
  * submissions are counted against BI's live and held-back rows; only when
  * the tenant has fewer are its ids streamed over and compared.
  */
-static int mark_deleted(struct form_export *x, long long *marked)
+static int mark_deleted(struct form_export *fe, long long *marked)
 {
     PGresult *res;
     *marked = 0;
     char *count_sql = ax_asprintf("SELECT pg_catalog.count(*) FROM public.%s m WHERE m.anonymised IS NOT NULL"
                                   " AND " PLAN_NOT_DRAFT,
-                                  x->f->q_table);
-    int rc = db_query(&x->t->db, &res, DB_ONE_ROW(1), count_sql, 0, NULL, NULL);
+                                  fe->f->q_table);
+    int rc = db_query(&fe->t->db, &res, DB_ONE_ROW(1), count_sql, 0, NULL, NULL);
     free(count_sql);
     if (rc)
         return rc;
     long long tenant_rows = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
-    const char *v[2] = {x->t->name, x->fid};
+    const char *v[2] = {fe->t->name, fe->fid};
     const Oid ty[2] = {DB_TEXTOID, DB_INT4OID};
     /* what BI will hold once the staged rows are in: live rows, held-back ones, and the new staged ones */
-    if ((rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
+    if ((rc = bi_query(fe->bi, &res, DB_ONE_ROW(1),
                        "SELECT (SELECT pg_catalog.count(*) FROM @S.submissions WHERE tenant OPERATOR(pg_catalog.=) $1"
                        " AND form_id OPERATOR(pg_catalog.=) $2 AND deleted_at IS NULL)"
                        " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM @S.held_back"
@@ -354,11 +354,11 @@ static int mark_deleted(struct form_export *x, long long *marked)
     if (tenant_rows >= bi_rows)
         return AX_OK;
     long long copied;
-    char *ids_sql = ax_asprintf("COPY (SELECT m.id FROM public.%s m) TO STDOUT", x->f->q_table);
-    rc = db_copy(&x->t->db, &x->bi->db, ids_sql, "COPY pg_temp.anonymizer_ids (id) FROM STDIN", &copied);
+    char *ids_sql = ax_asprintf("COPY (SELECT m.id FROM public.%s m) TO STDOUT", fe->f->q_table);
+    rc = db_copy(&fe->t->db, &fe->bi->db, ids_sql, "COPY pg_temp.anonymizer_ids (id) FROM STDIN", &copied);
     free(ids_sql);
     if (rc == AX_OK)
-        rc = bi_query(x->bi, &res, DB_ONE_ROW(1),
+        rc = bi_query(fe->bi, &res, DB_ONE_ROW(1),
                       "WITH d AS (UPDATE @S.submissions b SET deleted_at = pg_catalog.now(), exported_at = pg_catalog.now()"
                       " WHERE b.tenant OPERATOR(pg_catalog.=) $1 AND b.form_id OPERATOR(pg_catalog.=) $2"
                       " AND b.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_ids i"
@@ -377,67 +377,67 @@ static int mark_deleted(struct form_export *x, long long *marked)
 }
 
 /* The watermark, the run's counter and the form's k-anonymity state, in the rows' transaction. */
-static int record_progress(struct form_export *x, long long written, const struct kanon_result *kr)
+static int record_progress(struct form_export *fe, long long written, const struct kanon_result *kr)
 {
     char n[32], smallest[32], held[32];
     snprintf(n, sizeof n, "%lld", written);
     snprintf(smallest, sizeof smallest, "%lld", kr->smallest);
     snprintf(held, sizeof held, "%lld", kr->held_total);
-    const char *v[7] = {x->t->name, x->fid, x->f->slug, x->snap->seq, x->snap->now, n,
+    const char *v[7] = {fe->t->name, fe->fid, fe->f->slug, fe->snap->seq, fe->snap->now, n,
                         kr->smallest >= 0 ? smallest : NULL};
     const Oid ty[7] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID, DB_INT8OID, DB_TIMESTAMPTZOID, DB_INT8OID, DB_INT8OID};
-    const char *hv[3] = {x->t->name, x->fid, held};
+    const char *hv[3] = {fe->t->name, fe->fid, held};
     const Oid hty[3] = {DB_TEXTOID, DB_INT4OID, DB_INT8OID};
-    int rc = bi_command(x->bi,
+    int rc = bi_command(fe->bi,
                         "UPDATE @S.export_state SET form_slug = $3, change_seq = $4, anonymised_until = $5,"
                         " rows_exported = rows_exported OPERATOR(pg_catalog.+) $6, updated_at = pg_catalog.now(),"
                         " smallest_group = $7"
                         " WHERE tenant OPERATOR(pg_catalog.=) $1 AND form_id OPERATOR(pg_catalog.=) $2",
                         7, ty, v);
     if (rc == AX_OK)
-        rc = bi_command(x->bi, "UPDATE @S.export_state SET held_back = $3 WHERE tenant OPERATOR(pg_catalog.=) $1"
+        rc = bi_command(fe->bi, "UPDATE @S.export_state SET held_back = $3 WHERE tenant OPERATOR(pg_catalog.=) $1"
                         " AND form_id OPERATOR(pg_catalog.=) $2", 3, hty, hv);
-    if (rc == AX_OK && !x->dry_run) {
-        const char *rv[3] = {x->app->run_id, x->t->name, n};
+    if (rc == AX_OK && !fe->dry_run) {
+        const char *rv[3] = {fe->app->run_id, fe->t->name, n};
         const Oid rty[3] = {DB_TEXTOID, DB_TEXTOID, DB_INT8OID};
-        rc = bi_command(x->bi, "UPDATE @S.runs SET rows_exported = rows_exported OPERATOR(pg_catalog.+) $3"
+        rc = bi_command(fe->bi, "UPDATE @S.runs SET rows_exported = rows_exported OPERATOR(pg_catalog.+) $3"
                         " WHERE run_id OPERATOR(pg_catalog.=) $1::uuid AND tenant OPERATOR(pg_catalog.=) $2",
                         3, rty, rv);
     }
     return rc;
 }
 
-static void say_form(struct form_export *x)
+static void say_form(struct form_export *fe)
 {
-    const struct kanon_result *kr = &x->kr;
+    const struct kanon_result *kr = &fe->kr;
     char groups[96] = "";
-    if (x->app->cfg->bi.min_k > 1)
+    if (fe->app->cfg->bi.min_k > 1)
         snprintf(groups, sizeof groups, ", %lld held back (%lld in all), smallest group %lld", kr->held, kr->held_total,
                  kr->smallest);
-    if (x->dry_run) {
+    if (fe->dry_run) {
         char *line = ax_asprintf("%s: %s: would export %lld new, %lld updated (%lld read)%s, withdraw %lld, generalise"
                                  " %lld, mark %lld deleted",
-                                 x->t->name, x->f->label, kr->inserted, kr->updated, x->read, groups, kr->withdrawn,
-                                 kr->generalised, x->deleted);
-        progress_print(x->progress, line);
+                                 fe->t->name, fe->f->label, kr->inserted, kr->updated, fe->read, groups, kr->withdrawn,
+                                 kr->generalised, fe->deleted);
+        progress_print(fe->progress, line);
         free(line);
         return;
     }
-    log_info("%s: %s: exported %lld new, %lld updated (%lld read, %s)%s%s in %.2f s", x->t->name, x->f->label,
-             kr->inserted, kr->updated, x->read, x->w.incremental ? "incremental" : "first export", groups,
-             x->deleted ? ", deletions marked" : "", tm_now() - x->started);
+    log_info("%s: %s: exported %lld new, %lld updated (%lld read, %s)%s%s in %.2f s", fe->t->name, fe->f->label,
+             kr->inserted, kr->updated, fe->read, fe->w.incremental ? "incremental" : "first export", groups,
+             fe->deleted ? ", deletions marked" : "", tm_now() - fe->started);
 }
 
 /* What k-anonymity and the merge need to know of the form. */
-static struct kanon_params kanon_params(const struct form_export *x, bool empty)
+static struct kanon_params kanon_params(const struct form_export *fe, bool empty)
 {
-    return (struct kanon_params){.tenant = x->t->name,
-                                 .form_id = x->fid,
-                                 .min_k = x->app->cfg->bi.min_k,
-                                 .harmless = x->harmless,
-                                 .generalise = x->app->cfg->bi.generalise,
-                                 .precision = x->app->cfg->bi.time_precision,
-                                 .recheck_all = x->recheck_all,
+    return (struct kanon_params){.tenant = fe->t->name,
+                                 .form_id = fe->fid,
+                                 .min_k = fe->app->cfg->bi.min_k,
+                                 .harmless = fe->harmless,
+                                 .generalise = fe->app->cfg->bi.generalise,
+                                 .precision = fe->app->cfg->bi.time_precision,
+                                 .recheck_all = fe->recheck_all,
                                  .form_empty = empty};
 }
 
@@ -451,64 +451,64 @@ static struct kanon_params kanon_params(const struct form_export *x, bool empty)
  * start the next form on another BI session: the BI server decides and
  * writes one form while the tenant streams the next.
  */
-static void export_form_start(struct form_export *x)
+static void export_form_start(struct form_export *fe)
 {
     bool empty = false;
-    x->started = tm_now();
-    snprintf(x->fid, sizeof x->fid, "%d", x->f->formdef_id);
-    x->nfields = plan_export_fields(x->f, &x->fields);
-    x->kr.smallest = -1;
-    split_fields(x);
-    int rc = bi_begin(x->bi);
+    fe->started = tm_now();
+    snprintf(fe->fid, sizeof fe->fid, "%d", fe->f->formdef_id);
+    fe->nfields = plan_export_fields(fe->f, &fe->fields);
+    fe->kr.smallest = -1;
+    split_fields(fe);
+    int rc = bi_begin(fe->bi);
     if (rc == AX_OK)
-        rc = record_form(x);
+        rc = record_form(fe);
     if (rc == AX_OK)
-        rc = lock_watermark(x, &x->w);
+        rc = lock_watermark(fe, &fe->w);
     if (rc == AX_OK)
-        rc = set_copy_settings(x, &x->w);
+        rc = set_copy_settings(fe, &fe->w);
     if (rc == AX_OK)
-        rc = copy_rows(x, &empty);
+        rc = copy_rows(fe, &empty);
     if (rc == AX_OK)
-        rc = mark_deleted(x, &x->deleted);
+        rc = mark_deleted(fe, &fe->deleted);
     if (rc == AX_OK)
-        rc = bi_form_view(x->bi, x->t->name, x->f, x->fields, x->nfields);
-    if (rc == AX_OK && x->staged) {
-        struct kanon_params kp = kanon_params(x, empty);
-        rc = db_pipe_begin(&x->bi->db, &x->pipe);
+        rc = bi_form_view(fe->bi, fe->t->name, fe->f, fe->fields, fe->nfields);
+    if (rc == AX_OK && fe->staged) {
+        struct kanon_params kp = kanon_params(fe, empty);
+        rc = db_pipe_begin(&fe->bi->db, &fe->pipe);
         if (rc == AX_OK)
-            rc = kanon_queue(x->bi, &x->pipe, &kp, &x->kr);
+            rc = kanon_queue(fe->bi, &fe->pipe, &kp, &fe->kr);
         if (rc == AX_OK)
-            rc = db_pipe_send(&x->bi->db, &x->pipe);
+            rc = db_pipe_send(&fe->bi->db);
         if (rc) /* leaves pipeline mode */
-            db_pipe_collect(&x->bi->db, &x->pipe);
+            db_pipe_collect(&fe->bi->db, &fe->pipe);
     }
-    x->rc = rc;
+    fe->rc = rc;
 }
 
 /* Collects what the BI server did, records the watermark, commits; returns the form's status. */
-static int export_form_finish(struct form_export *x, struct export_totals *tot)
+static int export_form_finish(struct form_export *fe, struct export_totals *tot)
 {
-    int rc = x->rc;
-    if (rc == AX_OK && x->staged) {
-        rc = db_pipe_collect(&x->bi->db, &x->pipe);
-        kanon_done(&x->kr);
+    int rc = fe->rc;
+    if (rc == AX_OK && fe->staged) {
+        rc = db_pipe_collect(&fe->bi->db, &fe->pipe);
+        kanon_done(&fe->kr);
     }
     if (rc == AX_OK)
-        rc = record_progress(x, x->kr.inserted + x->kr.updated, &x->kr);
+        rc = record_progress(fe, fe->kr.inserted + fe->kr.updated, &fe->kr);
     if (rc == AX_OK)
-        rc = bi_end(x->bi, true);
+        rc = bi_end(fe->bi, true);
     else
-        bi_end(x->bi, false);
+        bi_end(fe->bi, false);
     if (rc == AX_OK) {
-        tot->inserted += x->kr.inserted;
-        tot->updated += x->kr.updated;
-        say_form(x);
+        tot->inserted += fe->kr.inserted;
+        tot->updated += fe->kr.updated;
+        say_form(fe);
     }
-    plan_fields_free(x->fields, x->nfields);
-    x->fields = NULL;
-    free(x->harmless);
-    free(x->qi_json);
-    free(x->w.held);
+    plan_fields_free(fe->fields, fe->nfields);
+    fe->fields = NULL;
+    free(fe->harmless);
+    free(fe->qi_json);
+    free(fe->w.held);
     return rc;
 }
 
@@ -555,7 +555,7 @@ static void bi_run_row(struct bi *bi, const struct app *app, const char *tenant,
 /* A BI session and the form it is working on. */
 struct slot {
     struct bi *bi;
-    struct form_export x;
+    struct form_export fe;
     bool busy;
 };
 
@@ -565,20 +565,20 @@ static enum tenant_outcome finish_slot(struct slot *sl, struct tenant *t, struct
     if (!sl->busy)
         return TENANT_OK;
     sl->busy = false;
-    int rc = export_form_finish(&sl->x, tot);
+    int rc = export_form_finish(&sl->fe, tot);
     if (rc == AX_OK)
         return TENANT_OK;
     if (app_interrupted)
         return TENANT_INTERRUPTED; /* its BI transaction rolled back */
     /* whichever side failed has the message */
     const char *msg = sl->bi->db.error ? sl->bi->db.error : t->db.error;
-    log_error("%s: %s: export failed: %s", t->name, sl->x.f->label, msg ? msg : ax_status_str(rc));
+    log_error("%s: %s: export failed: %s", t->name, sl->fe.f->label, msg ? msg : ax_status_str(rc));
     free(*error);
     *error = ax_strdup(msg ? msg : ax_status_str(rc));
     return TENANT_FAILED;
 }
 
-static enum tenant_outcome worse(enum tenant_outcome a, enum tenant_outcome b)
+static enum tenant_outcome worse_outcome(enum tenant_outcome a, enum tenant_outcome b)
 {
     return a == TENANT_INTERRUPTED || b == TENANT_INTERRUPTED ? TENANT_INTERRUPTED
            : a == TENANT_OK                                   ? b
@@ -607,29 +607,29 @@ static enum tenant_outcome export_forms(const struct app *app, struct tenant *t,
         if (f->kind != FORM_KIND_FORM)
             continue; /* test copies are test data; cards are registers, not submissions */
         if (f->sql.unsupported) {
-            outcome = worse(outcome, TENANT_FAILED);
+            outcome = worse_outcome(outcome, TENANT_FAILED);
             continue; /* already reported by discovery/run */
         }
         struct slot *sl = &slots[next];
         next = slots[1].bi != slots[0].bi ? 1 - next : 0;
-        outcome = worse(outcome, finish_slot(sl, t, tot, error));
+        outcome = worse_outcome(outcome, finish_slot(sl, t, tot, error));
         db_clear_error(&sl->bi->db);
         db_clear_error(&t->db);
         progress_form_start(progress, f->slug, -1); /* forms only */
-        sl->x = (struct form_export){.app = app, .t = t, .bi = sl->bi, .f = f, .snap = snap, .dry_run = dry_run,
+        sl->fe = (struct form_export){.app = app, .t = t, .bi = sl->bi, .f = f, .snap = snap, .dry_run = dry_run,
                                      .progress = progress};
-        export_form_start(&sl->x);
+        export_form_start(&sl->fe);
         sl->busy = true;
-        if (sl->x.rc && PQtransactionStatus(t->db.conn) != PQTRANS_INTRANS) {
+        if (sl->fe.rc && PQtransactionStatus(t->db.conn) != PQTRANS_INTRANS) {
             /* the tenant transaction is unusable after a failed COPY: stop here */
-            outcome = worse(outcome, finish_slot(sl, t, tot, error));
+            outcome = worse_outcome(outcome, finish_slot(sl, t, tot, error));
             break;
         }
-        if (sl->x.rc)
-            outcome = worse(outcome, finish_slot(sl, t, tot, error));
+        if (sl->fe.rc)
+            outcome = worse_outcome(outcome, finish_slot(sl, t, tot, error));
     }
     for (int k = 0; k < 2; k++)
-        outcome = worse(outcome, finish_slot(&slots[k], t, tot, error));
+        outcome = worse_outcome(outcome, finish_slot(&slots[k], t, tot, error));
     return outcome;
 }
 

@@ -9,21 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-void ipc_write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
 void ipc_send(int fd, enum ipc_type type, const void *payload, size_t len)
 {
     struct ipc_hdr h = {(uint32_t)type, (uint32_t)len};
@@ -31,7 +16,7 @@ void ipc_send(int fd, enum ipc_type type, const void *payload, size_t len)
     memcpy(buf, &h, sizeof h);
     if (len)
         memcpy(buf + sizeof h, payload, len);
-    ipc_write_all(fd, buf, sizeof h + len);
+    ax_write_all(fd, buf, sizeof h + len);
     free(buf);
 }
 

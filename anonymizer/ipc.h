@@ -56,7 +56,4 @@ size_t ipc_pending(const struct ipc_reader *r);
 
 void ipc_reader_free(struct ipc_reader *r);
 
-/* write(2) until everything is written or the reader is gone. */
-void ipc_write_all(int fd, const void *buf, size_t len);
-
 #endif

@@ -35,6 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* What the steps of main() return to go on (any other value is the exit status to stop with). */
+#define GO_ON (-1)
+
 enum command_id {
     CMD_RUN = 1 << 0,
     CMD_CHECK = 1 << 1,
@@ -211,7 +214,7 @@ static int check_exact_long_options(int argc, char **argv)
         if (o->has_arg == required_argument && a[2 + len] != '=')
             i++;
     }
-    return -1;
+    return GO_ON;
 }
 
 /* --at: a real instant, now or later (the report cannot know the past state of the data). */
@@ -232,7 +235,7 @@ static int parse_at(struct cli *cli, const char *text)
     }
     tm_format_utc(at, cli->at);
     cli->at_future = at > now + 60;
-    return -1;
+    return GO_ON;
 }
 
 static int parse_number(const char *name, const char *text, long min, long max, int *out)
@@ -242,37 +245,37 @@ static int parse_number(const char *name, const char *text, long min, long max, 
     if (*text == '\0' || *end != '\0' || v < min || v > max)
         return usage_error("--%s must be a number from %ld to %ld, not \"%s\"", name, min, max, text);
     *out = (int)v;
-    return -1;
+    return GO_ON;
 }
 
-/* One option; returns -1 to go on, or an exit status. */
+/* One option; returns GO_ON, or an exit status. */
 static int apply_option(struct cli *cli, int c, char *arg, const char *word)
 {
     char msg[256];
     long long ms;
     switch (c) {
-    case 'c': cli->config = arg; return -1;
+    case 'c': cli->config = arg; return GO_ON;
     case 't':
         cli->tenants = ax_reallocarray(cli->tenants, cli->ntenants + 1, sizeof *cli->tenants);
         cli->tenants[cli->ntenants++] = arg;
-        return -1;
-    case 'v': cli->verbose = 1; return -1;
-    case 'q': cli->quiet = 1; return -1;
+        return GO_ON;
+    case 'v': cli->verbose = 1; return GO_ON;
+    case 'q': cli->quiet = 1; return GO_ON;
     case OPT_FORMAT:
         if (report_parse_format(arg) < 0)
             return usage_error("unknown format \"%s\" (text, html, json, csv, or nagios for report)", arg);
         cli->format = arg;
-        return -1;
+        return GO_ON;
     case OPT_AT: return parse_at(cli, arg);
     case OPT_FORM:
         cli->forms = ax_reallocarray(cli->forms, cli->nforms + 1, sizeof *cli->forms);
         cli->forms[cli->nforms++] = arg;
-        return -1;
+        return GO_ON;
     case OPT_LANG:
         if (strcmp(arg, "en") != 0 && strcmp(arg, "fr") != 0)
             return usage_error("--lang must be en or fr, not \"%s\"", arg);
         cli->lang = arg;
-        return -1;
+        return GO_ON;
     case OPT_SINCE:
         if (tm_parse_instant(arg, &cli->since, msg, sizeof msg) != 0)
             return usage_error("--since: %s", msg);
@@ -280,7 +283,7 @@ static int apply_option(struct cli *cli, int c, char *arg, const char *word)
             return usage_error("--since %s is in the future", arg);
         /* a bare date is that day's midnight where the DPO is (the configured timezone) */
         cli->since_is_date = strlen(arg) == 10;
-        return -1;
+        return GO_ON;
     case OPT_WARNING: return parse_number("warning", arg, 0, RETENTION_CAP_DAYS, &cli->warning_days);
     case OPT_STALE: return parse_number("stale", arg, 1, 24 * 366, &cli->stale_hours);
     case OPT_ROLE_RUN:
@@ -294,8 +297,8 @@ static int apply_option(struct cli *cli, int c, char *arg, const char *word)
           : c == OPT_ROLE_REPORT ? &cli->grants.report
           : c == OPT_ROLE_BI     ? &cli->grants.bi
                                  : &cli->grants.bi_reader) = arg;
-        return -1;
-    case OPT_DRY_RUN: cli->dry_run = true; return -1;
+        return GO_ON;
+    case OPT_DRY_RUN: cli->dry_run = true; return GO_ON;
     case OPT_JOBS: return parse_number("jobs", arg, 1, 64, &cli->jobs);
     case OPT_MAX_RUNTIME:
         if (tm_parse_duration_ms(arg, &ms, msg, sizeof msg) != AX_OK)
@@ -303,7 +306,7 @@ static int apply_option(struct cli *cli, int c, char *arg, const char *word)
         if (ms <= 0)
             return usage_error("--max-runtime: must be positive");
         cli->max_runtime_ms = (int)ms;
-        return -1;
+        return GO_ON;
     case 'h': usage(stdout); return EXIT_OK;
     case 'V': printf("anonymizer %s\n", ANONYMIZER_VERSION); return EXIT_OK;
     case ':': return usage_error("option \"%s\" needs an argument", word);
@@ -339,10 +342,10 @@ static int check_command(struct cli *cli, int argc, char **argv)
         return usage_error("--warning and --stale apply to report --format nagios");
     if (cmd->id == CMD_RUN && cli->dry_run && cli->max_runtime_ms >= 0)
         return usage_error("--max-runtime does not apply to --dry-run");
-    return -1;
+    return GO_ON;
 }
 
-/* Returns -1 to go on, or an exit status. */
+/* Returns GO_ON, or an exit status. */
 static int parse_cli(int argc, char **argv, struct cli *cli)
 {
     struct option longopts[AX_ARRAY_LEN(options) + 1];
@@ -411,8 +414,6 @@ static void install_signals(void)
 }
 
 
-/* Steps of main() return -1 to go on, or the exit status to stop with. */
-#define GO_ON (-1)
 
 /* The configuration file: -c, then $ANONYMIZER_CONFIG, then the default path. */
 static int load_configuration(const struct cli *cli, const struct command *cmd, struct app *app)
@@ -541,7 +542,7 @@ static int dispatch(const struct cli *cli, const struct command *cmd, const stru
     } else if (cmd->id == CMD_GRANTS) {
         status = cmd_grants(app, &cli->grants, stdout);
     } else if (cmd->id == CMD_CHECK) {
-        status = cmd_check(app);
+        status = cmd_check(app, stdout);
     } else if (cmd->id == CMD_REPORT || (cmd->id == CMD_RUN && cli->dry_run)) {
         struct report_options ropts = {
             .format = cli->format ? (enum report_format)report_parse_format(cli->format) : REPORT_TEXT,

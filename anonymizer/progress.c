@@ -33,11 +33,6 @@ void progress_free(struct progress *p)
     free(p);
 }
 
-int progress_fd(const struct progress *p)
-{
-    return p->fd;
-}
-
 /* A log line of this process, to the parent: level, then the line, cut to be written atomically. */
 static void log_to_parent(void *arg, enum log_level level, const char *line, size_t len)
 {
@@ -165,7 +160,7 @@ static void clear_line(struct progress_board *b)
 {
     if (b->drawn) {
         static const char clr[] = "\r\033[K";
-        ipc_write_all(STDERR_FILENO, clr, sizeof clr - 1);
+        ax_write_all(STDERR_FILENO, clr, sizeof clr - 1);
         b->drawn = false;
     }
 }
@@ -191,15 +186,24 @@ static void draw_line(struct progress_board *b)
     if (sb.len > width)
         sb.buf[width] = '\0', sb.len = width;
     clear_line(b);
-    ipc_write_all(STDERR_FILENO, sb.buf, sb.len);
+    ax_write_all(STDERR_FILENO, sb.buf, sb.len);
     b->drawn = true;
     sb_free(&sb);
+}
+
+/* A line for stderr, written around the live line. */
+static void board_write(struct progress_board *b, enum log_level level, const char *line, size_t len)
+{
+    (void)level;
+    clear_line(b);
+    ax_write_all(STDERR_FILENO, line, len);
+    draw_line(b);
 }
 
 /* Every line this process writes to stderr while the board is up. */
 static void board_sink(void *arg, enum log_level level, const char *line, size_t len)
 {
-    progress_board_log(arg, level, line, len);
+    board_write(arg, level, line, len);
 }
 
 struct progress_board *progress_board_new(size_t nslots, size_t ntenants, bool live, double interval)
@@ -272,14 +276,6 @@ void progress_board_tick(struct progress_board *b)
         log_info("progress: %s (tenant running for %.0f s)", one, now - l->started);
         l->last_log = now;
     }
-}
-
-void progress_board_log(struct progress_board *b, enum log_level level, const char *line, size_t len)
-{
-    (void)level;
-    clear_line(b);
-    ipc_write_all(STDERR_FILENO, line, len);
-    draw_line(b);
 }
 
 void progress_board_stdout(struct progress_board *b, const char *text, size_t len)

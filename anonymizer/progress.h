@@ -36,7 +36,6 @@ struct progress *progress_new(int fd);
 void progress_free(struct progress *p);
 /* Sends this process's log lines to the parent too (a worker's, a helper's). */
 void progress_capture_log(struct progress *p);
-int progress_fd(const struct progress *p);
 
 /* Every function below accepts p NULL: nobody watches. */
 void progress_form_start(struct progress *p, const char *form, long long due);
@@ -65,7 +64,6 @@ void progress_board_done(struct progress_board *b, size_t slot);
 /* Redraws the live line, or writes the interval's log lines. */
 void progress_board_tick(struct progress_board *b);
 /* A worker's log line (level and the line as log.h wrote it), or a line of output, written whole. */
-void progress_board_log(struct progress_board *b, enum log_level level, const char *line, size_t len);
 void progress_board_stdout(struct progress_board *b, const char *text, size_t len);
 
 /* "tenant: phase form done/due rate, time left" (for tests and the board itself). */

@@ -59,7 +59,7 @@ static void collist_free(struct collist *l)
     free(l->items);
 }
 
-void form_report_free(struct form_report *fr)
+static void form_report_free(struct form_report *fr)
 {
     free(fr->slug);
     free(fr->name);

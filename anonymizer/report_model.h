@@ -66,9 +66,9 @@ struct form_report {
     long long undated;              /* done, holding personal data, with no date at all: past the limit */
     long long status_unknown;       /* no definition, no wcs_all_forms row: whether they are done is unknown */
     long long status_unknown_past;  /* of those, inactive past the legal limit (or undated) */
-    char *failed_last_run;
-    char *evo_table;        /* its history table, or NULL */
-    char *vacuum_owed_since; /* a run changed it and no VACUUM has cleaned it since (ISO UTC), or NULL */  /* why the last run failed on it (some submissions or the whole form), or NULL */
+    char *failed_last_run;   /* why the last run failed on it (some submissions or the whole form), or NULL */
+    char *evo_table;         /* its history table, or NULL */
+    char *vacuum_owed_since; /* a run changed it and no VACUUM has cleaned it since (ISO UTC), or NULL */
     int formdef_id;
     bool bi_known;              /* the BI database has this form's export state */
     long long bi_smallest_group; /* its smallest group of rows sharing quasi-identifiers; -1: not computed */
@@ -136,7 +136,6 @@ char *report_period(int days);
 void report_local_time(const char *iso_utc, char buf[40]);
 
 /* Free what they own (not the structs themselves). */
-void form_report_free(struct form_report *fr);
 void tenant_report_free(struct tenant_report *tr);
 
 /* A tenant's findings as bytes (pack.h), as a report worker hands them back, and read back (url left NULL:

@@ -28,7 +28,7 @@ static size_t width(const char *s)
 }
 
 /* "    label                  " then the value: labels translate to other widths. */
-static void label(FILE *out, int indent, const char *text)
+static void item_label(FILE *out, int indent, const char *text)
 {
     fprintf(out, "%*s%s", indent, "", text);
     for (size_t w = width(text); w < 23; w++)
@@ -42,7 +42,7 @@ static void line(FILE *out, int indent, const char *name, const char *fmt, ...) 
 static void line(FILE *out, int indent, const char *name, const char *fmt, ...)
 {
     va_list ap;
-    label(out, indent, name);
+    item_label(out, indent, name);
     va_start(ap, fmt);
     vfprintf(out, fmt, ap);
     va_end(ap);
@@ -133,7 +133,7 @@ static void backups(FILE *out, const struct tenant_report *tr, const struct form
              fr->in_backups, fr->in_backups_until);
 }
 
-static void form(FILE *out, const struct tenant_report *tr, const struct form_report *fr, int min_k)
+static void form_section(FILE *out, const struct tenant_report *tr, const struct form_report *fr, int min_k)
 {
     char *title = kind_label(fr), *name = esc_text(fr->name), *table = esc_text(fr->table), cutoff[40], since[40];
     fprintf(out, "\n  %s \"%s\" (%s %s)\n", title, name, _("table"), table);
@@ -203,7 +203,7 @@ static void form(FILE *out, const struct tenant_report *tr, const struct form_re
 }
 
 /* One tenant; returns whether it was reached. */
-static bool tenant(FILE *out, const struct tenant_report *tr, long long totals[C_COUNT], int min_k)
+static bool tenant_section(FILE *out, const struct tenant_report *tr, long long totals[C_COUNT], int min_k)
 {
     char *name = esc_text(tr->name), *err = esc_text(tr->error), when[40];
     fprintf(out, "\n%s %s\n", _("tenant"), name);
@@ -237,7 +237,7 @@ static bool tenant(FILE *out, const struct tenant_report *tr, long long totals[C
     if (tr->nforms == 0)
         fprintf(out, "  %s\n", _("no form tables"));
     for (size_t k = 0; k < tr->nforms; k++) {
-        form(out, tr, &tr->forms[k], min_k);
+        form_section(out, tr, &tr->forms[k], min_k);
         for (int c = 0; c < C_COUNT && !tr->forms[k].error; c++)
             totals[c] += tr->forms[k].counts[c];
     }
@@ -309,7 +309,7 @@ void report_render_text(FILE *out, const struct report *r, const struct cfg *cfg
 
     header(out, r);
     for (size_t i = 0; i < r->ntenants; i++)
-        reached += tenant(out, &r->tenants[i], totals, r->min_k);
+        reached += tenant_section(out, &r->tenants[i], totals, r->min_k);
     summary(out, r, reached, totals);
     if (r->bi_error) {
         char *e = esc_text(r->bi_error);

@@ -281,7 +281,8 @@ static const char *tenant_error(enum tenant_outcome outcome)
         return app_interruption_str();
     return NULL;
 }
-enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, struct job_ctx *ctx)
+/* One tenant's night (a job of the executor): never exits, reports failures in its outcome. */
+static enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, struct job_ctx *ctx)
 {
     struct tenant t;
     struct run_state rs = {.t = &t, .app = app, .ctx = ctx};

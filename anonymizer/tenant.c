@@ -102,60 +102,6 @@ static int try_lock(struct tenant *t, bool *acquired)
     return AX_OK;
 }
 
-enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct app_tenant *at, unsigned steps,
-                                 const char *at_time)
-{
-    if (defs_prepare(app, at, (steps & TB_FETCH) ? DEFS_FETCH_FIRST : DEFS_FILES, NULL) != AX_OK) {
-        memset(t, 0, sizeof *t);
-        t->app_tenant = at;
-        t->name = at->cfg->name;
-        db_set_error(&t->db, "%s", at->defs_error);
-        return TENANT_FAILED;
-    }
-    if (tenant_open(t, app, at, (steps & TB_READ_ONLY) != 0) != AX_OK) {
-        if (PQstatus(t->db.conn) != CONNECTION_OK) {
-            log_error("%s: cannot connect: %s", at->cfg->name, t->db.error);
-            return TENANT_UNREACHABLE;
-        }
-        log_error("%s: %s", t->name, t->db.error);
-        return TENANT_FAILED;
-    }
-    bool locked = true;
-    if ((steps & TB_LOCK) && try_lock(t, &locked) != AX_OK) {
-        log_error("%s: %s", t->name, t->db.error);
-        return TENANT_FAILED;
-    }
-    if (!locked) {
-        db_set_error(&t->db, "another anonymizer run holds this tenant's lock");
-        log_warning("%s: another anonymizer run holds this tenant's lock; tenant skipped", t->name);
-        return TENANT_LOCKED;
-    }
-    int rc = AX_OK;
-    /* one consistent picture; the server refuses any write */
-    if (steps & TB_SNAPSHOT)
-        rc = db_cmd(&t->db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    t->check_privileges = (steps & (TB_PRIV_RUN | TB_PRIV_READ)) != 0;
-    if (rc == AX_OK)
-        rc = tenant_discover_forms(t, app);
-    /* before anything is touched: a missing grant is one clear error, not a tenant half done */
-    if (rc == AX_OK && (steps & (TB_PRIV_RUN | TB_PRIV_READ)))
-        rc = privileges_check(&t->db, &t->facts, t->forms, t->nforms, (steps & TB_PRIV_RUN) ? PRIV_RUN : PRIV_READ);
-    /* a form whose own tables lack a grant is left out, the others go on */
-    if (rc == AX_OK && (steps & TB_PRIV_RUN)) {
-        char *first;
-        if (privileges_check_forms(&t->db, t->forms, t->nforms, &first) < 0)
-            rc = AX_ERR_DB;
-        free(first);
-    }
-    if (rc == AX_OK && (steps & TB_CUTOFFS))
-        rc = tenant_compute_cutoffs(t, at_time);
-    if (rc != AX_OK) {
-        log_error("%s: %s", t->name, t->db.error ? t->db.error : ax_status_str(rc));
-        return TENANT_FAILED;
-    }
-    return TENANT_OK;
-}
-
 /* -- discovery ---------------------------------------------------------------- */
 
 /* Which tenant-wide w.c.s. tables exist. */
@@ -363,7 +309,7 @@ static void warn_without_definitions(const struct tenant *t)
                          t->name, forms, forms == 1 ? "" : "s");
 }
 
-int tenant_discover_forms(struct tenant *t, const struct app *app)
+static int tenant_discover_forms(struct tenant *t, const struct app *app)
 {
     PGresult *res;
     int rc;
@@ -417,7 +363,7 @@ int tenant_discover_forms(struct tenant *t, const struct app *app)
     return AX_OK;
 }
 
-int tenant_compute_cutoffs(struct tenant *t, const char *at)
+static int tenant_compute_cutoffs(struct tenant *t, const char *at)
 {
     PGresult *res;
     const char *values[2] = {at, NULL};
@@ -444,4 +390,58 @@ int tenant_compute_cutoffs(struct tenant *t, const char *at)
         PQclear(res);
     }
     return AX_OK;
+}
+
+enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct app_tenant *at, unsigned steps,
+                                 const char *at_time)
+{
+    if (defs_prepare(app, at, (steps & TB_FETCH) ? DEFS_FETCH_FIRST : DEFS_FILES, NULL) != AX_OK) {
+        memset(t, 0, sizeof *t);
+        t->app_tenant = at;
+        t->name = at->cfg->name;
+        db_set_error(&t->db, "%s", at->defs_error);
+        return TENANT_FAILED;
+    }
+    if (tenant_open(t, app, at, (steps & TB_READ_ONLY) != 0) != AX_OK) {
+        if (PQstatus(t->db.conn) != CONNECTION_OK) {
+            log_error("%s: cannot connect: %s", at->cfg->name, t->db.error);
+            return TENANT_UNREACHABLE;
+        }
+        log_error("%s: %s", t->name, t->db.error);
+        return TENANT_FAILED;
+    }
+    bool locked = true;
+    if ((steps & TB_LOCK) && try_lock(t, &locked) != AX_OK) {
+        log_error("%s: %s", t->name, t->db.error);
+        return TENANT_FAILED;
+    }
+    if (!locked) {
+        db_set_error(&t->db, "another anonymizer run holds this tenant's lock");
+        log_warning("%s: another anonymizer run holds this tenant's lock; tenant skipped", t->name);
+        return TENANT_LOCKED;
+    }
+    int rc = AX_OK;
+    /* one consistent picture; the server refuses any write */
+    if (steps & TB_SNAPSHOT)
+        rc = db_cmd(&t->db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    t->check_privileges = (steps & (TB_PRIV_RUN | TB_PRIV_READ)) != 0;
+    if (rc == AX_OK)
+        rc = tenant_discover_forms(t, app);
+    /* before anything is touched: a missing grant is one clear error, not a tenant half done */
+    if (rc == AX_OK && (steps & (TB_PRIV_RUN | TB_PRIV_READ)))
+        rc = privileges_check(&t->db, &t->facts, t->forms, t->nforms, (steps & TB_PRIV_RUN) ? PRIV_RUN : PRIV_READ);
+    /* a form whose own tables lack a grant is left out, the others go on */
+    if (rc == AX_OK && (steps & TB_PRIV_RUN)) {
+        char *first;
+        if (privileges_check_forms(&t->db, t->forms, t->nforms, &first) < 0)
+            rc = AX_ERR_DB;
+        free(first);
+    }
+    if (rc == AX_OK && (steps & TB_CUTOFFS))
+        rc = tenant_compute_cutoffs(t, at_time);
+    if (rc != AX_OK) {
+        log_error("%s: %s", t->name, t->db.error ? t->db.error : ax_status_str(rc));
+        return TENANT_FAILED;
+    }
+    return TENANT_OK;
 }

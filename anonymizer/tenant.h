@@ -74,10 +74,4 @@ enum tenant_begin_step {
 enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct app_tenant *at, unsigned steps,
                                  const char *at_time);
 
-/* Finds, classifies and prepares every form of the tenant. */
-int tenant_discover_forms(struct tenant *t, const struct app *app);
-
-/* Sets every form's cutoff from one server clock reading: at (NULL: now()). */
-int tenant_compute_cutoffs(struct tenant *t, const char *at);
-
 #endif

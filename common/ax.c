@@ -5,7 +5,9 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 const char *ax_status_str(int status)
@@ -102,4 +104,18 @@ void ax_stop_signals(sigset_t *set)
     sigemptyset(set);
     for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
         sigaddset(set, stops[i]);
+}
+
+void ax_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return;
+        p += n;
+        len -= (size_t)n;
+    }
 }

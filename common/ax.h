@@ -44,6 +44,9 @@ char *ax_strndup(const char *s, size_t n);
 char *ax_asprintf(const char *fmt, ...) AX_PRINTF(1, 2);
 char *ax_vasprintf(const char *fmt, va_list ap) AX_PRINTF(1, 0);
 
+/* write(2) until everything is written or the reader is gone (a broken pipe, a closed terminal: ignored). */
+void ax_write_all(int fd, const void *buf, size_t len);
+
 /* The signals that stop a run cleanly (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1), as a set. */
 void ax_stop_signals(sigset_t *set);
 

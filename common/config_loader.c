@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 /* "tenants[1].retention" for a setting */
-void ld_setting_path(const config_setting_t *s, struct strbuf *out)
+static void ld_setting_path(const config_setting_t *s, struct strbuf *out)
 {
     if (!s || config_setting_is_root(s))
         return;
@@ -156,7 +156,7 @@ int ld_policy_setting(struct loader *ld, const config_setting_t *s, struct cfg_p
     }
     return AX_OK;
 }
-bool ld_has_password(const char *conninfo)
+static bool ld_has_password(const char *conninfo)
 {
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
@@ -171,7 +171,7 @@ bool ld_has_password(const char *conninfo)
     PQconninfoFree(opts);
     return found;
 }
-int ld_check_conninfo(struct loader *ld, const config_setting_t *s, const char *conninfo)
+static int ld_check_conninfo(struct loader *ld, const config_setting_t *s, const char *conninfo)
 {
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);

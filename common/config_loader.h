@@ -33,7 +33,6 @@ struct key {
 };
 
 /* "tenants[1].retention" for a setting. */
-void ld_setting_path(const config_setting_t *s, struct strbuf *out);
 /* The one error line (file, line, setting, what is wrong) into ld->err; returns AX_ERR_CONFIG. */
 int ld_bad(struct loader *ld, const config_setting_t *s, const char *fmt, ...) AX_PRINTF(3, 4);
 
@@ -53,8 +52,6 @@ void ld_set_string(char **dst, const char *value);
 /* retention, drafts, open_submissions, open_limit: the settings every level may give. */
 int ld_policy_setting(struct loader *ld, const config_setting_t *s, struct cfg_policy *pol);
 /* A conninfo holding a password is refused in a file others may read. */
-bool ld_has_password(const char *conninfo);
-int ld_check_conninfo(struct loader *ld, const config_setting_t *s, const char *conninfo);
 
 /* A group read through its key table; a list of groups into a new array of n items of size bytes. */
 int ld_load_keys(struct loader *ld, const config_setting_t *g, const struct key *keys, size_t nkeys, void *obj,

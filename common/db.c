@@ -344,9 +344,8 @@ int db_pipe_queue(struct db *db, struct db_pipe *p, const char *sql, int nparams
     return AX_OK;
 }
 
-int db_pipe_send(struct db *db, struct db_pipe *p)
+int db_pipe_send(struct db *db)
 {
-    (void)p;
     if (PQpipelineSync(db->conn) != 1) {
         db_set_conn_error(db, "(pipeline sync)");
         return AX_ERR_DB;

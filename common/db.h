@@ -135,7 +135,7 @@ int db_pipe_begin(struct db *db, struct db_pipe *p);
 int db_pipe_queue(struct db *db, struct db_pipe *p, const char *sql, int nparams, const Oid *types,
                   const char *const *values, long long *out0, long long *out1);
 /* Sends everything queued; the server works on it from now on. */
-int db_pipe_send(struct db *db, struct db_pipe *p);
+int db_pipe_send(struct db *db);
 /* Waits for every result; leaves pipeline mode.  0, or AX_ERR_DB with the first failure in db->error. */
 int db_pipe_collect(struct db *db, struct db_pipe *p);
 

@@ -490,7 +490,7 @@ out:
     return rc;
 }
 
-int def_load_file(const char *path, struct definition **out, char *err, size_t errlen)
+static int def_load_file(const char *path, struct definition **out, char *err, size_t errlen)
 {
     size_t len;
     char why[128];

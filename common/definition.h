@@ -57,9 +57,6 @@ struct definition {
  * AX_ERR_CONFIG with one line in err. */
 int def_parse(const char *text, size_t len, const char *path, struct definition **out, char *err, size_t errlen);
 
-/* Reads and parses a file; AX_ERR_IO when it cannot be read. */
-int def_load_file(const char *path, struct definition **out, char *err, size_t errlen);
-
 void def_free(struct definition *def);
 
 /* The column a field id maps to (caller frees). */

@@ -53,19 +53,10 @@ void log_set_syslog(bool enabled)
 /* The line to stderr, or to the sink. */
 static void put_line(enum log_level level, const char *line, size_t len)
 {
-    if (line_sink) {
+    if (line_sink)
         line_sink(line_sink_arg, level, line, len);
-        return;
-    }
-    while (len > 0) {
-        ssize_t n = write(STDERR_FILENO, line, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return;
-        line += n;
-        len -= (size_t)n;
-    }
+    else
+        ax_write_all(STDERR_FILENO, line, len);
 }
 
 static void emit(enum log_level level, bool loud, const char *fmt, va_list ap)
