@@ -118,7 +118,7 @@ bool batch_cancelled(const struct db *db)
 }
 /* How far a server error reaches: the rows of the batch, the form's table, or the session itself. */
 
-enum failure_scope failure_scope(const struct db *db)
+enum failure_scope failure_scope_of(const char *state, bool connected)
 {
     static const char *const row_classes[] = {
         "09", /* triggered action exception */
@@ -128,9 +128,8 @@ enum failure_scope failure_scope(const struct db *db)
         "38", "39", "2F", /* external routine (a trigger) exception */
         "P0", /* PL/pgSQL: RAISE in a trigger */
     };
-    if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
+    if (!connected)
         return FAIL_SESSION;
-    const char *state = db->sqlstate;
     if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
         return FAIL_SESSION;
     /* over statement_timeout: a smaller batch may pass */
@@ -142,6 +141,12 @@ enum failure_scope failure_scope(const struct db *db)
     /* privileges, disk full, out of memory, I/O, an unknown table... */
     return FAIL_TABLE;
 }
+
+enum failure_scope failure_scope(const struct db *db)
+{
+    return failure_scope_of(db->sqlstate, db->conn && PQstatus(db->conn) == CONNECTION_OK);
+}
+
 /* The error of a failed statement, as the audit and the log name it: the message, its SQLSTATE, the statement. */
 char *failure_text(const struct db *db)
 {

@@ -74,6 +74,8 @@ int batch_next_size(int size, int batch_size, int target_ms, double seconds, lon
 /* How far a server error reaches: the rows of the batch, the form's table, or the session itself. */
 enum failure_scope { FAIL_ROWS, FAIL_TABLE, FAIL_SESSION };
 enum failure_scope failure_scope(const struct db *db);
+/* The same from an error's SQLSTATE ("" when none) and whether the session is still up. */
+enum failure_scope failure_scope_of(const char *sqlstate, bool connected);
 /* The error of a failed statement, as the audit and the log name it (caller frees). */
 char *failure_text(const struct db *db);
 /* Errors that leave a batch for the next run rather than fail the form: a lock, a deadlock. */

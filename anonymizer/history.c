@@ -23,8 +23,6 @@
 #include <string.h>
 #include <time.h>
 
-/* At most this many nights without a run are listed one by one. */
-#define MAX_NIGHTS 62
 
 struct tenant_history {
     const char *name;
@@ -48,17 +46,18 @@ static void run_date(const struct audit_run *r, char date[16])
  * The local dates from since up to yesterday on which no successful run
  * started.  The runs come ordered by start, so one walk over both lists.
  */
-static void missing_nights(struct tenant_history *th, time_t since)
+size_t history_missing_nights(const struct audit_run *runs, size_t nruns, time_t since, time_t now, char ***out)
 {
     char today[16], ran[16] = "";
-    size_t k = 0;
-    tm_format_local_date(time(NULL), today);
+    size_t k = 0, nmissing = 0;
+    *out = NULL;
+    tm_format_local_date(now, today);
     /* calendar days at local noon: a day of 23 or 25 hours skips or repeats none */
     struct tm day;
     localtime_r(&since, &day);
     day.tm_hour = 12;
     day.tm_min = day.tm_sec = 0;
-    for (; th->nmissing <= MAX_NIGHTS; day.tm_mday++) {
+    for (; nmissing <= HISTORY_MAX_NIGHTS; day.tm_mday++) {
         char date[16];
         day.tm_isdst = -1;
         time_t noon = mktime(&day);
@@ -66,13 +65,14 @@ static void missing_nights(struct tenant_history *th, time_t since)
         if (strcmp(date, today) >= 0)
             break;
         /* skip the runs of earlier dates; stop at the first success on this date or later */
-        while (strcmp(ran, date) < 0 && k < th->nruns)
-            run_date(&th->runs[k++], ran);
+        while (strcmp(ran, date) < 0 && k < nruns)
+            run_date(&runs[k++], ran);
         if (strcmp(ran, date) != 0) {
-            th->missing = ax_reallocarray(th->missing, th->nmissing + 1, sizeof *th->missing);
-            th->missing[th->nmissing++] = ax_strdup(date);
+            *out = ax_reallocarray(*out, nmissing + 1, sizeof **out);
+            (*out)[nmissing++] = ax_strdup(date);
         }
     }
+    return nmissing;
 }
 
 static enum tenant_outcome read_tenant(const struct app *app, struct app_tenant *at, const char *since,
@@ -89,7 +89,7 @@ static enum tenant_outcome read_tenant(const struct app *app, struct app_tenant 
         outcome = TENANT_FAILED;
         th->error = ax_strdup(t.db.error);
     } else {
-        missing_nights(th, since_t);
+        th->nmissing = history_missing_nights(th->runs, th->nruns, since_t, time(NULL), &th->missing);
     }
     if (th->error)
         log_error("%s: %s", th->name, th->error);
@@ -145,9 +145,9 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
         }
         struct strbuf sb;
         sb_init(&sb);
-        for (size_t k = 0; k < th->nmissing && k < MAX_NIGHTS; k++)
+        for (size_t k = 0; k < th->nmissing && k < HISTORY_MAX_NIGHTS; k++)
             sb_appendf(&sb, "%s%s", k ? ", " : "", th->missing[k]);
-        if (th->nmissing > MAX_NIGHTS)
+        if (th->nmissing > HISTORY_MAX_NIGHTS)
             sb_append(&sb, _(", and more"));
         fprintf(out, "  %s: %s\n", _("nights without a successful run"), th->nmissing ? sb.buf : _("none"));
         sb_free(&sb);
@@ -300,7 +300,7 @@ static void render_html(FILE *out, const struct tenant_history *ths, size_t n, c
         fputs("</tbody></table>\n<p>", out);
         esc_html(out, _("nights without a successful run"));
         fputs(": ", out);
-        for (size_t k = 0; k < th->nmissing && k < MAX_NIGHTS; k++) {
+        for (size_t k = 0; k < th->nmissing && k < HISTORY_MAX_NIGHTS; k++) {
             if (k)
                 fputs(", ", out);
             fputs("<span class=\"bad\">", out);

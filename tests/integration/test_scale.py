@@ -247,7 +247,7 @@ class ScaleTests(harness.TestCase):
 
     # -- the time budget ------------------------------------------------------------------
 
-    def big_tenant(self, n=30000):
+    def big_tenant(self, n=6000):
         t = self.tenant()
         f = t.add_form(standard_form())
         with t.conn.cursor() as cur:
@@ -272,7 +272,8 @@ class ScaleTests(harness.TestCase):
         self.assertIn('1 tenant not started', res.stderr)
         self.assertEqual(t.runs()[-1][1:4:2], ('interrupted', 'time budget exhausted'))
         self.assertIsNone(t2.one("SELECT to_regclass('anonymizer.runs')")[0])
-        # the configuration setting works the same way, and the next run without a budget completes
+        # the next run without a budget (and with batches of the default size) completes
+        self.write_config([t, t2], extra='retention = "30 days";')
         self.anonymizer('run', expect=0)
         self.assertEqual(self.due_left(t, f), 0)
         self.assertEqual(self.due_left(t2, f2), 0)
@@ -295,7 +296,8 @@ class ScaleTests(harness.TestCase):
         self.assertEqual(proc.returncode, 75, err)
         self.assertGreater(self.due_left(t, f), 0, 'the run finished before the signal: nothing was tested')
         self.assertEqual(t.runs()[-1][1:4:2], ('interrupted', 'interrupted by a signal'))
-        # the lock was released and the state is consistent: the next run completes
+        # the lock was released and the state is consistent: the next run (batches of the default size) completes
+        self.write_config([t], extra=f'retention = "30 days"; jobs = {jobs};')
         self.anonymizer('run', expect=0)
         self.assertEqual(self.due_left(t, f), 0)
         half = t.one(f"""SELECT count(*) FROM {table} WHERE anonymised IS NOT NULL
@@ -319,7 +321,8 @@ class ScaleTests(harness.TestCase):
     # -- progress ----------------------------------------------------------------------------
 
     def test_progress_lines_when_not_a_terminal(self):
-        """A tenant that runs for more than 30 s gets a progress line every 30 s."""
+        """A tenant that runs long gets a progress line every interval (30 s; 2 s here, through
+        $ANONYMIZER_PROGRESS_INTERVAL)."""
         t = self.tenant()
         f = t.add_form(standard_form())
         ids = [full_submission(t, f, ref=ago(40), marker=str(i)) for i in range(3)]
@@ -329,8 +332,8 @@ class ScaleTests(harness.TestCase):
             # the w.c.s. trigger of the first batch waits for this row of wcs_all_forms
             holder.cursor().execute('SELECT 1 FROM wcs_all_forms WHERE formdef_id = %s AND id = %s FOR UPDATE',
                                     (f.id, ids[0]))
-            proc = self.start_anonymizer('run')
-            time.sleep(33)
+            proc = self.start_anonymizer('run', env={'ANONYMIZER_PROGRESS_INTERVAL': '2'})
+            time.sleep(5)
         finally:
             holder.rollback()
             holder.close()
@@ -338,7 +341,7 @@ class ScaleTests(harness.TestCase):
         self.assert_no_sanitizer_report(err)
         self.assertEqual(proc.returncode, 0, err)
         self.assertRegex(err, rf'anonymizer: progress: {re.escape(t.name)}: anonymise demande-rdv 0 \(tenant running for'
-                              rf' 3\d s\)')
+                              rf' [2-5] s\)')
         self.assertNotIn('\r', err)
         self.assertTrue(all(t.row(f, i)['anonymised'] for i in ids))
 

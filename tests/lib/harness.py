@@ -228,9 +228,10 @@ class TestCase(unittest.TestCase):
             self.assertEqual(res.returncode, expect, res)
         return res
 
-    def start_anonymizer(self, *args, config=None):
+    def start_anonymizer(self, *args, config=None, env=None):
         cmd = [BINARY, '-c', config or self.config_path] + list(args)
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, **(env or {})))
 
     def assert_no_sanitizer_report(self, stderr):
         for marker in SANITIZER_MARKERS:
