@@ -8,6 +8,7 @@
  * one is built.
  */
 #include "bi.h"
+#include "bi_contract.h"
 #include "ax.h"
 #include "log.h"
 #include "strbuf.h"
@@ -18,137 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *const contract_v1[] = {
-    "CREATE TABLE @S.contract (version integer PRIMARY KEY, installed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),"
-    " tool_version text NOT NULL)",
-    "CREATE TABLE @S.submissions ("
-    " tenant text NOT NULL, form_id integer NOT NULL, form_slug text NOT NULL, submission_id integer NOT NULL,"
-    " receipt_time timestamptz, last_update_time timestamptz, anonymised_at timestamptz NOT NULL,"
-    " status text, status_name text, is_final boolean NOT NULL, channel text, backoffice_submission boolean,"
-    " criticality_level integer, processing_time interval, fields jsonb NOT NULL,"
-    " exported_at timestamptz NOT NULL DEFAULT pg_catalog.now(),"
-    " PRIMARY KEY (tenant, form_id, submission_id))",
-    "CREATE INDEX submissions_exported_at ON @S.submissions (exported_at)",
-    "CREATE TABLE @S.forms (tenant text NOT NULL, form_id integer NOT NULL, form_slug text NOT NULL,"
-    " form_name text NOT NULL, kept_fields jsonb NOT NULL, updated_at timestamptz NOT NULL,"
-    " PRIMARY KEY (tenant, form_id))",
-    "CREATE TABLE @S.export_state (tenant text NOT NULL, form_id integer NOT NULL, form_slug text NOT NULL,"
-    " change_seq bigint, anonymised_until timestamptz, rows_exported bigint NOT NULL DEFAULT 0,"
-    " updated_at timestamptz NOT NULL, PRIMARY KEY (tenant, form_id))",
-    "CREATE TABLE @S.runs (run_id uuid NOT NULL, tenant text NOT NULL, started_at timestamptz NOT NULL,"
-    " finished_at timestamptz, rows_exported bigint NOT NULL DEFAULT 0, outcome text NOT NULL, error text,"
-    " PRIMARY KEY (run_id, tenant))",
-};
-
-/* Version 2: per-form views, statuses, deletions, local-time truncation, k-anonymity. */
-static const char *const migration_v2[] = {
-    "ALTER TABLE @S.submissions ADD COLUMN done_time timestamptz, ADD COLUMN time_precision text,"
-    " ADD COLUMN deleted_at timestamptz, ADD COLUMN qi_group bigint",
-    "ALTER TABLE @S.forms ADD COLUMN view_name text, ADD COLUMN deleted_at timestamptz,"
-    " ADD COLUMN quasi_identifiers jsonb, ADD COLUMN min_k integer, ADD COLUMN view_sql text",
-    "CREATE UNIQUE INDEX forms_view_name ON @S.forms (view_name)",
-    "ALTER TABLE @S.submissions ADD CONSTRAINT submissions_form_fkey FOREIGN KEY (tenant, form_id)"
-    " REFERENCES @S.forms (tenant, form_id)",
-    "CREATE INDEX submissions_receipt ON @S.submissions (tenant, form_id, receipt_time)",
-    "CREATE INDEX submissions_receipt_time ON @S.submissions (receipt_time)",
-    "CREATE INDEX submissions_qi_group ON @S.submissions (tenant, form_id, qi_group)",
-    "CREATE TABLE @S.statuses (tenant text NOT NULL, form_id integer NOT NULL, status text NOT NULL,"
-    " status_name text, is_final boolean NOT NULL, PRIMARY KEY (tenant, form_id, status),"
-    " FOREIGN KEY (tenant, form_id) REFERENCES @S.forms (tenant, form_id))",
-    "CREATE TABLE @S.held_back (tenant text NOT NULL, form_id integer NOT NULL, submission_id integer NOT NULL,"
-    " held_since timestamptz NOT NULL DEFAULT pg_catalog.now(), PRIMARY KEY (tenant, form_id, submission_id))",
-    "ALTER TABLE @S.export_state ADD COLUMN smallest_group bigint, ADD COLUMN held_back bigint NOT NULL DEFAULT 0",
-    /* everything is read again: local times, done times and the k-anonymity check apply to every row */
-    "UPDATE @S.export_state SET change_seq = NULL, anonymised_until = NULL",
-};
-
-/* What every table and column means: for people who browse the schema from their BI tool. */
-static const char *const comments_v2[] = {
-    "COMMENT ON SCHEMA @S IS 'Anonymised w.c.s. form submissions, exported by anonymizer(1); contract in"
-    " anonymizer-bi(7). Per-form views form_<tenant>_<form> have one typed column per kept field.'",
-    "COMMENT ON TABLE @S.contract IS 'The contract versions installed in this schema (anonymizer-bi(7)).'",
-    "COMMENT ON COLUMN @S.contract.version IS 'Contract version.'",
-    "COMMENT ON COLUMN @S.contract.installed_at IS 'When it was installed (timestamptz).'",
-    "COMMENT ON COLUMN @S.contract.tool_version IS 'The anonymizer version that installed it.'",
-    "COMMENT ON TABLE @S.submissions IS 'One row per exported submission: anonymised, kept fields only; every"
-    " combination of quasi-identifiers shared by at least min_k rows of its form.'",
-    "COMMENT ON COLUMN @S.submissions.tenant IS 'The w.c.s. site (tenant) the submission comes from.'",
-    "COMMENT ON COLUMN @S.submissions.form_id IS 'The form''s id in w.c.s. (formdefs.id); see forms.'",
-    "COMMENT ON COLUMN @S.submissions.form_slug IS 'The form''s slug (url name).'",
-    "COMMENT ON COLUMN @S.submissions.submission_id IS 'The submission''s number in its form.'",
-    "COMMENT ON COLUMN @S.submissions.receipt_time IS 'When it was submitted (timestamptz), truncated to"
-    " time_precision in the configured time zone.'",
-    "COMMENT ON COLUMN @S.submissions.last_update_time IS 'Its last activity (timestamptz), truncated likewise.'",
-    "COMMENT ON COLUMN @S.submissions.anonymised_at IS 'When it was anonymised (timestamptz), truncated likewise.'",
-    "COMMENT ON COLUMN @S.submissions.status IS 'Workflow status id, without the wf- prefix; see statuses.'",
-    "COMMENT ON COLUMN @S.submissions.status_name IS 'Workflow status name from the form definition.'",
-    "COMMENT ON COLUMN @S.submissions.is_final IS 'The status is final (the submission is done).'",
-    "COMMENT ON COLUMN @S.submissions.channel IS 'Submission channel: web, mail, phone, counter, fax, email,"
-    " social-network.'",
-    "COMMENT ON COLUMN @S.submissions.backoffice_submission IS 'Submitted by an agent in the back office.'",
-    "COMMENT ON COLUMN @S.submissions.criticality_level IS 'w.c.s. criticality level (integer).'",
-    "COMMENT ON COLUMN @S.submissions.processing_time IS 'Done time (else last update) minus receipt time"
-    " (interval), from the truncated times.'",
-    "COMMENT ON COLUMN @S.submissions.fields IS 'The kept fields (jsonb), keyed by varname or f<id>; the"
-    " per-form views give them typed columns.'",
-    "COMMENT ON COLUMN @S.submissions.exported_at IS 'When this version of the row was written (timestamptz):"
-    " load incrementally on it.'",
-    "COMMENT ON COLUMN @S.submissions.done_time IS 'When it reached a final status (timestamptz, w.c.s."
-    " done-datetime), truncated likewise; NULL while open.'",
-    "COMMENT ON COLUMN @S.submissions.time_precision IS 'What its times are truncated to: minute, hour, day, or"
-    " coarser (week, month) where k-anonymity generalised them.'",
-    "COMMENT ON COLUMN @S.submissions.deleted_at IS 'When the export found the submission deleted in w.c.s."
-    " (timestamptz); NULL while it exists.'",
-    "COMMENT ON COLUMN @S.submissions.qi_group IS 'Hash of its quasi-identifiers (k-anonymity group).'",
-    "COMMENT ON TABLE @S.forms IS 'One row per tenant and exported form.'",
-    "COMMENT ON COLUMN @S.forms.tenant IS 'The w.c.s. site (tenant).'",
-    "COMMENT ON COLUMN @S.forms.form_id IS 'The form''s id in w.c.s.'",
-    "COMMENT ON COLUMN @S.forms.form_slug IS 'The form''s slug.'",
-    "COMMENT ON COLUMN @S.forms.form_name IS 'The form''s title.'",
-    "COMMENT ON COLUMN @S.forms.kept_fields IS 'The exported fields (jsonb list of key, column, label, type).'",
-    "COMMENT ON COLUMN @S.forms.updated_at IS 'When this row last changed (timestamptz).'",
-    "COMMENT ON COLUMN @S.forms.view_name IS 'The per-form view in this schema, one typed column per kept"
-    " field.'",
-    "COMMENT ON COLUMN @S.forms.deleted_at IS 'When the export found the form deleted in w.c.s. (timestamptz).'",
-    "COMMENT ON COLUMN @S.forms.quasi_identifiers IS 'The kept fields counted as quasi-identifiers (jsonb).'",
-    "COMMENT ON COLUMN @S.forms.min_k IS 'The k of k-anonymity its rows were checked against.'",
-    "COMMENT ON COLUMN @S.forms.view_sql IS 'The statement that made the view (the export recreates it when the"
-    " definition changes).'",
-    "COMMENT ON TABLE @S.statuses IS 'The workflow statuses of each form: a dimension for submissions.status.'",
-    "COMMENT ON COLUMN @S.statuses.tenant IS 'The w.c.s. site (tenant).'",
-    "COMMENT ON COLUMN @S.statuses.form_id IS 'The form''s id in w.c.s.'",
-    "COMMENT ON COLUMN @S.statuses.status IS 'Status id, without the wf- prefix.'",
-    "COMMENT ON COLUMN @S.statuses.status_name IS 'Status name.'",
-    "COMMENT ON COLUMN @S.statuses.is_final IS 'A final status (endpoint).'",
-    "COMMENT ON TABLE @S.held_back IS 'Submissions not exported yet: their combination of quasi-identifiers is"
-    " shared by fewer than min_k rows. Ids only.'",
-    "COMMENT ON COLUMN @S.held_back.tenant IS 'The w.c.s. site (tenant).'",
-    "COMMENT ON COLUMN @S.held_back.form_id IS 'The form''s id in w.c.s.'",
-    "COMMENT ON COLUMN @S.held_back.submission_id IS 'The submission''s number in its form.'",
-    "COMMENT ON COLUMN @S.held_back.held_since IS 'Since when it is held back (timestamptz).'",
-    "COMMENT ON TABLE @S.export_state IS 'Per tenant and form, the watermark of what has been exported.'",
-    "COMMENT ON COLUMN @S.export_state.tenant IS 'The w.c.s. site (tenant).'",
-    "COMMENT ON COLUMN @S.export_state.form_id IS 'The form''s id in w.c.s.'",
-    "COMMENT ON COLUMN @S.export_state.form_slug IS 'The form''s slug.'",
-    "COMMENT ON COLUMN @S.export_state.change_seq IS 'Position in the tenant''s anonymizer.changes log.'",
-    "COMMENT ON COLUMN @S.export_state.anonymised_until IS 'The tenant''s clock at the last export"
-    " (timestamptz).'",
-    "COMMENT ON COLUMN @S.export_state.rows_exported IS 'Rows written for this form, in all.'",
-    "COMMENT ON COLUMN @S.export_state.updated_at IS 'When it last moved (timestamptz).'",
-    "COMMENT ON COLUMN @S.export_state.smallest_group IS 'The smallest group of rows sharing quasi-identifiers"
-    " in this schema, after the last export.'",
-    "COMMENT ON COLUMN @S.export_state.held_back IS 'Rows held back after the last export.'",
-    "COMMENT ON TABLE @S.runs IS 'One row per export and tenant.'",
-    "COMMENT ON COLUMN @S.runs.run_id IS 'The anonymizer run id (the same in the tenant''s anonymizer.runs).'",
-    "COMMENT ON COLUMN @S.runs.tenant IS 'The w.c.s. site (tenant).'",
-    "COMMENT ON COLUMN @S.runs.started_at IS 'When the export of this tenant started (timestamptz).'",
-    "COMMENT ON COLUMN @S.runs.finished_at IS 'When it finished (timestamptz): load rows exported until then.'",
-    "COMMENT ON COLUMN @S.runs.rows_exported IS 'Rows written.'",
-    "COMMENT ON COLUMN @S.runs.outcome IS 'running, ok, failed, interrupted, or crashed (found dead by the next"
-    " export).'",
-    "COMMENT ON COLUMN @S.runs.error IS 'What failed.'",
-};
 
 char *bi_sql(const struct bi *bi, const char *fmt_sql)
 {
@@ -235,18 +105,26 @@ static int bi_install(struct bi *bi, int *from)
                      *from, BI_CONTRACT_VERSION);
         return AX_ERR_DATA;
     }
-    if (*from < 1 && ((rc = run_all(bi, contract_v1, AX_ARRAY_LEN(contract_v1))) || (rc = record_version(bi, 1))))
-        return rc;
-    if (*from < 2 && ((rc = run_all(bi, migration_v2, AX_ARRAY_LEN(migration_v2))) ||
-                      (rc = run_all(bi, comments_v2, AX_ARRAY_LEN(comments_v2))) || (rc = record_version(bi, 2))))
-        return rc;
+    for (int v = *from + 1; v <= BI_CONTRACT_VERSION; v++) {
+        for (int part = 0; part < 2; part++) {
+            size_t n;
+            const char *const *stmts = bi_contract_step(v, part, &n);
+            if ((rc = run_all(bi, stmts, n)))
+                return rc;
+        }
+        if ((rc = record_version(bi, v)))
+            return rc;
+    }
     return AX_OK;
 }
 
-/* The readers' role may read everything in the schema, including what the export creates later. */
-static int grant_readers(struct bi *bi, const char *role)
+/* A role of the configuration, quoted, once checked to exist on the BI server (NULL: not configured). */
+static int role_quoted(struct bi *bi, const char *setting, const char *role, char **q)
 {
     PGresult *res;
+    *q = NULL;
+    if (!role)
+        return AX_OK;
     const char *values[1] = {role};
     int rc = db_query(&bi->db, &res, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles"
                       " WHERE rolname OPERATOR(pg_catalog.=) $1)",
@@ -256,19 +134,100 @@ static int grant_readers(struct bi *bi, const char *role)
     bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (!exists) {
-        db_set_error(&bi->db, "bi.reader_role: role \"%s\" does not exist on the BI server", role);
+        db_set_error(&bi->db, "%s: role \"%s\" does not exist on the BI server", setting, role);
         return AX_ERR_DATA;
     }
-    char *q = db_quote_ident(&bi->db, role);
-    char *sql = ax_asprintf("GRANT USAGE ON SCHEMA @S TO %s;"
-                            " GRANT SELECT ON ALL TABLES IN SCHEMA @S TO %s;"
-                            " ALTER DEFAULT PRIVILEGES IN SCHEMA @S GRANT SELECT ON TABLES TO %s",
-                            q, q, q);
-    char *script = bi_sql(bi, sql);
-    rc = db_script(&bi->db, script);
-    free(script);
-    free(sql);
-    free(q);
+    *q = db_quote_ident(&bi->db, role);
+    return AX_OK;
+}
+
+int bi_grant_select(struct bi *bi, const char *quoted_name, bool loader_only)
+{
+    int rc = AX_OK;
+    const char *roles[2] = {loader_only ? NULL : bi->reader_q, bi->loader_q};
+    for (int i = 0; i < 2 && rc == AX_OK; i++) {
+        if (!roles[i])
+            continue;
+        char *sql = ax_asprintf("GRANT SELECT ON @S.%s TO %s", quoted_name, roles[i]);
+        rc = bi_command(bi, sql, 0, NULL, NULL);
+        free(sql);
+    }
+    return rc;
+}
+
+/*
+ * Whether the roles see exactly what they should: the reader the published
+ * views and not the rows, the held-back rows, the secret nor the export
+ * times; the loader also submissions_load.
+ */
+static int grants_hold(struct bi *bi, const struct cfg_bi *c, bool *hold)
+{
+    PGresult *res;
+    const char *v[3] = {bi->schema, c->reader_role, c->loader_role};
+    int rc = db_query(&bi->db, &res, DB_ONE_ROW(1),
+                      "WITH t(name, reader, loader) AS (VALUES ('submissions', true, true), ('forms', true, true),"
+                      " ('contract', true, true), ('statuses', true, true), ('submissions_load', false, true),"
+                      " ('runs', false, true), ('export_state', false, true), ('submission_rows', false, false),"
+                      " ('secret', false, false))"
+                      " SELECT pg_catalog.bool_and((r.rolname IS NULL OR pg_catalog.has_table_privilege(r.rolname,"
+                      "  pg_catalog.format('%I.%I', $1::text, t.name), 'SELECT') OPERATOR(pg_catalog.=)"
+                      "  CASE WHEN r.is_reader THEN t.reader ELSE t.loader END))"
+                      " FROM t, (SELECT $2::text AS rolname, true AS is_reader UNION ALL SELECT $3::text, false) r",
+                      3, NULL, v);
+    if (rc)
+        return rc;
+    *hold = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return AX_OK;
+}
+
+/*
+ * The roles' grants, set again when they do not hold: everything taken
+ * back (earlier versions granted every table of the schema, and default
+ * privileges for later ones), then the published relations, the per-form
+ * views included.
+ */
+static int grant_roles(struct bi *bi, const struct cfg_bi *c)
+{
+    bool hold;
+    int rc = role_quoted(bi, "bi.reader_role", c->reader_role, &bi->reader_q);
+    if (rc == AX_OK)
+        rc = role_quoted(bi, "bi.loader_role", c->loader_role, &bi->loader_q);
+    if (rc || (!bi->reader_q && !bi->loader_q) || (rc = grants_hold(bi, c, &hold)) || hold)
+        return rc;
+    const char *roles[2] = {bi->reader_q, bi->loader_q};
+    for (int i = 0; i < 2 && rc == AX_OK; i++) {
+        if (!roles[i])
+            continue;
+        char *sql = ax_asprintf("REVOKE ALL ON ALL TABLES IN SCHEMA @S FROM %s;"
+                                " ALTER DEFAULT PRIVILEGES IN SCHEMA @S REVOKE ALL ON TABLES FROM %s;"
+                                " GRANT USAGE ON SCHEMA @S TO %s",
+                                roles[i], roles[i], roles[i]);
+        char *script = bi_sql(bi, sql);
+        rc = db_script(&bi->db, script);
+        free(script);
+        free(sql);
+    }
+    static const char *const shared[] = {"submissions", "forms", "contract", "statuses"};
+    static const char *const loader_only[] = {"submissions_load", "runs", "export_state"};
+    for (size_t i = 0; i < AX_ARRAY_LEN(shared) && rc == AX_OK; i++)
+        rc = bi_grant_select(bi, shared[i], false);
+    for (size_t i = 0; i < AX_ARRAY_LEN(loader_only) && rc == AX_OK; i++)
+        rc = bi_grant_select(bi, loader_only[i], true);
+    PGresult *res;
+    if (rc == AX_OK)
+        rc = bi_query(bi, &res, DB_ROWS(1),
+                      "SELECT f.view_name FROM @S.forms f WHERE pg_catalog.to_regclass(pg_catalog.format('%I.%I',"
+                      " $1::text, f.view_name)) IS NOT NULL ORDER BY 1",
+                      1, NULL, (const char *const[]){bi->schema});
+    if (rc)
+        return rc;
+    for (int i = 0; rc == AX_OK && i < PQntuples(res); i++) {
+        char *q = db_quote_ident(&bi->db, PQgetvalue(res, i, 0));
+        rc = bi_grant_select(bi, q, false);
+        free(q);
+    }
+    PQclear(res);
     return rc;
 }
 
@@ -283,26 +242,21 @@ static int bi_setup(struct bi *bi, const struct app *app)
     if ((rc = db_cmd(&bi->db, "SELECT pg_catalog.pg_advisory_xact_lock(" LOCK_BI_SETUP ")")) ||
         (rc = bi_install(bi, &from)))
         goto fail;
-    /* staging tables for COPY, private to this session */
-    rc = bi_command(bi,
-                    "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_stage ON COMMIT DELETE ROWS AS"
-                    " SELECT " BI_SUBMISSION_COLUMNS " FROM @S.submissions WITH NO DATA",
-                    0, NULL, NULL);
-    /* the staged rows' quasi-identifiers, and the level k-anonymity publishes them at (kanon.c) */
+    /* staging tables for COPY, private to this session (kanon.h says what each holds) */
+    static const char *const temporary[] = {
+        "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_stage (submission_id integer, receipt_local timestamp,"
+        " done_local timestamp, status text, status_name text, is_final boolean, channel text,"
+        " backoffice_submission boolean, criticality_level integer, fields jsonb) ON COMMIT DELETE ROWS",
+        "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_cand (submission_id integer PRIMARY KEY, staged boolean,"
+        " rt timestamp, dt timestamp, channel text, bo boolean, crit integer, qf jsonb, sens jsonb, old_hash bigint,"
+        " pub jsonb, pub_hash bigint, level text) ON COMMIT DELETE ROWS",
+        "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_ids (id integer PRIMARY KEY) ON COMMIT DELETE ROWS",
+        "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_groups (pub_hash bigint) ON COMMIT DELETE ROWS",
+        BI_SECRET_SQL,
+    };
+    rc = run_all(bi, temporary, AX_ARRAY_LEN(temporary));
     if (rc == AX_OK)
-        rc = bi_command(bi,
-                        "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_cand (submission_id integer PRIMARY KEY,"
-                        " receipt_time timestamptz, done_time timestamptz, channel text, qh bigint, qi bigint,"
-                        " level text) ON COMMIT DELETE ROWS",
-                        0, NULL, NULL);
-    if (rc == AX_OK)
-        rc = bi_command(bi, "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_ids (id integer PRIMARY KEY)"
-                            " ON COMMIT DELETE ROWS", 0, NULL, NULL);
-    if (rc == AX_OK)
-        rc = bi_command(bi, "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_groups (qi_group bigint)"
-                            " ON COMMIT DELETE ROWS", 0, NULL, NULL);
-    if (rc == AX_OK && app->cfg->bi.reader_role)
-        rc = grant_readers(bi, app->cfg->bi.reader_role);
+        rc = grant_roles(bi, &app->cfg->bi);
     /* a dry run keeps this transaction open, and never commits it */
     if (rc == AX_OK && !bi->dry_run)
         rc = db_cmd(&bi->db, "COMMIT");
@@ -362,7 +316,9 @@ void bi_close(struct bi *bi)
 {
     db_close(&bi->db);
     free(bi->schema_q);
-    bi->schema_q = NULL;
+    free(bi->reader_q);
+    free(bi->loader_q);
+    bi->schema_q = bi->reader_q = bi->loader_q = NULL;
 }
 
 int bi_begin(struct bi *bi)

@@ -10,13 +10,16 @@
 #include "app.h"
 #include "db.h"
 
-#define BI_CONTRACT_VERSION 2
+#include "bi_contract.h"
 
-/* The submissions columns the tenant sends, in order (exported_at, deleted_at and qi_group are the BI's). */
-#define BI_SUBMISSION_COLUMNS                                                                                    \
-    "tenant, form_id, form_slug, submission_id, receipt_time, last_update_time, anonymised_at, status, "         \
-    "status_name, is_final, channel, backoffice_submission, criticality_level, processing_time, fields, "        \
-    "done_time, time_precision"
+/*
+ * The columns the tenant's COPY sends for each submission, in order, into
+ * the session's staging table (pg_temp.anonymizer_stage): times are local
+ * (the configured time zone), truncated to the configured precision.
+ */
+#define BI_STAGE_COLUMNS                                                                                         \
+    "submission_id, receipt_local, done_local, status, status_name, is_final, channel, backoffice_submission, "  \
+    "criticality_level, fields"
 
 struct bi {
     struct db db;
@@ -24,11 +27,18 @@ struct bi {
     const char *schema; /* from the configuration (validated as a plain identifier) */
     char *schema_q;     /* the same, quoted */
     char tz[128];       /* the time zone times are truncated in */
+    char *reader_q;     /* bi.reader_role, quoted; NULL: none */
+    char *loader_q;     /* bi.loader_role, quoted; NULL: none */
 };
+
+/* Grants SELECT on a relation of the schema (@S.<quoted name>) to the reader and loader roles; loader_only: not
+ * to the reader. */
+int bi_grant_select(struct bi *bi, const char *quoted_name, bool loader_only);
 
 /*
  * Connects, checks the role's privileges, installs or migrates the
- * contract, prepares the session's staging tables and the readers' grants.
+ * contract, prepares the session's staging tables and the readers' grants
+ * (each role sees only what anonymizer-bi(7) says).
  * Returns 0, AX_ERR_CONNECT, AX_ERR_DB or AX_ERR_DATA (a contract this
  * version does not know) with bi->db.error set; bi_close in every case.
  */

@@ -9,31 +9,32 @@
  */
 #include "bi_views.h"
 #include "ax.h"
+#include "sqltext.h"
 #include "strbuf.h"
 
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The columns every view starts with: from submissions, as they are. */
+/* The columns every view starts with: from the submissions view, as they are. */
 static const char *const common_columns[][2] = {
     {"tenant", "The w.c.s. site (tenant)."},
     {"form_slug", "The form's slug."},
-    {"submission_id", "The submission's number in its form."},
-    {"receipt_time", "When it was submitted (timestamptz), truncated as time_precision says."},
-    {"done_time", "When it reached a final status (timestamptz), truncated likewise; NULL while open."},
-    {"last_update_time", "Its last activity (timestamptz), truncated likewise."},
-    {"anonymised_at", "When it was anonymised (timestamptz), truncated likewise."},
-    {"processing_time", "Done time (else last update) minus receipt time (interval), from the truncated times."},
-    {"time_precision", "What its times are truncated to: minute, hour, day, week or month."},
+    {"submission_key", "The row's key: a keyed hash, says nothing of the submission's number in w.c.s."},
+    {"receipt_date", "The local day it was submitted (date), truncated to time_precision."},
+    {"receipt_time", "The local time of day it was submitted (time); NULL at day precision or coarser."},
+    {"done_date", "The local day it reached a final status (date), truncated likewise; NULL while open."},
+    {"done_time", "The local time of day it was done (time); NULL at day precision or coarser, or while open."},
+    {"processing_time", "Done minus receipt, from the truncated values (interval); NULL while open."},
+    {"time_precision", "What its dates and times are truncated to: minute, hour, day, week, month, quarter or year."},
     {"status", "Workflow status id (see the statuses table)."},
     {"status_name", "Workflow status name."},
     {"is_final", "The status is final (the submission is done)."},
     {"channel", "Submission channel: web, mail, phone, counter, fax, email, social-network."},
     {"backoffice_submission", "Submitted by an agent in the back office."},
     {"criticality_level", "w.c.s. criticality level."},
-    {"deleted_at", "When the export found it deleted in w.c.s. (timestamptz); NULL while it exists."},
-    {"exported_at", "When this version of the row was written (timestamptz)."},
+    {"suppressed", "The fields whose value was suppressed (set to null) so that the row could be published."},
 };
 
 static char *bi_safe_name(const char *text)
@@ -73,6 +74,8 @@ struct view_build {
     struct strbuf comments; /* COMMENT ON COLUMN statements, appended after the CREATE */
     char **cargs;           /* their arguments */
     size_t ncargs;
+    bool sensitive;         /* the field being added is declared sensitive */
+    json_object *sensitive_columns; /* the columns that hold sensitive fields */
 };
 
 static void arg(char ***args, size_t *n, const char *value)
@@ -130,6 +133,8 @@ static void add_column(struct view_build *vb, const char *expr_fmt, const char *
                        const char *wanted, const char *comment)
 {
     char *name = column_name(vb, wanted);
+    if (vb->sensitive)
+        json_object_array_add(vb->sensitive_columns, json_object_new_string(name));
     sb_append(&vb->fmt, ",\n  ");
     sb_append(&vb->fmt, expr_fmt);
     sb_append(&vb->fmt, " AS %I");
@@ -206,6 +211,7 @@ static void kept_fields(struct view_build *vb, const struct form *f, const struc
         bool display = strstr(fields[i].key, "_display") &&
                        strcmp(fields[i].key + strlen(fields[i].key) - 8, "_display") == 0;
         char *comment = field_comment(f, c, fld, display ? " (as displayed)" : "");
+        vb->sensitive = fields[i].sensitive;
         if (c->cls == COL_BLOCK && fld && fld->max_items == 1 && !display) {
             /* a block of one element: its kept subfields as columns */
             for (size_t k = 0; k < c->nsubs; k++) {
@@ -240,6 +246,7 @@ static void build(struct view_build *vb, struct bi *bi, const char *tenant, cons
     sb_append(&vb->fmt, "CREATE VIEW %I.%I AS SELECT s.tenant");
     arg(&vb->args, &vb->nargs, bi->schema);
     arg(&vb->args, &vb->nargs, view);
+    vb->sensitive_columns = json_object_new_array();
     vb->names = ax_calloc(1, sizeof *vb->names);
     vb->names[vb->nnames++] = ax_strdup("tenant");
     for (size_t i = 1; i < AX_ARRAY_LEN(common_columns); i++) {
@@ -267,9 +274,8 @@ static void build(struct view_build *vb, struct bi *bi, const char *tenant, cons
         arg(&vb->args, &vb->nargs, view);
         arg(&vb->args, &vb->nargs, common_columns[i][0]);
         const char *text = common_columns[i][1];
-        /* times: where a day begins and ends */
-        bool when = strstr(common_columns[i][0], "_time") && strcmp(common_columns[i][0], "processing_time") != 0;
-        when |= strcmp(common_columns[i][0], "anonymised_at") == 0;
+        /* dates and times: where a day begins and ends */
+        bool when = strncmp(common_columns[i][0], "receipt_", 8) == 0 || strncmp(common_columns[i][0], "done_", 5) == 0;
         char *c = when ? ax_asprintf("%s Time zone: %s.", text, bi->tz) : ax_strdup(text);
         arg(&vb->args, &vb->nargs, c);
         free(c);
@@ -295,6 +301,7 @@ static void build_free(struct view_build *vb)
     free(vb->names);
     sb_free(&vb->fmt);
     sb_free(&vb->comments);
+    json_object_put(vb->sensitive_columns);
 }
 
 /* The view's name: the one it has, else form_<tenant>_<slug> made safe, unique in the schema. */
@@ -383,9 +390,11 @@ int bi_form_view(struct bi *bi, const char *tenant, const struct form *f, const 
             char *drop = ax_asprintf("DROP VIEW IF EXISTS @S.%s", q);
             rc = bi_command(bi, drop, 0, NULL, NULL);
             free(drop);
-            free(q);
             if (rc == AX_OK)
                 rc = db_script(&bi->db, sql);
+            if (rc == AX_OK)
+                rc = bi_grant_select(bi, q, false);
+            free(q);
             const char *uv[4] = {tenant, fid, name, sql};
             const Oid uty[4] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID, DB_TEXTOID};
             if (rc == AX_OK)
@@ -393,6 +402,12 @@ int bi_form_view(struct bi *bi, const char *tenant, const struct form *f, const 
                                     " WHERE tenant OPERATOR(pg_catalog.=) $1 AND form_id OPERATOR(pg_catalog.=) $2",
                                 4, uty, uv);
         }
+        const char *sv[3] = {tenant, fid, json_object_to_json_string_ext(vb.sensitive_columns, JSON_C_TO_STRING_PLAIN)};
+        const Oid sty[3] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID};
+        if (rc == AX_OK)
+            rc = bi_command(bi, "UPDATE @S.forms SET sensitive_columns = $3::jsonb WHERE tenant OPERATOR(pg_catalog.=) $1"
+                                " AND form_id OPERATOR(pg_catalog.=) $2 AND " SQL_DISTINCT("sensitive_columns", "$3::jsonb"),
+                            3, sty, sv);
         free(sql);
     }
     sb_free(&arr);

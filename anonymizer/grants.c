@@ -93,7 +93,8 @@ static int create_missing_roles(FILE *out, struct db *db, const char *const *rol
  * it with the tables already there; readers may read it, and what it
  * creates later.
  */
-static int owned_schema(FILE *out, struct db *db, const char *schema, const char *q_owner, const char *q_reader)
+static int owned_schema(FILE *out, struct db *db, const char *schema, const char *q_owner, const char *q_reader,
+                        bool reader_reads_all)
 {
     PGresult *res;
     const char *values[1] = {schema};
@@ -128,9 +129,17 @@ static int owned_schema(FILE *out, struct db *db, const char *schema, const char
         free(q);
     }
     fprintf(out, "GRANT USAGE ON SCHEMA %s TO %s;\n", q_schema, q_reader);
-    fprintf(out, "GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s;\n", q_schema, q_reader);
-    fprintf(out, "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON TABLES TO %s;\n", q_owner, q_schema,
-            q_reader);
+    if (reader_reads_all) {
+        fprintf(out, "GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s;\n", q_schema, q_reader);
+        fprintf(out, "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON TABLES TO %s;\n", q_owner,
+                q_schema, q_reader);
+    } else {
+        /* what earlier versions granted: every table, the private ones included */
+        fprintf(out, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;\n", q_schema, q_reader);
+        fprintf(out, "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s REVOKE ALL ON TABLES FROM %s;\n", q_owner,
+                q_schema, q_reader);
+        fputs("-- the export itself grants SELECT on the published views only (anonymizer-bi(7), PRIVILEGES)\n", out);
+    }
     free(q_schema);
     PQclear(res);
     return AX_OK;
@@ -171,7 +180,7 @@ static enum tenant_outcome tenant_grants(const struct app *app, struct app_tenan
         fputs("-- report: reads only\n", out);
         table_grants(out, &t, PRIV_READ, q_report);
         fputs("-- the audit of the runs (anonymizer.runs, anonymizer.changes) belongs to the run role\n", out);
-        rc = owned_schema(out, &t.db, "anonymizer", q_run, q_report);
+        rc = owned_schema(out, &t.db, "anonymizer", q_run, q_report, true);
     }
     fputs("-- VACUUM needs ownership of the tables, which w.c.s. keeps: without it a run skips VACUUM with\n"
           "-- a warning, and old row versions keep personal data until autovacuum\n"
@@ -199,17 +208,24 @@ static int bi_grants(const struct app *app, const struct grants_options *o, FILE
         return rc;
     }
     const char *owner = o->bi ? o->bi : PQuser(db.conn);
-    const char *roles[2] = {owner, o->bi_reader};
+    const char *roles[3] = {owner, o->bi_reader, app->cfg->bi.loader_role};
     char *q_owner = db_quote_ident(&db, owner), *q_reader = db_quote_ident(&db, o->bi_reader),
          *q_db = db_quote_ident(&db, PQdb(db.conn));
     fprintf(out, "\n-- the BI database: the export writes schema %s, readers read it\n", app->cfg->bi.schema);
     connect_line(out, &db);
     fputs("BEGIN;\n", out);
-    if ((rc = create_missing_roles(out, &db, roles, 2)) == AX_OK) {
+    if ((rc = create_missing_roles(out, &db, roles, roles[2] ? 3 : 2)) == AX_OK) {
         /* TEMPORARY: the export stages each batch in a temporary table */
         fprintf(out, "GRANT CONNECT, TEMPORARY ON DATABASE %s TO %s;\n", q_db, q_owner);
         fprintf(out, "GRANT CONNECT ON DATABASE %s TO %s;\n", q_db, q_reader);
-        rc = owned_schema(out, &db, app->cfg->bi.schema, q_owner, q_reader);
+        rc = owned_schema(out, &db, app->cfg->bi.schema, q_owner, q_reader, false);
+        if (rc == AX_OK && app->cfg->bi.loader_role) {
+            /* the loading pipeline: the same, and the loader's views, also granted by the export */
+            char *q_loader = db_quote_ident(&db, app->cfg->bi.loader_role);
+            fprintf(out, "GRANT CONNECT ON DATABASE %s TO %s;\n", q_db, q_loader);
+            rc = owned_schema(out, &db, app->cfg->bi.schema, q_owner, q_loader, false);
+            free(q_loader);
+        }
     }
     fputs("COMMIT;\n", out);
     if (rc)

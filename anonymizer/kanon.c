@@ -1,267 +1,342 @@
 /*
- * kanon.c: k-anonymity of the BI export (see kanon.h).
+ * kanon.c: statistical disclosure control of the BI export (see kanon.h).
  *
- * Every statement runs on the BI side, on the staging table and the form's
- * rows, in the form's export transaction: a consumer sees the rows of a
- * form together with the decision that let them in.
+ * Every statement runs on the BI side, in the form's export transaction: a
+ * reader sees the rows of a form together with the decisions that let
+ * them in.  Groups are compared by their whole pub value (jsonb equality);
+ * pub_hash only finds them through an index, so a hash collision can never
+ * merge two groups.
  *
- * A group is the set of rows of one form whose published quasi-identifiers
- * are equal.  It is named by qi_group, a 64-bit hash of the published
- * receipt and done times, channel and of the kept fields that are not
- * harmless (hash_record_extended over the times, the channel and
- * jsonb_hash_extended of those fields): rows are grouped and counted by
- * that hash, set-wise, without looking at wide rows again.  Two different
- * groups would only merge if their hashes collided (for a form with a
- * million different groups, a chance of about one in 37 million, n^2/2^65),
- * which could only make a group look larger than it is; documented in
- * anonymizer-bi(7).
- *
- * The staged rows' quasi-identifiers are first copied into a narrow table
- * (anonymizer_cand): deciding, level by level, updates that table only.
- *
- * Parameters of every statement: $1 tenant, $2 form id, $3 harmless keys
- * (text[]), $4 min_k, $5 time zone, then what the statement needs.
+ * Parameters of every statement: $1 tenant, $2 form id, $3 min_k, $4
+ * min_l, $5 sensitive keys, $6 date keys, $7 date precision, $8 the
+ * counted keys of fields, $9 a time precision (the step's, or the
+ * configured one), $10 the number of fields suppressed.
  */
 #include "kanon.h"
 #include "ax.h"
 #include "log.h"
 #include "sqltext.h"
-#include "timeutil.h"
+#include "strbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The group of published values: times, channel, and the hash of the quasi-identifying fields. */
-#define QI_OF(rt, dt, ch, qh) "pg_catalog.hash_record_extended(ROW(" rt ", " dt ", " ch ", " qh "), 0)"
-#define FIELDS_HASH(x) "pg_catalog.jsonb_hash_extended(" x ".fields OPERATOR(pg_catalog.-) $3::text[], 0)"
+const char *const kanon_levels[] = {"minute", "hour", "day", "week", "month", "quarter", "year"};
+/* The coarsest level tried before every field is suppressed. */
+#define LAST_WITH_FIELDS 4
+const size_t kanon_nlevels = AX_ARRAY_LEN(kanon_levels);
 
-/* The rows of the form in BI, alias b. */
-#define FORM_ROWS "@S.submissions b WHERE b.tenant OPERATOR(pg_catalog.=) $1 AND b.form_id OPERATOR(pg_catalog.=) $2"
+#define FORM_OF(a) a ".tenant OPERATOR(pg_catalog.=) $1 AND " a ".form_id OPERATOR(pg_catalog.=) $2"
 
-/* The staged rows' quasi-identifiers, undecided. */
-static const char candidates_sql[] =
-    "INSERT INTO pg_temp.anonymizer_cand (submission_id, receipt_time, done_time, channel, qh)"
-    " SELECT s.submission_id, s.receipt_time, s.done_time, s.channel, " FIELDS_HASH("s")
-    " FROM pg_temp.anonymizer_stage s";
+/* The counted fields of a row: not sensitive, dates truncated to the date precision. */
+#define QF(x)                                                                                                      \
+    "COALESCE((SELECT pg_catalog.jsonb_object_agg(e.key, CASE WHEN e.key OPERATOR(pg_catalog.=) ANY ($6::text[])" \
+    " AND pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) 'string' THEN pg_catalog.to_jsonb("            \
+    "pg_catalog.date_trunc($7, (e.value OPERATOR(pg_catalog.#>>) '{}'::text[])::date::timestamp)::date)"          \
+    " ELSE e.value END) FROM pg_catalog.jsonb_each(" x " OPERATOR(pg_catalog.-) $5::text[]) e), '{}'::jsonb)"
+/* Its sensitive fields (NULL: the form has none). */
+#define SENS(x)                                                                                                    \
+    "(SELECT pg_catalog.jsonb_object_agg(e.key, e.value) FROM pg_catalog.jsonb_each(" x ") e"                     \
+    " WHERE e.key OPERATOR(pg_catalog.=) ANY ($5::text[]))"
+
+/* The staged rows, with the group they are published in now (old_hash), and the form's held-back rows. */
+static const char staged_sql[] =
+    "INSERT INTO pg_temp.anonymizer_cand (submission_id, staged, rt, dt, channel, bo, crit, qf, sens, old_hash)"
+    " SELECT s.submission_id, true, s.receipt_local, s.done_local, s.channel, s.backoffice_submission,"
+    " s.criticality_level, " QF("s.fields") ", " SENS("s.fields") ", b.pub_hash"
+    " FROM pg_temp.anonymizer_stage s LEFT JOIN @S.submission_rows b ON " FORM_OF("b")
+    " AND b.submission_id OPERATOR(pg_catalog.=) s.submission_id";
+static const char held_sql[] =
+    "INSERT INTO pg_temp.anonymizer_cand (submission_id, staged, rt, dt, channel, bo, crit, qf, sens)"
+    " SELECT b.submission_id, false, b.receipt_local, b.done_local, b.channel, b.backoffice_submission,"
+    " b.criticality_level, " QF("b.fields") ", " SENS("b.fields")
+    " FROM @S.submission_rows b WHERE " FORM_OF("b") " AND b.pub IS NULL AND b.deleted_at IS NULL"
+    " AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_stage s WHERE s.submission_id OPERATOR(pg_catalog.=)"
+    " b.submission_id)";
 
 /*
- * The candidates still undecided whose group, with their times truncated
- * to level ($6; NULL: as they are), reaches min_k, counting with them the
- * rows of BI that are not being replaced and the candidates already decided
- * into the same group: decided at that level.
+ * The order fields are suppressed in, fixed at a full export: most distinct
+ * values first; channel, back-office flag and criticality are suppressed
+ * like fields.  A field with one value only is never suppressed (it would
+ * not make any group larger).
  */
-static const char decide_sql[] =
-    "WITH h AS MATERIALIZED (SELECT c.submission_id, x.rt, x.dt, " QI_OF("x.rt", "x.dt", "c.channel", "c.qh") " AS qi"
-    "   FROM pg_temp.anonymizer_cand c,"
-    "   LATERAL (SELECT COALESCE(pg_catalog.date_trunc($6, c.receipt_time, $5), c.receipt_time) AS rt,"
-    "   COALESCE(pg_catalog.date_trunc($6, c.done_time, $5), c.done_time) AS dt) x WHERE c.level IS NULL),"
-    " pool AS (SELECT h.qi, true AS candidate FROM h"
-    "   UNION ALL SELECT b.qi_group, false FROM " FORM_ROWS " AND b.qi_group OPERATOR(pg_catalog.=) ANY (SELECT qi FROM h)"
-    "   AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_cand s"
-    "    WHERE s.submission_id OPERATOR(pg_catalog.=) b.submission_id)"
-    "   UNION ALL SELECT d.qi, false FROM pg_temp.anonymizer_cand d WHERE d.level IS NOT NULL"
-    "   AND d.qi OPERATOR(pg_catalog.=) ANY (SELECT qi FROM h)),"
-    " big AS (SELECT qi FROM pool GROUP BY qi"
-    "   HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) $4 AND pg_catalog.bool_or(candidate)),"
-    " u AS (UPDATE pg_temp.anonymizer_cand c SET level = COALESCE($6, ''), qi = h.qi, receipt_time = h.rt,"
-    "   done_time = h.dt FROM h JOIN big ON big.qi OPERATOR(pg_catalog.=) h.qi"
-    "   WHERE c.submission_id OPERATOR(pg_catalog.=) h.submission_id RETURNING 1)"
-    "SELECT pg_catalog.count(*) FROM u";
+static const char order_sql[] =
+    "UPDATE @S.export_state x SET suppression_order = (SELECT COALESCE(pg_catalog.jsonb_agg(k.base"
+    " ORDER BY k.n DESC, k.base), '[]'::jsonb) FROM (SELECT pg_catalog.regexp_replace(e.key, '_display$', '') AS base,"
+    " pg_catalog.count(DISTINCT e.value) AS n FROM pg_temp.anonymizer_cand c, pg_catalog.jsonb_each(c.qf) e"
+    " GROUP BY 1 UNION ALL SELECT 'channel', pg_catalog.count(DISTINCT c.channel) FROM pg_temp.anonymizer_cand c"
+    " UNION ALL SELECT 'backoffice_submission', pg_catalog.count(DISTINCT c.bo) FROM pg_temp.anonymizer_cand c"
+    " UNION ALL SELECT 'criticality_level', pg_catalog.count(DISTINCT c.crit) FROM pg_temp.anonymizer_cand c) k"
+    " WHERE k.n OPERATOR(pg_catalog.>) 1) WHERE " FORM_OF("x") " AND x.suppression_order IS NULL";
 
-/* The groups the staged rows leave or change (their BI rows are replaced or withdrawn): checked after. */
-static const char old_groups_sql[] =
-    "INSERT INTO pg_temp.anonymizer_groups SELECT DISTINCT b.qi_group FROM " FORM_ROWS
-    " AND b.qi_group IS NOT NULL AND EXISTS (SELECT 1 FROM pg_temp.anonymizer_cand c"
-    " WHERE c.submission_id OPERATOR(pg_catalog.=) b.submission_id"
-    " AND (c.level IS NULL OR " SQL_DISTINCT("c.qi", "b.qi_group") "))";
+/*
+ * The step's suppressed fields: s their names ($10 first ones of the
+ * order), o the list as published and the object that nulls them (their
+ * _display keys too) in a row's counted fields.
+ */
+#define STEP_PRELUDE                                                                                               \
+    "WITH s AS MATERIALIZED (SELECT x.k, x.i FROM pg_catalog.jsonb_array_elements_text(COALESCE((SELECT"          \
+    " e.suppression_order FROM @S.export_state e WHERE " FORM_OF("e") "), '[]'::jsonb)) WITH ORDINALITY x(k, i)"   \
+    " WHERE x.i OPERATOR(pg_catalog.<=) $10),"                                                                     \
+    " o AS MATERIALIZED (SELECT (SELECT COALESCE(pg_catalog.jsonb_agg(s.k ORDER BY s.i), '[]'::jsonb) FROM s)"      \
+    " AS supp, ARRAY(SELECT s.k FROM s) AS keys, (SELECT COALESCE(pg_catalog.jsonb_object_agg(q.k, NULL::jsonb), '{}'::jsonb)"                       \
+    " FROM pg_catalog.unnest($8::text[]) q(k) WHERE q.k OPERATOR(pg_catalog.=) ANY (SELECT s.k FROM s UNION ALL"  \
+    " SELECT s.k OPERATOR(pg_catalog.||) '_display' FROM s)) AS nulls)"
 
-static const char all_groups_sql[] =
-    "INSERT INTO pg_temp.anonymizer_groups SELECT DISTINCT b.qi_group FROM " FORM_ROWS;
+/* A candidate c as published at the step's precision ($9) with o's fields suppressed. */
+#define LOCAL_TIME(t)                                                                                              \
+    "CASE WHEN $9 OPERATOR(pg_catalog.=) ANY ('{minute,hour}'::text[]) THEN pg_catalog.date_trunc($9, " t ")::time END"
+#define UNLESS_SUPPRESSED(name, v) "CASE WHEN NOT ('" name "' OPERATOR(pg_catalog.=) ANY (o.keys)) THEN " v " END"
+#define PUB                                                                                                        \
+    "pg_catalog.jsonb_build_object('precision', $9::text, 'receipt_date', pg_catalog.date_trunc($9, c.rt)::date,"  \
+    " 'receipt_time', " LOCAL_TIME("c.rt") ", 'done_date', pg_catalog.date_trunc($9, c.dt)::date,"                 \
+    " 'done_time', " LOCAL_TIME("c.dt") ", 'channel', " UNLESS_SUPPRESSED("channel", "c.channel") ","              \
+    " 'backoffice', " UNLESS_SUPPRESSED("backoffice_submission", "c.bo") ","                                      \
+    " 'criticality', " UNLESS_SUPPRESSED("criticality_level", "c.crit") ","                                       \
+    " 'fields', c.qf OPERATOR(pg_catalog.||) o.nulls, 'suppressed', o.supp)"
 
-/* Rows of BI whose new version is held back: out of BI until their group is large enough. */
-static const char withdraw_staged_sql[] =
-    "WITH d AS (DELETE FROM @S.submissions b USING pg_temp.anonymizer_cand c"
-    " WHERE b.tenant OPERATOR(pg_catalog.=) $1 AND b.form_id OPERATOR(pg_catalog.=) $2"
-    " AND b.submission_id OPERATOR(pg_catalog.=) c.submission_id AND c.level IS NULL RETURNING 1)"
-    " SELECT pg_catalog.count(*) FROM d";
+/* Every candidate as it is: min_k 1, min_l 1. */
+static const char publish_all_sql[] =
+    STEP_PRELUDE " UPDATE pg_temp.anonymizer_cand t SET level = $9, pub = x.pub,"
+    " pub_hash = pg_catalog.jsonb_hash_extended(x.pub, 0) FROM (SELECT c.submission_id, " PUB " AS pub"
+    " FROM pg_temp.anonymizer_cand c CROSS JOIN o WHERE c.level IS NULL) x"
+    " WHERE t.submission_id OPERATOR(pg_catalog.=) x.submission_id";
 
-/* What a merge writes: new rows inserted, changed ones updated, identical ones left alone. */
-#define MERGE_TAIL                                                                                                 \
-    " ON CONFLICT (tenant, form_id, submission_id) DO UPDATE SET"                                                 \
-    " form_slug = EXCLUDED.form_slug, receipt_time = EXCLUDED.receipt_time,"                                      \
-    " last_update_time = EXCLUDED.last_update_time, anonymised_at = EXCLUDED.anonymised_at,"                      \
-    " status = EXCLUDED.status, status_name = EXCLUDED.status_name, is_final = EXCLUDED.is_final,"                \
-    " channel = EXCLUDED.channel, backoffice_submission = EXCLUDED.backoffice_submission,"                        \
-    " criticality_level = EXCLUDED.criticality_level, processing_time = EXCLUDED.processing_time,"                \
-    " fields = EXCLUDED.fields, done_time = EXCLUDED.done_time, time_precision = EXCLUDED.time_precision,"         \
-    " exported_at = EXCLUDED.exported_at, deleted_at = NULL, qi_group = EXCLUDED.qi_group"                        \
-    " WHERE ROW(b.form_slug, b.receipt_time, b.last_update_time, b.anonymised_at, b.status, b.status_name,"      \
-    "  b.is_final, b.channel, b.backoffice_submission, b.criticality_level, b.processing_time, b.fields,"         \
-    "  b.done_time, b.time_precision, b.deleted_at IS NULL, b.qi_group)::text"                                    \
-    " OPERATOR(pg_catalog.<>) ROW(EXCLUDED.form_slug, EXCLUDED.receipt_time, EXCLUDED.last_update_time,"          \
-    "  EXCLUDED.anonymised_at, EXCLUDED.status, EXCLUDED.status_name, EXCLUDED.is_final, EXCLUDED.channel,"       \
-    "  EXCLUDED.backoffice_submission, EXCLUDED.criticality_level, EXCLUDED.processing_time,"                     \
-    "  EXCLUDED.fields, EXCLUDED.done_time, EXCLUDED.time_precision, true, EXCLUDED.qi_group)::text"              \
-    " RETURNING b.xmax OPERATOR(pg_catalog.=) '0'::xid AS inserted)"                                              \
-    " SELECT pg_catalog.count(*) FILTER (WHERE inserted), pg_catalog.count(*) FILTER (WHERE NOT inserted) FROM up"
+/*
+ * The candidates still undecided whose group at this step reaches min_k
+ * (and min_l), counting with them the published rows of the form that are
+ * not being decided again and the candidates decided at earlier steps:
+ * decided at this step.  The HAVING clause is completed by the caller
+ * (l-diversity), then DECIDE_TAIL.
+ */
+static const char decide_head[] =
+    STEP_PRELUDE ","
+    " h AS MATERIALIZED (SELECT c.submission_id, c.sens, x.pub, pg_catalog.jsonb_hash_extended(x.pub, 0) AS ph"
+    "  FROM pg_temp.anonymizer_cand c CROSS JOIN o, LATERAL (SELECT " PUB " AS pub) x WHERE c.level IS NULL),"
+    " pool AS (SELECT h.pub, h.sens, true AS candidate FROM h"
+    "  UNION ALL SELECT b.pub, b.sensitive, false FROM @S.submission_rows b WHERE " FORM_OF("b")
+    "  AND b.pub IS NOT NULL AND b.pub_hash OPERATOR(pg_catalog.=) ANY (SELECT h.ph FROM h)"
+    "  AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_cand s WHERE s.submission_id OPERATOR(pg_catalog.=)"
+    "  b.submission_id)"
+    "  UNION ALL SELECT d.pub, d.sens, false FROM pg_temp.anonymizer_cand d WHERE d.level IS NOT NULL"
+    "  AND d.pub_hash OPERATOR(pg_catalog.=) ANY (SELECT h.ph FROM h)),"
+    " big AS (SELECT pool.pub FROM pool GROUP BY pool.pub"
+    "  HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) $3 AND pg_catalog.bool_or(pool.candidate)";
+static const char decide_tail[] =
+    "),"
+    " u AS (UPDATE pg_temp.anonymizer_cand c SET level = $9, pub = h.pub, pub_hash = h.ph"
+    "  FROM h JOIN big ON big.pub OPERATOR(pg_catalog.=) h.pub"
+    "  WHERE c.submission_id OPERATOR(pg_catalog.=) h.submission_id RETURNING 1)"
+    " SELECT pg_catalog.count(*) FROM u";
 
-/* Every staged row as it is (min_k 1). */
-static const char merge_all_sql[] =
-    "WITH up AS (INSERT INTO @S.submissions AS b (" BI_SUBMISSION_COLUMNS ", exported_at, deleted_at, qi_group)"
-    " SELECT " BI_SUBMISSION_COLUMNS ", pg_catalog.now(), NULL, NULL FROM pg_temp.anonymizer_stage" MERGE_TAIL;
+/* The groups staged rows leave (published before, in another group or held back now): checked after the merge. */
+static const char left_groups_sql[] =
+    "INSERT INTO pg_temp.anonymizer_groups (pub_hash) SELECT DISTINCT c.old_hash FROM pg_temp.anonymizer_cand c"
+    " WHERE c.staged AND c.old_hash IS NOT NULL AND (c.level IS NULL OR " SQL_DISTINCT("c.pub_hash", "c.old_hash") ")";
 
-/* The decided rows, their times truncated to the level of their decision ('': as staged). */
-#define AT_LEVEL(col)                                                                                        \
-    "CASE WHEN c.level OPERATOR(pg_catalog.=) '' THEN s." col " ELSE pg_catalog.date_trunc(c.level, s." col ", $5) END"
-static const char merge_decided_sql[] =
-    "WITH up AS (INSERT INTO @S.submissions AS b (" BI_SUBMISSION_COLUMNS ", exported_at, deleted_at, qi_group)"
-    " SELECT s.tenant, s.form_id, s.form_slug, s.submission_id, c.receipt_time, " AT_LEVEL("last_update_time") ","
-    " " AT_LEVEL("anonymised_at") ", s.status, s.status_name, s.is_final, s.channel, s.backoffice_submission,"
-    " s.criticality_level, COALESCE(c.done_time, " AT_LEVEL("last_update_time") ") OPERATOR(pg_catalog.-)"
-    " c.receipt_time, s.fields,"
-    " c.done_time, CASE WHEN c.level OPERATOR(pg_catalog.=) '' THEN s.time_precision ELSE c.level END,"
-    " pg_catalog.now(), NULL, c.qi"
+/* A row key: HMAC-SHA-256 of tenant, form and number with the schema's secret, 128 bits in hex. */
+#define ROW_KEY(id)                                                                                                \
+    "pg_catalog.substr(pg_catalog.encode(pg_catalog.sha256(k.outer_key OPERATOR(pg_catalog.||)"                   \
+    " pg_catalog.sha256(k.inner_key OPERATOR(pg_catalog.||) pg_catalog.convert_to(pg_catalog.concat($1::text, ':',"\
+    " $2::text, ':', " id "), 'UTF8'))), 'hex'), 1, 32)"
+
+/*
+ * The staged rows, written in the order of their keys (nothing of w.c.s.'s
+ * order survives in the table): new ones inserted, changed ones updated,
+ * the same left alone.  exported_at moves only when what a reader sees of
+ * the row changed.
+ */
+static const char merge_sql[] =
+    "WITH up AS (INSERT INTO @S.submission_rows AS b (tenant, form_id, submission_id, submission_key, status,"
+    " status_name, is_final, receipt_local, done_local, channel, backoffice_submission, criticality_level, fields,"
+    " pub, pub_hash, sensitive, exported_at, deleted_at, held_since)"
+    " SELECT $1, $2, s.submission_id, " ROW_KEY("s.submission_id") ", s.status, s.status_name, s.is_final,"
+    " s.receipt_local, s.done_local, s.channel, s.backoffice_submission, s.criticality_level, s.fields, c.pub,"
+    " c.pub_hash, CASE WHEN c.pub IS NOT NULL THEN c.sens END, pg_catalog.now(), NULL,"
+    " CASE WHEN c.pub IS NULL THEN pg_catalog.now() END"
     " FROM pg_temp.anonymizer_stage s JOIN pg_temp.anonymizer_cand c"
-    " ON c.submission_id OPERATOR(pg_catalog.=) s.submission_id"
-    " WHERE c.level IS NOT NULL" MERGE_TAIL;
+    " ON c.submission_id OPERATOR(pg_catalog.=) s.submission_id CROSS JOIN @S.secret k ORDER BY 4"
+    " ON CONFLICT (tenant, form_id, submission_id) DO UPDATE SET status = EXCLUDED.status,"
+    " status_name = EXCLUDED.status_name, is_final = EXCLUDED.is_final, receipt_local = EXCLUDED.receipt_local,"
+    " done_local = EXCLUDED.done_local, channel = EXCLUDED.channel,"
+    " backoffice_submission = EXCLUDED.backoffice_submission, criticality_level = EXCLUDED.criticality_level,"
+    " fields = EXCLUDED.fields, pub = EXCLUDED.pub, pub_hash = EXCLUDED.pub_hash, sensitive = EXCLUDED.sensitive,"
+    " exported_at = CASE WHEN ROW(b.pub, b.sensitive, b.status, b.status_name, b.is_final,"
+    "  b.deleted_at IS NULL)::text OPERATOR(pg_catalog.=) ROW(EXCLUDED.pub, EXCLUDED.sensitive, EXCLUDED.status,"
+    "  EXCLUDED.status_name, EXCLUDED.is_final, true)::text THEN b.exported_at ELSE EXCLUDED.exported_at END,"
+    " deleted_at = NULL,"
+    " held_since = CASE WHEN EXCLUDED.pub IS NULL THEN COALESCE(b.held_since, EXCLUDED.held_since) END"
+    " WHERE ROW(b.status, b.status_name, b.is_final, b.receipt_local, b.done_local, b.channel,"
+    "  b.backoffice_submission, b.criticality_level, b.fields, b.pub, b.sensitive, b.deleted_at IS NULL)::text"
+    " OPERATOR(pg_catalog.<>) ROW(EXCLUDED.status, EXCLUDED.status_name, EXCLUDED.is_final,"
+    "  EXCLUDED.receipt_local, EXCLUDED.done_local, EXCLUDED.channel, EXCLUDED.backoffice_submission,"
+    "  EXCLUDED.criticality_level, EXCLUDED.fields, EXCLUDED.pub, EXCLUDED.sensitive, true)::text"
+    " RETURNING b.xmax OPERATOR(pg_catalog.=) '0'::xid AS inserted, b.pub IS NOT NULL AS published)"
+    " SELECT pg_catalog.count(*) FILTER (WHERE inserted AND published),"
+    " pg_catalog.count(*) FILTER (WHERE NOT inserted AND published) FROM up";
 
-/* The same into a form BI holds nothing of yet (a first export): nothing to merge with, a plain insert. */
-static const char insert_decided_sql[] =
-    "INSERT INTO @S.submissions (" BI_SUBMISSION_COLUMNS ", exported_at, deleted_at, qi_group)"
-    " SELECT s.tenant, s.form_id, s.form_slug, s.submission_id, c.receipt_time, " AT_LEVEL("last_update_time") ","
-    " " AT_LEVEL("anonymised_at") ", s.status, s.status_name, s.is_final, s.channel, s.backoffice_submission,"
-    " s.criticality_level, COALESCE(c.done_time, " AT_LEVEL("last_update_time") ") OPERATOR(pg_catalog.-)"
-    " c.receipt_time, s.fields,"
-    " c.done_time, CASE WHEN c.level OPERATOR(pg_catalog.=) '' THEN s.time_precision ELSE c.level END,"
-    " pg_catalog.now(), NULL, c.qi"
-    " FROM pg_temp.anonymizer_stage s JOIN pg_temp.anonymizer_cand c"
-    " ON c.submission_id OPERATOR(pg_catalog.=) s.submission_id"
-    " WHERE c.level IS NOT NULL";
+/* Held back earlier, published now. */
+static const char release_sql[] =
+    "WITH u AS (UPDATE @S.submission_rows b SET pub = c.pub, pub_hash = c.pub_hash, sensitive = c.sens,"
+    " exported_at = pg_catalog.now(), held_since = NULL FROM pg_temp.anonymizer_cand c WHERE " FORM_OF("b")
+    " AND b.submission_id OPERATOR(pg_catalog.=) c.submission_id AND NOT c.staged AND c.level IS NOT NULL"
+    " RETURNING 1) SELECT pg_catalog.count(*) FROM u";
 
-/* Held back: their ids, and none of those now published. */
-static const char hold_sql[] =
-    "WITH i AS (INSERT INTO @S.held_back (tenant, form_id, submission_id)"
-    " SELECT $1, $2, c.submission_id FROM pg_temp.anonymizer_cand c WHERE c.level IS NULL"
-    " ON CONFLICT DO NOTHING RETURNING 1),"
-    " d AS (DELETE FROM @S.held_back h USING pg_temp.anonymizer_cand c WHERE h.tenant OPERATOR(pg_catalog.=) $1"
-    " AND h.form_id OPERATOR(pg_catalog.=) $2 AND h.submission_id OPERATOR(pg_catalog.=) c.submission_id"
-    " AND c.level IS NOT NULL RETURNING 1)"
-    " SELECT (SELECT pg_catalog.count(*) FROM i) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM d)";
+/*
+ * A group that lost rows and fell under min_k (or min_l): taken back, its
+ * rows held back until it is large enough again.  The HAVING clause is
+ * completed by the caller, then WITHDRAW_TAIL.
+ */
+static const char withdraw_head[] =
+    "WITH small AS (SELECT b.pub_hash, b.pub FROM @S.submission_rows b WHERE " FORM_OF("b")
+    " AND b.pub IS NOT NULL AND b.pub_hash OPERATOR(pg_catalog.=) ANY (SELECT g.pub_hash FROM"
+    " pg_temp.anonymizer_groups g) GROUP BY b.pub_hash, b.pub HAVING pg_catalog.count(*) OPERATOR(pg_catalog.<) $3";
+static const char withdraw_tail[] =
+    "),"
+    " w AS (UPDATE @S.submission_rows b SET pub = NULL, pub_hash = NULL, sensitive = NULL,"
+    " exported_at = pg_catalog.now(), held_since = pg_catalog.now() FROM small WHERE " FORM_OF("b")
+    " AND b.pub IS NOT NULL AND b.pub_hash OPERATOR(pg_catalog.=) small.pub_hash"
+    " AND b.pub OPERATOR(pg_catalog.=) small.pub RETURNING 1)"
+    " SELECT pg_catalog.count(*) FROM w";
 
-/* A group that fell under min_k (a row left it, or k grew): its rows go back to held_back. */
-static const char withdraw_small_sql[] =
-    "WITH small AS (SELECT b.qi_group FROM " FORM_ROWS
-    "   AND b.qi_group OPERATOR(pg_catalog.=) ANY (SELECT qi_group FROM pg_temp.anonymizer_groups) GROUP BY 1"
-    "   HAVING pg_catalog.count(*) OPERATOR(pg_catalog.<) $4),"
-    " d AS (DELETE FROM @S.submissions b USING small WHERE b.tenant OPERATOR(pg_catalog.=) $1"
-    "   AND b.form_id OPERATOR(pg_catalog.=) $2"
-    "   AND b.qi_group OPERATOR(pg_catalog.=) small.qi_group RETURNING b.submission_id),"
-    " i AS (INSERT INTO @S.held_back (tenant, form_id, submission_id) SELECT $1, $2, d.submission_id FROM d"
-    "   ON CONFLICT DO NOTHING RETURNING 1)"
-    " SELECT pg_catalog.count(*) FROM d";
+/*
+ * The form's figures, for the report and the warning: rows published and
+ * held back, how many published generalised or with a suppressed field,
+ * the smallest group, and the most varied quasi-identifier among the rows
+ * still held back.
+ */
+static const char figures_sql[] =
+    "UPDATE @S.export_state x SET published = f.published, held_back = f.held, generalised = f.generalised,"
+    " suppressed = f.suppressed, smallest_group = f.smallest,"
+    " limiting_field = (SELECT d.name FROM (SELECT 'receipt time' AS name, pg_catalog.count(DISTINCT c.rt) AS n"
+    "  FROM pg_temp.anonymizer_cand c WHERE c.level IS NULL"
+    "  UNION ALL SELECT 'done time', pg_catalog.count(DISTINCT c.dt) FROM pg_temp.anonymizer_cand c"
+    "  WHERE c.level IS NULL"
+    "  UNION ALL SELECT 'channel', pg_catalog.count(DISTINCT c.channel) FROM pg_temp.anonymizer_cand c"
+    "  WHERE c.level IS NULL"
+    "  UNION ALL SELECT pg_catalog.regexp_replace(e.key, '_display$', ''), pg_catalog.count(DISTINCT e.value)"
+    "  FROM pg_temp.anonymizer_cand c, pg_catalog.jsonb_each(c.qf) e WHERE c.level IS NULL GROUP BY 1) d"
+    "  WHERE d.n OPERATOR(pg_catalog.>) 1 ORDER BY d.n DESC, d.name LIMIT 1)"
+    " FROM (SELECT pg_catalog.count(*) FILTER (WHERE b.pub IS NOT NULL) AS published,"
+    "  pg_catalog.count(*) FILTER (WHERE b.pub IS NULL) AS held,"
+    "  pg_catalog.count(*) FILTER (WHERE (b.pub OPERATOR(pg_catalog.->>) 'precision') OPERATOR(pg_catalog.<>) $9)"
+    "  AS generalised,"
+    "  pg_catalog.count(*) FILTER (WHERE pg_catalog.jsonb_array_length(b.pub OPERATOR(pg_catalog.->) 'suppressed')"
+    "  OPERATOR(pg_catalog.>) 0) AS suppressed,"
+    "  (SELECT pg_catalog.min(g.n) FROM (SELECT pg_catalog.count(*) AS n FROM @S.submission_rows r"
+    "   WHERE " FORM_OF("r") " AND r.pub IS NOT NULL GROUP BY r.pub_hash, r.pub) g) AS smallest"
+    "  FROM @S.submission_rows b WHERE " FORM_OF("b") " AND b.deleted_at IS NULL) f"
+    " WHERE " FORM_OF("x");
 
-/* Every row's group again (the harmless fields changed). */
-static const char recompute_sql[] =
-    "UPDATE @S.submissions b SET qi_group = " QI_OF("b.receipt_time", "b.done_time", "b.channel", FIELDS_HASH("b"))
-    " WHERE b.tenant = $1 AND b.form_id = $2";
-
-/* Queues a statement with the common parameters ($1 to $5) and extra ones, its counts into out0, out1. */
-static int queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *kp, const char *sql, int extra,
-                 const char *const *xv, long long *out0, long long *out1)
+/* Queues a statement with the common parameters, its step ($9, $10), its counts into out0, out1. */
+static int queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *kp, const char *sql,
+                 const char *level, int suppressed, long long *out0, long long *out1)
 {
-    char k[16];
+    char k[16], l[16], n[16];
     snprintf(k, sizeof k, "%d", kp->min_k);
-    const char *v[6] = {kp->tenant, kp->form_id, kp->harmless, k, bi->tz, NULL};
-    Oid ty[6] = {DB_TEXTOID, DB_INT4OID, DB_TEXTOID, DB_INT4OID, DB_TEXTOID, DB_TEXTOID};
-    for (int i = 0; i < extra; i++)
-        v[5 + i] = xv[i];
+    snprintf(l, sizeof l, "%d", kp->min_l);
+    snprintf(n, sizeof n, "%d", suppressed);
+    const char *v[10] = {kp->tenant, kp->form_id,      k,          l,     kp->sensitive,
+                         kp->dates,  kp->date_precision, kp->qi_keys, level, n};
+    static const Oid ty[10] = {DB_TEXTOID, DB_INT4OID, DB_INT4OID, DB_INT4OID, DB_TEXTOID,
+                               DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_INT4OID};
     char *text = bi_sql(bi, sql);
-    int rc = db_pipe_queue(&bi->db, pipe, text, 5 + extra, ty, v, out0, out1);
+    int rc = db_pipe_queue(&bi->db, pipe, text, 10, ty, v, out0, out1);
     free(text);
     return rc;
 }
 
-/* The levels of time precision, finest first: generalisation tries those coarser than the configured one. */
-static const char *const levels[] = {"minute", "hour", "day", "week", "month"};
+/* head + the l-diversity condition on each sensitive key of the group's rows (alias a) + tail. */
+static char *with_diversity(const struct kanon_params *kp, const char *head, const char *alias, const char *column,
+                            const char *op, const char *join, const char *tail)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_append(&sb, head);
+    for (size_t i = 1; kp->min_l > 1 && i <= kp->nsensitive; i++)
+        sb_appendf(&sb, " %s pg_catalog.count(DISTINCT (%s.%s OPERATOR(pg_catalog.->>) ($5::text[])[%zu]))"
+                        " OPERATOR(pg_catalog.%s) $4",
+                   join, alias, column, i, op);
+    sb_append(&sb, tail);
+    return sb_finish(&sb);
+}
 
 /*
- * Level by level, finest first; then again, twice, for what is still
- * undecided: a row published at a coarse level can make the group of a
- * row still waiting at a finer one (its values now equal theirs).  A round
- * with nothing left to decide costs next to nothing.
+ * Step by step: fields suppressed 0, 1, ... (with generalise), and for
+ * each, the configured precision then every coarser one up to the month;
+ * then, every field suppressed, the quarter and the year.  A step with
+ * nothing left to decide costs next to nothing.
  */
-static int queue_decide(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *kp, struct kanon_result *r)
+static int queue_decide(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *kp)
 {
     size_t from = 0;
-    while (from < AX_ARRAY_LEN(levels) && strcmp(levels[from], kp->precision) != 0)
+    while (from < kanon_nlevels && strcmp(kanon_levels[from], kp->precision) != 0)
         from++;
+    if (kp->min_k <= 1 && kp->min_l <= 1)
+        return queue(bi, pipe, kp, publish_all_sql, kp->precision, 0, NULL, NULL);
+    char *decide = with_diversity(kp, decide_head, "pool", "sens", ">=", "AND", decide_tail);
     int rc = AX_OK;
-    int rounds = kp->generalise ? 3 : 1;
-    for (int round = 0; rc == AX_OK && round < rounds; round++) {
-        const char *base[1] = {NULL};
-        rc = queue(bi, pipe, kp, decide_sql, 1, base, NULL, NULL);
-        for (size_t i = from + 1; rc == AX_OK && kp->generalise && i < AX_ARRAY_LEN(levels); i++) {
-            const char *lv[1] = {levels[i]};
-            if (r->npasses < (int)AX_ARRAY_LEN(r->passes))
-                rc = queue(bi, pipe, kp, decide_sql, 1, lv, &r->passes[r->npasses++], NULL);
-        }
-    }
+    /* the fields, and channel, back-office flag and criticality */
+    size_t all = kp->generalise ? kp->nqi + 3 : 0;
+    for (size_t n = 0; rc == AX_OK && n <= all; n++)
+        for (size_t i = from; rc == AX_OK && i <= (kp->generalise ? LAST_WITH_FIELDS : from); i++)
+            rc = queue(bi, pipe, kp, decide, kanon_levels[i], (int)n, NULL, NULL);
+    for (size_t i = LAST_WITH_FIELDS + 1; rc == AX_OK && kp->generalise && i < kanon_nlevels; i++)
+        rc = queue(bi, pipe, kp, decide, kanon_levels[i], (int)all, NULL, NULL);
+    free(decide);
     return rc;
 }
 
 int kanon_queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *kp, struct kanon_result *r)
 {
     memset(r, 0, sizeof *r);
-    r->smallest = -1;
-    if (kp->min_k <= 1) {
-        int rc = queue(bi, pipe, kp, merge_all_sql, 0, NULL, &r->inserted, &r->updated);
-        /* held back under a larger k earlier: published now */
-        if (rc == AX_OK)
-            rc = queue(bi, pipe, kp, "DELETE FROM @S.held_back WHERE tenant OPERATOR(pg_catalog.=) $1"
-                                     " AND form_id OPERATOR(pg_catalog.=) $2", 0, NULL, NULL, NULL);
-        return rc;
-    }
-    int rc = queue(bi, pipe, kp, candidates_sql, 0, NULL, NULL, NULL);
+    int rc = queue(bi, pipe, kp, staged_sql, kp->precision, 0, NULL, NULL);
+    if (rc == AX_OK)
+        rc = queue(bi, pipe, kp, held_sql, kp->precision, 0, NULL, NULL);
     /* a temporary table is never analysed by autovacuum: the planner needs its size for hash joins */
     if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, "ANALYZE pg_temp.anonymizer_cand", 0, NULL, NULL, NULL);
-    /* the rule changed: every row's group is computed again, and every group checked */
-    if (rc == AX_OK && kp->recheck_all && !kp->form_empty)
-        rc = queue(bi, pipe, kp, recompute_sql, 0, NULL, NULL, NULL);
+        rc = queue(bi, pipe, kp, "ANALYZE pg_temp.anonymizer_cand", kp->precision, 0, NULL, NULL);
     if (rc == AX_OK)
-        rc = queue_decide(bi, pipe, kp, r);
-    if (!kp->form_empty) {
-        if (rc == AX_OK)
-            rc = queue(bi, pipe, kp, kp->recheck_all ? all_groups_sql : old_groups_sql, 0, NULL, NULL, NULL);
-        if (rc == AX_OK)
-            rc = queue(bi, pipe, kp, withdraw_staged_sql, 0, NULL, &r->withdrawn_parts[0], NULL);
-        if (rc == AX_OK)
-            rc = queue(bi, pipe, kp, merge_decided_sql, 0, NULL, &r->inserted, &r->updated);
-    } else if (rc == AX_OK) {
-        rc = queue(bi, pipe, kp, insert_decided_sql, 0, NULL, &r->inserted, NULL);
+        rc = queue(bi, pipe, kp, order_sql, kp->precision, 0, NULL, NULL);
+    if (rc == AX_OK)
+        rc = queue_decide(bi, pipe, kp);
+    if (rc == AX_OK)
+        rc = queue(bi, pipe, kp, left_groups_sql, kp->precision, 0, NULL, NULL);
+    /* every group: a full export decides every row again (the rule may have changed) */
+    if (rc == AX_OK && kp->full)
+        rc = queue(bi, pipe, kp,
+                   "INSERT INTO pg_temp.anonymizer_groups (pub_hash) SELECT DISTINCT b.pub_hash FROM"
+                   " @S.submission_rows b WHERE " FORM_OF("b") " AND b.pub IS NOT NULL",
+                   kp->precision, 0, NULL, NULL);
+    if (rc == AX_OK)
+        rc = queue(bi, pipe, kp,
+                   "SELECT pg_catalog.count(*) FILTER (WHERE c.staged AND c.level IS NULL),"
+                   " pg_catalog.count(*) FILTER (WHERE c.staged AND c.level IS NULL AND c.old_hash IS NOT NULL)"
+                   " FROM pg_temp.anonymizer_cand c",
+                   kp->precision, 0, &r->held, &r->withdrawn_parts[0]);
+    if (rc == AX_OK)
+        rc = queue(bi, pipe, kp,
+                   "SELECT pg_catalog.count(*) FROM pg_temp.anonymizer_cand c WHERE c.level IS NOT NULL AND"
+                   " ((c.pub OPERATOR(pg_catalog.->>) 'precision') OPERATOR(pg_catalog.<>) $9"
+                   " OR pg_catalog.jsonb_array_length(c.pub OPERATOR(pg_catalog.->) 'suppressed')"
+                   " OPERATOR(pg_catalog.>) 0)",
+                   kp->precision, 0, &r->generalised, NULL);
+    if (rc == AX_OK)
+        rc = queue(bi, pipe, kp, merge_sql, kp->precision, 0, &r->inserted, &r->updated);
+    if (rc == AX_OK)
+        rc = queue(bi, pipe, kp, release_sql, kp->precision, 0, &r->released, NULL);
+    if (rc == AX_OK) {
+        char *withdraw = with_diversity(kp, withdraw_head, "b", "sensitive", "<", "OR", withdraw_tail);
+        rc = queue(bi, pipe, kp, withdraw, kp->precision, 0, &r->withdrawn_parts[1], NULL);
+        free(withdraw);
     }
     if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, hold_sql, 0, NULL, NULL, NULL);
-    if (rc == AX_OK && !kp->form_empty)
-        rc = queue(bi, pipe, kp, withdraw_small_sql, 0, NULL, &r->withdrawn_parts[1], NULL);
-    if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, "SELECT pg_catalog.count(*) FROM pg_temp.anonymizer_cand WHERE level IS NULL", 0, NULL,
-                   &r->held, NULL);
-    /* by hash only: the same hash that groups the rows */
-    if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, "SELECT pg_catalog.min(n) FROM (SELECT pg_catalog.count(*) AS n FROM " FORM_ROWS
-                                 " GROUP BY b.qi_group) x", 0, NULL, &r->smallest, NULL);
-    if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, "SELECT pg_catalog.count(*) FROM @S.held_back WHERE tenant OPERATOR(pg_catalog.=) $1"
-                                 " AND form_id OPERATOR(pg_catalog.=) $2", 0, NULL, &r->held_total, NULL);
+        rc = queue(bi, pipe, kp, figures_sql, kp->precision, 0, NULL, NULL);
     return rc;
 }
 
 void kanon_done(struct kanon_result *r)
 {
-    r->generalised = 0;
-    for (int i = 0; i < r->npasses; i++)
-        r->generalised += r->passes[i];
     r->withdrawn = r->withdrawn_parts[0] + r->withdrawn_parts[1];
 }

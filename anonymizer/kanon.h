@@ -1,11 +1,27 @@
 /*
- * kanon.h: k-anonymity of the BI export.  The staged rows of one form are
- * published only where every combination of quasi-identifiers (receipt and
- * done times as published, channel, kept fields not declared harmless;
- * tenant and form are those of the form) is shared by at least min_k rows
- * of that form in BI (grouped by a 64-bit hash of them, qi_group); smaller groups are held back (ids only, in
- * held_back), or with generalise their times coarsened (day, week, month)
- * until their group is large enough.  See man/anonymizer-bi.7.
+ * kanon.h: statistical disclosure control of the BI export: k-anonymity,
+ * generalisation, local suppression and l-diversity, on the rows of one
+ * form, the way ARX and sdcMicro apply them (man/anonymizer-bi.7 states the
+ * guarantee and the attacker model).
+ *
+ * A row is published with its quasi-identifiers as pub (jsonb): the
+ * precision of its times, its receipt and done dates and times truncated to
+ * it, channel, back-office flag, criticality, the kept fields not declared
+ * sensitive (dates truncated to the date precision; suppressed ones null),
+ * and the list of suppressed fields.  Its group is the rows of its form
+ * with an equal pub: a row is published only into a group of at least
+ * min_k rows (with at least min_l distinct values of each sensitive field),
+ * else held back, and published later when its group is large enough.
+ *
+ * Before holding a row back, with generalise: its times are coarsened
+ * (configured precision, then day, week, month), then its most varied
+ * fields suppressed one more at a time (most distinct values first; the
+ * order is fixed at a form's full export), each time at every precision.
+ *
+ * Tables of the session (bi.c): pg_temp.anonymizer_stage (the rows the
+ * tenant sent), anonymizer_cand (those and the held-back rows of the form:
+ * what is decided), anonymizer_groups (groups that lost rows: checked
+ * again after the merge).
  */
 #ifndef KANON_H
 #define KANON_H
@@ -14,36 +30,41 @@
 
 struct kanon_params {
     const char *tenant;
-    const char *form_id;  /* text */
-    int min_k;            /* 1: everything is published, no group is computed */
-    const char *harmless; /* text[] literal: the fields keys that are not quasi-identifiers */
+    const char *form_id;        /* text */
+    int min_k;                  /* 1: every row is published as it is (with min_l 1) */
+    int min_l;                  /* 1: off */
     bool generalise;
-    const char *precision; /* the configured time precision: minute, hour or day */
-    bool recheck_all;      /* the quasi-identifiers or k changed: every group of the form is checked again */
-    bool form_empty;       /* BI holds no row of the form: the decided rows are inserted, not merged */
+    const char *precision;      /* the configured time precision: minute, hour or day */
+    const char *date_precision; /* day, month or year */
+    const char *sensitive;      /* text[] literal: the form's keys declared sensitive (their _display too) */
+    size_t nsensitive;
+    const char *dates;          /* text[] literal: the keys of kept date fields */
+    const char *qi_keys;        /* text[] literal: every key of fields that is counted */
+    size_t nqi;                 /* quasi-identifying fields (without their _display keys) */
+    bool full;                  /* every live row of the form was sent: every group is checked again */
 };
 
 struct kanon_result {
-    long long inserted, updated; /* published */
+    long long inserted, updated; /* staged rows written: newly published, and changed */
+    long long released;          /* held back earlier, published now */
     long long held;              /* staged rows held back */
-    long long withdrawn;         /* rows taken out of BI: their group fell under min_k */
-    long long generalised;       /* published with coarsened times */
-    long long smallest;          /* the smallest group of the form after the merge; -1: none or not computed */
-    long long held_total;        /* rows of the form held back after the merge */
-    /* filled as the results arrive; kanon_done adds them up */
-    long long passes[16];
-    int npasses;
+    long long withdrawn;         /* published rows taken back: their group fell under min_k (or min_l) */
+    long long generalised;       /* rows decided tonight at a coarser precision or with a suppressed field */
     long long withdrawn_parts[2];
 };
 
 /*
  * Queues, in the caller's pipeline on the BI session (db_pipe), the
- * statements that publish the staged rows (pg_temp.anonymizer_stage) of one
- * form, in the caller's transaction: the server works on them while the
- * client reads the next form.  r is filled when the pipeline is collected;
- * then kanon_done.
+ * statements that decide and merge the staged rows of one form, then
+ * record the form's figures in export_state, in the caller's transaction:
+ * the server works on them while the client reads the next form.  r is
+ * filled when the pipeline is collected; then kanon_done.
  */
 int kanon_queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *kp, struct kanon_result *r);
 void kanon_done(struct kanon_result *r);
+
+/* The levels of time precision, finest first. */
+extern const char *const kanon_levels[];
+extern const size_t kanon_nlevels;
 
 #endif

@@ -24,10 +24,9 @@ static const struct {
     size_t offset;
 } settings[] = {
 #define SETTING(member) {#member, offsetof(struct plan_export_settings, member)}
-    SETTING(formdef_id),   SETTING(final_statuses), SETTING(kept_stat_keys), SETTING(block_keys),
-    SETTING(tenant),       SETTING(slug),           SETTING(time_precision), SETTING(time_zone),
-    SETTING(field_keys),   SETTING(status_ids),     SETTING(status_names),   SETTING(anonymised_since),
-    SETTING(change_seq),   SETTING(table),          SETTING(held_back),
+    SETTING(formdef_id),   SETTING(final_statuses), SETTING(kept_stat_keys),   SETTING(block_keys),
+    SETTING(time_precision), SETTING(time_zone),    SETTING(field_keys),       SETTING(status_ids),
+    SETTING(status_names), SETTING(anonymised_since), SETTING(change_seq),     SETTING(table),
 #undef SETTING
 };
 
@@ -75,6 +74,7 @@ size_t plan_export_fields(const struct form *f, struct plan_field **out)
         *out = ax_reallocarray(*out, n + 1, sizeof **out);
         (*out)[n].key = is_display(c->name) ? ax_asprintf("%s_display", base) : ax_strdup(base);
         (*out)[n].col = c;
+        (*out)[n].sensitive = false;
         free(base);
         n++;
     }
@@ -101,30 +101,21 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
                    " pg_catalog.current_setting('anonymizer.final_statuses')::text[] AS final_statuses,"
                    " pg_catalog.current_setting('anonymizer.kept_stat_keys')::text[] AS kept_stat_keys,"
                    " pg_catalog.current_setting('anonymizer.block_keys')::jsonb AS block_keys,"
-                   " pg_catalog.current_setting('anonymizer.tenant') AS tenant,"
-                   " pg_catalog.current_setting('anonymizer.slug') AS slug,"
                    " pg_catalog.current_setting('anonymizer.time_precision') AS prec,"
                    " pg_catalog.current_setting('anonymizer.field_keys')::text[] AS keys,"
                    " pg_catalog.current_setting('anonymizer.status_ids')::text[] AS status_ids,"
                    " pg_catalog.current_setting('anonymizer.status_names')::text[] AS status_names,"
-                   " pg_catalog.current_setting('anonymizer.time_zone') AS tz,"
-                   " pg_catalog.current_setting('anonymizer.held_back')::pg_catalog.int4multirange AS held)\n"
-                   /* times truncated where the readers are: a day is a local day */
-                   "SELECT t.tenant, t.formdef_id, t.slug, t.id, t.receipt_time, t.last_update_time, t.anonymised,"
-                   " t.status, t.status_name, t.is_final, t.submission_channel, t.backoffice_submission,"
-                   " t.criticality_level, COALESCE(t.done_time, t.last_update_time) OPERATOR(pg_catalog.-) t.receipt_time,"
-                   " t.fields,"
-                   " t.done_time, t.prec\n"
-                   "FROM (SELECT p.tenant, p.formdef_id, p.slug, m.id, p.prec,"
-                   " pg_catalog.date_trunc(p.prec, m.receipt_time, p.tz) AS receipt_time,"
-                   " pg_catalog.date_trunc(p.prec, m.last_update_time, p.tz) AS last_update_time,"
-                   " pg_catalog.date_trunc(p.prec, m.anonymised, p.tz) AS anonymised,"
-                   " CASE WHEN m.status OPERATOR(pg_catalog.~~) 'wf-%' THEN pg_catalog.substr(m.status, 4)"
+                   " pg_catalog.current_setting('anonymizer.time_zone') AS tz)\n"
+                   /* local times, truncated where the readers are: a day is a local day */
+                   "SELECT m.id,"
+                   " pg_catalog.date_trunc(p.prec, pg_catalog.timezone(p.tz, m.receipt_time)) AS receipt_local,");
+    sb_appendf(&sb, " CASE WHEN COALESCE(%s, false) THEN pg_catalog.date_trunc(p.prec, pg_catalog.timezone(p.tz, %s))"
+                    " END AS done_local,",
+               p.final, p.ref);
+    sb_append(&sb, " CASE WHEN m.status OPERATOR(pg_catalog.~~) 'wf-%' THEN pg_catalog.substr(m.status, 4)"
                    " ELSE m.status END AS status,"
                    " p.status_names[pg_catalog.array_position(p.status_ids, m.status::text)] AS status_name,");
     sb_appendf(&sb, " COALESCE(%s, false) AS is_final,", p.final);
-    sb_appendf(&sb, " CASE WHEN COALESCE(%s, false) THEN pg_catalog.date_trunc(p.prec, %s, p.tz) END AS done_time,",
-               p.final, p.ref);
     sb_append(&sb, " m.submission_channel, m.backoffice_submission, m.criticality_level,\n  ");
     /* jsonb_build_object takes at most 100 arguments: chunks of 40 pairs */
     if (nfields == 0)
@@ -151,13 +142,9 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
                    f->q_table);
         if (changes_sql)
             sb_appendf(&sb, "\n    UNION %s", changes_sql);
-        /* held back by k-anonymity at an earlier export: looked at again, by id */
-        sb_append(&sb, "\n    UNION SELECT g.id FROM p, pg_catalog.unnest(p.held) r,"
-                       " pg_catalog.generate_series(pg_catalog.lower(r), pg_catalog.upper(r) OPERATOR(pg_catalog.-) 1) g(id))");
+        sb_append(&sb, ")");
     }
-    /* OFFSET 0: the inner select is not flattened into the outer one, which
-     * would compute done_time (a jsonpath) twice per row */
-    sb_append(&sb, " OFFSET 0) t) TO STDOUT");
+    sb_append(&sb, ") TO STDOUT");
     form_preds_free(&p);
     return sb_finish(&sb);
 }

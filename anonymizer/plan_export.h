@@ -12,6 +12,7 @@
 struct plan_field {
     char *key;                  /* JSON key: varname, or the column's base name; "<key>_display" */
     const struct column *col;   /* borrowed from the form */
+    bool sensitive;             /* declared in bi.sensitive: published, not counted in the groups (set by the export) */
 };
 
 /* The kept columns the export sends (not the pickled bytea ones); caller frees with plan_fields_free. */
@@ -28,8 +29,6 @@ struct plan_export_settings {
     const char *final_statuses;   /* text[] literal */
     const char *kept_stat_keys;   /* text[] literal */
     const char *block_keys;       /* jsonb: the keys kept in each trimmed block's elements */
-    const char *tenant;
-    const char *slug;
     const char *time_precision;   /* minute, hour, day */
     const char *time_zone;        /* the one times are truncated in */
     const char *field_keys;       /* text[] literal: the JSON keys of the kept fields, in order */
@@ -38,7 +37,6 @@ struct plan_export_settings {
     const char *anonymised_since; /* incremental: anonymised after this */
     const char *change_seq;       /* incremental: the change log position already exported */
     const char *table;            /* the form table's catalog name (for the change log) */
-    const char *held_back;        /* int4multirange: ids held back by k-anonymity, looked at again */
 };
 
 /* The statement that sets them, and its two values: text[] literals of names and values (caller frees both). */
@@ -50,7 +48,7 @@ void plan_export_settings_bind(const struct plan_export_settings *s, char **name
  * settings above.  incremental: only submissions anonymised since
  * anonymised_since, or whose ids changes_sql returns (the change log, from
  * audit_changed_ids_sql; NULL when there is none).  Its columns:
- * BI_SUBMISSION_COLUMNS (bi.h).
+ * BI_STAGE_COLUMNS (bi.h).
  */
 char *plan_export_copy(const struct form *f, const struct plan_field *fields, size_t nfields, bool incremental,
                        const char *changes_sql);

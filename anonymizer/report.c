@@ -366,6 +366,9 @@ static void bi_state(struct report *r, PGresult *res)
                 fr->bi_known = true;
                 fr->bi_smallest_group = PQgetisnull(res, row, 2) ? -1 : atoll(PQgetvalue(res, row, 2));
                 fr->bi_held_back = atoll(PQgetvalue(res, row, 3));
+                fr->bi_published = atoll(PQgetvalue(res, row, 4));
+                free(fr->bi_limiting);
+                fr->bi_limiting = PQgetisnull(res, row, 5) ? NULL : ax_strdup(PQgetvalue(res, row, 5));
             }
         }
     }
@@ -391,8 +394,9 @@ static void collect_bi(const struct app *app, struct report *r)
         rc = db_relation(&db, app->cfg->bi.schema, "export_state", &exists, &readable);
     if (rc == AX_OK && exists && readable) {
         char *schema = db_quote_ident(&db, app->cfg->bi.schema);
-        char *sql = ax_asprintf("SELECT tenant, form_id, smallest_group, held_back FROM %s.export_state", schema);
-        rc = db_query(&db, &res, DB_ROWS(4), sql, 0, NULL, NULL);
+        char *sql = ax_asprintf("SELECT tenant, form_id, smallest_group, held_back, published, limiting_field"
+                                " FROM %s.export_state", schema);
+        rc = db_query(&db, &res, DB_ROWS(6), sql, 0, NULL, NULL);
         if (rc == AX_OK) {
             bi_state(r, res);
             PQclear(res);

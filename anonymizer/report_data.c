@@ -109,6 +109,11 @@ static json_object *json_form(const struct tenant_report *tr, const struct form_
     json_object_object_add(f, "bi_smallest_group",
                            fr->bi_known && fr->bi_smallest_group >= 0 ? json_object_new_int64(fr->bi_smallest_group) : NULL);
     json_object_object_add(f, "bi_held_back", fr->bi_known ? json_object_new_int64(fr->bi_held_back) : NULL);
+    json_object_object_add(f, "bi_published", fr->bi_known ? json_object_new_int64(fr->bi_published) : NULL);
+    json_object_object_add(f, "bi_mostly_held_back",
+                           fr->bi_known ? json_object_new_boolean(fr->bi_held_back > fr->bi_published) : NULL);
+    json_object_object_add(f, "bi_limiting_field",
+                           fr->bi_known && fr->bi_limiting ? json_object_new_string(fr->bi_limiting) : NULL);
     json_object_object_add(f, "failed_in_last_run", jstr(fr->failed_last_run));
     json_object_object_add(f, "vacuum_owed_since", jstr(fr->vacuum_owed_since));
     json_object_object_add(f, "undated", fr->error ? NULL : json_object_new_int64(fr->undated));

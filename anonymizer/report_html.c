@@ -425,12 +425,8 @@ static void detail_aftermath(FILE *out, const struct report *r, const struct ten
 {
     char text[512];
     if (fr->bi_known) {
-        if (fr->bi_smallest_group >= 0)
-            snprintf(text, sizeof text, _("smallest group %lld (k = %d), %lld held back"), fr->bi_smallest_group,
-                     r->min_k, fr->bi_held_back);
-        else
-            snprintf(text, sizeof text, _("%lld held back"), fr->bi_held_back);
-        detail_text(out, _("BI database"), NULL, text);
+        bool flagged = report_bi_text(r, fr, text, sizeof text);
+        detail_text(out, _("BI database"), flagged ? "review" : NULL, text);
     }
     if (fr->failed_last_run)
         detail_text(out, _("Failed in last run"), "review", fr->failed_last_run);

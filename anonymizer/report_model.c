@@ -76,6 +76,7 @@ static void form_report_free(struct form_report *fr)
     free(fr->failed_last_run);
     free(fr->evo_table);
     free(fr->vacuum_owed_since);
+    free(fr->bi_limiting);
     collist_free(&fr->keep);
     collist_free(&fr->blank);
     collist_free(&fr->unclassified);
@@ -145,6 +146,8 @@ static const struct pack_field form_fields[] = {
     PACK_FIELD(PACK_BOOL, struct form_report, bi_known),
     PACK_FIELD(PACK_LL, struct form_report, bi_smallest_group),
     PACK_FIELD(PACK_LL, struct form_report, bi_held_back),
+    PACK_FIELD(PACK_LL, struct form_report, bi_published),
+    PACK_FIELD(PACK_STR, struct form_report, bi_limiting),
     PACK_FIELD(PACK_LL, struct form_report, in_backups),
     PACK_FIELD(PACK_STR, struct form_report, in_backups_until),
     PACK_FIELD(PACK_STR, struct form_report, error),
@@ -222,4 +225,19 @@ bool tenant_report_unpack(const char *data, size_t len, struct tenant_report *tr
         unpack_fields(&in, &tr->owed_since[i], owed, 1);
     }
     return !in.bad && in.left == 0;
+}
+
+bool report_bi_text(const struct report *r, const struct form_report *fr, char *buf, size_t n)
+{
+    bool mostly_held = fr->bi_held_back > fr->bi_published;
+    int used;
+    if (fr->bi_smallest_group >= 0)
+        used = snprintf(buf, n, _("%lld published, smallest group %lld (k = %d), %lld held back"), fr->bi_published,
+                        fr->bi_smallest_group, r->min_k, fr->bi_held_back);
+    else
+        used = snprintf(buf, n, _("%lld published, %lld held back"), fr->bi_published, fr->bi_held_back);
+    if (mostly_held && used >= 0 && (size_t)used < n)
+        snprintf(buf + used, n - (size_t)used, _("; more than half held back, the field that makes the groups small: %s"),
+                 fr->bi_limiting ? fr->bi_limiting : _("none (too few rows)"));
+    return mostly_held;
 }

@@ -73,6 +73,8 @@ struct form_report {
     bool bi_known;              /* the BI database has this form's export state */
     long long bi_smallest_group; /* its smallest group of rows sharing quasi-identifiers; -1: not computed */
     long long bi_held_back;      /* rows held back by k-anonymity */
+    long long bi_published;      /* rows readers see */
+    char *bi_limiting;           /* among the held-back rows, the most varied quasi-identifier, or NULL */
     long long in_backups;   /* anonymised within the backup retention */
     char *in_backups_until; /* when the last of them leaves the backups */
     char *error; /* the form could not be assessed */
@@ -150,5 +152,12 @@ void report_render_json(FILE *out, const struct report *r);
 void report_render_csv(FILE *out, const struct report *r);
 /* Returns the Nagios state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
 int report_render_nagios(FILE *out, const struct report *r, const struct nagios_options *no);
+
+/*
+ * The BI line of a form (published, smallest group, held back) into buf;
+ * true when more than half its rows are held back (flagged, with the field
+ * that makes the groups small).
+ */
+bool report_bi_text(const struct report *r, const struct form_report *fr, char *buf, size_t n);
 
 #endif

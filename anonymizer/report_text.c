@@ -133,7 +133,8 @@ static void backups(FILE *out, const struct tenant_report *tr, const struct form
              fr->in_backups, fr->in_backups_until);
 }
 
-static void form_section(FILE *out, const struct tenant_report *tr, const struct form_report *fr, int min_k)
+static void form_section(FILE *out, const struct report *r, const struct tenant_report *tr,
+                         const struct form_report *fr)
 {
     char *title = kind_label(fr), *name = esc_text(fr->name), *table = esc_text(fr->table), cutoff[40], since[40];
     fprintf(out, "\n  %s \"%s\" (%s %s)\n", title, name, _("table"), table);
@@ -191,11 +192,13 @@ static void form_section(FILE *out, const struct tenant_report *tr, const struct
         line(out, 4, _("vacuum"), "%s",
              _("not vacuumed by the last run (the role does not own the tables): old row versions keep personal"
                " data until autovacuum"));
-    if (fr->bi_known && fr->bi_smallest_group >= 0)
-        line(out, 4, _("BI"), _("smallest group %lld (k = %d), %lld held back"), fr->bi_smallest_group, min_k,
-             fr->bi_held_back);
-    else if (fr->bi_known)
-        line(out, 4, _("BI"), _("%lld held back"), fr->bi_held_back);
+    if (fr->bi_known) {
+        char text[512];
+        report_bi_text(r, fr, text, sizeof text);
+        char *safe = esc_text(text);
+        line(out, 4, _("BI"), "%s", safe);
+        free(safe);
+    }
     columns(out, _("kept fields"), &fr->keep, true);
     columns(out, _("blanked fields"), &fr->blank, true);
     columns(out, _("unclassified"), &fr->unclassified, false);
@@ -203,7 +206,7 @@ static void form_section(FILE *out, const struct tenant_report *tr, const struct
 }
 
 /* One tenant; returns whether it was reached. */
-static bool tenant_section(FILE *out, const struct tenant_report *tr, long long totals[C_COUNT], int min_k)
+static bool tenant_section(FILE *out, const struct report *r, const struct tenant_report *tr, long long totals[C_COUNT])
 {
     char *name = esc_text(tr->name), *err = esc_text(tr->error), when[40];
     fprintf(out, "\n%s %s\n", _("tenant"), name);
@@ -237,7 +240,7 @@ static bool tenant_section(FILE *out, const struct tenant_report *tr, long long 
     if (tr->nforms == 0)
         fprintf(out, "  %s\n", _("no form tables"));
     for (size_t k = 0; k < tr->nforms; k++) {
-        form_section(out, tr, &tr->forms[k], min_k);
+        form_section(out, r, tr, &tr->forms[k]);
         for (int c = 0; c < C_COUNT && !tr->forms[k].error; c++)
             totals[c] += tr->forms[k].counts[c];
     }
@@ -309,7 +312,7 @@ void report_render_text(FILE *out, const struct report *r, const struct cfg *cfg
 
     header(out, r);
     for (size_t i = 0; i < r->ntenants; i++)
-        reached += tenant_section(out, &r->tenants[i], totals, r->min_k);
+        reached += tenant_section(out, r, &r->tenants[i], totals);
     summary(out, r, reached, totals);
     if (r->bi_error) {
         char *e = esc_text(r->bi_error);

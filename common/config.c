@@ -8,6 +8,7 @@
  */
 #include "config_loader.h"
 #include "http.h"
+#include "log.h"
 #include "i18n.h"
 #include "timeutil.h"
 
@@ -57,10 +58,12 @@ void cfg_free(struct cfg *cfg)
     free(cfg->bi.conninfo);
     free(cfg->bi.schema);
     free(cfg->bi.time_precision);
+    free(cfg->bi.date_precision);
     free(cfg->bi.reader_role);
-    for (size_t i = 0; i < cfg->bi.nharmless; i++)
-        free(cfg->bi.harmless[i]);
-    free(cfg->bi.harmless);
+    free(cfg->bi.loader_role);
+    for (size_t i = 0; i < cfg->bi.nsensitive; i++)
+        free(cfg->bi.sensitive[i]);
+    free(cfg->bi.sensitive);
     free(cfg->wcs_api.orig);
     if (cfg->wcs_api.key)
         explicit_bzero(cfg->wcs_api.key, cfg->wcs_api.keylen);
@@ -249,21 +252,50 @@ static int bi_time_precision(struct loader *ld, const config_setting_t *s, void 
     ld_set_string(&((struct cfg_bi *)obj)->time_precision, text);
     return AX_OK;
 }
+static int bi_date_precision(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    const char *text;
+    int rc = ld_get_string(ld, s, &text);
+    if (rc)
+        return rc;
+    if (strcmp(text, "day") != 0 && strcmp(text, "month") != 0 && strcmp(text, "year") != 0)
+        return ld_bad(ld, s, "\"%s\" is not one of \"day\", \"month\", \"year\"", text);
+    ld_set_string(&((struct cfg_bi *)obj)->date_precision, text);
+    return AX_OK;
+}
 static int bi_min_k(struct loader *ld, const config_setting_t *s, void *obj)
 {
     return ld_get_int_range(ld, s, 1, 1000, &((struct cfg_bi *)obj)->min_k);
 }
-static int bi_harmless(struct loader *ld, const config_setting_t *s, void *obj)
+static int bi_min_l(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return ld_get_int_range(ld, s, 1, 1000, &((struct cfg_bi *)obj)->min_l);
+}
+static int bi_sensitive(struct loader *ld, const config_setting_t *s, void *obj)
 {
     struct cfg_bi *bi = obj;
-    return ld_load_name_list(ld, s, &bi->harmless, &bi->nharmless);
+    if (bi->sensitive)
+        return ld_bad(ld, s, "given twice (as \"sensitive\" and its old name \"harmless\")");
+    return ld_load_name_list(ld, s, &bi->sensitive, &bi->nsensitive);
+}
+/* The old name of sensitive: what it declared was always that (answers not counted in the groups). */
+static int bi_harmless(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    struct strbuf where;
+    sb_init(&where);
+    ld_setting_path(s, &where);
+    log_warning("%s:%d: %s is read as bi.sensitive, its new name (the answers an attacker wants to learn,"
+                " not counted in the groups; see anonymizer-bi(7))", ld->path, config_setting_source_line(s),
+                where.buf);
+    sb_free(&where);
+    return bi_sensitive(ld, s, obj);
 }
 static int bi_generalise(struct loader *ld, const config_setting_t *s, void *obj)
 {
     return ld_get_bool(ld, s, &((struct cfg_bi *)obj)->generalise);
 }
 /* A role name: granted with a quoted identifier, so any name PostgreSQL takes, but not an empty one. */
-static int bi_reader_role(struct loader *ld, const config_setting_t *s, void *obj)
+static int load_role(struct loader *ld, const config_setting_t *s, char **dst)
 {
     const char *text;
     int rc = ld_get_nonempty_string(ld, s, &text);
@@ -274,13 +306,22 @@ static int bi_reader_role(struct loader *ld, const config_setting_t *s, void *ob
     for (const unsigned char *p = (const unsigned char *)text; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
             return ld_bad(ld, s, "a role name without control characters is expected");
-    ld_set_string(&((struct cfg_bi *)obj)->reader_role, text);
+    ld_set_string(dst, text);
     return AX_OK;
 }
+static int bi_reader_role(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_role(ld, s, &((struct cfg_bi *)obj)->reader_role);
+}
+static int bi_loader_role(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return load_role(ld, s, &((struct cfg_bi *)obj)->loader_role);
+}
 static const struct key bi_keys[] = {
-    {"conninfo", bi_conninfo}, {"schema", bi_schema},       {"time_precision", bi_time_precision},
-    {"min_k", bi_min_k},       {"harmless", bi_harmless}, {"generalise", bi_generalise},
-    {"reader_role", bi_reader_role},
+    {"conninfo", bi_conninfo},       {"schema", bi_schema},         {"time_precision", bi_time_precision},
+    {"date_precision", bi_date_precision}, {"min_k", bi_min_k},     {"min_l", bi_min_l},
+    {"sensitive", bi_sensitive},     {"harmless", bi_harmless},     {"generalise", bi_generalise},
+    {"reader_role", bi_reader_role}, {"loader_role", bi_loader_role},
 };
 /* -- wcs_api -- */
 
@@ -445,10 +486,15 @@ static int root_bi(struct loader *ld, const config_setting_t *s, void *obj)
 {
     struct cfg_bi *bi = &((struct cfg *)obj)->bi;
     int rc = ld_load_group(ld, s, bi_keys, AX_ARRAY_LEN(bi_keys), bi, "bi",
-                        "{ conninfo = ...; schema = ...; time_precision = ...; min_k = ...; harmless = [...]; generalise = ...;"
-                        " reader_role = ...; }");
+                        "{ conninfo = ...; schema = ...; time_precision = ...; date_precision = ...; min_k = ...;"
+                        " min_l = ...; sensitive = [...]; generalise = ...; reader_role = ...; loader_role = ...; }");
     if (rc == AX_OK && !bi->conninfo)
         rc = ld_bad(ld, s, "missing \"conninfo\"");
+    if (rc == AX_OK && bi->min_l > 1 && bi->nsensitive == 0)
+        rc = ld_bad(ld, s, "min_l = %d asks for diversity of sensitive fields, and sensitive names none", bi->min_l);
+    if (rc == AX_OK && bi->reader_role && bi->loader_role && strcmp(bi->reader_role, bi->loader_role) == 0)
+        rc = ld_bad(ld, s, "reader_role and loader_role are the same role: the loader's view shows the export times"
+                           " dashboards must not see");
     return rc;
 }
 static int root_wcs_api(struct loader *ld, const config_setting_t *s, void *obj)
@@ -633,8 +679,11 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     cfg->schemas = ax_strdup("/var/lib/anonymizer/schemas");
     cfg->jobs = 1;
     cfg->bi.schema = ax_strdup("anonymised");
-    cfg->bi.time_precision = ax_strdup("hour");
+    cfg->bi.time_precision = ax_strdup("day");
+    cfg->bi.date_precision = ax_strdup("month");
     cfg->bi.min_k = 5;
+    cfg->bi.min_l = 1;
+    cfg->bi.generalise = true;
     cfg->wcs_api.timeout_ms = 30000;
     cfg->backup_retention_days = 120;
     cfg->backup_retention_text = ax_strdup("4 months");

@@ -73,16 +73,21 @@ struct cfg_wcs_api {
     int timeout_ms;
 };
 
-/* The BI staging database (the "bi" group); absent when bi.conninfo is NULL. */
+/* The BI staging database (the "bi" group); absent when bi.conninfo is NULL.  See anonymizer-bi(7). */
 struct cfg_bi {
     char *conninfo; /* secret-bearing: never logged */
     char *schema;
-    char *time_precision; /* "minute", "hour" or "day" */
-    int min_k;            /* k-anonymity: every combination of quasi-identifiers shared by this many rows; 1: off */
-    char **harmless;      /* kept fields (varnames or ids) that are not quasi-identifiers */
-    size_t nharmless;
-    bool generalise;      /* coarsen the times of rows in small groups instead of holding them back */
-    char *reader_role;    /* granted read access to the schema; NULL: none */
+    char *time_precision; /* the finest published: "minute", "hour" or "day" (default) */
+    char *date_precision; /* kept date fields: "day", "month" (default) or "year" */
+    int min_k;            /* k-anonymity: every published row shares all it shows with min_k - 1 others; 1: off */
+    int min_l;            /* l-diversity: every group has min_l distinct values of each sensitive field; 1: off */
+    char **sensitive;     /* kept fields (varnames or ids) an attacker would want to learn, not knows: not counted
+                             in the groups (bi.harmless, the old name, is read as this) */
+    size_t nsensitive;
+    bool generalise;      /* coarsen times and suppress rare values of rows in small groups before holding them
+                             back (default true) */
+    char *reader_role;    /* the dashboards' role: the published views only; NULL: none */
+    char *loader_role;    /* the loading pipeline's role: also the rows with their export times; NULL: none */
 };
 
 struct cfg {

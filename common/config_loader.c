@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 /* "tenants[1].retention" for a setting */
-static void ld_setting_path(const config_setting_t *s, struct strbuf *out)
+void ld_setting_path(const config_setting_t *s, struct strbuf *out)
 {
     if (!s || config_setting_is_root(s))
         return;

@@ -33,6 +33,8 @@ struct key {
 };
 
 /* "tenants[1].retention" for a setting. */
+/* "tenants[1].retention" for a setting. */
+void ld_setting_path(const config_setting_t *s, struct strbuf *out);
 /* The one error line (file, line, setting, what is wrong) into ld->err; returns AX_ERR_CONFIG. */
 int ld_bad(struct loader *ld, const config_setting_t *s, const char *fmt, ...) AX_PRINTF(3, 4);
 

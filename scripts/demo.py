@@ -63,11 +63,9 @@ open_submissions = "skip";
 batch_size = 500;
 schemas = "{schemas}";
 timezone = "Europe/Paris";
-# k-anonymity: a row reaches BI when at least 5 rows of its form share its times, channel and kept
-# answers; the reason, the district and the date asked for are not things an outsider knows of
-# someone (harmless); times of rows in small groups are coarsened to the week or month.
-bi = {{ conninfo = "{bi}"; schema = "anonymised"; time_precision = "day"; min_k = 5;
-       harmless = ["motif", "date_souhaitee", "type", "ville"]; generalise = true; }};
+# the BI export with its defaults: every published row shares all a reader sees of it with at least
+# 4 other rows of its form (anonymizer-bi(7))
+bi = {{ conninfo = "{bi}"; }};
 tenants = (
   {{ name = "demarches.ville-exemple.fr"; conninfo = "{c1}"; }},
   {{ name = "eservices.agglo-exemple.fr"; conninfo = "{c2}"; retention = "60 days"; }}
@@ -193,21 +191,35 @@ def run_demo(binary, schemas, config):
         banner('What the statistics team gets: the BI staging schema')
         psql_show(cluster, 'bi',
                   "SELECT tenant, form_slug, status, count(*) AS submissions,"
-                  " avg(processing_time)::interval(0) AS avg_processing, max(exported_at)::timestamp(0) AS exported"
+                  " avg(processing_time)::interval(0) AS avg_processing"
                   " FROM anonymised.submissions GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
                   'anonymised.submissions, per tenant, form and status')
         psql_show(cluster, 'bi',
-                  "SELECT form_slug, submission_id, receipt_time, time_precision, status_name, channel,"
-                  " fields::text AS fields FROM anonymised.submissions ORDER BY tenant, form_id, submission_id LIMIT 4",
-                  'a few rows: times truncated to the (local) day or coarser, kept fields only')
+                  "SELECT form_slug, submission_key, receipt_date, time_precision, status_name, channel,"
+                  " suppressed::text, fields::text AS fields FROM anonymised.submissions"
+                  " WHERE form_slug = 'demande-rdv' LIMIT 4",
+                  'a few rows: a key that says nothing of w.c.s.\'s number, local dates, kept fields only')
         psql_show(cluster, 'bi',
-                  "SELECT ecole, sans_porc, count(*) AS submissions, min(receipt_time)::date AS first"
+                  "SELECT ecole, sans_porc, count(*) AS submissions, min(receipt_date) AS first"
                   " FROM anonymised.form_demarches_ville_exemple_fr_inscription_cantine"
-                  " WHERE deleted_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2",
+                  " GROUP BY 1, 2 ORDER BY 1, 2",
                   'a per-form view, as a BI tool queries it: typed columns, one per kept field')
         psql_show(cluster, 'bi',
-                  "SELECT tenant, form_slug, rows_exported, smallest_group, held_back FROM anonymised.export_state"
-                  " ORDER BY 1, 2", 'k-anonymity: the smallest group of each form, and the rows held back')
+                  "SELECT tenant, form_slug, published, generalised, suppressed, held_back, smallest_group,"
+                  " limiting_field FROM anonymised.export_state ORDER BY 1, 2",
+                  'the re-identification guarantee (k = 5): per form, rows published, generalised, with a'
+                  ' suppressed value, held back')
+        psql_show(cluster, 'bi',
+                  "SELECT form_slug, time_precision, suppressed::text, count(*) AS rows"
+                  " FROM anonymised.submissions GROUP BY 1, 2, 3 HAVING count(*) >= 20 ORDER BY 1, 4 DESC",
+                  'how they were published: the precision of their dates, what was suppressed (20 rows or more)')
+        conn = cluster.connect('bi')
+        with conn.cursor() as cur:
+            cur.execute('SELECT sum(published), sum(published + held_back) FROM anonymised.export_state')
+            published, anonymised = cur.fetchone()
+        conn.close()
+        print(f'\n{published} of {anonymised} anonymised rows reach the reader'
+              f' ({100 * published / max(anonymised, 1):.1f} %), with the default settings')
         psql_show(cluster, 'bi',
                   "SELECT tenant, outcome, rows_exported, started_at::timestamp(0) AS started FROM anonymised.runs"
                   " ORDER BY started_at", 'anonymised.runs')

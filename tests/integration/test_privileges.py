@@ -67,7 +67,8 @@ class PrivilegeTests(harness.TestCase):
         bi = self.cluster.conninfo(self.bi_db, user=bi_role or self.roles[BI])
         return self.write_config(
             [(t.name, self.cluster.conninfo(t.dbname, user=role))],
-            extra=f'retention = "30 days"; bi = {{ conninfo = "{harness.cfgstr(bi)}"; min_k = 1; }};',
+            extra=f'retention = "30 days"; bi = {{ conninfo = "{harness.cfgstr(bi)}"; min_k = 1;'
+                  f' reader_role = "{self.roles[READER]}"; }};',
             path=path or os.path.join(self.dir, f'{role}.conf')) and (path or os.path.join(self.dir, f'{role}.conf'))
 
     def apply_grants(self):
@@ -143,6 +144,11 @@ class PrivilegeTests(harness.TestCase):
             self.assertGreater(cur.fetchone()[0], 0)
             with self.assertRaises(Exception):
                 cur.execute('DELETE FROM anonymised.submissions')
+        reader.rollback()
+        # and not the rows behind the views (w.c.s. numbers, held-back rows, export times)
+        with reader.cursor() as cur:
+            with self.assertRaises(Exception):
+                cur.execute('SELECT count(*) FROM anonymised.submission_rows')
         reader.rollback()
         # the export alone, incremental, as the run role
         self.anonymizer('-c', run_conf, 'export', config=False, expect=0)

@@ -247,7 +247,10 @@ static void mark_assignments(struct tok *t, size_t n)
     }
 }
 
-/* The names a WITH clause defines: "name AS (", "name AS MATERIALIZED (", after WITH or a comma. */
+/*
+ * The names a WITH clause defines: "name AS (", "name AS MATERIALIZED (",
+ * "name (columns) AS (", after WITH or a comma.
+ */
 static bool is_cte_name(const struct tok *t, size_t n, const struct tok *name)
 {
     for (size_t i = 1; i + 2 < n; i++) {
@@ -256,9 +259,15 @@ static bool is_cte_name(const struct tok *t, size_t n, const struct tok *name)
             continue;
         if (!(is_word(&t[i - 1], "WITH") || is_word(&t[i - 1], "RECURSIVE") || t[i - 1].kind == T_COMMA))
             continue;
-        if (!is_word(&t[i + 1], "AS"))
+        size_t as = i + 1;
+        if (t[as].kind == T_OPEN) /* its column names */
+            while (as < n && t[as].kind != T_CLOSE)
+                as++;
+        if (as < n && t[as].kind == T_CLOSE)
+            as++;
+        if (as >= n || !is_word(&t[as], "AS"))
             continue;
-        size_t k = i + 2;
+        size_t k = as + 1;
         if (is_word(&t[k], "NOT"))
             k++;
         if (k < n && is_word(&t[k], "MATERIALIZED"))
@@ -371,11 +380,22 @@ static void check_function(struct checker *c, size_t i)
         problem(c, "unqualified function", t);
 }
 
+/* Whether token i is in a REVOKE statement (its FROM names roles, not tables). */
+static bool in_revoke(const struct checker *c, size_t i)
+{
+    while (i-- > 0 && c->t[i].kind != T_SEMI)
+        if (is_word(&c->t[i], "REVOKE"))
+            return true;
+    return false;
+}
+
 /* A table after FROM, JOIN, UPDATE, INTO, USING...: schema-qualified, or a name the statement defines. */
 static void check_table(struct checker *c, size_t i)
 {
     const struct tok *t = &c->t[i], *prev = i > 0 ? &c->t[i - 1] : NULL;
     if (!prev || !is_any_word(prev, before_table) || (t->kind == T_WORD && is_any_word(t, not_tables)))
+        return;
+    if (is_word(prev, "FROM") && in_revoke(c, i))
         return;
     /* IS DISTINCT FROM x; "x." qualified; a function in FROM, JOIN or USING (checked as one) */
     if (i >= 2 && is_word(&c->t[i - 2], "DISTINCT"))

@@ -114,23 +114,31 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->schemas, "/var/lib/anonymizer/schemas");
     assert_null(cfg->bi.conninfo);
     assert_string_equal(cfg->bi.schema, "anonymised");
-    assert_string_equal(cfg->bi.time_precision, "hour");
+    /* defaults that publish (anonymizer-bi(7)) */
+    assert_string_equal(cfg->bi.time_precision, "day");
+    assert_string_equal(cfg->bi.date_precision, "month");
     assert_int_equal(cfg->bi.min_k, 5);
-    assert_int_equal(cfg->bi.nharmless, 0);
-    assert_false(cfg->bi.generalise);
+    assert_int_equal(cfg->bi.min_l, 1);
+    assert_int_equal(cfg->bi.nsensitive, 0);
+    assert_true(cfg->bi.generalise);
     assert_null(cfg->bi.reader_role);
+    assert_null(cfg->bi.loader_role);
     assert_int_equal(cfg->backup_retention_days, 120);
     cfg_free(cfg);
     assert_int_equal(load("tenants = ( { name = \"a\"; conninfo = \"dbname=a\"; } );\n"
-                          "bi = { conninfo = \"dbname=bi\"; min_k = 3; harmless = [\"motif\", \"4\"];"
-                          " generalise = true; reader_role = \"Metabase Readers\"; };\n",
+                          "bi = { conninfo = \"dbname=bi\"; min_k = 3; min_l = 2; sensitive = [\"motif\", \"4\"];"
+                          " generalise = false; reader_role = \"Metabase Readers\"; loader_role = \"etl\";"
+                          " date_precision = \"year\"; };\n",
                           &cfg),
                      AX_OK);
     assert_int_equal(cfg->bi.min_k, 3);
-    assert_int_equal(cfg->bi.nharmless, 2);
-    assert_string_equal(cfg->bi.harmless[1], "4");
-    assert_true(cfg->bi.generalise);
+    assert_int_equal(cfg->bi.min_l, 2);
+    assert_int_equal(cfg->bi.nsensitive, 2);
+    assert_string_equal(cfg->bi.sensitive[1], "4");
+    assert_false(cfg->bi.generalise);
     assert_string_equal(cfg->bi.reader_role, "Metabase Readers");
+    assert_string_equal(cfg->bi.loader_role, "etl");
+    assert_string_equal(cfg->bi.date_precision, "year");
     struct cfg_resolved r;
     cfg_resolve(cfg, &cfg->tenants[0], "x", &r);
     assert_int_equal(r.retention_days, 90);
@@ -268,6 +276,13 @@ static void test_errors(void **state)
     expect_error(WITH("bi = { conninfo = \"dbname=bi\"; min_k = 0; };\n"), "bi.min_k: 0 is out of range", NULL);
     expect_error(WITH("bi = { conninfo = \"dbname=bi\"; min_k = 1001; };\n"), "bi.min_k", "out of range");
     expect_error(WITH("bi = { conninfo = \"dbname=bi\"; harmless = \"motif\"; };\n"), "bi.harmless", "a list");
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; sensitive = [\"a\"]; harmless = [\"b\"]; };\n"),
+                 "bi.harmless", "given twice");
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; min_l = 2; };\n"), "bi", "sensitive names none");
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; date_precision = \"week\"; };\n"), "bi.date_precision",
+                 "not one of");
+    expect_error(WITH("bi = { conninfo = \"dbname=bi\"; reader_role = \"r\"; loader_role = \"r\"; };\n"), "bi",
+                 "the same role");
     expect_error(WITH("bi = { conninfo = \"dbname=bi\"; generalise = \"yes\"; };\n"), "bi.generalise", NULL);
     expect_error(WITH("bi = { conninfo = \"dbname=bi\"; reader_role = \"\"; };\n"), "bi.reader_role", NULL);
     expect_error(WITH("backup_retention = \"forever\";\n"), "backup_retention", "invalid period");

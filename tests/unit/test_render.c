@@ -48,7 +48,7 @@ static void forms(struct tenant_report *tr)
                               .days_past_limit = 31, .open_inactive = 1,
                               .oldest_open_inactive = sdup("2035-03-01T09:00:00Z"), .ages = {{1, 2, 1}, {0, 1, 2}},
                               .locked_known = true, .locked_last_run = 2, .formdef_id = 1, .bi_known = true,
-                              .bi_smallest_group = 5, .bi_held_back = 3, .in_backups = 2,
+                              .bi_smallest_group = 5, .bi_held_back = 3, .bi_published = 40, .in_backups = 2,
                               .in_backups_until = sdup("2036-08-18"), .failed_last_run = sdup("submission 4: 22P02")};
     add_col(&f->keep, "f2", "definition: anonymise no", "Motif", "motif");
     add_col(&f->blank, "f1", "definition: anonymise final", "Nom", "nom");

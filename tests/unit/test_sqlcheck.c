@@ -41,6 +41,18 @@ static void test_unqualified_operators(void **state)
     expect_clean("SELECT pg_catalog.make_interval(days => $3)");
 }
 
+static void test_names_a_statement_defines(void **state)
+{
+    (void)state;
+    /* a WITH name, with or without its column names, is not a table of the search path */
+    expect_clean("WITH t(a, b) AS (VALUES (1, 2)) SELECT t.a FROM t");
+    expect_clean("WITH t AS MATERIALIZED (SELECT 1) SELECT 1 FROM t");
+    expect_problems("WITH t(a) AS (VALUES (1)) SELECT 1 FROM u", 1, "table not schema-qualified: u");
+    /* REVOKE ... FROM names a role; the next statement's FROM is a table again */
+    expect_clean("REVOKE ALL ON ALL TABLES IN SCHEMA \"s\" FROM \"reader\"");
+    expect_problems("REVOKE ALL ON public.t FROM r; SELECT 1 FROM t", 1, "table not schema-qualified: t");
+}
+
 static void test_constructs(void **state)
 {
     (void)state;
@@ -102,6 +114,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unqualified_operators),
+        cmocka_unit_test(test_names_a_statement_defines),
         cmocka_unit_test(test_constructs),
         cmocka_unit_test(test_functions),
         cmocka_unit_test(test_tables),
