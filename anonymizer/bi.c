@@ -250,11 +250,15 @@ static int bi_setup(struct bi *bi, const struct app *app)
         "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_cand (submission_id integer PRIMARY KEY, staged boolean,"
         " rt timestamp, dt timestamp, channel text, bo boolean, crit integer, qf jsonb, sens jsonb, old_hash bigint,"
         " pub jsonb, pub_hash bigint, level text) ON COMMIT DELETE ROWS",
+        "CREATE INDEX IF NOT EXISTS anonymizer_cand_hash ON pg_temp.anonymizer_cand (pub_hash)",
         "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_ids (id integer PRIMARY KEY) ON COMMIT DELETE ROWS",
         "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_groups (pub_hash bigint) ON COMMIT DELETE ROWS",
         BI_SECRET_SQL,
     };
-    rc = run_all(bi, temporary, AX_ARRAY_LEN(temporary));
+    /* before any temporary table is used: a form's candidates stay in memory */
+    rc = db_cmd(&bi->db, "SET temp_buffers = '128MB'");
+    if (rc == AX_OK)
+        rc = run_all(bi, temporary, AX_ARRAY_LEN(temporary));
     if (rc == AX_OK)
         rc = grant_roles(bi, &app->cfg->bi);
     /* a dry run keeps this transaction open, and never commits it */

@@ -63,8 +63,8 @@ static void classify_fields(struct form_export *fe)
 {
     char **sens = ax_calloc(fe->nfields + 1, sizeof *sens), **dates = ax_calloc(fe->nfields + 1, sizeof *dates),
          **qi = ax_calloc(fe->nfields + 1, sizeof *qi);
-    size_t nd = 0, nk = 0;
-    fe->nsensitive = fe->nqi = 0;
+    size_t nk = 0;
+    fe->nsensitive = fe->nqi = fe->ndates = 0;
     for (size_t i = 0; i < fe->nfields; i++) {
         struct plan_field *pf = &fe->fields[i];
         pf->sensitive = is_sensitive(fe->app, pf->col);
@@ -76,10 +76,10 @@ static void classify_fields(struct form_export *fe)
         qi[nk++] = pf->key;
         fe->nqi += !display;
         if (strcmp(pf->col->type, "date") == 0)
-            dates[nd++] = pf->key;
+            dates[fe->ndates++] = pf->key;
     }
     fe->sensitive = text_array(sens, fe->nsensitive);
-    fe->dates = text_array(dates, nd);
+    fe->dates = text_array(dates, fe->ndates);
     fe->qi_keys = text_array(qi, nk);
     free(sens);
     free(dates);
@@ -181,14 +181,17 @@ static int lock_watermark(struct form_export *fe, struct watermark *w)
                         " VALUES ($1, $2, $3, pg_catalog.now()) ON CONFLICT (tenant, form_id) DO NOTHING",
                         3, ty, v);
     if (rc == AX_OK)
-        rc = bi_query(fe->bi, &res, DB_ONE_ROW(2),
-                      "SELECT change_seq, anonymised_until OPERATOR(pg_catalog.-) '1 day'::interval"
+        rc = bi_query(fe->bi, &res, DB_ONE_ROW(3),
+                      "SELECT change_seq, anonymised_until OPERATOR(pg_catalog.-) '1 day'::interval,"
+                      " EXISTS (SELECT 1 FROM @S.submission_rows b WHERE b.tenant OPERATOR(pg_catalog.=) $1"
+                      " AND b.form_id OPERATOR(pg_catalog.=) $2 AND b.pub IS NULL AND b.deleted_at IS NULL)"
                       " FROM @S.export_state WHERE tenant OPERATOR(pg_catalog.=) $1 AND form_id OPERATOR(pg_catalog.=) $2"
                       " FOR UPDATE",
                       2, ty, v);
     if (rc)
         return rc;
     w->incremental = !PQgetisnull(res, 0, 1) && !fe->rule_changed;
+    w->has_held = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
     snprintf(w->since, sizeof w->since, "%s", w->incremental ? PQgetvalue(res, 0, 1) : "-infinity");
     snprintf(w->seq, sizeof w->seq, "%s", w->incremental && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "0");
     PQclear(res);
@@ -391,9 +394,11 @@ static struct kanon_params kanon_params(const struct form_export *fe)
                                  .sensitive = fe->sensitive,
                                  .nsensitive = fe->nsensitive,
                                  .dates = fe->dates,
+                                 .ndates = fe->ndates,
                                  .qi_keys = fe->qi_keys,
                                  .nqi = fe->nqi,
-                                 .full = !fe->w.incremental};
+                                 .full = !fe->w.incremental,
+                                 .has_held = fe->w.has_held};
 }
 
 /*

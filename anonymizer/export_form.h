@@ -22,6 +22,7 @@ struct watermark {
     bool incremental; /* exported before under the same rule: only what changed since */
     char since[64];   /* anonymised after this (the last snapshot minus a day) */
     char seq[32];     /* change log position already exported */
+    bool has_held;    /* rows of the form are held back in BI */
 };
 
 /* The form's figures in BI after its export (export_state). */
@@ -43,7 +44,7 @@ struct form_export {
     size_t nfields;
     /* the fields as k-anonymity sees them (text[] literals) */
     char *sensitive, *dates, *qi_keys;
-    size_t nsensitive, nqi;
+    size_t nsensitive, nqi, ndates;
     bool rule_changed; /* kept fields, sensitive ones, k, l or precisions changed: every row is sent again */
     struct watermark w;
     struct kanon_result kr;

@@ -29,46 +29,38 @@ const size_t kanon_nlevels = AX_ARRAY_LEN(kanon_levels);
 
 #define FORM_OF(a) a ".tenant OPERATOR(pg_catalog.=) $1 AND " a ".form_id OPERATOR(pg_catalog.=) $2"
 
-/* The counted fields of a row: not sensitive, dates truncated to the date precision. */
-#define QF(x)                                                                                                      \
-    "COALESCE((SELECT pg_catalog.jsonb_object_agg(e.key, CASE WHEN e.key OPERATOR(pg_catalog.=) ANY ($6::text[])" \
-    " AND pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) 'string' THEN pg_catalog.to_jsonb("            \
-    "pg_catalog.date_trunc($7, (e.value OPERATOR(pg_catalog.#>>) '{}'::text[])::date::timestamp)::date)"          \
-    " ELSE e.value END) FROM pg_catalog.jsonb_each(" x " OPERATOR(pg_catalog.-) $5::text[]) e), '{}'::jsonb)"
-/* Its sensitive fields (NULL: the form has none). */
-#define SENS(x)                                                                                                    \
-    "(SELECT pg_catalog.jsonb_object_agg(e.key, e.value) FROM pg_catalog.jsonb_each(" x ") e"                     \
-    " WHERE e.key OPERATOR(pg_catalog.=) ANY ($5::text[]))"
-
 /* The staged rows, with the group they are published in now (old_hash), and the form's held-back rows. */
-static const char staged_sql[] =
-    "INSERT INTO pg_temp.anonymizer_cand (submission_id, staged, rt, dt, channel, bo, crit, qf, sens, old_hash)"
-    " SELECT s.submission_id, true, s.receipt_local, s.done_local, s.channel, s.backoffice_submission,"
-    " s.criticality_level, " QF("s.fields") ", " SENS("s.fields") ", b.pub_hash"
+static const char staged_from[] =
+    " FROM (SELECT s.submission_id, true AS staged, s.receipt_local AS rt, s.done_local AS dt, s.channel,"
+    " s.backoffice_submission AS bo, s.criticality_level AS crit, s.fields, b.pub_hash AS old_hash"
     " FROM pg_temp.anonymizer_stage s LEFT JOIN @S.submission_rows b ON " FORM_OF("b")
-    " AND b.submission_id OPERATOR(pg_catalog.=) s.submission_id";
-static const char held_sql[] =
-    "INSERT INTO pg_temp.anonymizer_cand (submission_id, staged, rt, dt, channel, bo, crit, qf, sens)"
-    " SELECT b.submission_id, false, b.receipt_local, b.done_local, b.channel, b.backoffice_submission,"
-    " b.criticality_level, " QF("b.fields") ", " SENS("b.fields")
+    " AND b.submission_id OPERATOR(pg_catalog.=) s.submission_id) r";
+static const char held_from[] =
+    " FROM (SELECT b.submission_id, false AS staged, b.receipt_local AS rt, b.done_local AS dt, b.channel,"
+    " b.backoffice_submission AS bo, b.criticality_level AS crit, b.fields, NULL::bigint AS old_hash"
     " FROM @S.submission_rows b WHERE " FORM_OF("b") " AND b.pub IS NULL AND b.deleted_at IS NULL"
     " AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_stage s WHERE s.submission_id OPERATOR(pg_catalog.=)"
-    " b.submission_id)";
+    " b.submission_id)) r";
 
 /*
- * The order fields are suppressed in, fixed at a full export: most distinct
- * values first; channel, back-office flag and criticality are suppressed
- * like fields.  A field with one value only is never suppressed (it would
- * not make any group larger).
+ * The order fields are suppressed in, fixed at a full export once the rows
+ * that need no suppression are decided: most distinct values first among
+ * those that still wait; channel, back-office flag and criticality are
+ * suppressible too.  A field with one value among them is never suppressed
+ * (it would not make any group larger).
  */
 static const char order_sql[] =
     "UPDATE @S.export_state x SET suppression_order = (SELECT COALESCE(pg_catalog.jsonb_agg(k.base"
     " ORDER BY k.n DESC, k.base), '[]'::jsonb) FROM (SELECT pg_catalog.regexp_replace(e.key, '_display$', '') AS base,"
     " pg_catalog.count(DISTINCT e.value) AS n FROM pg_temp.anonymizer_cand c, pg_catalog.jsonb_each(c.qf) e"
-    " GROUP BY 1 UNION ALL SELECT 'channel', pg_catalog.count(DISTINCT c.channel) FROM pg_temp.anonymizer_cand c"
+    " WHERE c.level IS NULL GROUP BY 1"
+    " UNION ALL SELECT 'channel', pg_catalog.count(DISTINCT c.channel) FROM pg_temp.anonymizer_cand c"
+    " WHERE c.level IS NULL"
     " UNION ALL SELECT 'backoffice_submission', pg_catalog.count(DISTINCT c.bo) FROM pg_temp.anonymizer_cand c"
-    " UNION ALL SELECT 'criticality_level', pg_catalog.count(DISTINCT c.crit) FROM pg_temp.anonymizer_cand c) k"
-    " WHERE k.n OPERATOR(pg_catalog.>) 1) WHERE " FORM_OF("x") " AND x.suppression_order IS NULL";
+    " WHERE c.level IS NULL"
+    " UNION ALL SELECT 'criticality_level', pg_catalog.count(DISTINCT c.crit) FROM pg_temp.anonymizer_cand c"
+    " WHERE c.level IS NULL) k WHERE k.n OPERATOR(pg_catalog.>) 1) WHERE " FORM_OF("x")
+    " AND x.suppression_order IS NULL";
 
 /*
  * The step's suppressed fields: s their names ($10 first ones of the
@@ -96,13 +88,6 @@ static const char order_sql[] =
     " 'criticality', " UNLESS_SUPPRESSED("criticality_level", "c.crit") ","                                       \
     " 'fields', c.qf OPERATOR(pg_catalog.||) o.nulls, 'suppressed', o.supp)"
 
-/* Every candidate as it is: min_k 1, min_l 1. */
-static const char publish_all_sql[] =
-    STEP_PRELUDE " UPDATE pg_temp.anonymizer_cand t SET level = $9, pub = x.pub,"
-    " pub_hash = pg_catalog.jsonb_hash_extended(x.pub, 0) FROM (SELECT c.submission_id, " PUB " AS pub"
-    " FROM pg_temp.anonymizer_cand c CROSS JOIN o WHERE c.level IS NULL) x"
-    " WHERE t.submission_id OPERATOR(pg_catalog.=) x.submission_id";
-
 /*
  * The candidates still undecided whose group at this step reaches min_k
  * (and min_l), counting with them the published rows of the form that are
@@ -112,8 +97,10 @@ static const char publish_all_sql[] =
  */
 static const char decide_head[] =
     STEP_PRELUDE ","
+    /* a step past the end of the suppression order would only repeat the one before: nothing to do */
     " h AS MATERIALIZED (SELECT c.submission_id, c.sens, x.pub, pg_catalog.jsonb_hash_extended(x.pub, 0) AS ph"
-    "  FROM pg_temp.anonymizer_cand c CROSS JOIN o, LATERAL (SELECT " PUB " AS pub) x WHERE c.level IS NULL),"
+    "  FROM pg_temp.anonymizer_cand c CROSS JOIN o, LATERAL (SELECT " PUB " AS pub) x WHERE c.level IS NULL"
+    "  AND (SELECT pg_catalog.count(*) FROM s) OPERATOR(pg_catalog.=) $10),"
     " pool AS (SELECT h.pub, h.sens, true AS candidate FROM h"
     "  UNION ALL SELECT b.pub, b.sensitive, false FROM @S.submission_rows b WHERE " FORM_OF("b")
     "  AND b.pub IS NOT NULL AND b.pub_hash OPERATOR(pg_catalog.=) ANY (SELECT h.ph FROM h)"
@@ -179,9 +166,9 @@ static const char merge_sql[] =
 /* Held back earlier, published now. */
 static const char release_sql[] =
     "WITH u AS (UPDATE @S.submission_rows b SET pub = c.pub, pub_hash = c.pub_hash, sensitive = c.sens,"
-    " exported_at = pg_catalog.now(), held_since = NULL FROM pg_temp.anonymizer_cand c WHERE " FORM_OF("b")
-    " AND b.submission_id OPERATOR(pg_catalog.=) c.submission_id AND NOT c.staged AND c.level IS NOT NULL"
-    " RETURNING 1) SELECT pg_catalog.count(*) FROM u";
+    " exported_at = pg_catalog.now(), held_since = NULL FROM (SELECT d.submission_id, d.pub, d.pub_hash, d.sens"
+    " FROM pg_temp.anonymizer_cand d WHERE NOT d.staged AND d.level IS NOT NULL) c WHERE " FORM_OF("b")
+    " AND b.submission_id OPERATOR(pg_catalog.=) c.submission_id RETURNING 1) SELECT pg_catalog.count(*) FROM u";
 
 /*
  * A group that lost rows and fell under min_k (or min_l): taken back, its
@@ -224,8 +211,9 @@ static const char figures_sql[] =
     "  AS generalised,"
     "  pg_catalog.count(*) FILTER (WHERE pg_catalog.jsonb_array_length(b.pub OPERATOR(pg_catalog.->) 'suppressed')"
     "  OPERATOR(pg_catalog.>) 0) AS suppressed,"
+    /* by pub_hash, an index-only count: a collision could only make it look larger (a figure, not a decision) */
     "  (SELECT pg_catalog.min(g.n) FROM (SELECT pg_catalog.count(*) AS n FROM @S.submission_rows r"
-    "   WHERE " FORM_OF("r") " AND r.pub IS NOT NULL GROUP BY r.pub_hash, r.pub) g) AS smallest"
+    "   WHERE " FORM_OF("r") " AND r.pub IS NOT NULL GROUP BY r.pub_hash) g) AS smallest"
     "  FROM @S.submission_rows b WHERE " FORM_OF("b") " AND b.deleted_at IS NULL) f"
     " WHERE " FORM_OF("x");
 
@@ -263,6 +251,62 @@ static char *with_diversity(const struct kanon_params *kp, const char *head, con
 }
 
 /*
+ * The counted fields of a row r: not sensitive, kept dates truncated to the
+ * date precision (per key: cheaper than taking the object apart).
+ */
+static void append_counted(struct strbuf *sb, const struct kanon_params *kp)
+{
+    sb_append(sb, kp->nsensitive ? "(r.fields OPERATOR(pg_catalog.-) $5::text[])" : "r.fields");
+    for (size_t i = 1; i <= kp->ndates; i++)
+        sb_appendf(sb, " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(($6::text[])[%zu], CASE WHEN"
+                       " pg_catalog.jsonb_typeof(r.fields OPERATOR(pg_catalog.->) ($6::text[])[%zu])"
+                       " OPERATOR(pg_catalog.=) 'string' THEN pg_catalog.to_jsonb(pg_catalog.date_trunc($7,"
+                       " (r.fields OPERATOR(pg_catalog.->>) ($6::text[])[%zu])::date::timestamp)::date)"
+                       " ELSE r.fields OPERATOR(pg_catalog.->) ($6::text[])[%zu] END)",
+                   i, i, i, i);
+}
+
+/* Its sensitive fields (NULL: the form has none). */
+static void append_sensitive(struct strbuf *sb, const struct kanon_params *kp)
+{
+    if (kp->nsensitive == 0) {
+        sb_append(sb, "NULL::jsonb");
+        return;
+    }
+    sb_append(sb, "pg_catalog.jsonb_build_object(");
+    for (size_t i = 1; i <= kp->nsensitive; i++)
+        sb_appendf(sb, "%s($5::text[])[%zu], r.fields OPERATOR(pg_catalog.->) ($5::text[])[%zu]", i > 1 ? ", " : "", i,
+                   i);
+    sb_append(sb, ")");
+}
+
+/*
+ * The candidates of from (staged_from or held_from) into anonymizer_cand;
+ * with publish (min_k 1, min_l 1), decided at once, as they are.
+ */
+static char *candidates_sql(const struct kanon_params *kp, const char *from, bool publish)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    if (publish)
+        sb_append(&sb, STEP_PRELUDE " ");
+    sb_append(&sb, "INSERT INTO pg_temp.anonymizer_cand (submission_id, staged, rt, dt, channel, bo, crit, qf, sens,"
+                   " old_hash, level, pub, pub_hash) SELECT c.submission_id, c.staged, c.rt, c.dt, c.channel, c.bo,"
+                   " c.crit, c.qf, c.sens, c.old_hash, ");
+    sb_append(&sb, publish ? "$9, x.pub, pg_catalog.jsonb_hash_extended(x.pub, 0)" : "NULL, NULL::jsonb, NULL::bigint");
+    sb_append(&sb, " FROM (SELECT r.submission_id, r.staged, r.rt, r.dt, r.channel, r.bo, r.crit, ");
+    append_counted(&sb, kp);
+    sb_append(&sb, " AS qf, ");
+    append_sensitive(&sb, kp);
+    sb_append(&sb, " AS sens, r.old_hash");
+    sb_append(&sb, from);
+    sb_append(&sb, ") c");
+    if (publish)
+        sb_append(&sb, " CROSS JOIN o, LATERAL (SELECT " PUB " AS pub) x");
+    return sb_finish(&sb);
+}
+
+/*
  * Step by step: fields suppressed 0, 1, ... (with generalise), and for
  * each, the configured precision then every coarser one up to the month;
  * then, every field suppressed, the quarter and the year.  A step with
@@ -273,15 +317,17 @@ static int queue_decide(struct bi *bi, struct db_pipe *pipe, const struct kanon_
     size_t from = 0;
     while (from < kanon_nlevels && strcmp(kanon_levels[from], kp->precision) != 0)
         from++;
-    if (kp->min_k <= 1 && kp->min_l <= 1)
-        return queue(bi, pipe, kp, publish_all_sql, kp->precision, 0, NULL, NULL);
     char *decide = with_diversity(kp, decide_head, "pool", "sens", ">=", "AND", decide_tail);
     int rc = AX_OK;
     /* the fields, and channel, back-office flag and criticality */
     size_t all = kp->generalise ? kp->nqi + 3 : 0;
-    for (size_t n = 0; rc == AX_OK && n <= all; n++)
+    for (size_t n = 0; rc == AX_OK && n <= all; n++) {
         for (size_t i = from; rc == AX_OK && i <= (kp->generalise ? LAST_WITH_FIELDS : from); i++)
             rc = queue(bi, pipe, kp, decide, kanon_levels[i], (int)n, NULL, NULL);
+        /* what to suppress is known once the rows that need nothing suppressed are decided */
+        if (rc == AX_OK && n == 0 && kp->generalise)
+            rc = queue(bi, pipe, kp, order_sql, kp->precision, 0, NULL, NULL);
+    }
     for (size_t i = LAST_WITH_FIELDS + 1; rc == AX_OK && kp->generalise && i < kanon_nlevels; i++)
         rc = queue(bi, pipe, kp, decide, kanon_levels[i], (int)all, NULL, NULL);
     free(decide);
@@ -291,15 +337,20 @@ static int queue_decide(struct bi *bi, struct db_pipe *pipe, const struct kanon_
 int kanon_queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *kp, struct kanon_result *r)
 {
     memset(r, 0, sizeof *r);
-    int rc = queue(bi, pipe, kp, staged_sql, kp->precision, 0, NULL, NULL);
+    /* every row as it is: nothing to decide */
+    bool publish = kp->min_k <= 1 && kp->min_l <= 1;
+    char *staged = candidates_sql(kp, staged_from, publish), *held = candidates_sql(kp, held_from, publish);
+    int rc = queue(bi, pipe, kp, staged, kp->precision, 0, NULL, NULL);
+    if (rc == AX_OK && kp->has_held)
+        rc = queue(bi, pipe, kp, held, kp->precision, 0, NULL, NULL);
+    free(staged);
+    free(held);
+    /* a temporary table is never analysed by autovacuum: the planner needs its size for its joins (the columns
+     * joined and filtered on only: statistics of the jsonb ones would cost more than they help) */
     if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, held_sql, kp->precision, 0, NULL, NULL);
-    /* a temporary table is never analysed by autovacuum: the planner needs its size for hash joins */
-    if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, "ANALYZE pg_temp.anonymizer_cand", kp->precision, 0, NULL, NULL);
-    if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, order_sql, kp->precision, 0, NULL, NULL);
-    if (rc == AX_OK)
+        rc = queue(bi, pipe, kp, "ANALYZE pg_temp.anonymizer_cand (submission_id, staged, level, pub_hash)",
+                   kp->precision, 0, NULL, NULL);
+    if (rc == AX_OK && !publish)
         rc = queue_decide(bi, pipe, kp);
     if (rc == AX_OK)
         rc = queue(bi, pipe, kp, left_groups_sql, kp->precision, 0, NULL, NULL);
@@ -324,7 +375,7 @@ int kanon_queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *
                    kp->precision, 0, &r->generalised, NULL);
     if (rc == AX_OK)
         rc = queue(bi, pipe, kp, merge_sql, kp->precision, 0, &r->inserted, &r->updated);
-    if (rc == AX_OK)
+    if (rc == AX_OK && kp->has_held)
         rc = queue(bi, pipe, kp, release_sql, kp->precision, 0, &r->released, NULL);
     if (rc == AX_OK) {
         char *withdraw = with_diversity(kp, withdraw_head, "b", "sensitive", "<", "OR", withdraw_tail);

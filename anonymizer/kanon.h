@@ -39,9 +39,11 @@ struct kanon_params {
     const char *sensitive;      /* text[] literal: the form's keys declared sensitive (their _display too) */
     size_t nsensitive;
     const char *dates;          /* text[] literal: the keys of kept date fields */
+    size_t ndates;
     const char *qi_keys;        /* text[] literal: every key of fields that is counted */
     size_t nqi;                 /* quasi-identifying fields (without their _display keys) */
     bool full;                  /* every live row of the form was sent: every group is checked again */
+    bool has_held;              /* BI holds rows of the form held back: they are decided again */
 };
 
 struct kanon_result {

@@ -541,6 +541,13 @@ class BITests(harness.TestCase):
         self.assertIsNotNone(form['bi_limiting_field'])
         self.assertIn('more than half held back', self.anonymizer('report').stdout)
 
+    def test_the_old_name_harmless_is_read_as_sensitive(self):
+        t, f = self.setup_pair(bi_extra='min_k = 1; harmless = ["services"];')
+        self.answer(t, f)
+        res = self.anonymizer('run', expect=0)
+        self.assertRegex(res.stderr, r'warning: .*bi\.harmless is read as bi\.sensitive, its new name')
+        self.assertEqual(self.q('SELECT sensitive FROM anonymised.forms'), [(['services', 'services_display'],)])
+
     def test_dry_run_says_and_writes_nothing(self):
         t, f = self.setup_pair(bi_extra=f'min_k = 2; {OTHERS_SENSITIVE}')
         ids = [self.answer(t, f) for _ in range(2)] + [self.answer(t, f, quartier='loin')]
