@@ -59,7 +59,7 @@ const char *tenant_outcome_str(enum tenant_outcome outcome)
     case TENANT_OK: return "ok";
     case TENANT_FAILED: return "failed";
     case TENANT_UNREACHABLE: return "unreachable";
-    case TENANT_LOCKED: return "locked";
+    case TENANT_PEER: return "peer";
     case TENANT_INTERRUPTED: return "interrupted";
     }
     return "?";
@@ -76,10 +76,10 @@ int app_exit_status(const enum tenant_outcome *outcomes, size_t n)
 
     for (size_t i = 0; i < n; i++) {
         switch (outcomes[i]) {
-        case TENANT_OK: break;
+        case TENANT_OK:
+        case TENANT_PEER: break;
         case TENANT_UNREACHABLE: unreachable++; break;
         case TENANT_FAILED: failed++; break;
-        case TENANT_LOCKED:
         case TENANT_INTERRUPTED: tempfail++; break;
         }
     }
@@ -110,6 +110,19 @@ void app_note_entries(const struct app *app, struct app_tenant *at, const struct
         for (size_t k = 0; k < nforms; k++)
             if ((forms[k].kind == FORM_KIND_CARD) == card && strcmp(forms[k].slug, e->slug) == 0)
                 at->hits.matched[i] = true;
+    }
+}
+
+void app_note_slug(const struct app *app, struct app_tenant *at, const char *slug, bool card)
+{
+    for (size_t i = 0; i < app->cfg->nforms + app->cfg->ncards; i++) {
+        bool is_card;
+        const struct cfg_form *e = entry_at(app->cfg, i, &is_card);
+        if (strcmp(e->tenant, "*") != 0 && strcmp(e->tenant, at->cfg->name) != 0)
+            continue;
+        at->hits.applies[i] = true;
+        if (is_card == card && strcmp(e->slug, slug) == 0)
+            at->hits.matched[i] = true;
     }
 }
 

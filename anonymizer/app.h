@@ -59,6 +59,8 @@ struct app {
     size_t ntenants;
     char run_id[37];
     char host[256];
+    char started[40];          /* when this process started (ISO 8601 UTC, microseconds): a tenant another run finished
+                                  since was done by a peer */
     bool export_dry_run;          /* export --dry-run: BI transactions rolled back */
 };
 
@@ -76,6 +78,8 @@ extern volatile sig_atomic_t app_budget_exhausted;
 
 /* Records in at->hits what a tenant's discovered tables say of the entries. */
 struct form;
+/* The same for one table of a tenant a peer does (only its slug known). */
+void app_note_slug(const struct app *app, struct app_tenant *at, const char *slug, bool card);
 void app_note_entries(const struct app *app, struct app_tenant *at, const struct form *forms, size_t nforms);
 /* Warns (loudly) of the entries that applied somewhere and matched nothing
  * (a "*" entry only when every tenant was looked at). */
@@ -92,11 +96,11 @@ enum tenant_outcome {
     TENANT_OK = 0,
     TENANT_FAILED,      /* reached, then something failed */
     TENANT_UNREACHABLE, /* could not connect */
-    TENANT_LOCKED,      /* another run holds its lock */
+    TENANT_PEER,        /* done or being done by another run, of this host or a peer: not an error */
     TENANT_INTERRUPTED,
 };
 
-/* The outcome's word in the audit and in messages: "ok", "failed", "unreachable", "locked", "interrupted". */
+/* The outcome's word in the audit and in messages: "ok", "failed", "unreachable", "peer", "interrupted". */
 const char *tenant_outcome_str(enum tenant_outcome outcome);
 
 /* Why the run stopped early: "time budget exhausted" or "interrupted by a signal". */

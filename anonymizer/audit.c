@@ -193,6 +193,11 @@ int audit_vacuum_owed(struct tenant *t, const char *table, bool *owed)
     return AX_OK;
 }
 
+int audit_vacuum_paid_outside(struct tenant *t)
+{
+    return db_cmd(&t->db, "DELETE FROM anonymizer.vacuum_owed o WHERE " AUDIT_VACUUM_PAID("o"));
+}
+
 int audit_vacuum_paid(struct tenant *t, const char *table)
 {
     const char *values[1] = {table};
@@ -310,8 +315,8 @@ int audit_read(struct tenant *t, struct audit_view *out)
     if (rc || !exists || !readable)
         return rc;
     rc = db_query(&t->db, &res, DB_ROWS(2),
-                  "SELECT table_name, " SQL_ISO_UTC("since") " FROM anonymizer.vacuum_owed ORDER BY table_name", 0,
-                  NULL, NULL);
+                  "SELECT o.table_name, " SQL_ISO_UTC("o.since") " FROM anonymizer.vacuum_owed o"
+                  " WHERE NOT " AUDIT_VACUUM_PAID("o") " ORDER BY o.table_name", 0, NULL, NULL);
     if (rc)
         return rc;
     out->nowed = (size_t)PQntuples(res);

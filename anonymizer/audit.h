@@ -103,4 +103,17 @@ struct audit_view {
 int audit_read(struct tenant *t, struct audit_view *out);
 void audit_view_free(struct audit_view *v);
 
+/*
+ * A debt of row o of anonymizer.vacuum_owed is paid by any VACUUM of its
+ * table after it was recorded: the tool's, an administrator's or
+ * autovacuum's (pg_stat_all_tables).  A table that is gone owes nothing.
+ */
+#define AUDIT_VACUUM_PAID(o)                                                                                       \
+    "COALESCE((SELECT COALESCE(GREATEST(s.last_vacuum, s.last_autovacuum) OPERATOR(pg_catalog.>) " o ".since,"   \
+    " false) FROM pg_catalog.pg_stat_all_tables s WHERE s.relid OPERATOR(pg_catalog.=)"                                   \
+    " pg_catalog.to_regclass(pg_catalog.format('public.%I', " o ".table_name))), true)"
+
+/* Forgets the debts a VACUUM from outside paid (AUDIT_VACUUM_PAID). */
+int audit_vacuum_paid_outside(struct tenant *t);
+
 #endif

@@ -182,6 +182,48 @@ static void print_unused(FILE *out, const struct tenant *t, const struct def_set
     }
 }
 
+/*
+ * The BI side, before any export: the database is reachable, and the roles
+ * the export grants its views to exist.  Returns the outcome.
+ */
+static enum tenant_outcome check_bi(const struct app *app, FILE *out)
+{
+    const struct cfg_bi *c = &app->cfg->bi;
+    struct db db;
+    struct db_profile profile = app_db_profile(app->cfg, true);
+    int rc = db_connect(&db, c->conninfo, NULL, "bi", &profile);
+    if (rc) {
+        fprintf(out, "bi: UNREACHABLE: %s\n", for_terminal(db.error));
+        db_close(&db);
+        return TENANT_UNREACHABLE;
+    }
+    enum tenant_outcome outcome = TENANT_OK;
+    const char *settings[2] = {"bi.reader_role", "bi.loader_role"}, *roles[2] = {c->reader_role, c->loader_role};
+    for (int i = 0; i < 2 && outcome == TENANT_OK; i++) {
+        if (!roles[i])
+            continue;
+        PGresult *res;
+        const char *v[1] = {roles[i]};
+        if (db_query(&db, &res, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles"
+                     " WHERE rolname OPERATOR(pg_catalog.=) $1)", 1, NULL, v) != AX_OK) {
+            fprintf(out, "bi: FAILED: %s\n", for_terminal(db.error));
+            outcome = TENANT_FAILED;
+            break;
+        }
+        if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+            fprintf(out, "bi: %s: role \"%s\" does not exist on the BI server (\"anonymizer grants\" creates it)\n",
+                    settings[i], for_terminal(roles[i]));
+            outcome = TENANT_FAILED;
+        }
+        PQclear(res);
+    }
+    if (outcome == TENANT_OK)
+        fprintf(out, "bi: schema %s on the BI server as role \"%s\"%s\n", for_terminal(c->schema),
+                for_terminal(PQuser(db.conn)), c->reader_role || c->loader_role ? ", its roles exist" : "");
+    db_close(&db);
+    return outcome;
+}
+
 int cmd_check(const struct app *app, FILE *out)
 {
     enum tenant_outcome *outcomes = ax_calloc(app->ntenants, sizeof *outcomes);
@@ -210,8 +252,19 @@ int cmd_check(const struct app *app, FILE *out)
         }
         print_unused(out, &t, &at->defs, "form");
         print_unused(out, &t, &at->card_defs, "card");
+        char *future = NULL;
+        if (shared_ok && privileges_check_future(&t.db, PRIV_RUN, &future) != AX_OK) {
+            shared_ok = false;
+            shared_error = ax_strdup(t.db.error);
+        }
+        if (future) {
+            fprintf(out, "  privileges: %s\n", for_terminal(future));
+            outcomes[i] = TENANT_FAILED;
+        }
         if (shared_ok && lacking == 0) {
-            fprintf(out, "  privileges: the role \"%s\" has what a run needs\n", PQuser(t.db.conn));
+            if (!future)
+                fprintf(out, "  privileges: the role \"%s\" has what a run needs, now and for tables w.c.s."
+                             " creates later\n", PQuser(t.db.conn));
         } else {
             /* both: what every form needs, and the first form that would be left out */
             if (form_error)
@@ -220,12 +273,18 @@ int cmd_check(const struct app *app, FILE *out)
                 fprintf(out, "  privileges: %s\n", for_terminal(shared_error ? shared_error : t.db.error));
             outcomes[i] = TENANT_FAILED;
         }
+        free(future);
         free(shared_error);
         free(form_error);
         tenant_close(&t);
     }
+    size_t n = app->ntenants;
+    if (app->cfg->bi.conninfo) {
+        outcomes = ax_reallocarray(outcomes, n + 1, sizeof *outcomes);
+        outcomes[n++] = check_bi(app, out);
+    }
     fflush(out);
-    int status = app_exit_status(outcomes, app->ntenants);
+    int status = app_exit_status(outcomes, n);
     free(outcomes);
     return status;
 }

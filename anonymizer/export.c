@@ -298,7 +298,8 @@ int cmd_export(const struct app *app)
     size_t ok = 0;
     for (size_t i = 0; i < app->ntenants; i++)
         ok += outcomes[i] == TENANT_OK;
-    log_info("export %s: %zu of %zu tenants exported, %lld rows %s, %.2f s%s", app->run_id, ok, app->ntenants,
+    log_info("export %s: %zu of %zu tenants %s, %lld rows %s, %.2f s%s", app->run_id, ok, app->ntenants,
+             app->export_dry_run ? "looked at" : "exported",
              tot.exported, app->export_dry_run ? "would be written (dry run: nothing written)" : "written",
              tm_now() - started,
              app_budget_exhausted ? " (time budget exhausted)" : app_interrupted ? " (interrupted)" : "");

@@ -429,7 +429,9 @@ void export_form_start(struct form_export *fe)
         rc = mark_deleted(fe, &fe->deleted);
     if (rc == AX_OK)
         rc = bi_form_view(fe->bi, fe->t->name, fe->f, fe->fields, fe->nfields);
-    if (rc == AX_OK) {
+    /* nothing sent, nothing deleted, the same rule: no group can have changed (held rows wait for new ones) */
+    bool nothing = fe->w.incremental && fe->read == 0 && fe->deleted == 0;
+    if (rc == AX_OK && !nothing) {
         struct kanon_params kp = kanon_params(fe);
         rc = db_pipe_begin(&fe->bi->db, &fe->pipe);
         fe->queued = rc == AX_OK;

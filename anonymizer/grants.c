@@ -154,20 +154,128 @@ static void table_grants(FILE *out, const struct tenant *t, enum priv_role role,
     priv_list_free(&l);
 }
 
+/*
+ * Tables w.c.s. creates later (a new form, card or test table) are its
+ * role's: default privileges of that role give the run and the report what
+ * they need on them, so that a new form needs no one to run grants again.
+ */
+static int future_grants(FILE *out, struct db *db, const char *q_run, const char *q_report)
+{
+    PGresult *res;
+    int rc = db_query(db, &res, DB_ROWS(1),
+                      "SELECT pg_catalog.pg_get_userbyid(o.owner) FROM (" WCS_OWNERS ") o ORDER BY 1", 0, NULL, NULL);
+    if (rc)
+        return rc;
+    if (PQntuples(res) > 0)
+        fputs("-- tables w.c.s. creates later (a new form, card or test table): theirs by default\n", out);
+    for (int i = 0; i < PQntuples(res); i++) {
+        char *q_owner = db_quote_ident(db, PQgetvalue(res, i, 0));
+        fprintf(out, "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT SELECT, UPDATE, DELETE ON TABLES"
+                     " TO %s;\n", q_owner, q_run);
+        fprintf(out, "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA public GRANT SELECT ON TABLES TO %s;\n",
+                q_owner, q_report);
+        free(q_owner);
+    }
+    PQclear(res);
+    return AX_OK;
+}
+
+/* The database a connection string names (NULL: it names none, or a service does). */
+static char *conninfo_dbname(const char *conninfo)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    if (!opts) {
+        PQfreemem(err);
+        return NULL;
+    }
+    char *name = NULL;
+    for (PQconninfoOption *opt = opts; opt->keyword; opt++)
+        if (strcmp(opt->keyword, "dbname") == 0 && opt->val && *opt->val)
+            name = ax_strdup(opt->val);
+    PQconninfoFree(opts);
+    return name;
+}
+
+bool grants_admin_conninfo_ok(const char *conninfo)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    if (!opts) {
+        PQfreemem(err);
+        return false;
+    }
+    bool ok = true;
+    for (PQconninfoOption *opt = opts; opt->keyword; opt++)
+        if (strcmp(opt->keyword, "password") == 0 && opt->val && *opt->val)
+            ok = false;
+    PQconninfoFree(opts);
+    return ok;
+}
+
+/* Whether role is a superuser: granting to it would say nothing (and hide that no role was named). */
+static int refuse_superuser(struct db *db, const char *role, const char *option)
+{
+    PGresult *res;
+    const char *v[1] = {role};
+    int rc = db_query(db, &res, DB_ROWS(1), "SELECT rolsuper FROM pg_catalog.pg_roles"
+                      " WHERE rolname OPERATOR(pg_catalog.=) $1", 1, NULL, v);
+    if (rc)
+        return rc;
+    bool super = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (super) {
+        db_set_error(db, "role \"%s\" is a superuser: name the role the job runs as with %s (least privilege is"
+                         " for another role than the administrator's)", role, option);
+        return AX_ERR_DATA;
+    }
+    return AX_OK;
+}
+
 static enum tenant_outcome tenant_grants(const struct app *app, struct app_tenant *at, const struct grants_options *o,
                                          FILE *out)
 {
     struct tenant t;
+    /* the administrator's connection, to the tenant's database */
+    struct cfg_tenant admin_cfg = *at->cfg;
+    const struct cfg_tenant *own_cfg = at->cfg;
+    char *dbname = NULL;
+    if (o->admin) {
+        dbname = at->cfg->dbname ? ax_strdup(at->cfg->dbname) : conninfo_dbname(at->cfg->conninfo);
+        if (!dbname) {
+            log_error("%s: --admin-conninfo: the tenant's connection string names no database (give dbname=)",
+                      at->cfg->name);
+            return TENANT_FAILED;
+        }
+        admin_cfg.conninfo = (char *)o->admin;
+        admin_cfg.dbname = dbname;
+        at->cfg = &admin_cfg; /* for this connection only */
+    }
     enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_READ_ONLY, NULL);
+    at->cfg = own_cfg;
+    free(dbname);
     if (outcome != TENANT_OK) {
         tenant_close(&t);
         return outcome;
     }
     const char *run = o->run ? o->run : PQuser(t.db.conn);
+    if (!o->run && o->admin) {
+        log_error("%s: --admin-conninfo connects as the administrator: name the run role with --role-run", t.name);
+        tenant_close(&t);
+        return TENANT_FAILED;
+    }
+    if (refuse_superuser(&t.db, run, "--role-run") != AX_OK) {
+        log_error("%s: %s", t.name, t.db.error);
+        tenant_close(&t);
+        return TENANT_FAILED;
+    }
+    fprintf(out, "\n-- to role %s (run: %s), role %s (report: reads only)\n", run,
+            o->run ? "--role-run" : "the role of the tenant's connection", o->report);
     const char *roles[2] = {run, o->report};
     char *q_run = db_quote_ident(&t.db, run), *q_report = db_quote_ident(&t.db, o->report),
          *q_db = db_quote_ident(&t.db, PQdb(t.db.conn));
-    fprintf(out, "\n-- tenant %s: %zu tables of forms, test copies and cards\n", t.name, t.nforms);
+    fprintf(out, "\n-- tenant %s: %zu table%s of forms, test copies and cards\n", t.name, t.nforms,
+            t.nforms == 1 ? "" : "s");
     connect_line(out, &t.db);
     fputs("BEGIN;\n", out);
     int rc = create_missing_roles(out, &t.db, roles, 2);
@@ -179,8 +287,10 @@ static enum tenant_outcome tenant_grants(const struct app *app, struct app_tenan
         table_grants(out, &t, PRIV_RUN, q_run);
         fputs("-- report: reads only\n", out);
         table_grants(out, &t, PRIV_READ, q_report);
+        rc = future_grants(out, &t.db, q_run, q_report);
         fputs("-- the audit of the runs (anonymizer.runs, anonymizer.changes) belongs to the run role\n", out);
-        rc = owned_schema(out, &t.db, "anonymizer", q_run, q_report, true);
+        if (rc == AX_OK)
+            rc = owned_schema(out, &t.db, "anonymizer", q_run, q_report, true);
     }
     fputs("-- VACUUM needs ownership of the tables, which w.c.s. keeps: without it a run skips VACUUM with\n"
           "-- a warning, and old row versions keep personal data until autovacuum\n"
@@ -201,13 +311,32 @@ static int bi_grants(const struct app *app, const struct grants_options *o, FILE
 {
     struct db db;
     struct db_profile profile = app_db_profile(app->cfg, true);
-    int rc = db_connect(&db, app->cfg->bi.conninfo, NULL, "bi", &profile);
+    char *dbname = o->admin ? conninfo_dbname(app->cfg->bi.conninfo) : NULL;
+    if (o->admin && !dbname) {
+        log_error("bi: --admin-conninfo: bi.conninfo names no database (give dbname=)");
+        return AX_ERR_DATA;
+    }
+    int rc = db_connect(&db, o->admin ? o->admin : app->cfg->bi.conninfo, dbname, "bi", &profile);
+    free(dbname);
     if (rc) {
         log_error("bi: cannot connect: %s", db.error);
         db_close(&db);
         return rc;
     }
+    if (o->admin && !o->bi) {
+        log_error("bi: --admin-conninfo connects as the administrator: name the export's role with --role-bi");
+        db_close(&db);
+        return AX_ERR_DATA;
+    }
     const char *owner = o->bi ? o->bi : PQuser(db.conn);
+    if ((rc = refuse_superuser(&db, owner, "--role-bi")) != AX_OK) {
+        log_error("bi: %s", db.error);
+        db_close(&db);
+        return rc;
+    }
+    fprintf(out, "\n-- to role %s (the export: %s), role %s (dashboards: reads the published views)%s%s\n", owner,
+            o->bi ? "--role-bi" : "the role of the bi connection", o->bi_reader,
+            app->cfg->bi.loader_role ? ", loading role " : "", app->cfg->bi.loader_role ? app->cfg->bi.loader_role : "");
     const char *roles[3] = {owner, o->bi_reader, app->cfg->bi.loader_role};
     char *q_owner = db_quote_ident(&db, owner), *q_reader = db_quote_ident(&db, o->bi_reader),
          *q_db = db_quote_ident(&db, PQdb(db.conn));

@@ -15,6 +15,8 @@ struct grants_options {
     const char *report;    /* the report role */
     const char *bi;        /* the export's role on the BI database; NULL: the role of the bi connection */
     const char *bi_reader; /* the BI readers' role */
+    const char *admin;     /* --admin-conninfo: the connection that reads the catalogs (a superuser's, before the
+                              roles exist); each database is the tenant's (or the BI one); NULL: the configuration's */
 };
 
 #define GRANTS_DEFAULT_REPORT "anonymizer_report"
@@ -24,6 +26,9 @@ struct grants_options {
 bool grants_valid_role(const char *name);
 
 /* Writes the SQL to out; returns the exit status. */
+/* Whether an --admin-conninfo parses and carries no password (a command line is visible to every user). */
+bool grants_admin_conninfo_ok(const char *conninfo);
+
 int cmd_grants(const struct app *app, const struct grants_options *opts, FILE *out);
 
 #endif

@@ -134,9 +134,11 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
             if (r->exported >= 0)
                 snprintf(exported, sizeof exported, "%lld", r->exported);
             report_local_time(r->started_at, when);
+            char *host = esc_text(r->host ? r->host : "?");
             fprintf(out, _("  %s  %-7s %-12s %6ld s  anonymised %lld, completed %lld, drafts %lld, exported %s"
-                           " (version %s)\n"),
-                    when, r->command, r->outcome, d, r->anonymised, r->completed, r->drafts, exported, r->version);
+                           " (on %s, version %s)\n"),
+                    when, r->command, r->outcome, d, r->anonymised, r->completed, r->drafts, exported, host, r->version);
+            free(host);
             if (r->error) {
                 char *error = esc_text(r->error);
                 fprintf(out, "      %s\n", error);
@@ -268,7 +270,7 @@ static void render_html(FILE *out, const struct tenant_history *ths, size_t n, c
         }
         fputs("<table><thead><tr>", out);
         const char *cols[] = {_("Started"), _("Duration (s)"), _("Command"), _("Outcome"), _("Anonymised"),
-                              _("Completed"), _("Drafts"), _("Exported"), _("Version")};
+                              _("Completed"), _("Drafts"), _("Exported"), _("Host"), _("Version")};
         for (size_t c = 0; c < AX_ARRAY_LEN(cols); c++) {
             fputs("<th>", out);
             esc_html(out, cols[c]);
@@ -294,6 +296,8 @@ static void render_html(FILE *out, const struct tenant_history *ths, size_t n, c
                 fprintf(out, "<td class=\"n\">%lld</td><td>", r->exported);
             else
                 fputs("<td class=\"n\">-</td><td>", out);
+            esc_html(out, r->host ? r->host : "?");
+            fputs("</td><td>", out);
             esc_html(out, r->version);
             fputs("</td></tr>\n", out);
         }

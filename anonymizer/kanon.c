@@ -134,34 +134,38 @@ static const char left_groups_sql[] =
  * the same left alone.  exported_at moves only when what a reader sees of
  * the row changed.
  */
-static const char merge_sql[] =
-    "WITH up AS (INSERT INTO @S.submission_rows AS b (tenant, form_id, submission_id, submission_key, status,"
-    " status_name, is_final, receipt_local, done_local, channel, backoffice_submission, criticality_level, fields,"
+#define MERGE_HEAD                                                                                                 \
+    "INSERT INTO @S.submission_rows AS b (tenant, form_id, submission_id, submission_key, status,"                 \
+    " status_name, is_final, receipt_local, done_local, channel, backoffice_submission, criticality_level, fields,"  \
     " pub, pub_hash, sensitive, exported_at, deleted_at, held_since)"
+#define MERGE_TAIL                                                                                                 \
+    " ON CONFLICT (tenant, form_id, submission_id) DO UPDATE SET status = EXCLUDED.status,"                         \
+    " status_name = EXCLUDED.status_name, is_final = EXCLUDED.is_final, receipt_local = EXCLUDED.receipt_local,"   \
+    " done_local = EXCLUDED.done_local, channel = EXCLUDED.channel,"                                                \
+    " backoffice_submission = EXCLUDED.backoffice_submission, criticality_level = EXCLUDED.criticality_level,"     \
+    " fields = EXCLUDED.fields, pub = EXCLUDED.pub, pub_hash = EXCLUDED.pub_hash, sensitive = EXCLUDED.sensitive,"  \
+    " exported_at = CASE WHEN ROW(b.pub, b.sensitive, b.status, b.status_name, b.is_final,"                        \
+    "  b.deleted_at IS NULL)::text OPERATOR(pg_catalog.=) ROW(EXCLUDED.pub, EXCLUDED.sensitive, EXCLUDED.status,"  \
+    "  EXCLUDED.status_name, EXCLUDED.is_final, true)::text THEN b.exported_at ELSE EXCLUDED.exported_at END,"     \
+    " deleted_at = NULL,"                                                                                          \
+    " held_since = CASE WHEN EXCLUDED.pub IS NULL THEN COALESCE(b.held_since, EXCLUDED.held_since) END"           \
+    " WHERE ROW(b.status, b.status_name, b.is_final, b.receipt_local, b.done_local, b.channel,"                   \
+    "  b.backoffice_submission, b.criticality_level, b.fields, b.pub, b.sensitive, b.deleted_at IS NULL)::text"     \
+    " OPERATOR(pg_catalog.<>) ROW(EXCLUDED.status, EXCLUDED.status_name, EXCLUDED.is_final,"                       \
+    "  EXCLUDED.receipt_local, EXCLUDED.done_local, EXCLUDED.channel, EXCLUDED.backoffice_submission,"             \
+    "  EXCLUDED.criticality_level, EXCLUDED.fields, EXCLUDED.pub, EXCLUDED.sensitive, true)::text"                 \
+    " RETURNING b.xmax OPERATOR(pg_catalog.=) '0'::xid AS inserted, b.pub IS NOT NULL AS published)"             \
+    " SELECT pg_catalog.count(*) FILTER (WHERE inserted AND published),"                                           \
+    " pg_catalog.count(*) FILTER (WHERE NOT inserted AND published) FROM up"
+
+static const char merge_sql[] =
+    "WITH up AS (" MERGE_HEAD
     " SELECT $1, $2, s.submission_id, " ROW_KEY("s.submission_id") ", s.status, s.status_name, s.is_final,"
     " s.receipt_local, s.done_local, s.channel, s.backoffice_submission, s.criticality_level, s.fields, c.pub,"
     " c.pub_hash, CASE WHEN c.pub IS NOT NULL THEN c.sens END, pg_catalog.now(), NULL,"
     " CASE WHEN c.pub IS NULL THEN pg_catalog.now() END"
     " FROM pg_temp.anonymizer_stage s JOIN pg_temp.anonymizer_cand c"
-    " ON c.submission_id OPERATOR(pg_catalog.=) s.submission_id CROSS JOIN @S.secret k ORDER BY 4"
-    " ON CONFLICT (tenant, form_id, submission_id) DO UPDATE SET status = EXCLUDED.status,"
-    " status_name = EXCLUDED.status_name, is_final = EXCLUDED.is_final, receipt_local = EXCLUDED.receipt_local,"
-    " done_local = EXCLUDED.done_local, channel = EXCLUDED.channel,"
-    " backoffice_submission = EXCLUDED.backoffice_submission, criticality_level = EXCLUDED.criticality_level,"
-    " fields = EXCLUDED.fields, pub = EXCLUDED.pub, pub_hash = EXCLUDED.pub_hash, sensitive = EXCLUDED.sensitive,"
-    " exported_at = CASE WHEN ROW(b.pub, b.sensitive, b.status, b.status_name, b.is_final,"
-    "  b.deleted_at IS NULL)::text OPERATOR(pg_catalog.=) ROW(EXCLUDED.pub, EXCLUDED.sensitive, EXCLUDED.status,"
-    "  EXCLUDED.status_name, EXCLUDED.is_final, true)::text THEN b.exported_at ELSE EXCLUDED.exported_at END,"
-    " deleted_at = NULL,"
-    " held_since = CASE WHEN EXCLUDED.pub IS NULL THEN COALESCE(b.held_since, EXCLUDED.held_since) END"
-    " WHERE ROW(b.status, b.status_name, b.is_final, b.receipt_local, b.done_local, b.channel,"
-    "  b.backoffice_submission, b.criticality_level, b.fields, b.pub, b.sensitive, b.deleted_at IS NULL)::text"
-    " OPERATOR(pg_catalog.<>) ROW(EXCLUDED.status, EXCLUDED.status_name, EXCLUDED.is_final,"
-    "  EXCLUDED.receipt_local, EXCLUDED.done_local, EXCLUDED.channel, EXCLUDED.backoffice_submission,"
-    "  EXCLUDED.criticality_level, EXCLUDED.fields, EXCLUDED.pub, EXCLUDED.sensitive, true)::text"
-    " RETURNING b.xmax OPERATOR(pg_catalog.=) '0'::xid AS inserted, b.pub IS NOT NULL AS published)"
-    " SELECT pg_catalog.count(*) FILTER (WHERE inserted AND published),"
-    " pg_catalog.count(*) FILTER (WHERE NOT inserted AND published) FROM up";
+    " ON c.submission_id OPERATOR(pg_catalog.=) s.submission_id CROSS JOIN @S.secret k ORDER BY 4" MERGE_TAIL;
 
 /* Held back earlier, published now. */
 static const char release_sql[] =
@@ -307,6 +311,29 @@ static char *candidates_sql(const struct kanon_params *kp, const char *from, boo
 }
 
 /*
+ * min_k 1, min_l 1, nothing held back: every staged row published as it is,
+ * straight from the staging table (nothing to decide, no group to check).
+ */
+static char *merge_direct_sql(const struct kanon_params *kp)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_append(&sb, STEP_PRELUDE ", up AS (" MERGE_HEAD " SELECT $1, $2, c.submission_id, " ROW_KEY("c.submission_id")
+                   ", c.status, c.status_name, c.is_final, c.receipt_local, c.done_local, c.channel,"
+                   " c.backoffice_submission, c.criticality_level, c.fields, x.pub,"
+                   " pg_catalog.jsonb_hash_extended(x.pub, 0), c.sens, pg_catalog.now(), NULL, NULL"
+                   " FROM (SELECT r.submission_id, r.status, r.status_name, r.is_final, r.receipt_local, r.done_local,"
+                   " r.channel, r.backoffice_submission, r.criticality_level, r.fields, r.receipt_local AS rt,"
+                   " r.done_local AS dt, r.backoffice_submission AS bo, r.criticality_level AS crit, ");
+    append_counted(&sb, kp);
+    sb_append(&sb, " AS qf, ");
+    append_sensitive(&sb, kp);
+    sb_append(&sb, " AS sens FROM pg_temp.anonymizer_stage r) c CROSS JOIN @S.secret k CROSS JOIN o,"
+                   " LATERAL (SELECT " PUB " AS pub) x ORDER BY 4" MERGE_TAIL);
+    return sb_finish(&sb);
+}
+
+/*
  * Step by step: fields suppressed 0, 1, ... (with generalise), and for
  * each, the configured precision then every coarser one up to the month;
  * then, every field suppressed, the quarter and the year.  A step with
@@ -339,6 +366,12 @@ int kanon_queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *
     memset(r, 0, sizeof *r);
     /* every row as it is: nothing to decide */
     bool publish = kp->min_k <= 1 && kp->min_l <= 1;
+    if (publish && !kp->has_held) {
+        char *direct = merge_direct_sql(kp);
+        int rc = queue(bi, pipe, kp, direct, kp->precision, 0, &r->inserted, &r->updated);
+        free(direct);
+        return rc == AX_OK ? queue(bi, pipe, kp, figures_sql, kp->precision, 0, NULL, NULL) : rc;
+    }
     char *staged = candidates_sql(kp, staged_from, publish), *held = candidates_sql(kp, held_from, publish);
     int rc = queue(bi, pipe, kp, staged, kp->precision, 0, NULL, NULL);
     if (rc == AX_OK && kp->has_held)

@@ -66,7 +66,7 @@ static const struct command {
 /* Long-only options get codes past the ASCII range. */
 enum {
     OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN, OPT_JOBS, OPT_MAX_RUNTIME, OPT_FORM, OPT_LANG, OPT_SINCE, OPT_WARNING,
-    OPT_STALE, OPT_ROLE_RUN, OPT_ROLE_REPORT, OPT_ROLE_BI, OPT_ROLE_BI_READER,
+    OPT_STALE, OPT_ROLE_RUN, OPT_ROLE_REPORT, OPT_ROLE_BI, OPT_ROLE_BI_READER, OPT_ADMIN_CONNINFO,
 };
 
 /* One table drives parsing, validation and --help. */
@@ -91,7 +91,7 @@ static const struct opt {
     {"lang", OPT_LANG, required_argument, "LANG", CMD_REPORT | CMD_RUN | CMD_HISTORY,
      "report, history: en or fr (default: the locale's)"},
     {"warning", OPT_WARNING, required_argument, "DAYS", CMD_REPORT,
-     "report --format nagios: WARNING when the oldest data is this close to the limit (default 10)"},
+     "report --format nagios: WARNING when data the last run left is this close to the limit (default 10)"},
     {"stale", OPT_STALE, required_argument, "HOURS", CMD_REPORT,
      "report --format nagios: WARNING when a tenant's last successful run is older (default 36)"},
     {"since", OPT_SINCE, required_argument, "DATE", CMD_HISTORY, "history: runs since (default: 31 days ago)"},
@@ -101,6 +101,8 @@ static const struct opt {
      "grants: the report role (default " GRANTS_DEFAULT_REPORT ")"},
     {"role-bi", OPT_ROLE_BI, required_argument, "NAME", CMD_GRANTS,
      "grants: the export's role on the BI database (default: the role of the bi connection)"},
+    {"admin-conninfo", OPT_ADMIN_CONNINFO, required_argument, "CONNINFO", CMD_GRANTS,
+     "grants: read the catalogs through this connection (each tenant's database; e.g. \"user=postgres\")"},
     {"role-bi-reader", OPT_ROLE_BI_READER, required_argument, "NAME", CMD_GRANTS,
      "grants: the BI readers' role (default: bi.reader_role, else " GRANTS_DEFAULT_BI_READER ")"},
     {"dry-run", OPT_DRY_RUN, no_argument, NULL, CMD_RUN | CMD_EXPORT,
@@ -144,7 +146,7 @@ static void usage(FILE *out)
                  "       anonymizer report --format nagios [--warning DAYS] [--stale HOURS]\n"
                  "       anonymizer run [--dry-run [--format FORMAT] [--at TIMESTAMP]]\n"
                  "       anonymizer history [--since DATE] [--format FORMAT] [--lang LANG]\n"
-                 "       anonymizer grants [--role-run NAME] [--role-report NAME] [--role-bi NAME] [--role-bi-reader NAME]\n\n");
+                 "       anonymizer grants [--admin-conninfo CONNINFO] [--role-run NAME] [--role-report NAME] [--role-bi NAME] [--role-bi-reader NAME]\n\n");
     fprintf(out, "Keeps w.c.s. form submissions free of personal data past their retention period.\n\nCommands:\n");
     for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
@@ -286,6 +288,12 @@ static int apply_option(struct cli *cli, int c, char *arg, const char *word)
         return GO_ON;
     case OPT_WARNING: return parse_number("warning", arg, 0, RETENTION_CAP_DAYS, &cli->warning_days);
     case OPT_STALE: return parse_number("stale", arg, 1, 24 * 366, &cli->stale_hours);
+    case OPT_ADMIN_CONNINFO:
+        if (!grants_admin_conninfo_ok(arg))
+            return usage_error("--admin-conninfo: not a connection string, or one with a password (visible to every"
+                               " user of the machine: use ~/.pgpass or a service)");
+        cli->grants.admin = arg;
+        return GO_ON;
     case OPT_ROLE_RUN:
     case OPT_ROLE_REPORT:
     case OPT_ROLE_BI:
@@ -508,6 +516,12 @@ static bool cmd_reads(const struct cli *cli)
 static void identify_run(const struct cli *cli, struct app *app)
 {
     audit_new_run_id(app->run_id);
+    /* to the microsecond: a run that finished a moment before this one started is not a peer's */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char whole[32];
+    tm_format_utc(now.tv_sec, whole);
+    snprintf(app->started, sizeof app->started, "%.19s.%06ldZ", whole, now.tv_nsec / 1000);
     if (gethostname(app->host, sizeof app->host - 1) != 0)
         snprintf(app->host, sizeof app->host, "unknown");
     app->jobs = cli->jobs ? cli->jobs : app->cfg->jobs;

@@ -73,6 +73,9 @@ struct plan_tenant {
     bool has_search_tokens;
     bool has_defs[2]; /* formdefs, carddefs */
     bool has_users;   /* read by w.c.s.'s triggers on the form tables */
+    /* workflow_traces, its archive, and the same for test tables: w.c.s.'s BEFORE DELETE trigger on every data
+     * table deletes a row's traces from them */
+    bool has_traces[4];
     bool allforms_has_id_display;
     char **allforms_personal; /* quoted names of the personal columns of wcs_all_forms */
     size_t nallforms_personal;

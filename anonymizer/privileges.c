@@ -43,6 +43,12 @@ static void add_shared(const struct plan_tenant *facts, enum priv_role role, str
     /* read by w.c.s.'s triggers when a run updates a submission */
     if (run && facts->has_users)
         add(out, "users", "SELECT");
+    /* written by w.c.s.'s trigger when a run deletes a draft (of a form, card or test table) */
+    static const char *const traces[4] = {"workflow_traces", "workflow_traces_archive", "test_workflow_traces",
+                                          "test_workflow_traces_archive"};
+    for (int i = 0; run && i < 4; i++)
+        if (facts->has_traces[i])
+            add(out, traces[i], "SELECT, DELETE");
 }
 
 void privileges_needed(const struct plan_tenant *facts, const struct form *forms, size_t nforms, enum priv_role role,
@@ -233,6 +239,36 @@ int privileges_owns(struct db *db, const char *quoted_table, bool *owns)
     if (rc)
         return rc;
     *owns = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return AX_OK;
+}
+
+int privileges_check_future(struct db *db, enum priv_role role, char **missing)
+{
+    PGresult *res;
+    const char *values[1] = {role == PRIV_RUN ? "{SELECT,UPDATE,DELETE}" : "{SELECT}"};
+    *missing = NULL;
+    int rc = db_query(db, &res, DB_ROWS(1),
+                      "SELECT pg_catalog.pg_get_userbyid(o.owner) FROM (" WCS_OWNERS ") o"
+                      " WHERE NOT pg_catalog.pg_has_role(o.owner, 'USAGE')"
+                      " AND (SELECT pg_catalog.count(DISTINCT a.privilege_type) FROM pg_catalog.pg_default_acl d,"
+                      "  pg_catalog.aclexplode(d.defaclacl) a WHERE d.defaclrole OPERATOR(pg_catalog.=) o.owner"
+                      "  AND d.defaclobjtype OPERATOR(pg_catalog.=) 'r'"
+                      "  AND (d.defaclnamespace OPERATOR(pg_catalog.=) 0::pg_catalog.oid"
+                      "   OR d.defaclnamespace OPERATOR(pg_catalog.=) 'public'::pg_catalog.regnamespace)"
+                      "  AND CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN true"
+                      "   ELSE pg_catalog.pg_has_role(a.grantee, 'USAGE') END"
+                      "  AND a.privilege_type OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]))"
+                      " OPERATOR(pg_catalog.<) pg_catalog.cardinality($1::pg_catalog.text[])"
+                      " ORDER BY 1 LIMIT 1",
+                      1, NULL, values);
+    if (rc)
+        return rc;
+    if (PQntuples(res) > 0)
+        *missing = ax_asprintf("tables w.c.s. creates later (a new form) will not be role \"%s\"'s to %s: role"
+                               " \"%s\", which owns w.c.s.'s tables, gives it no default privileges in schema"
+                               " public (\"anonymizer grants\" prints them)",
+                               PQuser(db->conn), role == PRIV_RUN ? "anonymise" : "read", PQgetvalue(res, 0, 0));
     PQclear(res);
     return AX_OK;
 }

@@ -56,4 +56,23 @@ int privileges_check_definitions(struct db *db, const struct plan_tenant *facts)
 /* Whether the session's role owns (or is a member of the owner of) the table: VACUUM needs it. */
 int privileges_owns(struct db *db, const char *quoted_table, bool *owns);
 
+/*
+ * Whether the tables w.c.s. creates later (a new form, card or test table)
+ * will be the role's to use: for each role that owns w.c.s.'s tables
+ * (formdefs, carddefs) and is not one the connected role belongs to, its
+ * default privileges in public must give the connected role what role
+ * needs (ALTER DEFAULT PRIVILEGES, printed by "anonymizer grants").
+ * Returns 0 and *missing NULL when they do, or the first owner that does
+ * not in *missing (caller frees); an AX_ERR_* with db->error on failure.
+ */
+int privileges_check_future(struct db *db, enum priv_role role, char **missing);
+
+/* The roles that own w.c.s.'s tables in public (formdefs, carddefs, the data tables): one column, owner (oid). */
+#define WCS_OWNERS                                                                                                 \
+    "SELECT DISTINCT c.relowner AS owner FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"               \
+    " ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE n.nspname OPERATOR(pg_catalog.=) 'public'"              \
+    " AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])"                                  \
+    " AND (c.relname OPERATOR(pg_catalog.=) ANY ('{formdefs,carddefs}'::pg_catalog.text[])"                        \
+    " OR pg_catalog.starts_with(c.relname, 'formdata_') OR pg_catalog.starts_with(c.relname, 'carddata_'))"
+
 #endif

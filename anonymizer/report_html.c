@@ -315,7 +315,7 @@ static void forms_table(FILE *out, const struct tenant_report *tr)
     fputs("</tbody></table>\n", out);
 }
 
-static void tenant_section(FILE *out, const struct tenant_report *tr, size_t index)
+static void tenant_section(FILE *out, const struct report *r, const struct tenant_report *tr, size_t index)
 {
     char when[40];
     fprintf(out, "<section class=\"tenant\" id=\"tenant-%zu\">\n<h2>", index);
@@ -346,11 +346,11 @@ static void tenant_section(FILE *out, const struct tenant_report *tr, size_t ind
         esc_html(out, tr->error);
         fputs("</p>\n", out);
     }
-    for (size_t k = 0; k < tr->nowed; k++) {
-        report_local_time(tr->owed_since[k], when);
-        fputs("<p class=\"review\">", out);
-        esc_htmlf(out, _("VACUUM owed by %s since %s: old row versions keep personal data until it is vacuumed."),
-                  tr->owed_tables[k], when);
+    char vacuum[512];
+    bool late = report_vacuum_text(r, tr, vacuum, sizeof vacuum);
+    if (vacuum[0]) {
+        fputs(late ? "<p class=\"review\">" : "<p>", out);
+        esc_html(out, vacuum);
         fputs("</p>\n", out);
     }
     chart(out, tr, index);
@@ -492,6 +492,10 @@ static void glossary(FILE *out, const struct cfg *cfg)
     const char *terms[][2] = {
         {N_("Tenant"), N_("One w.c.s. site of the platform (a town, a county), with its own database.")},
         {N_("Form"), N_("A form of w.c.s.; its submissions are what citizens filled in and sent.")},
+        {N_("VACUUM owed"), N_("A table the anonymisation changed keeps the old versions of its rows, with their"
+                               " personal data, until PostgreSQL vacuums it. The tool vacuums what it owns; tables"
+                               " w.c.s. owns are vacuumed by autovacuum or an administrator, which pays the debt"
+                               " (shown as pending maintenance, a warning only after seven days).")},
         {N_("Test copy"), N_("A copy of real submissions that w.c.s. made to test a workflow: real data, same rules.")},
         {N_("Card"), N_("A register (people, places, schools) kept under its own legal basis: not held to the limit,"
                         " anonymised only when the configuration says so; its expired drafts are deleted.")},
@@ -561,7 +565,7 @@ void report_render_html(FILE *out, const struct report *r, const struct cfg *cfg
     fputs("</p>\n</header>\n<main>\n", out);
     summary(out, r);
     for (size_t i = 0; i < r->ntenants; i++)
-        tenant_section(out, &r->tenants[i], i + 1);
+        tenant_section(out, r, &r->tenants[i], i + 1);
     details(out, r);
     glossary(out, cfg);
     fputs("</main>\n</body>\n</html>\n", out);

@@ -241,3 +241,32 @@ bool report_bi_text(const struct report *r, const struct form_report *fr, char *
                  fr->bi_limiting ? fr->bi_limiting : _("none (too few rows)"));
     return mostly_held;
 }
+
+bool report_vacuum_text(const struct report *r, const struct tenant_report *tr, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    if (tr->nowed == 0)
+        return false;
+    const char *oldest = tr->owed_since[0];
+    for (size_t k = 1; k < tr->nowed; k++)
+        if (strcmp(tr->owed_since[k], oldest) < 0)
+            oldest = tr->owed_since[k];
+    time_t since, at;
+    bool late = tm_parse_utc(oldest, &since) == 0 && tm_parse_utc(r->at, &at) == 0 &&
+                at - since > (time_t)VACUUM_WARN_DAYS * 86400;
+    char when[64];
+    report_local_time(oldest, when);
+    snprintf(buf, n,
+             late ? ngettext("VACUUM owed by %zu table since %s, more than %d days: old row versions keep personal"
+                             " data until it is vacuumed",
+                             "VACUUM owed by %zu tables since %s, more than %d days: old row versions keep personal"
+                             " data until they are vacuumed",
+                             (unsigned long)tr->nowed)
+                  : ngettext("maintenance pending: VACUUM owed by %zu table since %s (autovacuum or an"
+                             " administrator's VACUUM pays it; a warning after %d days)",
+                             "maintenance pending: VACUUM owed by %zu tables since %s (autovacuum or an"
+                             " administrator's VACUUM pays it; a warning after %d days)",
+                             (unsigned long)tr->nowed),
+             tr->nowed, when, VACUUM_WARN_DAYS);
+    return late;
+}

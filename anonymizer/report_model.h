@@ -160,4 +160,14 @@ int report_render_nagios(FILE *out, const struct report *r, const struct nagios_
  */
 bool report_bi_text(const struct report *r, const struct form_report *fr, char *buf, size_t n);
 
+/* A VACUUM owed for longer than this is a warning; before, pending maintenance (autovacuum pays it). */
+#define VACUUM_WARN_DAYS 7
+
+/*
+ * The tenant's pending VACUUMs as one line into buf (nothing when none):
+ * how many tables, since when; true when the oldest is older than
+ * VACUUM_WARN_DAYS at the report's time.
+ */
+bool report_vacuum_text(const struct report *r, const struct tenant_report *tr, char *buf, size_t n);
+
 #endif

@@ -5,11 +5,16 @@
  * status (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
  *
  * CRITICAL: the verdict is NOT COMPLIANT (personal data past the legal
- * limit, or an open submission inactive past open_limit).  Else UNKNOWN: a
- * tenant or form could not be checked, or the last run cannot be known.
- * Else WARNING: the oldest personal data is within --warning days of the
- * limit, or a tenant's last successful run is older than --stale hours (or
- * it never ran).  Else OK.  English only: it is read by machines first.
+ * limit, or an open submission inactive past open_limit), or a tenant or
+ * form could not be checked, or its last run cannot be known.  Else
+ * WARNING: the process is slipping: a tenant's last successful run is older
+ * than --stale hours (or it never ran), the last run left behind personal
+ * data that was already due when it started (in a form where it found no
+ * row locked by w.c.s.) or within --warning days of the limit, a form
+ * failed in the last run, or the BI export holds back more than half a
+ * form.  Else OK: right after a normal night, whatever the retention.
+ * UNKNOWN is for the plugin's own failures (main.c).  English only: it is
+ * read by machines first.
  */
 #include "report_model.h"
 #include "ax.h"
@@ -23,6 +28,7 @@
 struct nagios_state {
     int state;
     long long tenants, unchecked, stale, due, drafts_due, incomplete, past_forms, open_inactive;
+    long long left_behind, failed, held_back; /* forms: due data the last run left, failed in it, mostly held in BI */
     long long max_past_days;     /* days past the limit of the oldest data past it */
     long long oldest_days;       /* age of the oldest personal data the limit applies to */
     long long last_run_hours;    /* the longest since a tenant's last successful run */
@@ -58,11 +64,55 @@ static long long hours_between(const char *from_iso, const char *to_iso)
     return (long long)(b - a) / 3600;
 }
 
+static long long seconds_between(const char *from_iso, const char *to_iso)
+{
+    time_t a, b;
+    if (!from_iso || !to_iso || tm_parse_utc(from_iso, &a) || tm_parse_utc(to_iso, &b))
+        return -1;
+    return (long long)(b - a);
+}
+
+static const char *plural(long long n)
+{
+    return n == 1 ? "" : "s";
+}
+
+/* What says the process is slipping in one form (see the top of this file). */
+static void assess_slipping(struct nagios_state *s, const struct report *r, const struct tenant_report *tr,
+                            const struct form_report *fr, const struct nagios_options *no)
+{
+    if (fr->failed_last_run) {
+        add_line(&s->warning, "WARNING: %s/%s: failed in the last run: %s", tr->name, fr->slug, fr->failed_last_run);
+        s->failed++;
+    }
+    if (fr->bi_known && fr->bi_held_back > fr->bi_published) {
+        add_line(&s->warning, "WARNING: %s/%s: the BI export holds back %lld of %lld rows (field: %s)", tr->name,
+                 fr->slug, fr->bi_held_back, fr->bi_held_back + fr->bi_published,
+                 fr->bi_limiting ? fr->bi_limiting : "none");
+        s->held_back++;
+    }
+    if (fr->kind == FORM_KIND_CARD || !fr->oldest_pending || !tr->last_run || fr->locked_last_run > 0)
+        return;
+    /* due when the last run started: it was its to do (the run's cutoff was the report's, that much earlier) */
+    long long since_run = seconds_between(tr->last_run, r->at), before_cutoff = seconds_between(fr->oldest_pending,
+                                                                                                 fr->cutoff);
+    long long to_limit = RETENTION_CAP_DAYS - seconds_between(fr->oldest_pending, r->at) / 86400;
+    if (since_run >= 0 && before_cutoff > since_run + 3600) {
+        add_line(&s->warning, "WARNING: %s/%s: personal data due since %s left by the last run (%s)", tr->name,
+                 fr->slug, fr->oldest_pending, tr->last_run);
+        s->left_behind++;
+    } else if (pending_of(fr) > 0 && to_limit <= no->warning_days && before_cutoff > since_run) {
+        add_line(&s->warning, "WARNING: %s/%s: personal data %lld day%s from the limit", tr->name, fr->slug, to_limit,
+                 plural(to_limit));
+        s->left_behind++;
+    }
+}
+
 static void assess_form(struct nagios_state *s, const struct report *r, const struct tenant_report *tr,
                         const struct form_report *fr)
 {
     if (fr->error) {
-        add_line(&s->unknown, "UNKNOWN: %s/%s: could not be checked: %s", tr->name, fr->slug, fr->error);
+        add_line(&s->unknown, "CRITICAL: %s/%s: could not be checked: %s", tr->name, fr->slug, fr->error);
         s->unchecked++;
         return;
     }
@@ -93,14 +143,17 @@ static void assess_tenant(struct nagios_state *s, const struct report *r, const 
 {
     s->tenants++;
     if (tr->outcome != TENANT_OK && (tr->nforms == 0 || tr->error)) {
-        add_line(&s->unknown, "UNKNOWN: %s: could not be checked: %s", tr->name, tr->error ? tr->error : "?");
+        add_line(&s->unknown, "CRITICAL: %s: could not be checked: %s", tr->name, tr->error ? tr->error : "?");
         s->unchecked++;
         return;
     }
-    for (size_t k = 0; k < tr->nforms; k++)
+    for (size_t k = 0; k < tr->nforms; k++) {
         assess_form(s, r, tr, &tr->forms[k]);
+        if (!tr->forms[k].error)
+            assess_slipping(s, r, tr, &tr->forms[k], no);
+    }
     if (tr->last_run_unknown) {
-        add_line(&s->unknown, "UNKNOWN: %s: last run unknown (no SELECT on anonymizer.runs)", tr->name);
+        add_line(&s->unknown, "CRITICAL: %s: last run unknown (no SELECT on anonymizer.runs)", tr->name);
         s->unchecked++;
         s->last_run_unknown = true;
         return;
@@ -115,38 +168,51 @@ static void assess_tenant(struct nagios_state *s, const struct report *r, const 
     if (hours > s->last_run_hours)
         s->last_run_hours = hours;
     if (hours > no->stale_hours) {
-        add_line(&s->warning, "WARNING: %s: last successful run %s, %lld hours ago (more than %d)", tr->name,
-                 tr->last_run, hours, no->stale_hours);
+        add_line(&s->warning, "WARNING: %s: last successful run %s, %lld hour%s ago (more than %d)", tr->name,
+                 tr->last_run, hours, plural(hours), no->stale_hours);
         s->stale++;
     }
 }
 
-static void status_text(struct strbuf *sb, const struct nagios_state *s, const struct nagios_options *no, int cap)
+static void status_text(struct strbuf *sb, const struct nagios_state *s, const struct nagios_options *no)
 {
+    const char *sep = "";
     switch (s->state) {
     case 2:
-        if (s->past_forms)
-            sb_appendf(sb, "personal data past the legal limit in %lld form%s (%lld days at most)", s->past_forms,
-                       s->past_forms == 1 ? "" : "s", s->max_past_days);
-        if (s->open_inactive)
-            sb_appendf(sb, "%s%lld open submission%s inactive past open_limit", s->past_forms ? ", " : "",
-                       s->open_inactive, s->open_inactive == 1 ? "" : "s");
-        break;
-    case 3:
-        sb_appendf(sb, "%lld tenant%s or form%s could not be checked", s->unchecked, s->unchecked == 1 ? "" : "s",
-                   s->unchecked == 1 ? "" : "s");
+        if (s->past_forms) {
+            sb_appendf(sb, "personal data past the legal limit in %lld form%s (%lld day%s at most)", s->past_forms,
+                       plural(s->past_forms), s->max_past_days, plural(s->max_past_days));
+            sep = ", ";
+        }
+        if (s->open_inactive) {
+            sb_appendf(sb, "%s%lld open submission%s inactive past open_limit", sep, s->open_inactive,
+                       plural(s->open_inactive));
+            sep = ", ";
+        }
+        if (s->unchecked)
+            sb_appendf(sb, "%s%lld tenant%s or form%s could not be checked", sep, s->unchecked, plural(s->unchecked),
+                       plural(s->unchecked));
         break;
     case 1:
-        if (s->oldest_days >= cap - no->warning_days)
-            sb_appendf(sb, "oldest personal data %lld days old, %lld days before the %d-day limit", s->oldest_days,
-                       cap - s->oldest_days, cap);
-        if (s->stale)
-            sb_appendf(sb, "%s%lld tenant%s without a successful run for %d hours",
-                       s->oldest_days >= cap - no->warning_days ? ", " : "", s->stale, s->stale == 1 ? "" : "s",
+        if (s->stale) {
+            sb_appendf(sb, "%lld tenant%s without a successful run for %d hours", s->stale, plural(s->stale),
                        no->stale_hours);
+            sep = ", ";
+        }
+        if (s->left_behind) {
+            sb_appendf(sb, "%s%lld form%s with personal data the last run left behind", sep, s->left_behind,
+                       plural(s->left_behind));
+            sep = ", ";
+        }
+        if (s->failed) {
+            sb_appendf(sb, "%s%lld form%s failed in the last run", sep, s->failed, plural(s->failed));
+            sep = ", ";
+        }
+        if (s->held_back)
+            sb_appendf(sb, "%s%lld form%s mostly held back from BI", sep, s->held_back, plural(s->held_back));
         break;
     default:
-        sb_appendf(sb, "%lld tenant%s compliant, %lld due", s->tenants, s->tenants == 1 ? "" : "s", s->due);
+        sb_appendf(sb, "%lld tenant%s compliant, %lld due", s->tenants, plural(s->tenants), s->due);
     }
 }
 
@@ -160,15 +226,13 @@ int report_render_nagios(FILE *out, const struct report *r, const struct nagios_
     for (size_t i = 0; i < r->ntenants; i++)
         assess_tenant(&s, r, &r->tenants[i], no);
 
-    bool old = s.oldest_days >= cap - no->warning_days;
-    s.state = r->verdict == VERDICT_NOT_COMPLIANT ? 2 : s.unchecked ? 3 : (old || s.stale) ? 1 : 0;
-    if (old && s.state == 1)
-        add_line(&s.warning, "WARNING: oldest personal data %lld days old (warning at %d, limit %d)", s.oldest_days,
-                 cap - no->warning_days, cap);
+    s.state = r->verdict == VERDICT_NOT_COMPLIANT || s.unchecked ? 2
+              : s.stale || s.left_behind || s.failed || s.held_back ? 1
+                                                                   : 0;
 
     struct strbuf line;
     sb_init(&line);
-    status_text(&line, &s, no, cap);
+    status_text(&line, &s, no);
     fprintf(out, "ANONYMIZER %s - %s | tenants=%lld unchecked=%lld;;0 due=%lld drafts_due=%lld incomplete=%lld"
                  " past_limit=%lld;;0 open_inactive=%lld;;0 oldest_days=%lld;%d;%d;0",
             state_names[s.state], line.buf, s.tenants, s.unchecked, s.due, s.drafts_due, s.incomplete,
@@ -177,7 +241,7 @@ int report_render_nagios(FILE *out, const struct report *r, const struct nagios_
         fprintf(out, " last_run_hours=U;%d;;0", no->stale_hours);
     else
         fprintf(out, " last_run_hours=%lld;%d;;0", s.last_run_hours, no->stale_hours);
-    fprintf(out, " stale_tenants=%lld;0\n", s.stale);
+    fprintf(out, " stale_tenants=%lld;0 left_behind=%lld;0 failed_forms=%lld;0\n", s.stale, s.left_behind, s.failed);
     fputs(s.critical.buf, out);
     fputs(s.unknown.buf, out);
     fputs(s.warning.buf, out);

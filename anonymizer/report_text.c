@@ -230,13 +230,10 @@ static bool tenant_section(FILE *out, const struct report *r, const struct tenan
         report_local_time(tr->run_in_progress, when);
         fprintf(out, _("  a run started at %s is in progress: the figures change as it goes\n"), when);
     }
-    for (size_t k = 0; k < tr->nowed; k++) {
-        char *table = esc_text(tr->owed_tables[k]);
-        report_local_time(tr->owed_since[k], when);
-        fprintf(out, _("  VACUUM owed by %s since %s: old row versions keep personal data until it is vacuumed\n"),
-                table, when);
-        free(table);
-    }
+    char vacuum[512];
+    report_vacuum_text(r, tr, vacuum, sizeof vacuum);
+    if (vacuum[0])
+        fprintf(out, "  %s\n", vacuum);
     if (tr->nforms == 0)
         fprintf(out, "  %s\n", _("no form tables"));
     for (size_t k = 0; k < tr->nforms; k++) {

@@ -102,6 +102,58 @@ static int try_lock(struct tenant *t, bool *acquired)
     return AX_OK;
 }
 
+/*
+ * Whether a run of another process finished this tenant successfully after
+ * this one started: it did it while this one was doing others (a peer host
+ * with the same timer, or a second run); a run that finished before this one
+ * started is an earlier night, or an earlier run this one is meant to
+ * follow.  A tenant without a readable anonymizer.runs was never run.
+ */
+static int done_by_peer(struct tenant *t, const struct app *app, bool *done)
+{
+    bool exists = false, readable = false;
+    *done = false;
+    int rc = db_relation(&t->db, "anonymizer", "runs", &exists, &readable);
+    if (rc || !exists || !readable)
+        return rc;
+    PGresult *res;
+    const char *v[2] = {app->started, app->run_id};
+    rc = db_query(&t->db, &res, DB_ONE_ROW(1),
+                  "SELECT EXISTS (SELECT 1 FROM anonymizer.runs WHERE command OPERATOR(pg_catalog.=) 'run'"
+                  " AND outcome OPERATOR(pg_catalog.=) 'ok' AND run_id OPERATOR(pg_catalog.<>) $2::uuid"
+                  " AND finished_at OPERATOR(pg_catalog.>=) $1::timestamptz)",
+                  2, NULL, v);
+    if (rc)
+        return rc;
+    *done = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return AX_OK;
+}
+
+/*
+ * The slugs of a tenant a peer does, for the forms entries' check (a slug
+ * that no reachable tenant has is a typo; one this process did not look at
+ * is not).  Best effort: what cannot be read is not noted.
+ */
+static void note_peer_slugs(struct tenant *t, const struct app *app, struct app_tenant *at)
+{
+    static const char *const defs[2] = {"formdefs", "carddefs"};
+    for (int card = 0; card < 2; card++) {
+        bool exists = false, readable = false;
+        if (db_relation(&t->db, "public", defs[card], &exists, &readable) != AX_OK || !exists || !readable)
+            continue;
+        PGresult *res;
+        char *sql = ax_asprintf("SELECT slug FROM public.%s WHERE slug IS NOT NULL", defs[card]);
+        if (db_query(&t->db, &res, DB_ROWS(1), sql, 0, NULL, NULL) == AX_OK) {
+            for (int i = 0; i < PQntuples(res); i++)
+                app_note_slug(app, at, PQgetvalue(res, i, 0), card == 1);
+            PQclear(res);
+        }
+        free(sql);
+    }
+    db_clear_error(&t->db);
+}
+
 /* -- discovery ---------------------------------------------------------------- */
 
 /* Which tenant-wide w.c.s. tables exist. */
@@ -109,27 +161,32 @@ static int load_relations(struct tenant *t)
 {
     PGresult *res;
     /* from the catalog: to_regclass() fails without USAGE on the schema */
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(6),
-                      "SELECT pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'tracking_codes'),"
-                      " pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'wcs_all_forms'),"
-                      " pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'formdefs'),"
-                      " pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'carddefs'),"
-                      " pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'wcs_search_tokens'),"
-                      " pg_catalog.bool_or(c.relname OPERATOR(pg_catalog.=) 'users')"
-                      " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+    static const char *const names[] = {"tracking_codes", "wcs_all_forms", "formdefs", "carddefs", "wcs_search_tokens",
+                                        "users", "workflow_traces", "workflow_traces_archive", "test_workflow_traces",
+                                        "test_workflow_traces_archive"};
+    bool *facts[AX_ARRAY_LEN(names)] = {&t->facts.has_tracking_codes, &t->facts.has_allforms, &t->facts.has_defs[0],
+                                        &t->facts.has_defs[1], &t->facts.has_search_tokens, &t->facts.has_users,
+                                        &t->facts.has_traces[0], &t->facts.has_traces[1], &t->facts.has_traces[2],
+                                        &t->facts.has_traces[3]};
+    struct strbuf list;
+    sb_init(&list);
+    sb_append_pg_text_array(&list, (char *const *)names, AX_ARRAY_LEN(names));
+    const char *values[1] = {list.buf};
+    int rc = db_query(&t->db, &res, DB_ROWS(1),
+                      "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
                       "  ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
                       " WHERE n.nspname OPERATOR(pg_catalog.=) 'public'"
                       " AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])"
-                      " AND c.relname OPERATOR(pg_catalog.=) ANY ('{tracking_codes,wcs_all_forms,formdefs,carddefs,"
-                      "wcs_search_tokens,users}'::pg_catalog.text[])",
-                      0, NULL, NULL);
+                      " AND c.relname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])",
+                      1, NULL, values);
+    sb_free(&list);
     if (rc)
         return rc;
-    /* bool_or of no rows is NULL: not "t" */
-    bool *facts[6] = {&t->facts.has_tracking_codes, &t->facts.has_allforms,     &t->facts.has_defs[0],
-                      &t->facts.has_defs[1],        &t->facts.has_search_tokens, &t->facts.has_users};
-    for (int i = 0; i < 6; i++)
-        *facts[i] = strcmp(PQgetvalue(res, 0, i), "t") == 0;
+    for (size_t i = 0; i < AX_ARRAY_LEN(names); i++) {
+        *facts[i] = false;
+        for (int r = 0; r < PQntuples(res); r++)
+            *facts[i] |= strcmp(PQgetvalue(res, r, 0), names[i]) == 0;
+    }
     PQclear(res);
     return AX_OK;
 }
@@ -415,10 +472,19 @@ enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct
         log_error("%s: %s", t->name, t->db.error);
         return TENANT_FAILED;
     }
-    if (!locked) {
-        db_set_error(&t->db, "another anonymizer run holds this tenant's lock");
-        log_warning("%s: another anonymizer run holds this tenant's lock; tenant skipped", t->name);
-        return TENANT_LOCKED;
+    bool peer_did_it = false;
+    if (locked && (steps & TB_PEER) && done_by_peer(t, app, &peer_did_it) != AX_OK) {
+        log_error("%s: %s", t->name, t->db.error);
+        return TENANT_FAILED;
+    }
+    if (!locked || peer_did_it) {
+        /* two hosts (or two runs) are one platform: a tenant done by one of them tonight is done */
+        db_set_error(&t->db, "%s", locked ? "done tonight by another anonymizer run" : "another anonymizer run"
+                                                                                       " holds this tenant's lock");
+        log_info("%s: %s (a peer host, or another run); skipped", t->name,
+                 locked ? "done tonight by another anonymizer run" : "another anonymizer run holds this tenant's lock");
+        note_peer_slugs(t, app, at);
+        return TENANT_PEER;
     }
     int rc = AX_OK;
     /* one consistent picture; the server refuses any write */

@@ -54,12 +54,13 @@ int tenant_helper_session(struct tenant *t, const struct app *app);
 /* What tenant_begin does after connecting, in this order. */
 enum tenant_begin_step {
     TB_READ_ONLY = 1 << 0, /* the session refuses writes */
-    TB_LOCK = 1 << 1,      /* take the tenant lock (another run holding it: TENANT_LOCKED) */
+    TB_LOCK = 1 << 1,      /* take the tenant lock (another run holding it: TENANT_PEER) */
     TB_SNAPSHOT = 1 << 2,  /* BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY */
     TB_CUTOFFS = 1 << 3,   /* compute every form's cutoff as of at_time (NULL: now) */
     TB_FETCH = 1 << 4,     /* fetch the definitions from w.c.s. first (tenants with a url) */
     TB_PRIV_RUN = 1 << 5,  /* check the role has what a run needs (privileges.h) */
     TB_PRIV_READ = 1 << 6, /* check the role has what a report needs */
+    TB_PEER = 1 << 7,      /* with TB_LOCK: a tenant another run finished after this one started is TENANT_PEER */
 };
 
 /*
@@ -68,7 +69,7 @@ enum tenant_begin_step {
  * then the steps asked for, and the discovery of its forms (before the
  * cutoffs).  Logs what
  * went wrong (the message stays in t->db.error) and returns TENANT_OK,
- * TENANT_UNREACHABLE, TENANT_LOCKED or TENANT_FAILED.  Call tenant_close in
+ * TENANT_UNREACHABLE, TENANT_PEER or TENANT_FAILED.  Call tenant_close in
  * every case.
  */
 enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct app_tenant *at, unsigned steps,

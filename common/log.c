@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@ static bool use_syslog;
 static log_sink_fn line_sink;
 static void *line_sink_arg;
 static char first_error[512]; /* for a caller that must sum a failure up in one line (Nagios) */
+static bool to_journal;       /* stderr is the journal's stream: sd-daemon priority prefixes, no name */
 
 void log_set_sink(log_sink_fn sink, void *arg)
 {
@@ -31,9 +33,25 @@ static void note_error(const char *msg, size_t len)
         snprintf(first_error, sizeof first_error, "%.*s", (int)len, msg);
 }
 
+/*
+ * Whether stderr is connected to the journal: systemd sets JOURNAL_STREAM
+ * to the device and inode of the stream it gave the service
+ * (sd_journal_stream_fd(3)), which a redirection changes.
+ */
+static bool stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) != 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 void log_init(enum log_level level)
 {
     current_level = level;
+    to_journal = stderr_is_journal();
 }
 
 enum log_level log_get_level(void)
@@ -53,10 +71,25 @@ void log_set_syslog(bool enabled)
 /* The line to stderr, or to the sink. */
 static void put_line(enum log_level level, const char *line, size_t len)
 {
-    if (line_sink)
+    static const char name[] = "anonymizer: ";
+    if (line_sink) {
         line_sink(line_sink_arg, level, line, len);
-    else
+    } else if (to_journal) {
+        /* journalctl -p warning: the priority as sd-daemon(3) prefixes it; the journal names the program */
+        static const char *const prio[] = {"<3>", "<4>", "<6>", "<7>"};
+        if (len >= sizeof name - 1 && memcmp(line, name, sizeof name - 1) == 0) {
+            line += sizeof name - 1;
+            len -= sizeof name - 1;
+        }
+        struct strbuf sb;
+        sb_init(&sb);
+        sb_append(&sb, prio[level <= LOG_LEVEL_DEBUG ? level : LOG_LEVEL_DEBUG]);
+        sb_appendn(&sb, line, len);
+        ax_write_all(STDERR_FILENO, sb.buf, sb.len);
+        sb_free(&sb);
+    } else {
         ax_write_all(STDERR_FILENO, line, len);
+    }
 }
 
 static void emit(enum log_level level, bool loud, const char *fmt, va_list ap)

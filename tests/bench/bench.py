@@ -279,6 +279,9 @@ class Bench:
                 self.one_tenant()
                 self.print_one_tenant()
                 return
+            if a.two_hosts_only:
+                self.two_hosts()
+                return
             log(f'building {a.tenants} tenants x {a.forms} forms x {per_form} submissions')
             t0 = time.monotonic()
             for i in range(a.tenants):
@@ -322,7 +325,9 @@ class Bench:
             self.results['export_ratios'] = [(r[0] / r[1]) / (e[0] / e[1]) if e[0] and r[1] else 0
                                              for e, r in zip(exports, raws)]
             # the same export with k-anonymity (min_k = 5, generalise), into an empty schema: its cost, and what it
-            # holds back
+            # holds back; as on a platform, the rows were anonymised days before (an export reads again what was
+            # anonymised in the day before its last one, for transactions in flight then)
+            self.update_forms(dbs, "SET anonymised = anonymised - interval '2 days' WHERE anonymised IS NOT NULL")
             self.cluster.dropdb('bench_bi')
             self.cluster.createdb('bench_bi')
             secs, _, err = self.anonymizer('-c', conf_k5, 'export')
@@ -334,15 +339,7 @@ class Bench:
             # 5. the nights after: one with nothing new, one with 1 % of the rows anonymised again (w.c.s.
             # touched them): their cost should follow the work, not the size of the forms
             secs0, _, _ = self.anonymizer('-c', conf_k5, 'export')
-            touched = 0
-            for db in dbs:
-                conn = self.cluster.connect(db)
-                with conn.cursor() as cur:
-                    for f in self.forms():
-                        cur.execute(f'UPDATE {wcs.qi(f.table)} SET anonymised = now()'
-                                    f' WHERE anonymised IS NOT NULL AND id % 100 = 0')
-                        touched += cur.rowcount
-                conn.close()
+            touched = self.update_forms(dbs, 'SET anonymised = now() WHERE anonymised IS NOT NULL AND id % 100 = 0')
             secs1, _, err = self.anonymizer('-c', conf_k5, 'export')
             read = sum(int(x) for x in re.findall(r'\((\d+) read, incremental\)', err))
             self.results['night0'] = secs0
@@ -457,6 +454,48 @@ class Bench:
                                       zip(times['one_jobs1'], times['one_jobs2'], times['one_sql'])]
         self.cluster.dropdb('bench_one')
 
+    def update_forms(self, dbs, assignment):
+        """UPDATE <every form table of every tenant> <assignment>; the rows updated."""
+        n = 0
+        for db in dbs:
+            conn = self.cluster.connect(db)
+            with conn.cursor() as cur:
+                for f in self.forms():
+                    cur.execute(f'UPDATE {wcs.qi(f.table)} {assignment}')
+                    n += cur.rowcount
+            conn.close()
+        return n
+
+    def two_hosts(self):
+        """20 tenants, done by one process with --jobs 1, then by two at once with --jobs 1 each (the same job on
+        two application servers): the tenants are shared through the advisory locks and the runs' audit."""
+        n = self.args.platform_tenants
+        per_form = self.args.platform_submissions // (n * self.args.forms)
+        log(f'building {n} tenants x {self.args.forms} forms x {per_form} submissions')
+        self.build_template('tpl_p', per_form, 400)
+        dbs = [f'bench_p{i}' for i in range(n)]
+        conf = self.write_config(os.path.join(self.work, 'platform.conf'), dbs)
+        times = {'one': [], 'two': []}
+        for _ in range(self.args.platform_rounds):
+            self.reset([('tpl_p', db) for db in dbs])
+            secs, _, _ = self.anonymizer('-c', conf, '--jobs', '1', 'run')
+            times['one'].append(secs)
+            self.record('20 tenants, one host (--jobs 1)', secs, 0)
+            self.reset([('tpl_p', db) for db in dbs])
+            t0 = time.monotonic()
+            procs = [subprocess.Popen([self.binary, '-c', conf, '-q', '--jobs', '1', 'run'],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+            for p in procs:
+                err = p.communicate()[1]
+                if p.returncode != 0:
+                    raise SystemExit(f'a host failed ({p.returncode}):\n{err}')
+            times['two'].append(time.monotonic() - t0)
+            self.record('20 tenants, two hosts at once (--jobs 1 each)', times['two'][-1], 0)
+        one, two = (sorted(v)[len(v) // 2] for v in (times['one'], times['two']))
+        print(f'two hosts: one {one:.1f} s, two at once {two:.1f} s: {one / two:.2f}x as fast (medians of'
+              f' {self.args.platform_rounds}; rounds ' + ', '.join(f'{a / b:.2f}x' for a, b in
+                                                                  zip(times['one'], times['two'])) + ')')
+
     def print_one_tenant(self):
         r = self.results
         rate = lambda k: r[k][1] / r[k][0] if r[k][0] else 0  # noqa: E731
@@ -529,6 +568,11 @@ def main():
     p.add_argument('--export-rounds', type=int, default=3,
                    help='export and raw COPY pipe, alternately, this many times (medians compared)')
     p.add_argument('--export-only', action='store_true', help='measure the export only (raw COPY, min_k 1 and 5)')
+    p.add_argument('--two-hosts-only', action='store_true',
+                   help='measure two hosts at once against one (20 tenants, --jobs 1 each)')
+    p.add_argument('--platform-tenants', type=int, default=20)
+    p.add_argument('--platform-submissions', type=int, default=120000, help='in all, over the 20 tenants')
+    p.add_argument('--platform-rounds', type=int, default=3)
     p.add_argument('--one-tenant', type=int, default=200000,
                    help='submissions of the one-tenant measure (one large form and two small ones)')
     p.add_argument('--one-tenant-only', action='store_true', help='measure --jobs within one tenant only')

@@ -4,6 +4,7 @@ Bad input gets one clear error line and a documented exit status, and
 changes nothing."""
 
 import os
+import re
 import subprocess
 
 import harness
@@ -195,6 +196,26 @@ class CliTests(harness.TestCase):
         self.assertIn('final statuses: wf-done wf-rejected', out)
         self.assertIn('metadata set to NULL: user_id', out)
         self.assert_unchanged()
+
+    def test_log_priorities_when_stderr_is_the_journal(self):
+        """Under systemd (JOURNAL_STREAM names stderr's device and inode), lines carry sd-daemon priorities, so
+        that journalctl -p warning shows warnings and errors, and no program name (the journal has it)."""
+        t = self.tenant()
+        t.add_form(standard_form())
+        self.write_config([t, ('down', 'host=/nonexistent/anonymizer-journal dbname=x')],
+                          forms=['{ tenant = "*"; slug = "no-such-form"; retention = "30 days"; }'])
+        as_journal = ('JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$0" -c "$1" check')
+        res = subprocess.run(['sh', '-c', as_journal, harness.BINARY, self.config_path], capture_output=True,
+                             text=True, timeout=120)
+        lines = res.stderr.splitlines()
+        self.assertTrue(lines, res)
+        self.assertTrue(all(re.match(r'^<[3467]>', line) for line in lines), lines)
+        self.assertFalse([line for line in lines if 'anonymizer:' in line.split(' ')[0]], lines)
+        self.assertTrue(any(line.startswith('<4>warning: ') and 'matches no table' in line for line in lines), lines)
+        # stderr redirected elsewhere (JOURNAL_STREAM inherited, but not this stream): plain lines
+        res = subprocess.run([harness.BINARY, '-c', self.config_path, 'check'], capture_output=True, text=True,
+                             env=dict(os.environ, JOURNAL_STREAM='1:1'), timeout=120)
+        self.assertTrue(all(line.startswith('anonymizer: ') for line in res.stderr.splitlines()), res.stderr)
 
     def test_check_unreachable(self):
         self.write_config([('down', 'host=/nonexistent dbname=x')])

@@ -373,7 +373,7 @@ class ExportTests(harness.TestCase):
             self.assertTrue(self.wait_for_bi_lock_wait(), 'the export never reached the merge')
             # both forms staged, each in its own BI session (the export pipelines them): both merges wait
             self.assertTrue(self.wait_until(lambda: self.bi_query(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'WITH up AS (INSERT INTO%%'"
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE '%%up AS (INSERT INTO%%'"
                 " AND wait_event_type = 'Lock'", (self.bi_db,))[0][0] == 2, timeout=30))
             proc.send_signal(signal.SIGKILL)
             proc.communicate()

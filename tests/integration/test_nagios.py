@@ -56,30 +56,33 @@ class NagiosTests(harness.TestCase):
                 f" started_at = now() - interval '{ran_hours_ago} hours' - interval '5 seconds'")
         return t, f
 
-    def test_ok(self):
+    def test_ok_right_after_a_normal_night_with_the_default_retention(self):
+        """retention = 90 days, the legal limit: the oldest personal data is always about 89 days old after a
+        night. That is the process working: OK."""
         t, f = self.tenant_that_ran()
-        full_submission(t, f, ref=ago(20), marker='young')
+        full_submission(t, f, ref=ago(89, 12), marker='oldest')
         text, perf, long_output = self.check(expect_state='OK')
         self.assertEqual(text, '1 tenant compliant, 0 due')
         self.assertEqual(perf['tenants']['value'], '1')
-        self.assertEqual(perf['oldest_days'], {'value': '20', 'warn': '80', 'crit': '90'})
+        self.assertEqual(perf['oldest_days'], {'value': '89', 'warn': '80', 'crit': '90'})
         self.assertEqual(perf['last_run_hours']['value'], '2')
         self.assertEqual(perf['last_run_hours']['warn'], '36')
         self.assertEqual(perf['past_limit']['value'], '0')
         self.assertEqual(long_output, [])
+        # --warning 1 changes nothing: nothing was left behind
+        self.check('--warning', '1', expect_state='OK')
 
-    def test_warning_by_age(self):
+    def test_warning_when_the_last_run_left_data_behind(self):
         t, f = self.tenant_that_ran()
-        full_submission(t, f, ref=ago(85), marker='old')
+        self.write_config([t], extra='retention = "30 days";')
+        full_submission(t, f, ref=ago(40), marker='left')
         text, perf, long_output = self.check(expect_state='WARNING')
-        self.assertIn('oldest personal data 85 days old, 5 days before the 90-day limit', text)
-        self.assertEqual(perf['oldest_days']['value'], '85')
-        self.assertTrue(any(line.startswith('WARNING: oldest personal data 85 days old') for line in long_output))
-        # the threshold is --warning
-        _, perf, _ = self.check('--warning', '2', expect_state='OK')
-        self.assertEqual(perf['oldest_days']['warn'], '88')
+        self.assertEqual(text, '1 form with personal data the last run left behind')
+        self.assertEqual(perf['left_behind']['value'], '1')
+        self.assertRegex(long_output[0], rf'^WARNING: {t.name}/demande-rdv: personal data due since \S+ left by the'
+                                         r' last run')
 
-    def test_warning_by_stale_run(self):
+    def test_warning_after_a_missed_night(self):
         t, f = self.tenant_that_ran(ran_hours_ago=40)
         full_submission(t, f, ref=ago(3), marker='young')
         text, perf, long_output = self.check(expect_state='WARNING')
@@ -112,21 +115,23 @@ class NagiosTests(harness.TestCase):
         self.assertEqual(text, '1 open submission inactive past open_limit')
         self.assertEqual(perf['open_inactive']['value'], '1')
 
-    def test_unknown(self):
+    def test_a_tenant_that_cannot_be_checked_is_critical(self):
         t, f = self.tenant_that_ran()
         full_submission(t, f, ref=ago(3), marker='young')
         self.write_config([t, ('down|x', 'host=/nonexistent/anonymizer-nagios dbname=x')],
                           extra='retention = "90 days";')
-        text, perf, long_output = self.check(expect_state='UNKNOWN')
+        text, perf, long_output = self.check(expect_state='CRITICAL')
         self.assertEqual(text, '1 tenant or form could not be checked')
         self.assertEqual(perf['unchecked']['value'], '1')
-        self.assertTrue(long_output[0].startswith('UNKNOWN: down/x: could not be checked: cannot connect'))
-        # critical wins over unknown
+        self.assertTrue(long_output[0].startswith('CRITICAL: down/x: could not be checked: cannot connect'))
         full_submission(t, f, ref=ago(100), marker='late')
-        self.check(expect_state='CRITICAL')
-        # no tenant reachable, a broken configuration, a bad option: UNKNOWN, not 69, 78 or 64
+        text, _, _ = self.check(expect_state='CRITICAL')
+        self.assertRegex(text, r'^personal data past the legal limit in 1 form \(1[01] days at most\), 1 tenant or'
+                               r' form could not be checked$')
+        # no tenant reachable: nothing could be checked, critical too
         self.write_config([('down', 'host=/nonexistent/anonymizer-nagios dbname=x')])
-        self.check(expect_state='UNKNOWN')
+        self.check(expect_state='CRITICAL')
+        # the plugin's own failures, a broken configuration, a bad option: UNKNOWN, not 78 or 64
         with open(self.config_path, 'a') as fp:
             fp.write('retention = "6 months";\n')
         text, _, _ = self.check(expect_state='UNKNOWN')

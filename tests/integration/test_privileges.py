@@ -59,8 +59,26 @@ class PrivilegeTests(harness.TestCase):
         for db in (t.dbname, self.bi_db):
             self.admin_sql(f'REVOKE ALL ON DATABASE {wcs.qi(db)} FROM PUBLIC')
             self.admin_sql('REVOKE ALL ON SCHEMA public FROM PUBLIC', db=db)
+        # w.c.s.'s tables belong to w.c.s.'s own role, as on a real platform
+        self.wcs_role = harness.unique('wcs')
+        self.admin_sql(f'CREATE ROLE {self.wcs_role}')
+        self.admin_sql(f'GRANT USAGE, CREATE ON SCHEMA public TO {self.wcs_role}', db=t.dbname)
+        self.admin_sql(f"""DO $$ DECLARE r record; BEGIN
+                             FOR r IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
+                                      AND c.relkind IN ('r', 'p') LOOP
+                               EXECUTE format('ALTER TABLE public.%I OWNER TO {self.wcs_role}', r.relname);
+                             END LOOP; END $$""", db=t.dbname)
         self.t, self.f, self.due = t, f, due
         return t, f
+
+    def as_wcs(self, t, work):
+        """What w.c.s. does later, as its own role (a new form: its tables are that role's)."""
+        with t.conn.cursor() as cur:
+            cur.execute(f'SET ROLE {self.wcs_role}')
+            try:
+                return work(cur)
+            finally:
+                cur.execute('RESET ROLE')
 
     def config_as(self, role, bi_role=None, path=None):
         t = self.t
@@ -128,6 +146,11 @@ class PrivilegeTests(harness.TestCase):
         self.assertIs(form['vacuumed_by_last_run'], False)
         text = self.anonymizer('-c', report_conf, 'report', config=False).stdout
         self.assertIn('old row versions keep personal data until autovacuum', text)
+        # the debt, calmly; any VACUUM after it pays it (an administrator's here, autovacuum's alike)
+        self.assertIn('maintenance pending: VACUUM owed by', text)
+        self.admin_sql('VACUUM', db=t.dbname)
+        self.assertTrue(self.wait_until(lambda: 'VACUUM owed' not in self.anonymizer(
+            '-c', report_conf, 'report', config=False).stdout, timeout=30), 'the debt stayed after a VACUUM')
         # the report role cannot write
         conn = self.cluster.connect(t.dbname, user=self.roles[REPORT])
         self.addCleanup(conn.close)
@@ -198,6 +221,80 @@ class PrivilegeTests(harness.TestCase):
         self.assertNotIn('installed', res.stderr)
         self.assertNotIn('migrated', res.stderr)
 
+
+    def test_a_form_made_after_grants_is_processed_and_its_drafts_deleted(self):
+        """Default privileges of w.c.s.'s role cover a form it creates later; w.c.s.'s trace trigger deletes a
+        draft's traces with the run role's rights."""
+        t, f = self.platform()
+        run_conf, sql = self.apply_grants()
+        q = {k: wcs.qi(v) for k, v in self.roles.items()}
+        self.assertIn(f'ALTER DEFAULT PRIVILEGES FOR ROLE {wcs.qi(self.wcs_role)} IN SCHEMA public GRANT SELECT,'
+                      f' UPDATE, DELETE ON TABLES TO {q[RUN]};', sql)
+        self.assertIn(f'GRANT SELECT, DELETE ON public.workflow_traces_archive TO {q[RUN]};', sql)
+        res = self.anonymizer('-c', run_conf, 'check', config=False, expect=0)
+        self.assertIn('now and for tables w.c.s. creates later', res.stdout)
+        g = standard_form(21, 'demande-badge-parking', 'Badge de stationnement')
+
+        def new_form(cur):
+            wcs.create_form(cur, g)
+            ids = [wcs.insert_submission(cur, g, status='wf-done', receipt_time=ago(50), last_update_time=ago(40),
+                                         values={'1': 'Durand'}, user_id='42'),
+                   wcs.insert_submission(cur, g, status='draft', receipt_time=ago(50), last_update_time=ago(40),
+                                         values={'1': 'Martin'})]
+            for fid in ids:
+                cur.execute("INSERT INTO workflow_traces (formdef_type, formdef_id, formdata_id, event)"
+                            " VALUES ('formdata', 21, %s, 'frontoffice-created')", (fid,))
+            cur.execute("INSERT INTO workflow_traces_archive (formdef_type, formdef_id, formdata_id)"
+                        " VALUES ('formdata', 21, %s)", (ids[1],))
+            return ids
+        done, draft = self.as_wcs(t, new_form)
+        g.write_definition(self.schemas, t.name)
+        self.assertEqual(t.one('SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_class WHERE relname = %s',
+                               (g.table,))[0], self.wcs_role)
+        # no one runs grants again: the next run does the new form too
+        res = self.anonymizer('-c', run_conf, 'run', config=False, expect=0)
+        self.assertNotIn('lacks', res.stderr)
+        self.assertIsNotNone(t.row(g, done)['anonymised'])
+        self.assertIsNone(t.one(f'SELECT id FROM {wcs.qi(g.table)} WHERE id = %s', (draft,)))
+        # the draft's traces went with it (w.c.s.'s trigger), the submission's stay
+        self.assertEqual(t.one('SELECT count(*) FROM workflow_traces WHERE formdef_id = 21 AND formdata_id = %s',
+                               (draft,))[0], 0)
+        self.assertEqual(t.one('SELECT count(*) FROM workflow_traces_archive WHERE formdef_id = 21')[0], 0)
+        self.assertEqual(t.one('SELECT count(*) FROM workflow_traces WHERE formdef_id = 21')[0], 1)
+
+    def test_grants_names_its_roles_and_reads_through_an_admin_connection(self):
+        t, f = self.platform()
+        admin_conf = self.config_as('postgres', bi_role='postgres', path=os.path.join(self.dir, 'admin.conf'))
+        # an administrator's configuration and no role named: granting to the superuser would be no grant at all
+        res = self.anonymizer('-c', admin_conf, 'grants', config=False, expect=1)
+        self.assertIn('role "postgres" is a superuser: name the role the job runs as with --role-run', res.stderr)
+        # the run role's configuration, the catalogs read through an administrator's connection
+        run_conf = self.config_as(self.roles[RUN])
+        admin = f'host={self.cluster.sockdir} port={self.cluster.port} user=postgres'
+        res = self.anonymizer('-c', run_conf, 'grants', '--admin-conninfo', admin, '--role-run', self.roles[RUN],
+                              '--role-bi', self.roles[BI], config=False, expect=0)
+        self.assertIn(f'-- to role {self.roles[RUN]} (run: --role-run), role anonymizer_report', res.stdout)
+        self.assertIn(f'ALTER DEFAULT PRIVILEGES FOR ROLE {wcs.qi(self.wcs_role)}', res.stdout)
+        # a password on a command line is for every user of the machine to read
+        res = self.anonymizer('-c', run_conf, 'grants', '--admin-conninfo', admin + ' password=secret',
+                              config=False, expect=64)
+        self.assertNotIn('secret', res.stderr)
+
+    def test_check_says_what_a_later_form_or_the_bi_side_would_lack(self):
+        t, f = self.platform()
+        run_conf, _ = self.apply_grants()
+        self.admin_sql(f'ALTER DEFAULT PRIVILEGES FOR ROLE {self.wcs_role} IN SCHEMA public'
+                       f' REVOKE DELETE ON TABLES FROM {self.roles[RUN]}', db=t.dbname)
+        res = self.anonymizer('-c', run_conf, 'check', config=False, expect=1)
+        self.assertIn(f'tables w.c.s. creates later (a new form) will not be role "{self.roles[RUN]}"\'s to'
+                      f' anonymise: role "{self.wcs_role}"', res.stdout)
+        # a BI role the configuration names and the server does not have: said before any export
+        with open(run_conf) as fp:
+            text = fp.read()
+        with open(run_conf, 'w') as fp:
+            fp.write(text.replace(f'reader_role = "{self.roles[READER]}";', 'reader_role = "nobody_like_this";'))
+        res = self.anonymizer('-c', run_conf, 'check', config=False, expect=1)
+        self.assertIn('bi: bi.reader_role: role "nobody_like_this" does not exist on the BI server', res.stdout)
 
     def test_every_table_grant_is_checked_before_anything_is_touched(self):
         """Each (privilege, table) of the run and report roles taken away in turn: one error that names it."""

@@ -260,7 +260,8 @@ class RunTests(harness.TestCase):
                                       t.one("SELECT count(*) FROM anonymizer.runs WHERE outcome = 'running'")[0] > 0,
                                       timeout=60)
             self.assertTrue(started, 'the first run did not start')
-            second = self.anonymizer('run', expect=75)
+            # done by another run: not an error (two hosts are one platform)
+            second = self.anonymizer('run', expect=0)
             self.assertIn('holds this tenant', second.stderr)
         finally:
             out, err = first.communicate(timeout=300)
@@ -275,7 +276,7 @@ class RunTests(harness.TestCase):
         holder = t.cluster.connect(t.dbname)
         try:
             holder.cursor().execute('SELECT pg_advisory_lock(1634627438, 1)')
-            self.anonymizer('run', expect=75)
+            self.anonymizer('run', expect=0)
             self.assertEqual(t.checksums(), sums)
         finally:
             holder.close()

@@ -264,10 +264,37 @@ CREATE TRIGGER wcs_all_forms_fts_trg_ins AFTER INSERT ON wcs_all_forms
     FOR EACH ROW WHEN (NEW.fts IS NOT NULL) EXECUTE PROCEDURE wcs_search_tokens_trigger_fn('formdata_');
 CREATE TRIGGER wcs_all_forms_fts_trg_upd AFTER UPDATE OF fts ON wcs_all_forms
     FOR EACH ROW WHEN (NEW.fts IS NOT NULL) EXECUTE PROCEDURE wcs_search_tokens_trigger_fn('formdata_');
-CREATE TABLE workflow_traces (id serial PRIMARY KEY, formdef_type varchar, formdef_id integer,
-    formdata_id integer, status_id varchar, event varchar, event_args jsonb, timestamp timestamptz,
+CREATE TYPE workflow_trace_event AS (status_id varchar, event varchar, event_args jsonb,
+    timestamp timestamptz, action_item_key varchar, action_item_id varchar);
+CREATE TABLE workflow_traces (id serial PRIMARY KEY, formdef_type varchar NOT NULL, formdef_id integer NOT NULL,
+    formdata_id integer NOT NULL, status_id varchar, event varchar, event_args jsonb, timestamp timestamptz,
     action_item_key varchar, action_item_id varchar);
 CREATE INDEX workflow_traces_idx ON workflow_traces (formdef_type, formdef_id, formdata_id);
+CREATE TABLE workflow_traces_archive (id serial PRIMARY KEY, formdef_type varchar NOT NULL,
+    formdef_id integer NOT NULL, formdata_id integer NOT NULL, traces workflow_trace_event[]);
+CREATE UNIQUE INDEX workflow_traces_archive_idx ON workflow_traces_archive (formdef_type, formdef_id, formdata_id);
+CREATE TABLE test_workflow_traces (LIKE workflow_traces INCLUDING ALL);
+CREATE TABLE test_workflow_traces_archive (LIKE workflow_traces_archive INCLUDING ALL);
+-- the BEFORE DELETE trigger of every data table (forms, cards, test copies): whoever deletes a row needs
+-- DELETE (and SELECT) on both trace tables
+CREATE FUNCTION wcs_remove_workflow_traces() RETURNS trigger LANGUAGE plpgsql AS $function$
+BEGIN
+    DELETE FROM workflow_traces_archive WHERE formdef_type = TG_ARGV[0] AND formdef_id = TG_ARGV[1]::int
+        AND formdata_id = OLD.id;
+    DELETE FROM workflow_traces WHERE formdef_type = TG_ARGV[0] AND formdef_id = TG_ARGV[1]::int
+        AND formdata_id = OLD.id;
+    RETURN OLD;
+END;
+$function$;
+CREATE FUNCTION wcs_remove_test_workflow_traces() RETURNS trigger LANGUAGE plpgsql AS $function$
+BEGIN
+    DELETE FROM test_workflow_traces_archive WHERE formdef_type = TG_ARGV[0] AND formdef_id = TG_ARGV[1]::int
+        AND formdata_id = OLD.id;
+    DELETE FROM test_workflow_traces WHERE formdef_type = TG_ARGV[0] AND formdef_id = TG_ARGV[1]::int
+        AND formdata_id = OLD.id;
+    RETURN OLD;
+END;
+$function$;
 """
 
 MAIN_STATIC = [
@@ -355,6 +382,10 @@ def create_main_table(cur, form, table):
         cur.execute(f'CREATE INDEX {qi("idx_" + attr + "_" + table)} ON {t} USING gin ({attr})')
     cur.execute(f'CREATE INDEX {qi("idx_workflow_processing_timestamp_" + table)} ON {t}'
                 f' (workflow_processing_timestamp) WHERE (workflow_processing_timestamp IS NOT NULL)')
+    # w.c.s.'s trace trigger, on every data table (not on the history)
+    fn = 'wcs_remove_test_workflow_traces' if table.startswith('test_') else 'wcs_remove_workflow_traces'
+    cur.execute(f'CREATE TRIGGER {qi(table[:40] + "__workflow_traces_trg_del")} BEFORE DELETE ON {t}'
+                f' FOR EACH ROW EXECUTE PROCEDURE {fn}(%s, %s)', (form.kind, str(form.id)))
 
 
 def create_form(cur, form):
