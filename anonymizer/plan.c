@@ -173,6 +173,15 @@ static bool resets_id_display(const struct form *f)
     return f->def && f->def->id_template && form_column(f, "id_display");
 }
 
+/*
+ * The role arrays w.c.s. keeps on a submission (role ids its functions give,
+ * which agents' back-office lists filter on) hold a person only as a
+ * "_user:<id>" entry: that entry is removed, the role ids stay.
+ */
+static bool is_roles_array(const char *name)
+{
+    return strcmp(name, "concerned_roles_array") == 0 || strcmp(name, "actions_roles_array") == 0;
+}
 /* The SET list of the final anonymisation, alias m. */
 static char *set_list(const struct form *f)
 {
@@ -181,7 +190,13 @@ static char *set_list(const struct form *f)
     sb_init(&sb);
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
-        if (col_is_nulled(c->cls)) {
+        if (c->cls == COL_METADATA && is_roles_array(c->name)) {
+            char *col = ax_asprintf("m.%s", c->qname);
+            sb_appendf(&sb, "%s = (SELECT pg_catalog.array_agg(x ORDER BY n) FROM pg_catalog.unnest(%s)"
+                            " WITH ORDINALITY r(x, n) WHERE NOT pg_catalog.starts_with(x, '_user:')),\n  ",
+                       c->qname, col);
+            free(col);
+        } else if (col_is_nulled(c->cls)) {
             sb_appendf(&sb, "%s = NULL,\n  ", c->qname);
         } else if (c->cls == COL_BLOCK) {
             char *value = ax_asprintf("m.%s", c->qname), *keys = ax_asprintf("($8 OPERATOR(pg_catalog.->) %zu)", block++);
@@ -228,8 +243,20 @@ void plan_prepare(struct form *f, const struct plan_tenant *t)
         sb_init(&dirty);
         sb_append(&dirty, "(");
         for (size_t i = 0; i < t->nallforms_personal; i++) {
-            sb_appendf(&set, "%s = NULL, ", t->allforms_personal[i]);
-            sb_appendf(&dirty, "w.%s IS NOT NULL OR ", t->allforms_personal[i]);
+            const char *q = t->allforms_personal[i];
+            bool roles = strcmp(q, "\"concerned_roles_array\"") == 0 || strcmp(q, "\"actions_roles_array\"") == 0 ||
+                         is_roles_array(q); /* quoted or not, as the catalog gave them */
+            if (roles) {
+                /* the same role ids as the submission's row, without its person */
+                sb_appendf(&set, "%s = (SELECT pg_catalog.array_agg(x ORDER BY n) FROM pg_catalog.unnest(w.%s)"
+                                 " WITH ORDINALITY r(x, n) WHERE NOT pg_catalog.starts_with(x, '_user:')), ",
+                           q, q);
+                sb_appendf(&dirty, "COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:'))"
+                                   " FROM pg_catalog.unnest(w.%s) x), false) OR ", q);
+            } else {
+                sb_appendf(&set, "%s = NULL, ", q);
+                sb_appendf(&dirty, "w.%s IS NOT NULL OR ", q);
+            }
         }
         sb_append(&set, "statistics_data = m.statistics_data, anonymised = m.anonymised");
         sb_append(&dirty, SQL_DISTINCT("w.statistics_data", "m.statistics_data")
@@ -313,7 +340,11 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
     size_t block = 0;
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
-        if (col_is_nulled(c->cls)) {
+        if (c->cls == COL_METADATA && is_roles_array(c->name)) {
+            sb_appendf(&sb, "%sCOALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:'))"
+                            " FROM pg_catalog.unnest(m.%s) x), false)",
+                       sep, c->qname);
+        } else if (col_is_nulled(c->cls)) {
             sb_appendf(&sb, "%sm.%s IS NOT NULL", sep, c->qname);
         } else if (c->cls == COL_BLOCK) {
             char *value = ax_asprintf("m.%s", c->qname);

@@ -10,7 +10,7 @@ import time
 
 import harness
 import wcs
-from forms import (ALLFORMS_PERSONAL, BLANKED_COLUMNS, KEPT_COLUMNS, METADATA_COLUMNS, SYSTEM_COLUMNS,
+from forms import (ALLFORMS_PERSONAL, BLANKED_COLUMNS, KEPT_COLUMNS, METADATA_COLUMNS, ROLE_ARRAYS, SYSTEM_COLUMNS,
                    full_submission, standard_form)
 
 DAY = "interval '1 day'"
@@ -116,6 +116,10 @@ class RunTests(harness.TestCase):
         for c in BLANKED_COLUMNS + METADATA_COLUMNS + ['f99']:
             self.assertIsNotNone(before[c], f'fixture should fill {c}')
             self.assertIsNone(after[c], f'{c} should be blanked')
+        # the role ids stay (agents' back-office lists filter on them), the person's entry goes
+        self.assertIn('_user:42', before['concerned_roles_array'])
+        for c, kept in ROLE_ARRAYS.items():
+            self.assertEqual(after[c], kept, c)
         self.assertEqual(after['statistics_data'], {'done-datetime': before['statistics_data']['done-datetime'],
                                                     'motif': ['rdv']})
         self.assertTrue(server_before <= after['anonymised'] <= server_after)
@@ -130,6 +134,8 @@ class RunTests(harness.TestCase):
         af = t.allforms(f, fid)
         for c in ALLFORMS_PERSONAL:
             self.assertIsNone(af[c], f'wcs_all_forms.{c} should be cleared')
+        for c, kept in ROLE_ARRAYS.items():
+            self.assertEqual(af[c], kept, f'wcs_all_forms.{c}')
         self.assertEqual(af['anonymised'], after['anonymised'])
         self.assertEqual(af['statistics_data'], after['statistics_data'])
         self.assertEqual(af['status'], 'wf-done')
@@ -150,6 +156,8 @@ class RunTests(harness.TestCase):
         af = t.allforms(f, fid)
         for c in ALLFORMS_PERSONAL:
             self.assertIsNone(af[c], c)
+        for c, kept in ROLE_ARRAYS.items():
+            self.assertEqual(af[c], kept, c)
         self.assertEqual(af['anonymised'], t.row(f, fid)['anonymised'])
 
     def test_wcs_anonymised_submission_is_completed(self):

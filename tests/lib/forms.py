@@ -27,14 +27,14 @@ KEPT_COLUMNS = ['f2', 'f2_display', 'f5', 'f8', 'f8_display']
 # structured values of kept items are blanked unless kept by name
 BLANKED_COLUMNS = ['f1', 'f2_structured', 'f3', 'f4', 'f6', 'f7', 'f8_structured', 'f9', 'f9_display', 'f11', 'fbo1']
 METADATA_COLUMNS = ['user_id', 'user_label', 'workflow_data', 'prefilling_data', 'workflow_roles',
-                    'workflow_merged_roles_dict', 'workflow_roles_array', 'concerned_roles_array',
-                    'actions_roles_array', 'submission_context', 'submission_agent_id', 'tracking_code', 'digests',
-                    'fts', 'auto_geoloc', 'geoloc_base', 'relations_data']
+                    'workflow_merged_roles_dict', 'workflow_roles_array', 'submission_context', 'submission_agent_id',
+                    'tracking_code', 'digests', 'fts', 'auto_geoloc', 'geoloc_base', 'relations_data']
+# role ids w.c.s. keeps (agents' lists filter on them): only the "_user:<id>" entry is a person
+ROLE_ARRAYS = {'concerned_roles_array': ['3'], 'actions_roles_array': ['3']}
 SYSTEM_COLUMNS = ['id', 'receipt_time', 'last_update_time', 'status', 'id_display', 'criticality_level',
                   'backoffice_submission', 'submission_channel', 'uuid', 'page_no', 'page_id']
 ALLFORMS_PERSONAL = ['user_id', 'user_label', 'user_name', 'submission_agent_id', 'digests', 'fts',
-                     'concerned_roles_array', 'actions_roles_array', 'geoloc_base_x', 'geoloc_base_y',
-                     'relations_data']
+                     'geoloc_base_x', 'geoloc_base_y', 'relations_data']
 
 _code = [0]
 

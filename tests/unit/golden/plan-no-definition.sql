@@ -16,8 +16,8 @@
     OR m."submission_agent_id" IS NOT NULL
     OR m."workflow_roles" IS NOT NULL
     OR m."workflow_roles_array" IS NOT NULL
-    OR m."concerned_roles_array" IS NOT NULL
-    OR m."actions_roles_array" IS NOT NULL
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."concerned_roles_array") x), false)
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."actions_roles_array") x), false)
     OR m."tracking_code" IS NOT NULL
     OR m."workflow_merged_roles_dict" IS NOT NULL
     OR m."prefilling_data" IS NOT NULL
@@ -36,7 +36,7 @@
     OR m."geoloc_base" IS NOT NULL
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL));
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."concerned_roles_array") x), false) OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."actions_roles_array") x), false) OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL));
 
 -- batch: final anonymisation
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
@@ -51,8 +51,8 @@ WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial"
     OR m."submission_agent_id" IS NOT NULL
     OR m."workflow_roles" IS NOT NULL
     OR m."workflow_roles_array" IS NOT NULL
-    OR m."concerned_roles_array" IS NOT NULL
-    OR m."actions_roles_array" IS NOT NULL
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."concerned_roles_array") x), false)
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."actions_roles_array") x), false)
     OR m."tracking_code" IS NOT NULL
     OR m."workflow_merged_roles_dict" IS NOT NULL
     OR m."prefilling_data" IS NOT NULL
@@ -71,7 +71,7 @@ WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial"
     OR m."geoloc_base" IS NOT NULL
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL))
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."concerned_roles_array") x), false) OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."actions_roles_array") x), false) OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL))
   ORDER BY m.id LIMIT $6),
 locked AS (SELECT m.id, m.tracking_code AS tracking_code, m.anonymised IS NULL AS fresh, COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft
   FROM public."formdata_7_Été ""spécial""" m
@@ -87,8 +87,8 @@ chg AS (UPDATE public."formdata_7_Été ""spécial""" m SET
   "submission_agent_id" = NULL,
   "workflow_roles" = NULL,
   "workflow_roles_array" = NULL,
-  "concerned_roles_array" = NULL,
-  "actions_roles_array" = NULL,
+  "concerned_roles_array" = (SELECT pg_catalog.array_agg(x ORDER BY n) FROM pg_catalog.unnest(m."concerned_roles_array") WITH ORDINALITY r(x, n) WHERE NOT pg_catalog.starts_with(x, '_user:')),
+  "actions_roles_array" = (SELECT pg_catalog.array_agg(x ORDER BY n) FROM pg_catalog.unnest(m."actions_roles_array") WITH ORDINALITY r(x, n) WHERE NOT pg_catalog.starts_with(x, '_user:')),
   "tracking_code" = NULL,
   "workflow_merged_roles_dict" = NULL,
   "prefilling_data" = NULL,
@@ -125,8 +125,8 @@ SELECT pg_catalog.max(s.id), pg_catalog.count(*) FROM (SELECT m.id FROM public."
     OR m."submission_agent_id" IS NOT NULL
     OR m."workflow_roles" IS NOT NULL
     OR m."workflow_roles_array" IS NOT NULL
-    OR m."concerned_roles_array" IS NOT NULL
-    OR m."actions_roles_array" IS NOT NULL
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."concerned_roles_array") x), false)
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."actions_roles_array") x), false)
     OR m."tracking_code" IS NOT NULL
     OR m."workflow_merged_roles_dict" IS NOT NULL
     OR m."prefilling_data" IS NOT NULL
@@ -145,16 +145,16 @@ SELECT pg_catalog.max(s.id), pg_catalog.count(*) FROM (SELECT m.id FROM public."
     OR m."geoloc_base" IS NOT NULL
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL))
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."concerned_roles_array") x), false) OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."actions_roles_array") x), false) OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL))
   ORDER BY m.id LIMIT $6) s;
 
 -- batch: wcs_all_forms after anonymisation
-UPDATE public.wcs_all_forms w SET "user_id" = NULL, "user_label" = NULL, "user_name" = NULL, "submission_agent_id" = NULL, "digests" = NULL, "fts" = NULL, "concerned_roles_array" = NULL, "actions_roles_array" = NULL, "geoloc_base_x" = NULL, "geoloc_base_y" = NULL, "relations_data" = NULL, statistics_data = m.statistics_data, anonymised = m.anonymised
+UPDATE public.wcs_all_forms w SET "user_id" = NULL, "user_label" = NULL, "user_name" = NULL, "submission_agent_id" = NULL, "digests" = NULL, "fts" = NULL, "concerned_roles_array" = (SELECT pg_catalog.array_agg(x ORDER BY n) FROM pg_catalog.unnest(w."concerned_roles_array") WITH ORDINALITY r(x, n) WHERE NOT pg_catalog.starts_with(x, '_user:')), "actions_roles_array" = (SELECT pg_catalog.array_agg(x ORDER BY n) FROM pg_catalog.unnest(w."actions_roles_array") WITH ORDINALITY r(x, n) WHERE NOT pg_catalog.starts_with(x, '_user:')), "geoloc_base_x" = NULL, "geoloc_base_y" = NULL, "relations_data" = NULL, statistics_data = m.statistics_data, anonymised = m.anonymised
   FROM public."formdata_7_Été ""spécial""" m
   WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.>) $5 AND w.id OPERATOR(pg_catalog.<=) $6 AND w.id OPERATOR(pg_catalog.=) m.id
   AND m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $6 AND m.anonymised IS NOT NULL
   AND COALESCE((CASE WHEN ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END) OPERATOR(pg_catalog.<) $1, true) AND ((COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true) AND ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND w.is_at_endpoint LIMIT 1) IS NOT NULL)))
-  AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL)));
+  AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."concerned_roles_array") x), false) OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."actions_roles_array") x), false) OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL)));
 
 -- batch: delete expired drafts
 WITH cand AS MATERIALIZED (SELECT m.id FROM public."formdata_7_Été ""spécial""" m
@@ -191,8 +191,8 @@ SELECT pg_catalog.count(*) FROM public."formdata_7_Été ""spécial""" m
     OR m."submission_agent_id" IS NOT NULL
     OR m."workflow_roles" IS NOT NULL
     OR m."workflow_roles_array" IS NOT NULL
-    OR m."concerned_roles_array" IS NOT NULL
-    OR m."actions_roles_array" IS NOT NULL
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."concerned_roles_array") x), false)
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."actions_roles_array") x), false)
     OR m."tracking_code" IS NOT NULL
     OR m."workflow_merged_roles_dict" IS NOT NULL
     OR m."prefilling_data" IS NOT NULL
@@ -211,7 +211,7 @@ SELECT pg_catalog.count(*) FROM public."formdata_7_Été ""spécial""" m
     OR m."geoloc_base" IS NOT NULL
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR ((SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL) LIMIT 1) IS NOT NULL)
-    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL));
+    OR ((SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."concerned_roles_array") x), false) OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."actions_roles_array") x), false) OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL))) LIMIT 1) IS NOT NULL));
 
 -- search tokens no row matches any more
 WITH r AS (SELECT w.token FROM public.wcs_search_tokens w
@@ -260,8 +260,8 @@ FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref OPERATOR(pg_catal
     OR m."submission_agent_id" IS NOT NULL
     OR m."workflow_roles" IS NOT NULL
     OR m."workflow_roles_array" IS NOT NULL
-    OR m."concerned_roles_array" IS NOT NULL
-    OR m."actions_roles_array" IS NOT NULL
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."concerned_roles_array") x), false)
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."actions_roles_array") x), false)
     OR m."tracking_code" IS NOT NULL
     OR m."workflow_merged_roles_dict" IS NOT NULL
     OR m."prefilling_data" IS NOT NULL
@@ -280,7 +280,7 @@ FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref OPERATOR(pg_catal
     OR m."geoloc_base" IS NOT NULL
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
-    OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR w."concerned_roles_array" IS NOT NULL OR w."actions_roles_array" IS NOT NULL OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL)))) ELSE false END AS dirty,
+    OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."concerned_roles_array") x), false) OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."actions_roles_array") x), false) OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL)))) ELSE false END AS dirty,
     NOT EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id) AS unknown
   FROM public."formdata_7_Été ""spécial""" m OFFSET 0) r) s;
 
@@ -304,8 +304,8 @@ WHERE m.anonymised IS NOT NULL AND COALESCE(m.status OPERATOR(pg_catalog.<>) 'dr
     OR m."submission_agent_id" IS NOT NULL
     OR m."workflow_roles" IS NOT NULL
     OR m."workflow_roles_array" IS NOT NULL
-    OR m."concerned_roles_array" IS NOT NULL
-    OR m."actions_roles_array" IS NOT NULL
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."concerned_roles_array") x), false)
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."actions_roles_array") x), false)
     OR m."tracking_code" IS NOT NULL
     OR m."workflow_merged_roles_dict" IS NOT NULL
     OR m."prefilling_data" IS NOT NULL
@@ -339,8 +339,8 @@ WHERE m.anonymised IS NOT NULL AND COALESCE(m.status OPERATOR(pg_catalog.<>) 'dr
     OR m."submission_agent_id" IS NOT NULL
     OR m."workflow_roles" IS NOT NULL
     OR m."workflow_roles_array" IS NOT NULL
-    OR m."concerned_roles_array" IS NOT NULL
-    OR m."actions_roles_array" IS NOT NULL
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."concerned_roles_array") x), false)
+    OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(m."actions_roles_array") x), false)
     OR m."tracking_code" IS NOT NULL
     OR m."workflow_merged_roles_dict" IS NOT NULL
     OR m."prefilling_data" IS NOT NULL
