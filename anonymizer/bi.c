@@ -248,9 +248,11 @@ static int bi_setup(struct bi *bi, const struct app *app)
         " done_local timestamp, status text, status_name text, is_final boolean, channel text,"
         " backoffice_submission boolean, criticality_level integer, fields jsonb) ON COMMIT DELETE ROWS",
         "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_cand (submission_id integer PRIMARY KEY, staged boolean,"
-        " rt timestamp, dt timestamp, channel text, bo boolean, crit integer, qf jsonb, sens jsonb, old_hash bigint,"
-        " pub jsonb, pub_hash bigint, level text) ON COMMIT DELETE ROWS",
-        "CREATE INDEX IF NOT EXISTS anonymizer_cand_hash ON pg_temp.anonymizer_cand (pub_hash)",
+        " rt timestamp, dt timestamp, channel text, bo boolean, crit integer, qf jsonb, sens jsonb, old_hash bigint)"
+        " ON COMMIT DELETE ROWS",
+        "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_dec (submission_id integer PRIMARY KEY, level text,"
+        " pub jsonb, pub_hash bigint) ON COMMIT DELETE ROWS",
+        "CREATE INDEX IF NOT EXISTS anonymizer_dec_hash ON pg_temp.anonymizer_dec (pub_hash)",
         "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_ids (id integer PRIMARY KEY) ON COMMIT DELETE ROWS",
         "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_groups (pub_hash bigint) ON COMMIT DELETE ROWS",
         BI_SECRET_SQL,
@@ -330,7 +332,8 @@ int bi_begin(struct bi *bi)
     int rc = db_cmd(&bi->db, bi->dry_run ? "SAVEPOINT anonymizer_unit" : "BEGIN");
     /* ON COMMIT DELETE ROWS empties them at each commit; a dry run never commits */
     if (rc == AX_OK && bi->dry_run)
-        rc = db_cmd(&bi->db, "TRUNCATE pg_temp.anonymizer_stage, pg_temp.anonymizer_cand, pg_temp.anonymizer_ids,"
+        rc = db_cmd(&bi->db, "TRUNCATE pg_temp.anonymizer_stage, pg_temp.anonymizer_cand, pg_temp.anonymizer_dec,"
+                             " pg_temp.anonymizer_ids,"
                              " pg_temp.anonymizer_groups");
     return rc;
 }

@@ -13,6 +13,7 @@
 struct export_totals {
     long long inserted;
     long long updated;
+    long long full_forms; /* forms exported whole (first export, new rule) */
 };
 
 /*

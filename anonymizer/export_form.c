@@ -463,6 +463,7 @@ int export_form_finish(struct form_export *fe, struct export_totals *tot)
     if (rc == AX_OK) {
         tot->inserted += fe->kr.inserted + fe->kr.released;
         tot->updated += fe->kr.updated;
+        tot->full_forms += !fe->w.incremental;
         say_form(fe);
     }
     plan_fields_free(fe->fields, fe->nfields);

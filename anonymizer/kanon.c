@@ -28,6 +28,9 @@ const char *const kanon_levels[] = {"minute", "hour", "day", "week", "month", "q
 const size_t kanon_nlevels = AX_ARRAY_LEN(kanon_levels);
 
 #define FORM_OF(a) a ".tenant OPERATOR(pg_catalog.=) $1 AND " a ".form_id OPERATOR(pg_catalog.=) $2"
+/* A candidate c not decided yet (anonymizer_dec holds the decisions: the wide candidates are never rewritten). */
+#define WAITING "NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_dec dd WHERE dd.submission_id OPERATOR(pg_catalog.=)" \
+                " c.submission_id)"
 
 /* The staged rows, with the group they are published in now (old_hash), and the form's held-back rows. */
 static const char staged_from[] =
@@ -53,13 +56,13 @@ static const char order_sql[] =
     "UPDATE @S.export_state x SET suppression_order = (SELECT COALESCE(pg_catalog.jsonb_agg(k.base"
     " ORDER BY k.n DESC, k.base), '[]'::jsonb) FROM (SELECT pg_catalog.regexp_replace(e.key, '_display$', '') AS base,"
     " pg_catalog.count(DISTINCT e.value) AS n FROM pg_temp.anonymizer_cand c, pg_catalog.jsonb_each(c.qf) e"
-    " WHERE c.level IS NULL GROUP BY 1"
+    " WHERE " WAITING " GROUP BY 1"
     " UNION ALL SELECT 'channel', pg_catalog.count(DISTINCT c.channel) FROM pg_temp.anonymizer_cand c"
-    " WHERE c.level IS NULL"
+    " WHERE " WAITING
     " UNION ALL SELECT 'backoffice_submission', pg_catalog.count(DISTINCT c.bo) FROM pg_temp.anonymizer_cand c"
-    " WHERE c.level IS NULL"
+    " WHERE " WAITING
     " UNION ALL SELECT 'criticality_level', pg_catalog.count(DISTINCT c.crit) FROM pg_temp.anonymizer_cand c"
-    " WHERE c.level IS NULL) k WHERE k.n OPERATOR(pg_catalog.>) 1) WHERE " FORM_OF("x")
+    " WHERE " WAITING ") k WHERE k.n OPERATOR(pg_catalog.>) 1) WHERE " FORM_OF("x")
     " AND x.suppression_order IS NULL";
 
 /*
@@ -99,28 +102,31 @@ static const char decide_head[] =
     STEP_PRELUDE ","
     /* a step past the end of the suppression order would only repeat the one before: nothing to do */
     " h AS MATERIALIZED (SELECT c.submission_id, c.sens, x.pub, pg_catalog.jsonb_hash_extended(x.pub, 0) AS ph"
-    "  FROM pg_temp.anonymizer_cand c CROSS JOIN o, LATERAL (SELECT " PUB " AS pub) x WHERE c.level IS NULL"
+    "  FROM pg_temp.anonymizer_cand c CROSS JOIN o, LATERAL (SELECT " PUB " AS pub) x WHERE " WAITING
     "  AND (SELECT pg_catalog.count(*) FROM s) OPERATOR(pg_catalog.=) $10),"
     " pool AS (SELECT h.pub, h.sens, true AS candidate FROM h"
-    "  UNION ALL SELECT b.pub, b.sensitive, false FROM @S.submission_rows b WHERE " FORM_OF("b")
-    "  AND b.pub IS NOT NULL AND b.pub_hash OPERATOR(pg_catalog.=) ANY (SELECT h.ph FROM h)"
-    "  AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_cand s WHERE s.submission_id OPERATOR(pg_catalog.=)"
-    "  b.submission_id)"
-    "  UNION ALL SELECT d.pub, d.sens, false FROM pg_temp.anonymizer_cand d WHERE d.level IS NOT NULL"
-    "  AND d.pub_hash OPERATOR(pg_catalog.=) ANY (SELECT h.ph FROM h)),"
+    /* the published rows of those groups, found by index group by group: as many lookups as groups tried */
+    "  UNION ALL SELECT b.pub, b.sensitive, false FROM (SELECT DISTINCT h.ph FROM h) hp CROSS JOIN LATERAL"
+    "  (SELECT r.pub, r.sensitive FROM @S.submission_rows r WHERE " FORM_OF("r") " AND r.pub IS NOT NULL"
+    "  AND r.pub_hash OPERATOR(pg_catalog.=) hp.ph AND NOT EXISTS (SELECT 1 FROM pg_temp.anonymizer_cand s"
+    "  WHERE s.submission_id OPERATOR(pg_catalog.=) r.submission_id) OFFSET 0) b"
+    "  UNION ALL SELECT d.pub, e.sens, false FROM pg_temp.anonymizer_dec d JOIN pg_temp.anonymizer_cand e"
+    "  ON e.submission_id OPERATOR(pg_catalog.=) d.submission_id"
+    "  WHERE d.pub_hash OPERATOR(pg_catalog.=) ANY (SELECT h.ph FROM h)),"
     " big AS (SELECT pool.pub FROM pool GROUP BY pool.pub"
     "  HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) $3 AND pg_catalog.bool_or(pool.candidate)";
 static const char decide_tail[] =
     "),"
-    " u AS (UPDATE pg_temp.anonymizer_cand c SET level = $9, pub = h.pub, pub_hash = h.ph"
-    "  FROM h JOIN big ON big.pub OPERATOR(pg_catalog.=) h.pub"
-    "  WHERE c.submission_id OPERATOR(pg_catalog.=) h.submission_id RETURNING 1)"
+    " u AS (INSERT INTO pg_temp.anonymizer_dec (submission_id, level, pub, pub_hash)"
+    "  SELECT h.submission_id, $9, h.pub, h.ph FROM h JOIN big ON big.pub OPERATOR(pg_catalog.=) h.pub RETURNING 1)"
     " SELECT pg_catalog.count(*) FROM u";
 
 /* The groups staged rows leave (published before, in another group or held back now): checked after the merge. */
 static const char left_groups_sql[] =
     "INSERT INTO pg_temp.anonymizer_groups (pub_hash) SELECT DISTINCT c.old_hash FROM pg_temp.anonymizer_cand c"
-    " WHERE c.staged AND c.old_hash IS NOT NULL AND (c.level IS NULL OR " SQL_DISTINCT("c.pub_hash", "c.old_hash") ")";
+    " LEFT JOIN pg_temp.anonymizer_dec d ON d.submission_id OPERATOR(pg_catalog.=) c.submission_id"
+    " WHERE c.staged AND c.old_hash IS NOT NULL AND (d.submission_id IS NULL OR "
+    SQL_DISTINCT("d.pub_hash", "c.old_hash") ")";
 
 /* A row key: HMAC-SHA-256 of tenant, form and number with the schema's secret, 128 bits in hex. */
 #define ROW_KEY(id)                                                                                                \
@@ -161,17 +167,19 @@ static const char left_groups_sql[] =
 static const char merge_sql[] =
     "WITH up AS (" MERGE_HEAD
     " SELECT $1, $2, s.submission_id, " ROW_KEY("s.submission_id") ", s.status, s.status_name, s.is_final,"
-    " s.receipt_local, s.done_local, s.channel, s.backoffice_submission, s.criticality_level, s.fields, c.pub,"
-    " c.pub_hash, CASE WHEN c.pub IS NOT NULL THEN c.sens END, pg_catalog.now(), NULL,"
-    " CASE WHEN c.pub IS NULL THEN pg_catalog.now() END"
+    " s.receipt_local, s.done_local, s.channel, s.backoffice_submission, s.criticality_level, s.fields, d.pub,"
+    " d.pub_hash, CASE WHEN d.pub IS NOT NULL THEN c.sens END, pg_catalog.now(), NULL,"
+    " CASE WHEN d.pub IS NULL THEN pg_catalog.now() END"
     " FROM pg_temp.anonymizer_stage s JOIN pg_temp.anonymizer_cand c"
-    " ON c.submission_id OPERATOR(pg_catalog.=) s.submission_id CROSS JOIN @S.secret k ORDER BY 4" MERGE_TAIL;
+    " ON c.submission_id OPERATOR(pg_catalog.=) s.submission_id LEFT JOIN pg_temp.anonymizer_dec d"
+    " ON d.submission_id OPERATOR(pg_catalog.=) s.submission_id CROSS JOIN @S.secret k ORDER BY 4" MERGE_TAIL;
 
 /* Held back earlier, published now. */
 static const char release_sql[] =
     "WITH u AS (UPDATE @S.submission_rows b SET pub = c.pub, pub_hash = c.pub_hash, sensitive = c.sens,"
-    " exported_at = pg_catalog.now(), held_since = NULL FROM (SELECT d.submission_id, d.pub, d.pub_hash, d.sens"
-    " FROM pg_temp.anonymizer_cand d WHERE NOT d.staged AND d.level IS NOT NULL) c WHERE " FORM_OF("b")
+    " exported_at = pg_catalog.now(), held_since = NULL FROM (SELECT d.submission_id, d.pub, d.pub_hash, e.sens"
+    " FROM pg_temp.anonymizer_dec d JOIN pg_temp.anonymizer_cand e ON e.submission_id OPERATOR(pg_catalog.=)"
+    " d.submission_id WHERE NOT e.staged) c WHERE " FORM_OF("b")
     " AND b.submission_id OPERATOR(pg_catalog.=) c.submission_id RETURNING 1) SELECT pg_catalog.count(*) FROM u";
 
 /*
@@ -180,9 +188,10 @@ static const char release_sql[] =
  * completed by the caller, then WITHDRAW_TAIL.
  */
 static const char withdraw_head[] =
-    "WITH small AS (SELECT b.pub_hash, b.pub FROM @S.submission_rows b WHERE " FORM_OF("b")
-    " AND b.pub IS NOT NULL AND b.pub_hash OPERATOR(pg_catalog.=) ANY (SELECT g.pub_hash FROM"
-    " pg_temp.anonymizer_groups g) GROUP BY b.pub_hash, b.pub HAVING pg_catalog.count(*) OPERATOR(pg_catalog.<) $3";
+    "WITH small AS (SELECT b.pub_hash, b.pub FROM (SELECT DISTINCT g.pub_hash AS ph FROM pg_temp.anonymizer_groups g)"
+    " gp CROSS JOIN LATERAL (SELECT r.pub_hash, r.pub, r.sensitive FROM @S.submission_rows r WHERE " FORM_OF("r")
+    " AND r.pub IS NOT NULL AND r.pub_hash OPERATOR(pg_catalog.=) gp.ph OFFSET 0) b"
+    " GROUP BY b.pub_hash, b.pub HAVING pg_catalog.count(*) OPERATOR(pg_catalog.<) $3";
 static const char withdraw_tail[] =
     "),"
     " w AS (UPDATE @S.submission_rows b SET pub = NULL, pub_hash = NULL, sensitive = NULL,"
@@ -201,13 +210,13 @@ static const char figures_sql[] =
     "UPDATE @S.export_state x SET published = f.published, held_back = f.held, generalised = f.generalised,"
     " suppressed = f.suppressed, smallest_group = f.smallest,"
     " limiting_field = (SELECT d.name FROM (SELECT 'receipt time' AS name, pg_catalog.count(DISTINCT c.rt) AS n"
-    "  FROM pg_temp.anonymizer_cand c WHERE c.level IS NULL"
+    "  FROM pg_temp.anonymizer_cand c WHERE " WAITING
     "  UNION ALL SELECT 'done time', pg_catalog.count(DISTINCT c.dt) FROM pg_temp.anonymizer_cand c"
-    "  WHERE c.level IS NULL"
+    "  WHERE " WAITING
     "  UNION ALL SELECT 'channel', pg_catalog.count(DISTINCT c.channel) FROM pg_temp.anonymizer_cand c"
-    "  WHERE c.level IS NULL"
+    "  WHERE " WAITING
     "  UNION ALL SELECT pg_catalog.regexp_replace(e.key, '_display$', ''), pg_catalog.count(DISTINCT e.value)"
-    "  FROM pg_temp.anonymizer_cand c, pg_catalog.jsonb_each(c.qf) e WHERE c.level IS NULL GROUP BY 1) d"
+    "  FROM pg_temp.anonymizer_cand c, pg_catalog.jsonb_each(c.qf) e WHERE " WAITING " GROUP BY 1) d"
     "  WHERE d.n OPERATOR(pg_catalog.>) 1 ORDER BY d.n DESC, d.name LIMIT 1)"
     " FROM (SELECT pg_catalog.count(*) FILTER (WHERE b.pub IS NOT NULL) AS published,"
     "  pg_catalog.count(*) FILTER (WHERE b.pub IS NULL) AS held,"
@@ -284,29 +293,18 @@ static void append_sensitive(struct strbuf *sb, const struct kanon_params *kp)
     sb_append(sb, ")");
 }
 
-/*
- * The candidates of from (staged_from or held_from) into anonymizer_cand;
- * with publish (min_k 1, min_l 1), decided at once, as they are.
- */
-static char *candidates_sql(const struct kanon_params *kp, const char *from, bool publish)
+/* The candidates of from (staged_from or held_from) into anonymizer_cand, undecided. */
+static char *candidates_sql(const struct kanon_params *kp, const char *from)
 {
     struct strbuf sb;
     sb_init(&sb);
-    if (publish)
-        sb_append(&sb, STEP_PRELUDE " ");
     sb_append(&sb, "INSERT INTO pg_temp.anonymizer_cand (submission_id, staged, rt, dt, channel, bo, crit, qf, sens,"
-                   " old_hash, level, pub, pub_hash) SELECT c.submission_id, c.staged, c.rt, c.dt, c.channel, c.bo,"
-                   " c.crit, c.qf, c.sens, c.old_hash, ");
-    sb_append(&sb, publish ? "$9, x.pub, pg_catalog.jsonb_hash_extended(x.pub, 0)" : "NULL, NULL::jsonb, NULL::bigint");
-    sb_append(&sb, " FROM (SELECT r.submission_id, r.staged, r.rt, r.dt, r.channel, r.bo, r.crit, ");
+                   " old_hash) SELECT r.submission_id, r.staged, r.rt, r.dt, r.channel, r.bo, r.crit, ");
     append_counted(&sb, kp);
-    sb_append(&sb, " AS qf, ");
+    sb_append(&sb, ", ");
     append_sensitive(&sb, kp);
-    sb_append(&sb, " AS sens, r.old_hash");
+    sb_append(&sb, ", r.old_hash");
     sb_append(&sb, from);
-    sb_append(&sb, ") c");
-    if (publish)
-        sb_append(&sb, " CROSS JOIN o, LATERAL (SELECT " PUB " AS pub) x");
     return sb_finish(&sb);
 }
 
@@ -372,7 +370,7 @@ int kanon_queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *
         free(direct);
         return rc == AX_OK ? queue(bi, pipe, kp, figures_sql, kp->precision, 0, NULL, NULL) : rc;
     }
-    char *staged = candidates_sql(kp, staged_from, publish), *held = candidates_sql(kp, held_from, publish);
+    char *staged = candidates_sql(kp, staged_from), *held = candidates_sql(kp, held_from);
     int rc = queue(bi, pipe, kp, staged, kp->precision, 0, NULL, NULL);
     if (rc == AX_OK && kp->has_held)
         rc = queue(bi, pipe, kp, held, kp->precision, 0, NULL, NULL);
@@ -381,9 +379,9 @@ int kanon_queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *
     /* a temporary table is never analysed by autovacuum: the planner needs its size for its joins (the columns
      * joined and filtered on only: statistics of the jsonb ones would cost more than they help) */
     if (rc == AX_OK)
-        rc = queue(bi, pipe, kp, "ANALYZE pg_temp.anonymizer_cand (submission_id, staged, level, pub_hash)",
+        rc = queue(bi, pipe, kp, "ANALYZE pg_temp.anonymizer_cand (submission_id, staged)",
                    kp->precision, 0, NULL, NULL);
-    if (rc == AX_OK && !publish)
+    if (rc == AX_OK)
         rc = queue_decide(bi, pipe, kp);
     if (rc == AX_OK)
         rc = queue(bi, pipe, kp, left_groups_sql, kp->precision, 0, NULL, NULL);
@@ -395,13 +393,14 @@ int kanon_queue(struct bi *bi, struct db_pipe *pipe, const struct kanon_params *
                    kp->precision, 0, NULL, NULL);
     if (rc == AX_OK)
         rc = queue(bi, pipe, kp,
-                   "SELECT pg_catalog.count(*) FILTER (WHERE c.staged AND c.level IS NULL),"
-                   " pg_catalog.count(*) FILTER (WHERE c.staged AND c.level IS NULL AND c.old_hash IS NOT NULL)"
-                   " FROM pg_temp.anonymizer_cand c",
+                   "SELECT pg_catalog.count(*) FILTER (WHERE c.staged AND d.submission_id IS NULL),"
+                   " pg_catalog.count(*) FILTER (WHERE c.staged AND d.submission_id IS NULL AND c.old_hash IS NOT NULL)"
+                   " FROM pg_temp.anonymizer_cand c LEFT JOIN pg_temp.anonymizer_dec d"
+                   " ON d.submission_id OPERATOR(pg_catalog.=) c.submission_id",
                    kp->precision, 0, &r->held, &r->withdrawn_parts[0]);
     if (rc == AX_OK)
         rc = queue(bi, pipe, kp,
-                   "SELECT pg_catalog.count(*) FROM pg_temp.anonymizer_cand c WHERE c.level IS NOT NULL AND"
+                   "SELECT pg_catalog.count(*) FROM pg_temp.anonymizer_dec c WHERE"
                    " ((c.pub OPERATOR(pg_catalog.->>) 'precision') OPERATOR(pg_catalog.<>) $9"
                    " OR pg_catalog.jsonb_array_length(c.pub OPERATOR(pg_catalog.->) 'suppressed')"
                    " OPERATOR(pg_catalog.>) 0)",

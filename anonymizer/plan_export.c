@@ -130,20 +130,24 @@ char *plan_export_copy(const struct form *f, const struct plan_field *fields, si
     if (nfields)
         sb_append(&sb, ")");
     sb_append(&sb, " AS fields");
-    sb_appendf(&sb, "\nFROM public.%s m CROSS JOIN p\n"
-                    "WHERE m.anonymised IS NOT NULL AND " PLAN_NOT_DRAFT "\n"
-                    "  AND NOT (%s)",
-               f->q_table, p.dirty);
     if (incremental) {
-        /* not correlated: the settings are read once, and can drive the index scans */
-        sb_appendf(&sb, "\n  AND m.id OPERATOR(pg_catalog.=) ANY (SELECT a.id FROM public.%s a"
-                        " WHERE a.anonymised OPERATOR(pg_catalog.>)"
+        /* only the rows that may have changed, each found by its id: the list drives the read (the planner,
+         * which expects next to nothing from the row filters below, would otherwise scan the whole table once
+         * per id); not correlated: the settings are read once, and drive the index scans */
+        sb_appendf(&sb, "\nFROM (SELECT a.id FROM public.%s a WHERE a.anonymised OPERATOR(pg_catalog.>)"
                         " pg_catalog.current_setting('anonymizer.anonymised_since')::timestamptz",
                    f->q_table);
         if (changes_sql)
             sb_appendf(&sb, "\n    UNION %s", changes_sql);
-        sb_append(&sb, ")");
+        sb_appendf(&sb, ") i CROSS JOIN LATERAL (SELECT r.* FROM public.%s r WHERE r.id OPERATOR(pg_catalog.=) i.id"
+                        " OFFSET 0) m CROSS JOIN p\n",
+                   f->q_table);
+    } else {
+        sb_appendf(&sb, "\nFROM public.%s m CROSS JOIN p\n", f->q_table);
     }
+    sb_appendf(&sb, "WHERE m.anonymised IS NOT NULL AND " PLAN_NOT_DRAFT "\n"
+                    "  AND NOT (%s)",
+               p.dirty);
     sb_append(&sb, ") TO STDOUT");
     form_preds_free(&p);
     return sb_finish(&sb);
