@@ -347,8 +347,14 @@ static int queue_decide(struct bi *bi, struct db_pipe *pipe, const struct kanon_
     /* the fields, and channel, back-office flag and criticality */
     size_t all = kp->generalise ? kp->nqi + 3 : 0;
     for (size_t n = 0; rc == AX_OK && n <= all; n++) {
-        for (size_t i = from; rc == AX_OK && i <= (kp->generalise ? LAST_WITH_FIELDS : from); i++)
+        for (size_t i = from; rc == AX_OK && i <= (kp->generalise ? LAST_WITH_FIELDS : from); i++) {
             rc = queue(bi, pipe, kp, decide, kanon_levels[i], (int)n, NULL, NULL);
+            /* most rows are decided by the first step: the planner must know it, or it reads every decision
+             * for every candidate at each step after */
+            if (rc == AX_OK && n == 0 && i == from)
+                rc = queue(bi, pipe, kp, "ANALYZE pg_temp.anonymizer_dec (submission_id, pub_hash)", kp->precision, 0,
+                           NULL, NULL);
+        }
         /* what to suppress is known once the rows that need nothing suppressed are decided */
         if (rc == AX_OK && n == 0 && kp->generalise)
             rc = queue(bi, pipe, kp, order_sql, kp->precision, 0, NULL, NULL);

@@ -4,15 +4,32 @@
 #include "escape.h"
 #include "strbuf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Whether s is a number a spreadsheet reads as one (a leading - or + is then no formula). */
+static bool is_number(const char *s)
+{
+    char *end;
+    if (!*s)
+        return false;
+    errno = 0;
+    (void)strtod(s, &end);
+    return *end == '\0' && errno == 0;
+}
+
 void esc_csv_field(FILE *out, const char *s, bool last)
 {
     s = s ? s : "";
-    if (strpbrk(s, ",\"\r\n")) {
+    /* a cell a spreadsheet would read as a formula (=HYPERLINK(...), +, -, @, a tab or a carriage return
+     * first) is written as text: a leading apostrophe, as spreadsheet-safe CSV writers do */
+    bool formula = *s && strchr("=+-@\t\r", *s) && !is_number(s);
+    if (formula || strpbrk(s, ",\"\r\n")) {
         fputc('"', out);
+        if (formula)
+            fputc('\'', out);
         for (const char *p = s; *p; p++) {
             if (*p == '"')
                 fputc('"', out);

@@ -11,7 +11,9 @@
 #include <stdio.h>
 
 /* One CSV field (NULL is empty), quoted when needed, then "," or, for the
- * last field of a record, CRLF. */
+ * last field of a record, CRLF.  A field a spreadsheet would take for a
+ * formula (=, +, -, @, tab or CR first, and not a number) is written as
+ * text, with a leading apostrophe. */
 void esc_csv_field(FILE *out, const char *s, bool last);
 
 /* Text as HTML: & < > " ' escaped; control characters shown as \xNN. */

@@ -9,6 +9,7 @@
 #include "ax.h"
 #include "batch.h"
 #include "defs.h"
+#include "escape.h"
 #include "history.h"
 #include "ipc.h"
 #include "progress.h"
@@ -22,6 +23,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* A spreadsheet opening the CSV report must not run what a form's name says (CSV injection). */
+static void test_csv_cells_are_never_formulas(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"=HYPERLINK(\"http://x\",\"clic\")", "\"'=HYPERLINK(\"\"http://x\"\",\"\"clic\"\")\","},
+        {"+33 6 12", "\"'+33 6 12\","}, {"-cmd", "\"'-cmd\","}, {"@SUM(A1)", "\"'@SUM(A1)\","},
+        {"\tx", "\"'\tx\","}, {"-12", "-12,"}, {"+1.5", "+1.5,"}, {"demande-rdv", "demande-rdv,"},
+        {"a,b", "\"a,b\","}, {"", ","},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        esc_csv_field(f, cases[i].in, false);
+        fclose(f);
+        assert_string_equal(buf, cases[i].out);
+        free(buf);
+    }
+}
 
 static void test_failure_scope(void **state)
 {
@@ -165,6 +189,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failure_scope),
+        cmocka_unit_test(test_csv_cells_are_never_formulas),
         cmocka_unit_test(test_batch_size_follows_time),
         cmocka_unit_test(test_message_framing),
         cmocka_unit_test(test_missing_nights),
