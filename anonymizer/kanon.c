@@ -349,9 +349,10 @@ static int queue_decide(struct bi *bi, struct db_pipe *pipe, const struct kanon_
     for (size_t n = 0; rc == AX_OK && n <= all; n++) {
         for (size_t i = from; rc == AX_OK && i <= (kp->generalise ? LAST_WITH_FIELDS : from); i++) {
             rc = queue(bi, pipe, kp, decide, kanon_levels[i], (int)n, NULL, NULL);
-            /* most rows are decided by the first step: the planner must know it, or it reads every decision
-             * for every candidate at each step after */
-            if (rc == AX_OK && n == 0 && i == from)
+            /* on a night after, most rows are decided by the first step: the planner must know it, or it
+             * reads every decision for every candidate at each step after (a whole form's first export is
+             * estimated from the table's size) */
+            if (rc == AX_OK && n == 0 && i == from && !kp->full)
                 rc = queue(bi, pipe, kp, "ANALYZE pg_temp.anonymizer_dec (submission_id, pub_hash)", kp->precision, 0,
                            NULL, NULL);
         }
