@@ -99,20 +99,6 @@ static const struct cfg_form *entry_at(const struct cfg *cfg, size_t i, bool *ca
     return *card ? &cfg->cards[i - cfg->nforms] : &cfg->forms[i];
 }
 
-void app_note_entries(const struct app *app, struct app_tenant *at, const struct form *forms, size_t nforms)
-{
-    for (size_t i = 0; i < app->cfg->nforms + app->cfg->ncards; i++) {
-        bool card;
-        const struct cfg_form *e = entry_at(app->cfg, i, &card);
-        if (strcmp(e->tenant, "*") != 0 && strcmp(e->tenant, at->cfg->name) != 0)
-            continue;
-        at->hits.applies[i] = true;
-        for (size_t k = 0; k < nforms; k++)
-            if ((forms[k].kind == FORM_KIND_CARD) == card && strcmp(forms[k].slug, e->slug) == 0)
-                at->hits.matched[i] = true;
-    }
-}
-
 void app_note_slug(const struct app *app, struct app_tenant *at, const char *slug, bool card)
 {
     for (size_t i = 0; i < app->cfg->nforms + app->cfg->ncards; i++) {
@@ -121,9 +107,16 @@ void app_note_slug(const struct app *app, struct app_tenant *at, const char *slu
         if (strcmp(e->tenant, "*") != 0 && strcmp(e->tenant, at->cfg->name) != 0)
             continue;
         at->hits.applies[i] = true;
-        if (is_card == card && strcmp(e->slug, slug) == 0)
+        if (slug && is_card == card && strcmp(e->slug, slug) == 0)
             at->hits.matched[i] = true;
     }
+}
+
+void app_note_entries(const struct app *app, struct app_tenant *at, const struct form *forms, size_t nforms)
+{
+    app_note_slug(app, at, NULL, false); /* the entries apply, even to a tenant without tables */
+    for (size_t k = 0; k < nforms; k++)
+        app_note_slug(app, at, forms[k].slug, forms[k].kind == FORM_KIND_CARD);
 }
 
 void app_warn_unmatched_entries(const struct app *app)

@@ -78,7 +78,7 @@ extern volatile sig_atomic_t app_budget_exhausted;
 
 /* Records in at->hits what a tenant's discovered tables say of the entries. */
 struct form;
-/* The same for one table of a tenant a peer does (only its slug known). */
+/* The same for one table (a tenant a peer does: only its slug known); slug NULL: only where entries apply. */
 void app_note_slug(const struct app *app, struct app_tenant *at, const char *slug, bool card);
 void app_note_entries(const struct app *app, struct app_tenant *at, const struct form *forms, size_t nforms);
 /* Warns (loudly) of the entries that applied somewhere and matched nothing

@@ -121,18 +121,13 @@ static int bi_install(struct bi *bi, int *from)
 /* A role of the configuration, quoted, once checked to exist on the BI server (NULL: not configured). */
 static int role_quoted(struct bi *bi, const char *setting, const char *role, char **q)
 {
-    PGresult *res;
+    bool exists;
     *q = NULL;
     if (!role)
         return AX_OK;
-    const char *values[1] = {role};
-    int rc = db_query(&bi->db, &res, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles"
-                      " WHERE rolname OPERATOR(pg_catalog.=) $1)",
-                      1, NULL, values);
+    int rc = db_role_exists(&bi->db, role, &exists);
     if (rc)
         return rc;
-    bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
     if (!exists) {
         db_set_error(&bi->db, "%s: role \"%s\" does not exist on the BI server", setting, role);
         return AX_ERR_DATA;
@@ -250,8 +245,8 @@ static int bi_setup(struct bi *bi, const struct app *app)
         "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_cand (submission_id integer PRIMARY KEY, staged boolean,"
         " rt timestamp, dt timestamp, channel text, bo boolean, crit integer, qf jsonb, sens jsonb, old_hash bigint)"
         " ON COMMIT DELETE ROWS",
-        "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_dec (submission_id integer PRIMARY KEY, level text,"
-        " pub jsonb, pub_hash bigint) ON COMMIT DELETE ROWS",
+        "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_dec (submission_id integer PRIMARY KEY, pub jsonb,"
+        " pub_hash bigint) ON COMMIT DELETE ROWS",
         "CREATE INDEX IF NOT EXISTS anonymizer_dec_hash ON pg_temp.anonymizer_dec (pub_hash)",
         "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_ids (id integer PRIMARY KEY) ON COMMIT DELETE ROWS",
         "CREATE TEMPORARY TABLE IF NOT EXISTS anonymizer_groups (pub_hash bigint) ON COMMIT DELETE ROWS",

@@ -21,6 +21,16 @@
     "submission_id, receipt_local, done_local, status, status_name, is_final, channel, backoffice_submission, "  \
     "criticality_level, fields"
 
+/*
+ * What becomes of a row of submission_rows (alias b) deleted in w.c.s.: out
+ * of every view, its content blanked, its export time moved so that the
+ * loader sees it go; its number and key stay (the row stays deleted).
+ */
+#define BI_DELETED_SET                                                                                           \
+    "deleted_at = pg_catalog.now(), exported_at = pg_catalog.now(), pub = NULL, pub_hash = NULL,"                \
+    " sensitive = NULL, fields = '{}'::jsonb, receipt_local = NULL, done_local = NULL, channel = NULL,"          \
+    " backoffice_submission = NULL, criticality_level = NULL, status = NULL, status_name = NULL, held_since = NULL"
+
 struct bi {
     struct db db;
     bool dry_run;       /* one transaction for the whole session, rolled back: nothing is written */

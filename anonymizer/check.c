@@ -202,20 +202,15 @@ static enum tenant_outcome check_bi(const struct app *app, FILE *out)
     for (int i = 0; i < 2 && outcome == TENANT_OK; i++) {
         if (!roles[i])
             continue;
-        PGresult *res;
-        const char *v[1] = {roles[i]};
-        if (db_query(&db, &res, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles"
-                     " WHERE rolname OPERATOR(pg_catalog.=) $1)", 1, NULL, v) != AX_OK) {
+        bool exists;
+        if (db_role_exists(&db, roles[i], &exists) != AX_OK) {
             fprintf(out, "bi: FAILED: %s\n", for_terminal(db.error));
             outcome = TENANT_FAILED;
-            break;
-        }
-        if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        } else if (!exists) {
             fprintf(out, "bi: %s: role \"%s\" does not exist on the BI server (\"anonymizer grants\" creates it)\n",
                     settings[i], for_terminal(roles[i]));
             outcome = TENANT_FAILED;
         }
-        PQclear(res);
     }
     if (outcome == TENANT_OK)
         fprintf(out, "bi: schema %s on the BI server as role \"%s\"%s\n", for_terminal(c->schema),

@@ -192,10 +192,7 @@ static int mark_deleted_forms(struct bi *bi, const struct tenant *t, bool dry_ru
                       "WITH f AS (UPDATE @S.forms SET deleted_at = pg_catalog.now() WHERE tenant OPERATOR(pg_catalog.=) $1"
                       " AND deleted_at IS NULL AND NOT (form_id OPERATOR(pg_catalog.=) ANY ($2::integer[]))"
                       " RETURNING form_id),"
-                      " s AS (UPDATE @S.submission_rows b SET deleted_at = pg_catalog.now(), exported_at = pg_catalog.now(),"
-                      " pub = NULL, pub_hash = NULL, sensitive = NULL, fields = '{}'::jsonb, receipt_local = NULL,"
-                      " done_local = NULL, channel = NULL, backoffice_submission = NULL, criticality_level = NULL,"
-                      " status = NULL, status_name = NULL, held_since = NULL"
+                      " s AS (UPDATE @S.submission_rows b SET " BI_DELETED_SET
                       " FROM f WHERE b.tenant OPERATOR(pg_catalog.=) $1"
                       " AND b.form_id OPERATOR(pg_catalog.=) f.form_id AND b.deleted_at IS NULL RETURNING 1),"
                       " x AS (UPDATE @S.export_state e SET published = 0, held_back = 0, generalised = 0, suppressed = 0,"

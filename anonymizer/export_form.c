@@ -302,11 +302,7 @@ static int mark_deleted(struct form_export *fe, long long *marked)
                       " WHERE i.id OPERATOR(pg_catalog.=) b.submission_id) FOR UPDATE),"
                       " g AS (INSERT INTO pg_temp.anonymizer_groups (pub_hash) SELECT DISTINCT gone.pub_hash FROM gone"
                       " WHERE gone.pub_hash IS NOT NULL),"
-                      " d AS (UPDATE @S.submission_rows b SET deleted_at = pg_catalog.now(),"
-                      " exported_at = pg_catalog.now(), pub = NULL, pub_hash = NULL, sensitive = NULL,"
-                      " fields = '{}'::jsonb, receipt_local = NULL, done_local = NULL, channel = NULL,"
-                      " backoffice_submission = NULL, criticality_level = NULL, status = NULL, status_name = NULL,"
-                      " held_since = NULL FROM gone WHERE b.tenant OPERATOR(pg_catalog.=) $1"
+                      " d AS (UPDATE @S.submission_rows b SET " BI_DELETED_SET " FROM gone WHERE b.tenant OPERATOR(pg_catalog.=) $1"
                       " AND b.form_id OPERATOR(pg_catalog.=) $2 AND b.submission_id OPERATOR(pg_catalog.=)"
                       " gone.submission_id RETURNING 1)"
                       " SELECT pg_catalog.count(*) FROM d",

@@ -67,15 +67,10 @@ static void connect_line(FILE *out, struct db *db)
 static int create_missing_roles(FILE *out, struct db *db, const char *const *roles, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        PGresult *res;
-        const char *values[1] = {roles[i]};
-        int rc = db_query(db, &res, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles"
-                          " WHERE rolname OPERATOR(pg_catalog.=) $1)",
-                          1, NULL, values);
+        bool exists;
+        int rc = db_role_exists(db, roles[i], &exists);
         if (rc)
             return rc;
-        bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        PQclear(res);
         if (exists)
             continue;
         char *q = db_quote_ident(db, roles[i]);
@@ -93,8 +88,8 @@ static int create_missing_roles(FILE *out, struct db *db, const char *const *rol
  * it with the tables already there; readers may read it, and what it
  * creates later.
  */
-static int owned_schema(FILE *out, struct db *db, const char *schema, const char *q_owner, const char *q_reader,
-                        bool reader_reads_all)
+static int owned_schema(FILE *out, struct db *db, const char *schema, const char *q_owner,
+                        const char *const *q_readers, size_t nreaders, bool reader_reads_all)
 {
     PGresult *res;
     const char *values[1] = {schema};
@@ -128,18 +123,22 @@ static int owned_schema(FILE *out, struct db *db, const char *schema, const char
             fprintf(out, "ALTER TABLE %s.%s OWNER TO %s;\n", q_schema, q, q_owner);
         free(q);
     }
-    fprintf(out, "GRANT USAGE ON SCHEMA %s TO %s;\n", q_schema, q_reader);
-    if (reader_reads_all) {
-        fprintf(out, "GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s;\n", q_schema, q_reader);
-        fprintf(out, "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON TABLES TO %s;\n", q_owner,
-                q_schema, q_reader);
-    } else {
-        /* what earlier versions granted: every table, the private ones included */
-        fprintf(out, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;\n", q_schema, q_reader);
-        fprintf(out, "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s REVOKE ALL ON TABLES FROM %s;\n", q_owner,
-                q_schema, q_reader);
-        fputs("-- the export itself grants SELECT on the published views only (anonymizer-bi(7), PRIVILEGES)\n", out);
+    for (size_t r = 0; r < nreaders; r++) {
+        const char *q_reader = q_readers[r];
+        fprintf(out, "GRANT USAGE ON SCHEMA %s TO %s;\n", q_schema, q_reader);
+        if (reader_reads_all) {
+            fprintf(out, "GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s;\n", q_schema, q_reader);
+            fprintf(out, "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s GRANT SELECT ON TABLES TO %s;\n",
+                    q_owner, q_schema, q_reader);
+        } else {
+            /* what earlier versions granted: every table, the private ones included */
+            fprintf(out, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;\n", q_schema, q_reader);
+            fprintf(out, "ALTER DEFAULT PRIVILEGES FOR ROLE %s IN SCHEMA %s REVOKE ALL ON TABLES FROM %s;\n",
+                    q_owner, q_schema, q_reader);
+        }
     }
+    if (!reader_reads_all)
+        fputs("-- the export itself grants SELECT on the published views only (anonymizer-bi(7), PRIVILEGES)\n", out);
     free(q_schema);
     PQclear(res);
     return AX_OK;
@@ -290,7 +289,7 @@ static enum tenant_outcome tenant_grants(const struct app *app, struct app_tenan
         rc = future_grants(out, &t.db, q_run, q_report);
         fputs("-- the audit of the runs (anonymizer.runs, anonymizer.changes) belongs to the run role\n", out);
         if (rc == AX_OK)
-            rc = owned_schema(out, &t.db, "anonymizer", q_run, q_report, true);
+            rc = owned_schema(out, &t.db, "anonymizer", q_run, (const char *const[]){q_report}, 1, true);
     }
     fputs("-- VACUUM needs ownership of the tables, which w.c.s. keeps: without it a run skips VACUUM with\n"
           "-- a warning, and old row versions keep personal data until autovacuum\n"
@@ -346,15 +345,14 @@ static int bi_grants(const struct app *app, const struct grants_options *o, FILE
     if ((rc = create_missing_roles(out, &db, roles, roles[2] ? 3 : 2)) == AX_OK) {
         /* TEMPORARY: the export stages each batch in a temporary table */
         fprintf(out, "GRANT CONNECT, TEMPORARY ON DATABASE %s TO %s;\n", q_db, q_owner);
-        fprintf(out, "GRANT CONNECT ON DATABASE %s TO %s;\n", q_db, q_reader);
-        rc = owned_schema(out, &db, app->cfg->bi.schema, q_owner, q_reader, false);
-        if (rc == AX_OK && app->cfg->bi.loader_role) {
-            /* the loading pipeline: the same, and the loader's views, also granted by the export */
-            char *q_loader = db_quote_ident(&db, app->cfg->bi.loader_role);
-            fprintf(out, "GRANT CONNECT ON DATABASE %s TO %s;\n", q_db, q_loader);
-            rc = owned_schema(out, &db, app->cfg->bi.schema, q_owner, q_loader, false);
-            free(q_loader);
-        }
+        /* the dashboards' role, and the loading pipeline's: its views are also granted by the export */
+        char *q_loader = app->cfg->bi.loader_role ? db_quote_ident(&db, app->cfg->bi.loader_role) : NULL;
+        const char *readers[2] = {q_reader, q_loader};
+        size_t nreaders = q_loader ? 2 : 1;
+        for (size_t i = 0; i < nreaders; i++)
+            fprintf(out, "GRANT CONNECT ON DATABASE %s TO %s;\n", q_db, readers[i]);
+        rc = owned_schema(out, &db, app->cfg->bi.schema, q_owner, readers, nreaders, false);
+        free(q_loader);
     }
     fputs("COMMIT;\n", out);
     if (rc)

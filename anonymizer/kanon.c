@@ -117,8 +117,8 @@ static const char decide_head[] =
     "  HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) $3 AND pg_catalog.bool_or(pool.candidate)";
 static const char decide_tail[] =
     "),"
-    " u AS (INSERT INTO pg_temp.anonymizer_dec (submission_id, level, pub, pub_hash)"
-    "  SELECT h.submission_id, $9, h.pub, h.ph FROM h JOIN big ON big.pub OPERATOR(pg_catalog.=) h.pub RETURNING 1)"
+    " u AS (INSERT INTO pg_temp.anonymizer_dec (submission_id, pub, pub_hash)"
+    "  SELECT h.submission_id, h.pub, h.ph FROM h JOIN big ON big.pub OPERATOR(pg_catalog.=) h.pub RETURNING 1)"
     " SELECT pg_catalog.count(*) FROM u";
 
 /* The groups staged rows leave (published before, in another group or held back now): checked after the merge. */

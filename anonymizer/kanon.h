@@ -20,8 +20,8 @@
  *
  * Tables of the session (bi.c): pg_temp.anonymizer_stage (the rows the
  * tenant sent), anonymizer_cand (those and the held-back rows of the form:
- * what is decided), anonymizer_dec (the decisions: the level and the
- * published value of each candidate decided), anonymizer_groups (groups
+ * what is decided), anonymizer_dec (the decisions: the published value
+ * of each candidate decided, its precision in it), anonymizer_groups (groups
  * that lost rows: checked again after the merge).
  */
 #ifndef KANON_H

@@ -91,7 +91,7 @@ static const struct opt {
     {"lang", OPT_LANG, required_argument, "LANG", CMD_REPORT | CMD_RUN | CMD_HISTORY,
      "report, history: en or fr (default: the locale's)"},
     {"warning", OPT_WARNING, required_argument, "DAYS", CMD_REPORT,
-     "report --format nagios: WARNING when data the last run left is this close to the limit (default 10)"},
+     "report --format nagios: the oldest_days perfdata warns this many days before the limit (default 10)"},
     {"stale", OPT_STALE, required_argument, "HOURS", CMD_REPORT,
      "report --format nagios: WARNING when a tenant's last successful run is older (default 36)"},
     {"since", OPT_SINCE, required_argument, "DATE", CMD_HISTORY, "history: runs since (default: 31 days ago)"},

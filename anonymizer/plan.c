@@ -182,6 +182,20 @@ static bool is_roles_array(const char *name)
 {
     return strcmp(name, "concerned_roles_array") == 0 || strcmp(name, "actions_roles_array") == 0;
 }
+/* alias.qname's role ids without its person's entry (NULL when nothing is left). */
+static void roles_kept(struct strbuf *sb, const char *alias, const char *qname)
+{
+    sb_appendf(sb, "(SELECT pg_catalog.array_agg(x ORDER BY n) FROM pg_catalog.unnest(%s.%s) WITH ORDINALITY r(x, n)"
+                   " WHERE NOT pg_catalog.starts_with(x, '_user:'))",
+               alias, qname);
+}
+/* Whether alias.qname still names a person. */
+static void roles_personal(struct strbuf *sb, const char *alias, const char *qname)
+{
+    sb_appendf(sb, "COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:'))"
+                   " FROM pg_catalog.unnest(%s.%s) x), false)",
+               alias, qname);
+}
 /* The SET list of the final anonymisation, alias m. */
 static char *set_list(const struct form *f)
 {
@@ -191,11 +205,9 @@ static char *set_list(const struct form *f)
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
         if (c->cls == COL_METADATA && is_roles_array(c->name)) {
-            char *col = ax_asprintf("m.%s", c->qname);
-            sb_appendf(&sb, "%s = (SELECT pg_catalog.array_agg(x ORDER BY n) FROM pg_catalog.unnest(%s)"
-                            " WITH ORDINALITY r(x, n) WHERE NOT pg_catalog.starts_with(x, '_user:')),\n  ",
-                       c->qname, col);
-            free(col);
+            sb_appendf(&sb, "%s = ", c->qname);
+            roles_kept(&sb, "m", c->qname);
+            sb_append(&sb, ",\n  ");
         } else if (col_is_nulled(c->cls)) {
             sb_appendf(&sb, "%s = NULL,\n  ", c->qname);
         } else if (c->cls == COL_BLOCK) {
@@ -244,15 +256,15 @@ void plan_prepare(struct form *f, const struct plan_tenant *t)
         sb_append(&dirty, "(");
         for (size_t i = 0; i < t->nallforms_personal; i++) {
             const char *q = t->allforms_personal[i];
-            bool roles = strcmp(q, "\"concerned_roles_array\"") == 0 || strcmp(q, "\"actions_roles_array\"") == 0 ||
-                         is_roles_array(q); /* quoted or not, as the catalog gave them */
+            /* quoted (db_quote_ident), as every name of that list */
+            bool roles = strcmp(q, "\"concerned_roles_array\"") == 0 || strcmp(q, "\"actions_roles_array\"") == 0;
             if (roles) {
                 /* the same role ids as the submission's row, without its person */
-                sb_appendf(&set, "%s = (SELECT pg_catalog.array_agg(x ORDER BY n) FROM pg_catalog.unnest(w.%s)"
-                                 " WITH ORDINALITY r(x, n) WHERE NOT pg_catalog.starts_with(x, '_user:')), ",
-                           q, q);
-                sb_appendf(&dirty, "COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:'))"
-                                   " FROM pg_catalog.unnest(w.%s) x), false) OR ", q);
+                sb_appendf(&set, "%s = ", q);
+                roles_kept(&set, "w", q);
+                sb_append(&set, ", ");
+                roles_personal(&dirty, "w", q);
+                sb_append(&dirty, " OR ");
             } else {
                 sb_appendf(&set, "%s = NULL, ", q);
                 sb_appendf(&dirty, "w.%s IS NOT NULL OR ", q);
@@ -341,9 +353,8 @@ static char *pred_dirty(const struct form *f, const char *const p[], enum plan_s
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
         if (c->cls == COL_METADATA && is_roles_array(c->name)) {
-            sb_appendf(&sb, "%sCOALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:'))"
-                            " FROM pg_catalog.unnest(m.%s) x), false)",
-                       sep, c->qname);
+            sb_append(&sb, sep);
+            roles_personal(&sb, "m", c->qname);
         } else if (col_is_nulled(c->cls)) {
             sb_appendf(&sb, "%sm.%s IS NOT NULL", sep, c->qname);
         } else if (c->cls == COL_BLOCK) {

@@ -10,9 +10,9 @@
  * WARNING: the process is slipping: a tenant's last successful run is older
  * than --stale hours (or it never ran), the last run left behind personal
  * data that was already due when it started (in a form where it found no
- * row locked by w.c.s.) or within --warning days of the limit, a form
- * failed in the last run, or the BI export holds back more than half a
- * form.  Else OK: right after a normal night, whatever the retention.
+ * row locked by w.c.s.), a form failed in the last run, or the BI export
+ * holds back more than half a form.  --warning sets the oldest_days
+ * perfdata threshold only.  Else OK: right after a normal night, whatever the retention.
  * UNKNOWN is for the plugin's own failures (main.c).  English only: it is
  * read by machines first.
  */
@@ -56,20 +56,18 @@ static void add_line(struct strbuf *sb, const char *fmt, ...)
     free(text);
 }
 
-static long long hours_between(const char *from_iso, const char *to_iso)
-{
-    time_t a, b;
-    if (!from_iso || !to_iso || tm_parse_utc(from_iso, &a) || tm_parse_utc(to_iso, &b))
-        return -1;
-    return (long long)(b - a) / 3600;
-}
-
 static long long seconds_between(const char *from_iso, const char *to_iso)
 {
     time_t a, b;
     if (!from_iso || !to_iso || tm_parse_utc(from_iso, &a) || tm_parse_utc(to_iso, &b))
         return -1;
     return (long long)(b - a);
+}
+
+static long long hours_between(const char *from_iso, const char *to_iso)
+{
+    long long s = seconds_between(from_iso, to_iso);
+    return s < 0 ? -1 : s / 3600;
 }
 
 static const char *plural(long long n)
@@ -79,7 +77,7 @@ static const char *plural(long long n)
 
 /* What says the process is slipping in one form (see the top of this file). */
 static void assess_slipping(struct nagios_state *s, const struct report *r, const struct tenant_report *tr,
-                            const struct form_report *fr, const struct nagios_options *no)
+                            const struct form_report *fr)
 {
     if (fr->failed_last_run) {
         add_line(&s->warning, "WARNING: %s/%s: failed in the last run: %s", tr->name, fr->slug, fr->failed_last_run);
@@ -93,17 +91,11 @@ static void assess_slipping(struct nagios_state *s, const struct report *r, cons
     }
     if (fr->kind == FORM_KIND_CARD || !fr->oldest_pending || !tr->last_run || fr->locked_last_run > 0)
         return;
-    /* due when the last run started: it was its to do (the run's cutoff was the report's, that much earlier) */
-    long long since_run = seconds_between(tr->last_run, r->at), before_cutoff = seconds_between(fr->oldest_pending,
-                                                                                                 fr->cutoff);
-    long long to_limit = RETENTION_CAP_DAYS - seconds_between(fr->oldest_pending, r->at) / 86400;
-    if (since_run >= 0 && before_cutoff > since_run + 3600) {
+    /* due when the last run started (an hour's slack for the run's own length): it was its to do */
+    long long since_run = seconds_between(tr->last_run, r->at);
+    if (since_run >= 0 && seconds_between(fr->oldest_pending, fr->cutoff) > since_run + 3600) {
         add_line(&s->warning, "WARNING: %s/%s: personal data due since %s left by the last run (%s)", tr->name,
                  fr->slug, fr->oldest_pending, tr->last_run);
-        s->left_behind++;
-    } else if (pending_of(fr) > 0 && to_limit <= no->warning_days && before_cutoff > since_run) {
-        add_line(&s->warning, "WARNING: %s/%s: personal data %lld day%s from the limit", tr->name, fr->slug, to_limit,
-                 plural(to_limit));
         s->left_behind++;
     }
 }
@@ -150,7 +142,7 @@ static void assess_tenant(struct nagios_state *s, const struct report *r, const 
     for (size_t k = 0; k < tr->nforms; k++) {
         assess_form(s, r, tr, &tr->forms[k]);
         if (!tr->forms[k].error)
-            assess_slipping(s, r, tr, &tr->forms[k], no);
+            assess_slipping(s, r, tr, &tr->forms[k]);
     }
     if (tr->last_run_unknown) {
         add_line(&s->unknown, "CRITICAL: %s: last run unknown (no SELECT on anonymizer.runs)", tr->name);

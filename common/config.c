@@ -243,25 +243,21 @@ static int bi_schema(struct loader *ld, const config_setting_t *s, void *obj)
 }
 static int bi_time_precision(struct loader *ld, const config_setting_t *s, void *obj)
 {
+    static const char *const choices[] = {"minute", "hour", "day", NULL};
     const char *text;
-    int rc = ld_get_string(ld, s, &text);
-    if (rc)
-        return rc;
-    if (strcmp(text, "minute") != 0 && strcmp(text, "hour") != 0 && strcmp(text, "day") != 0)
-        return ld_bad(ld, s, "\"%s\" is not one of \"minute\", \"hour\", \"day\"", text);
-    ld_set_string(&((struct cfg_bi *)obj)->time_precision, text);
-    return AX_OK;
+    int rc = ld_get_one_of(ld, s, choices, &text);
+    if (rc == AX_OK)
+        ld_set_string(&((struct cfg_bi *)obj)->time_precision, text);
+    return rc;
 }
 static int bi_date_precision(struct loader *ld, const config_setting_t *s, void *obj)
 {
+    static const char *const choices[] = {"day", "month", "year", NULL};
     const char *text;
-    int rc = ld_get_string(ld, s, &text);
-    if (rc)
-        return rc;
-    if (strcmp(text, "day") != 0 && strcmp(text, "month") != 0 && strcmp(text, "year") != 0)
-        return ld_bad(ld, s, "\"%s\" is not one of \"day\", \"month\", \"year\"", text);
-    ld_set_string(&((struct cfg_bi *)obj)->date_precision, text);
-    return AX_OK;
+    int rc = ld_get_one_of(ld, s, choices, &text);
+    if (rc == AX_OK)
+        ld_set_string(&((struct cfg_bi *)obj)->date_precision, text);
+    return rc;
 }
 static int bi_min_k(struct loader *ld, const config_setting_t *s, void *obj)
 {

@@ -156,6 +156,24 @@ int ld_policy_setting(struct loader *ld, const config_setting_t *s, struct cfg_p
     }
     return AX_OK;
 }
+int ld_get_one_of(struct loader *ld, const config_setting_t *s, const char *const *choices, const char **out)
+{
+    int rc = ld_get_string(ld, s, out);
+    if (rc)
+        return rc;
+    struct strbuf names;
+    sb_init(&names);
+    for (const char *const *c = choices; *c; c++) {
+        if (strcmp(*out, *c) == 0) {
+            sb_free(&names);
+            return AX_OK;
+        }
+        sb_appendf(&names, "%s\"%s\"", c == choices ? "" : ", ", *c);
+    }
+    rc = ld_bad(ld, s, "\"%s\" is not one of %s", *out, names.buf);
+    sb_free(&names);
+    return rc;
+}
 static bool ld_has_password(const char *conninfo)
 {
     char *errmsg = NULL;

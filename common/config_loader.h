@@ -40,6 +40,8 @@ int ld_bad(struct loader *ld, const config_setting_t *s, const char *fmt, ...) A
 
 /* Values of a setting, each checked; AX_OK or ld_bad's status. */
 int ld_get_string(struct loader *ld, const config_setting_t *s, const char **out);
+/* A string that must be one of choices (NULL-terminated): else one error naming them. */
+int ld_get_one_of(struct loader *ld, const config_setting_t *s, const char *const *choices, const char **out);
 int ld_get_nonempty_string(struct loader *ld, const config_setting_t *s, const char **out);
 int ld_get_bool(struct loader *ld, const config_setting_t *s, bool *out);
 int ld_get_int_range(struct loader *ld, const config_setting_t *s, long long min, long long max, int *out);

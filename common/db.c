@@ -234,6 +234,20 @@ int db_relation(struct db *db, const char *schema, const char *name, bool *exist
     return AX_OK;
 }
 
+int db_role_exists(struct db *db, const char *role, bool *exists)
+{
+    PGresult *res;
+    const char *values[1] = {role};
+    int rc = db_query(db, &res, DB_ONE_ROW(1), "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles"
+                      " WHERE rolname OPERATOR(pg_catalog.=) $1)",
+                      1, NULL, values);
+    if (rc)
+        return rc;
+    *exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return AX_OK;
+}
+
 long long db_value_ll(const PGresult *res, int row, int col)
 {
     return PQgetisnull(res, row, col) ? 0 : atoll(PQgetvalue(res, row, col));

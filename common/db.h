@@ -169,6 +169,9 @@ void db_set_error(struct db *db, const char *fmt, ...) __attribute__((format(pri
  */
 int db_relation(struct db *db, const char *schema, const char *name, bool *exists, bool *readable);
 
+/* Whether a role of that name exists on the server.  0 or an AX_ERR_* with db->error. */
+int db_role_exists(struct db *db, const char *role, bool *exists);
+
 /* A bigint column of a result row as a number; NULL as 0. */
 long long db_value_ll(const PGresult *res, int row, int col);
 
