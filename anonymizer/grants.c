@@ -12,11 +12,13 @@
  */
 #include "grants.h"
 #include "ax.h"
+#include "escape.h"
 #include "log.h"
 #include "privileges.h"
 #include "strbuf.h"
 #include "tenant.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +47,11 @@ static void conninfo_value(struct strbuf *sb, const char *key, const char *value
     sb_append(sb, "'");
 }
 
-/* psql's \connect to this session's database, keeping the user psql runs as. */
+/* psql's \connect to this session's database, keeping the user psql runs as.
+ * The connection string is one single-quoted psql argument: a quote or a
+ * backslash is escaped, and a control character written as an octal escape,
+ * so that a name with a newline cannot end the line and start a
+ * meta-command of its own (psql(1), "Meta-Commands"). */
 static void connect_line(FILE *out, struct db *db)
 {
     struct strbuf ci;
@@ -53,14 +59,36 @@ static void connect_line(FILE *out, struct db *db)
     conninfo_value(&ci, "dbname", PQdb(db->conn));
     conninfo_value(&ci, "host", PQhost(db->conn));
     conninfo_value(&ci, "port", PQport(db->conn));
-    fputs("\\connect -reuse-previous=on \"", out);
-    for (const char *p = ci.buf; *p; p++) {
-        if (*p == '"')
-            fputc('"', out);
-        fputc(*p, out);
+    fputs("\\connect -reuse-previous=on '", out);
+    for (const unsigned char *p = (const unsigned char *)ci.buf; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\%03o", *p);
+        else
+            fputc(*p, out);
     }
-    fputs("\"\n", out);
+    fputs("'\n", out);
     sb_free(&ci);
+}
+
+/* One comment line: whatever the names in it hold, it stays one line (a
+ * newline would end the comment and make the rest a command). */
+static void comment(FILE *out, const char *fmt, ...) AX_PRINTF(2, 3);
+static void comment(FILE *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *text = ax_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(text, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    char *safe = esc_text(text);
+    fprintf(out, "-- %s\n", safe);
+    free(safe);
+    free(text);
 }
 
 /* Roles that do not exist on this server yet, created (once, whichever section runs first). */
@@ -74,10 +102,12 @@ static int create_missing_roles(FILE *out, struct db *db, const char *const *rol
         if (exists)
             continue;
         char *q = db_quote_ident(db, roles[i]);
-        fprintf(out,
-                "DO $anonymizer$BEGIN CREATE ROLE %s LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END"
-                "$anonymizer$;\n",
-                q);
+        /* a dollar-quote tag the name does not hold, or the name would end the body */
+        char tag[32] = "$anonymizer$";
+        for (unsigned k = 1; strstr(q, tag); k++)
+            snprintf(tag, sizeof tag, "$anonymizer%u$", k);
+        fprintf(out, "DO %sBEGIN CREATE ROLE %s LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END%s;\n", tag, q,
+                tag);
         free(q);
     }
     return AX_OK;
@@ -268,13 +298,14 @@ static enum tenant_outcome tenant_grants(const struct app *app, struct app_tenan
         tenant_close(&t);
         return TENANT_FAILED;
     }
-    fprintf(out, "\n-- to role %s (run: %s), role %s (report: reads only)\n", run,
+    fputc('\n', out);
+    comment(out, "to role %s (run: %s), role %s (report: reads only)", run,
             o->run ? "--role-run" : "the role of the tenant's connection", o->report);
     const char *roles[2] = {run, o->report};
     char *q_run = db_quote_ident(&t.db, run), *q_report = db_quote_ident(&t.db, o->report),
          *q_db = db_quote_ident(&t.db, PQdb(t.db.conn));
-    fprintf(out, "\n-- tenant %s: %zu table%s of forms, test copies and cards\n", t.name, t.nforms,
-            t.nforms == 1 ? "" : "s");
+    fputc('\n', out);
+    comment(out, "tenant %s: %zu table%s of forms, test copies and cards", t.name, t.nforms, t.nforms == 1 ? "" : "s");
     connect_line(out, &t.db);
     fputs("BEGIN;\n", out);
     int rc = create_missing_roles(out, &t.db, roles, 2);
@@ -333,13 +364,15 @@ static int bi_grants(const struct app *app, const struct grants_options *o, FILE
         db_close(&db);
         return rc;
     }
-    fprintf(out, "\n-- to role %s (the export: %s), role %s (dashboards: reads the published views)%s%s\n", owner,
+    fputc('\n', out);
+    comment(out, "to role %s (the export: %s), role %s (dashboards: reads the published views)%s%s", owner,
             o->bi ? "--role-bi" : "the role of the bi connection", o->bi_reader,
             app->cfg->bi.loader_role ? ", loading role " : "", app->cfg->bi.loader_role ? app->cfg->bi.loader_role : "");
     const char *roles[3] = {owner, o->bi_reader, app->cfg->bi.loader_role};
     char *q_owner = db_quote_ident(&db, owner), *q_reader = db_quote_ident(&db, o->bi_reader),
          *q_db = db_quote_ident(&db, PQdb(db.conn));
-    fprintf(out, "\n-- the BI database: the export writes schema %s, readers read it\n", app->cfg->bi.schema);
+    fputc('\n', out);
+    comment(out, "the BI database: the export writes schema %s, readers read it", app->cfg->bi.schema);
     connect_line(out, &db);
     fputs("BEGIN;\n", out);
     if ((rc = create_missing_roles(out, &db, roles, roles[2] ? 3 : 2)) == AX_OK) {
