@@ -137,3 +137,11 @@ void app_warn_unmatched_entries(const struct app *app)
                              card ? "cards" : "forms", e->tenant, e->slug);
     }
 }
+
+void app_warn_superuser(const char *label, const char *role)
+{
+    /* a table owner's trigger (w.c.s.'s, or one planted) runs as the role that fires it */
+    log_loud_warning("%s: connected as \"%s\", a superuser: any trigger a table owner adds would run with superuser"
+                     " rights; connect as the roles \"anonymizer grants\" prints (anonymizer(1), PRIVILEGES)",
+                     label, role ? role : "?");
+}

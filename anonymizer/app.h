@@ -85,6 +85,10 @@ void app_note_entries(const struct app *app, struct app_tenant *at, const struct
  * (a "*" entry only when every tenant was looked at). */
 void app_warn_unmatched_entries(const struct app *app);
 
+/* The warning (shown with -q) of a connection as a superuser: label is the
+ * tenant's name, or "bi". */
+void app_warn_superuser(const char *label, const char *role);
+
 /* The session profile of every connection (db.h): the configuration's timeouts. */
 struct db_profile app_db_profile(const struct cfg *cfg, bool read_only);
 

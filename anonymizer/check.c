@@ -74,31 +74,34 @@ static void print_card(FILE *out, struct tenant *t, const struct form *f)
     }
 }
 
-/* Varnames that name a person whatever the form: keeping them is almost certainly a mistake. */
-static const char *const personal_varnames[] = {
-    "nom", "prenom", "nom_famille", "nom_naissance", "email", "courriel", "mail", "telephone", "tel", "portable",
-    "mobile", "adresse", "address", "name", "first_name", "last_name", "phone",
-};
+/* One kept field that is personal by nature: loudly, whether a keep entry or the definition kept it. */
+static void warn_personal_kept(const struct tenant *t, const struct form *f, const struct def_field *fld,
+                               enum col_reason reason)
+{
+    char buf[96];
+    const char *why = classify_personal_by_nature(fld, buf, sizeof buf);
+    if (!why)
+        return;
+    const char *name = fld->varname ? fld->varname : fld->id;
+    if (reason == REASON_CONFIG_KEEP)
+        log_loud_warning("%s: %s: a keep entry keeps field \"%s\", which is personal by nature (%s)", t->name,
+                         f->label, name, why);
+    else
+        log_loud_warning("%s: %s: the definition marks field \"%s\" anonymise \"no\", and it is personal by nature"
+                         " (%s): it is kept; mark it \"final\" in w.c.s. or blank it in the configuration",
+                         t->name, f->label, name, why);
+}
 
-/* Warns, loudly, of keep entries naming a field that is personal by nature. */
+/* Warns of every kept field (and block subfield) that is personal by nature. */
 static void warn_personal_keeps(const struct tenant *t, const struct form *f)
 {
-    for (size_t k = 0; f->def && k < f->pol.nkeep; k++) {
-        const char *name = f->pol.keep[k];
-        for (size_t i = 0; i < f->def->nfields; i++) {
-            const struct def_field *fld = &f->def->fields[i];
-            if (strcmp(fld->id, name) != 0 && !(fld->varname && strcmp(fld->varname, name) == 0))
-                continue;
-            bool by_varname = false;
-            for (size_t v = 0; fld->varname && v < AX_ARRAY_LEN(personal_varnames); v++)
-                by_varname |= strcmp(fld->varname, personal_varnames[v]) == 0;
-            if (strcmp(fld->type, "email") == 0)
-                log_loud_warning("%s: %s: keep names \"%s\", which is personal by nature (an email field)", t->name,
-                                 f->label, name);
-            else if (by_varname)
-                log_loud_warning("%s: %s: keep names \"%s\", which is personal by nature (varname %s)", t->name,
-                                 f->label, name, fld->varname);
-        }
+    for (size_t i = 0; i < f->ncols; i++) {
+        const struct column *c = &f->cols[i];
+        if (c->cls == COL_KEEP && c->field)
+            warn_personal_kept(t, f, c->field, c->reason);
+        for (size_t k = 0; k < c->nsubs; k++)
+            if (c->subs[k].kept)
+                warn_personal_kept(t, f, c->subs[k].field, c->subs[k].reason);
     }
 }
 

@@ -5,6 +5,7 @@
 #include "ax.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -373,4 +374,24 @@ char *classify_sub_varname(const struct column *block, const struct col_sub *sub
     if (!block->field || !block->field->varname || !sub->field->varname)
         return NULL;
     return ax_asprintf("%s.%s", block->field->varname, sub->field->varname);
+}
+
+/* Varnames that name a person whatever the form: keeping them is almost certainly a mistake. */
+static const char *const personal_varnames[] = {
+    "nom", "prenom", "nom_famille", "nom_naissance", "email", "courriel", "mail", "telephone", "tel", "portable",
+    "mobile", "adresse", "address", "name", "first_name", "last_name", "phone",
+};
+
+const char *classify_personal_by_nature(const struct def_field *fld, char *why_buf, size_t n)
+{
+    if (!fld)
+        return NULL;
+    if (fld->type && strcmp(fld->type, "email") == 0)
+        return "an email field";
+    for (size_t v = 0; fld->varname && v < sizeof personal_varnames / sizeof *personal_varnames; v++)
+        if (strcmp(fld->varname, personal_varnames[v]) == 0) {
+            snprintf(why_buf, n, "varname %s", fld->varname);
+            return why_buf;
+        }
+    return NULL;
 }

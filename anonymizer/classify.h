@@ -73,6 +73,12 @@ struct column {
 };
 
 const char *col_class_str(enum col_class c);
+
+/* Whether a field is personal by nature whatever its form says: an email
+ * field, or a varname such as nom, prenom, email, telephone, adresse.
+ * NULL when it is not; else why ("an email field", "varname nom"), static
+ * or in why_buf. */
+const char *classify_personal_by_nature(const struct def_field *fld, char *why_buf, size_t n);
 const char *col_reason_str(enum col_reason r);
 
 /* True when the class means "set to NULL". */

@@ -99,6 +99,10 @@ static int api_get(const struct app *app, const struct cfg_tenant *t, const char
     const struct cfg_wcs_api *api = &app->cfg->wcs_api;
     char ts[21], nonce[33];
     *doc = NULL;
+    if (!api->key) {
+        snprintf(err, errlen, "%s", api->key_error ? api->key_error : "no API key");
+        return -1;
+    }
     if (sign_timestamp_now(ts) != 0 || sign_new_nonce(nonce) != 0) {
         snprintf(err, errlen, "cannot draw a random nonce");
         return -1;

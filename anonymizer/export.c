@@ -284,7 +284,7 @@ static enum tenant_outcome export_job(const struct app *app, struct app_tenant *
     struct export_totals etot = {0};
     long long seq;
 
-    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_READ_ONLY | TB_LOCK | TB_PRIV_READ, NULL);
+    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_READ_ONLY | TB_LOCK | TB_PRIV_READ | TB_WARN_SUPERUSER, NULL);
     if (outcome == TENANT_OK)
         outcome = export_tenant(app, &t, app->export_dry_run, ctx->progress, &etot, &seq);
     ctx->tot.exported += etot.inserted + etot.updated;

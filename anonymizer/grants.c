@@ -280,7 +280,7 @@ static enum tenant_outcome tenant_grants(const struct app *app, struct app_tenan
         admin_cfg.dbname = dbname;
         at->cfg = &admin_cfg; /* for this connection only */
     }
-    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_READ_ONLY, NULL);
+    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_READ_ONLY | (o->admin ? 0 : TB_WARN_SUPERUSER), NULL);
     at->cfg = own_cfg;
     free(dbname);
     if (outcome != TENANT_OK) {
@@ -358,6 +358,8 @@ static int bi_grants(const struct app *app, const struct grants_options *o, FILE
         db_close(&db);
         return AX_ERR_DATA;
     }
+    if (!o->admin && db_is_superuser(&db))
+        app_warn_superuser("bi", PQuser(db.conn));
     const char *owner = o->bi ? o->bi : PQuser(db.conn);
     if ((rc = refuse_superuser(&db, owner, "--role-bi")) != AX_OK) {
         log_error("bi: %s", db.error);

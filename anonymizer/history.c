@@ -160,7 +160,7 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
 
 static json_object *jstr(const char *s)
 {
-    return s ? json_object_new_string(s) : NULL;
+    return esc_json_string(s);
 }
 
 static void render_json(FILE *out, const struct tenant_history *ths, size_t n, const char *since)

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,6 +68,7 @@ static const struct command {
 enum {
     OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN, OPT_JOBS, OPT_MAX_RUNTIME, OPT_FORM, OPT_LANG, OPT_SINCE, OPT_WARNING,
     OPT_STALE, OPT_ROLE_RUN, OPT_ROLE_REPORT, OPT_ROLE_BI, OPT_ROLE_BI_READER, OPT_ADMIN_CONNINFO,
+    OPT_DEBUG_SERVER,
 };
 
 /* One table drives parsing, validation and --help. */
@@ -83,6 +85,8 @@ static const struct opt {
     {"tenant", 't', required_argument, "NAME", CMD_ALL, "only this tenant (repeatable)"},
     {"verbose", 'v', no_argument, NULL, CMD_ALL, "also print one line per batch"},
     {"quiet", 'q', no_argument, NULL, CMD_ALL, "print errors (and warnings to act on) only"},
+    {"debug-server-messages", OPT_DEBUG_SERVER, no_argument, NULL, CMD_ALL,
+     "also print PostgreSQL's error and notice texts on stderr (they may quote personal data)"},
     {"format", OPT_FORMAT, required_argument, "FORMAT", CMD_REPORT | CMD_RUN | CMD_HISTORY,
      "report, history: text (default), html, json or csv; report: also nagios"},
     {"at", OPT_AT, required_argument, "TIMESTAMP", CMD_REPORT | CMD_RUN,
@@ -263,6 +267,7 @@ static int apply_option(struct cli *cli, int c, char *arg, const char *word)
         return GO_ON;
     case 'v': cli->verbose = 1; return GO_ON;
     case 'q': cli->quiet = 1; return GO_ON;
+    case OPT_DEBUG_SERVER: db_set_server_text(true); return GO_ON;
     case OPT_FORMAT:
         if (report_parse_format(arg) < 0)
             return usage_error("unknown format \"%s\" (text, html, json, csv, or nagios for report)", arg);
@@ -624,6 +629,9 @@ int main(int argc, char **argv)
     struct app app = {0};
     const struct command *cmd = NULL;
 
+    /* no core file, no ptrace by another process of the same user, /proc/<pid>
+     * files root's: the memory holds the API key, passwords and row data */
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     http_global_init();
     int status = parse_cli(argc, argv, &cli);
     if (status == GO_ON) {

@@ -3,6 +3,7 @@
  */
 #include "progress.h"
 #include "ax.h"
+#include "escape.h"
 #include "ipc.h"
 #include "strbuf.h"
 #include "timeutil.h"
@@ -90,11 +91,14 @@ void progress_add(struct progress *p, long long done)
 
 void progress_print(struct progress *p, const char *line)
 {
-    if (!p) {
-        printf("%s\n", line);
-        return;
-    }
-    ipc_send(p->fd, IPC_STDOUT, line, strlen(line));
+    /* names and ids from w.c.s. or the catalog: an escape sequence would drive the terminal, a
+     * newline forge a line */
+    char *safe = esc_text(line);
+    if (!p)
+        printf("%s\n", safe);
+    else
+        ipc_send(p->fd, IPC_STDOUT, safe, strlen(safe));
+    free(safe);
 }
 
 /* -- the parent's side -------------------------------------------------------------- */

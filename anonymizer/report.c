@@ -49,6 +49,8 @@ static void collist_add(struct collist *l, const struct column *c)
     r->reason = ax_strdup(col_reason_str(c->reason));
     r->label = dup_or_null(c->field ? c->field->label : NULL);
     r->varname = dup_or_null(c->field ? c->field->varname : NULL);
+    char buf[96];
+    r->personal = col_is_kept(c->cls) && c->cls != COL_BLOCK && classify_personal_by_nature(c->field, buf, sizeof buf);
 }
 
 /* A block's subfield, listed like a field: "f9.1", its label, "enfants.prenom". */
@@ -60,6 +62,8 @@ static void collist_add_sub(struct collist *l, const struct column *c, const str
     r->reason = ax_strdup(col_reason_str(sub->reason));
     r->label = dup_or_null(sub->field->label);
     r->varname = classify_sub_varname(c, sub);
+    char buf[96];
+    r->personal = sub->kept && classify_personal_by_nature(sub->field, buf, sizeof buf);
 }
 
 /* Every column and subfield of a form, in the kept, blanked and unclassified lists. */
@@ -269,6 +273,7 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
         tenant_close(&t);
         return;
     }
+    tr->superuser = db_is_superuser(&t.db);
     rc = collect_dates(&t, app, tr);
     tr->forms = ax_calloc(t.nforms, sizeof *tr->forms);
     for (size_t i = 0; rc == AX_OK && i < t.nforms; i++) {

@@ -18,7 +18,7 @@
 
 static json_object *jstr(const char *s)
 {
-    return s ? json_object_new_string(s) : NULL;
+    return esc_json_string(s);
 }
 
 static json_object *json_collist(const struct collist *l)
@@ -30,6 +30,7 @@ static json_object *json_collist(const struct collist *l)
         json_object_object_add(o, "label", jstr(l->items[i].label));
         json_object_object_add(o, "varname", jstr(l->items[i].varname));
         json_object_object_add(o, "reason", jstr(l->items[i].reason));
+        json_object_object_add(o, "personal_by_nature", json_object_new_boolean(l->items[i].personal));
         json_object_array_add(a, o);
     }
     return a;
@@ -113,7 +114,7 @@ static json_object *json_form(const struct tenant_report *tr, const struct form_
     json_object_object_add(f, "bi_mostly_held_back",
                            fr->bi_known ? json_object_new_boolean(fr->bi_held_back > fr->bi_published) : NULL);
     json_object_object_add(f, "bi_limiting_field",
-                           fr->bi_known && fr->bi_limiting ? json_object_new_string(fr->bi_limiting) : NULL);
+                           fr->bi_known && fr->bi_limiting ? jstr(fr->bi_limiting) : NULL);
     json_object_object_add(f, "failed_in_last_run", jstr(fr->failed_last_run));
     json_object_object_add(f, "vacuum_owed_since", jstr(fr->vacuum_owed_since));
     json_object_object_add(f, "undated", fr->error ? NULL : json_object_new_int64(fr->undated));
@@ -150,11 +151,12 @@ void report_render_json(FILE *out, const struct report *r)
         json_object *owed = json_object_new_array();
         for (size_t k = 0; k < tr->nowed; k++) {
             json_object *o = json_object_new_object();
-            json_object_object_add(o, "table", json_object_new_string(tr->owed_tables[k]));
-            json_object_object_add(o, "since", json_object_new_string(tr->owed_since[k]));
+            json_object_object_add(o, "table", jstr(tr->owed_tables[k]));
+            json_object_object_add(o, "since", jstr(tr->owed_since[k]));
             json_object_array_add(owed, o);
         }
         json_object_object_add(t, "vacuum_owed", owed);
+        json_object_object_add(t, "superuser", json_object_new_boolean(tr->superuser));
         json_object_array_add(tenants, t);
     }
     json_object_object_add(root, "tenants", tenants);

@@ -353,6 +353,11 @@ static void tenant_section(FILE *out, const struct report *r, const struct tenan
         esc_html(out, vacuum);
         fputs("</p>\n", out);
     }
+    if (tr->superuser) {
+        fputs("<p class=\"review\">", out);
+        esc_html(out, report_superuser_text());
+        fputs("</p>\n", out);
+    }
     chart(out, tr, index);
     forms_table(out, tr);
     fputs("</section>\n", out);
@@ -469,6 +474,14 @@ static void detail_form(FILE *out, const struct report *r, const struct tenant_r
     detail_aftermath(out, r, tr, fr);
     fputs("</tbody></table>\n", out);
     detail_columns(out, _("Kept fields:"), &fr->keep, true);
+    char *personal = report_personal_kept(fr);
+    if (personal) {
+        fputs("<p class=\"review\">", out);
+        esc_htmlf(out, _("Personal data kept: %s: personal by nature, kept by the definition or the configuration."),
+                  personal);
+        fputs("</p>\n", out);
+    }
+    free(personal);
     detail_columns(out, _("Blanked fields:"), &fr->blank, true);
     detail_columns(out, _("Unclassified (blanked):"), &fr->unclassified, false);
 }

@@ -5,8 +5,10 @@
 #include "report_model.h"
 #include "ax.h"
 #include "classify.h"
+#include "escape.h"
 #include "i18n.h"
 #include "pack.h"
+#include "strbuf.h"
 #include "timeutil.h"
 
 #include <stdio.h>
@@ -111,6 +113,7 @@ static const struct pack_field colref_fields[] = {
     PACK_FIELD(PACK_STR, struct colref, reason),
     PACK_FIELD(PACK_STR, struct colref, label),
     PACK_FIELD(PACK_STR, struct colref, varname),
+    PACK_FIELD(PACK_BOOL, struct colref, personal),
 };
 
 static const struct pack_field form_fields[] = {
@@ -166,6 +169,7 @@ static const struct pack_field tenant_fields[] = {
     PACK_FIELD(PACK_BOOL, struct tenant_report, fetched),
     PACK_FIELD(PACK_STR, struct tenant_report, fetch_error),
     PACK_FIELD(PACK_DBL, struct tenant_report, files_age),
+    PACK_FIELD(PACK_BOOL, struct tenant_report, superuser),
 };
 
 static void pack_collist(struct strbuf *out, const struct collist *l)
@@ -269,4 +273,32 @@ bool report_vacuum_text(const struct report *r, const struct tenant_report *tr, 
                              (unsigned long)tr->nowed),
              tr->nowed, when, VACUUM_WARN_DAYS);
     return late;
+}
+
+const char *report_superuser_text(void)
+{
+    return _("connected as a superuser: a trigger any table owner adds would run with superuser rights; use the roles"
+             " \"anonymizer grants\" prints (anonymizer(1), PRIVILEGES)");
+}
+
+char *report_personal_kept(const struct form_report *fr)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < fr->keep.n; i++) {
+        const struct colref *c = &fr->keep.items[i];
+        if (!c->personal)
+            continue;
+        char *col = esc_text(c->column), *var = esc_text(c->varname);
+        sb_appendf(&sb, "%s%s", sb.len ? ", " : "", col);
+        if (c->varname)
+            sb_appendf(&sb, " [%s]", var);
+        free(col);
+        free(var);
+    }
+    if (!sb.len) {
+        sb_free(&sb);
+        return NULL;
+    }
+    return sb_finish(&sb);
 }

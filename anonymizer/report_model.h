@@ -30,6 +30,7 @@ struct colref {
     char *reason;
     char *label;   /* may be NULL */
     char *varname; /* may be NULL */
+    bool personal; /* kept, and personal by nature (classify_personal_by_nature) */
 };
 
 struct collist {
@@ -95,6 +96,7 @@ struct tenant_report {
     bool fetched;        /* definitions fetched from it now */
     char *fetch_error;   /* the fetch failed: files were used */
     double files_age;    /* seconds since those files were fetched (-1: unknown) */
+    bool superuser;      /* the report's connection is a superuser's (so, likely, the run's) */
     struct form_report *forms;
     size_t nforms;
     char **owed_tables, **owed_since; /* every table that still owes a VACUUM, and since when */
@@ -168,6 +170,13 @@ bool report_bi_text(const struct report *r, const struct form_report *fr, char *
  * how many tables, since when; true when the oldest is older than
  * VACUUM_WARN_DAYS at the report's time.
  */
+/* The kept fields of a form that are personal by nature, as "column [varname], ..." (control
+ * characters escaped), or NULL when there is none.  Caller frees. */
+char *report_personal_kept(const struct form_report *fr);
+
+/* What the report says of a superuser connection (translated). */
+const char *report_superuser_text(void);
+
 bool report_vacuum_text(const struct report *r, const struct tenant_report *tr, char *buf, size_t n);
 
 #endif

@@ -200,6 +200,11 @@ static void form_section(FILE *out, const struct report *r, const struct tenant_
         free(safe);
     }
     columns(out, _("kept fields"), &fr->keep, true);
+    char *personal = report_personal_kept(fr);
+    if (personal)
+        line(out, 4, _("personal data kept"), _("%s: personal by nature, kept by the definition or the configuration:"
+                                                 " TO REVIEW"), personal);
+    free(personal);
     columns(out, _("blanked fields"), &fr->blank, true);
     columns(out, _("unclassified"), &fr->unclassified, false);
     backups(out, tr, fr);
@@ -234,6 +239,8 @@ static bool tenant_section(FILE *out, const struct report *r, const struct tenan
     report_vacuum_text(r, tr, vacuum, sizeof vacuum);
     if (vacuum[0])
         fprintf(out, "  %s\n", vacuum);
+    if (tr->superuser)
+        fprintf(out, "  %s\n", report_superuser_text());
     if (tr->nforms == 0)
         fprintf(out, "  %s\n", _("no form tables"));
     for (size_t k = 0; k < tr->nforms; k++) {

@@ -298,7 +298,8 @@ static enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *
     double started = tm_now();
     char *error = NULL;
 
-    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_FETCH | TB_LOCK | TB_PEER | TB_PRIV_RUN | TB_CUTOFFS, NULL);
+    enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_FETCH | TB_LOCK | TB_PEER | TB_PRIV_RUN | TB_CUTOFFS | TB_WARN_SUPERUSER,
+                                                NULL);
     if (outcome != TENANT_OK) {
         tenant_close(&t);
         return outcome;

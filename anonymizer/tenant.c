@@ -467,6 +467,8 @@ enum tenant_outcome tenant_begin(struct tenant *t, const struct app *app, struct
         log_error("%s: %s", t->name, t->db.error);
         return TENANT_FAILED;
     }
+    if ((steps & TB_WARN_SUPERUSER) && db_is_superuser(&t->db))
+        app_warn_superuser(t->name, PQuser(t->db.conn));
     bool locked = true;
     if ((steps & TB_LOCK) && try_lock(t, &locked) != AX_OK) {
         log_error("%s: %s", t->name, t->db.error);

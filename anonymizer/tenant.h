@@ -61,6 +61,7 @@ enum tenant_begin_step {
     TB_PRIV_RUN = 1 << 5,  /* check the role has what a run needs (privileges.h) */
     TB_PRIV_READ = 1 << 6, /* check the role has what a report needs */
     TB_PEER = 1 << 7,      /* with TB_LOCK: a tenant another run finished after this one started is TENANT_PEER */
+    TB_WARN_SUPERUSER = 1 << 8, /* a superuser connection is warned about (shown with -q) */
 };
 
 /*

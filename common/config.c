@@ -68,6 +68,7 @@ void cfg_free(struct cfg *cfg)
     if (cfg->wcs_api.key)
         explicit_bzero(cfg->wcs_api.key, cfg->wcs_api.keylen);
     free(cfg->wcs_api.key);
+    free(cfg->wcs_api.key_error);
     free(cfg->wcs_api.ca_file);
     policy_free(&cfg->policy);
     for (size_t i = 0; i < cfg->ntenants; i++) {
@@ -357,15 +358,24 @@ static int api_key_file(struct loader *ld, const config_setting_t *s, void *obj)
     if (rc)
         return rc;
     FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return ld_bad(ld, s, "cannot read %s: %s", path, strerror(errno));
+    if (!fp) {
+        /* a key this process cannot read fails the fetches that need it, not the night: the tenants
+         * are anonymised with the definitions already fetched (defs.c) */
+        struct cfg_wcs_api *api = obj;
+        free(api->key_error);
+        api->key_error = ax_asprintf("cannot read the API key file %s: %s", path, strerror(errno));
+        return AX_OK;
+    }
     if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(fp);
         return ld_bad(ld, s, "%s is not a regular file", path);
     }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    /* private, or readable by its group when root owns it (root:anonymizer 0640, the Debian way
+     * for a secret a service reads); never writable by the group, nothing for others */
+    if ((st.st_mode & (S_IRWXO | S_IWGRP | S_IXGRP)) || ((st.st_mode & S_IRGRP) && st.st_uid != 0)) {
         fclose(fp);
-        return ld_bad(ld, s, "%s is readable by other users: make it private (chmod 600)", path);
+        return ld_bad(ld, s, "%s is readable by other users: make it private (chmod 600, or root:anonymizer 640)",
+                      path);
     }
     char buf[4096];
     size_t n = fread(buf, 1, sizeof buf, fp);
@@ -500,7 +510,7 @@ static int root_wcs_api(struct loader *ld, const config_setting_t *s, void *obj)
                         "{ orig = ...; key_file = ...; }");
     if (rc == AX_OK && !api->orig)
         rc = ld_bad(ld, s, "missing \"orig\" (the API client name declared in w.c.s.)");
-    if (rc == AX_OK && !api->key)
+    if (rc == AX_OK && !api->key && !api->key_error)
         rc = ld_bad(ld, s, "missing \"key_file\" (or \"key\")");
     return rc;
 }

@@ -69,6 +69,7 @@ struct cfg_wcs_api {
     char *orig;        /* the API client name known to w.c.s. */
     char *key;         /* the shared secret: never logged, never copied but into the HMAC */
     size_t keylen;
+    char *key_error;   /* key_file could not be read (NULL: read): only the fetches that need it fail */
     char *ca_file;     /* CA bundle for the servers' certificates; NULL: the system's */
     int timeout_ms;
 };

@@ -12,11 +12,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Server notices ("schema already exists, skipping") are detail, not news. */
-static void notice_to_log(void *arg, const char *message)
+/* Whether the server's own texts (messages, details, notices) may be
+ * printed: they can quote a field's value ("invalid input syntax for type
+ * integer: \"...\"", a trigger's RAISE), so by default only what names
+ * things is kept (db_set_server_text). */
+static bool server_text_shown;
+
+void db_set_server_text(bool shown)
+{
+    server_text_shown = shown;
+}
+
+/* The server's own words, on stderr only, when the operator asked for them. */
+static void show_server_text(const struct db *db, const char *what, const PGresult *r)
+{
+    if (!server_text_shown || !r)
+        return;
+    static const int fields[] = {PG_DIAG_MESSAGE_PRIMARY, PG_DIAG_MESSAGE_DETAIL, PG_DIAG_MESSAGE_HINT,
+                                 PG_DIAG_CONTEXT};
+    struct strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        const char *v = PQresultErrorField(r, fields[i]);
+        if (v && *v)
+            sb_appendf(&sb, "%s%s", sb.len ? " | " : "", v);
+    }
+    /* straight to stderr: never the syslog, the audit or a report */
+    fprintf(stderr, "anonymizer: debug: %s: server %s (may quote personal data): ", db->label ? db->label : "?",
+            what);
+    for (const unsigned char *p = (const unsigned char *)(sb.buf ? sb.buf : ""); *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+    }
+    fputc('\n', stderr);
+    sb_free(&sb);
+}
+
+/* Server notices ("schema already exists, skipping") are detail, not news;
+ * their text only with db_set_server_text (a trigger's RAISE NOTICE can
+ * print a value). */
+static void notice_to_log(void *arg, const PGresult *r)
 {
     struct db *db = arg;
-    log_debug("%s: server: %s", db->label ? db->label : "?", message);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    log_debug("%s: server %s (SQLSTATE %s)", db->label ? db->label : "?", severity ? severity : "notice",
+              state ? state : "none");
+    show_server_text(db, "notice", r);
 }
 
 static void set_error_text(struct db *db, const char *text)
@@ -87,7 +131,7 @@ int db_connect(struct db *db, const char *conninfo, const char *dbname, const ch
         set_error_text(db, PQerrorMessage(db->conn));
         return AX_ERR_CONNECT;
     }
-    PQsetNoticeProcessor(db->conn, notice_to_log, db);
+    PQsetNoticeReceiver(db->conn, notice_to_log, db);
     return set_profile(db, profile);
 }
 
@@ -116,7 +160,56 @@ static void statement_head(const char *sql, char *out, size_t outlen)
         snprintf(out, outlen, "%.*s", (int)n, sql ? sql : "");
 }
 
-/* The error of a failed statement: message, SQLSTATE, statement. */
+/* What a SQLSTATE means, in PostgreSQL's words (Appendix A, "PostgreSQL
+ * Error Codes"): the conditions this tool meets, then the classes. */
+static const char *sqlstate_text(const char *state)
+{
+    static const struct {
+        const char *code, *text;
+    } conditions[] = {
+        {"22P02", "invalid text representation"}, {"22003", "numeric value out of range"},
+        {"22001", "string data right truncation"}, {"22007", "invalid datetime format"},
+        {"22008", "datetime field overflow"}, {"22012", "division by zero"},
+        {"22021", "character not in repertoire"}, {"23502", "not null violation"},
+        {"23503", "foreign key violation"}, {"23505", "unique violation"}, {"23514", "check violation"},
+        {"23P01", "exclusion violation"}, {"25006", "read only sql transaction"},
+        {"25P02", "in failed sql transaction"}, {"28000", "invalid authorization specification"},
+        {"28P01", "invalid password"}, {"3D000", "invalid catalog name"}, {"3F000", "invalid schema name"},
+        {"40001", "serialization failure"}, {"40P01", "deadlock detected"}, {"42501", "insufficient privilege"},
+        {"42601", "syntax error"}, {"42703", "undefined column"}, {"42704", "undefined object"},
+        {"42710", "duplicate object"}, {"42804", "datatype mismatch"}, {"42883", "undefined function"},
+        {"42P01", "undefined table"}, {"42P06", "duplicate schema"}, {"42P07", "duplicate table"},
+        {"53100", "disk full"}, {"53200", "out of memory"}, {"53300", "too many connections"},
+        {"54000", "program limit exceeded"}, {"55000", "object not in prerequisite state"},
+        {"55006", "object in use"}, {"55P03", "lock not available"}, {"57014", "query canceled"},
+        {"57P01", "admin shutdown"}, {"57P02", "crash shutdown"}, {"57P03", "cannot connect now"},
+        {"P0001", "raise exception"}, {"P0002", "no data found"}, {"P0003", "too many rows"},
+        {"P0004", "assert failure"}, {"XX000", "internal error"}, {"XX001", "data corrupted"},
+    };
+    static const struct {
+        const char *cls, *text;
+    } classes[] = {
+        {"08", "connection exception"}, {"0A", "feature not supported"}, {"21", "cardinality violation"},
+        {"22", "data exception"}, {"23", "integrity constraint violation"}, {"25", "invalid transaction state"},
+        {"28", "invalid authorization specification"}, {"2B", "dependent privilege descriptors still exist"},
+        {"38", "external routine exception"}, {"39", "external routine invocation exception"},
+        {"3B", "savepoint exception"}, {"40", "transaction rollback"},
+        {"42", "syntax error or access rule violation"}, {"53", "insufficient resources"},
+        {"54", "program limit exceeded"}, {"55", "object not in prerequisite state"},
+        {"57", "operator intervention"}, {"58", "system error"}, {"72", "snapshot failure"},
+        {"F0", "configuration file error"}, {"HV", "foreign data wrapper error"}, {"P0", "PL/pgSQL error"},
+        {"XX", "internal error"},
+    };
+    for (size_t i = 0; i < sizeof conditions / sizeof *conditions; i++)
+        if (strcmp(state, conditions[i].code) == 0)
+            return conditions[i].text;
+    for (size_t i = 0; i < sizeof classes / sizeof *classes; i++)
+        if (strncmp(state, classes[i].cls, 2) == 0)
+            return classes[i].text;
+    return "server error";
+}
+
+/* The error of a failed statement: what went wrong, SQLSTATE, statement. */
 static void record_failure(struct db *db, const char *msg, const char *state, const char *sql)
 {
     char head[96];
@@ -136,6 +229,39 @@ static void record_failure(struct db *db, const char *msg, const char *state, co
     sb_free(&sb);
     log_debug("%s: statement failed (SQLSTATE %s): %.300s", db->label ? db->label : "?",
               db->sqlstate[0] ? db->sqlstate : "none", sql ? sql : "");
+}
+
+/*
+ * A statement the server refused: the condition its SQLSTATE names and the
+ * diagnostic fields that name things (schema, table, column, constraint,
+ * data type), never the message text, which can quote a value (the
+ * "invalid input syntax" of a trigger's cast quotes the field).  That text
+ * goes to stderr only, with db_set_server_text.
+ */
+static void record_server_failure(struct db *db, const PGresult *r, const char *state, const char *sql)
+{
+    static const struct {
+        int code;
+        const char *name;
+    } names[] = {
+        {PG_DIAG_SCHEMA_NAME, "schema"},         {PG_DIAG_TABLE_NAME, "table"},
+        {PG_DIAG_COLUMN_NAME, "column"},         {PG_DIAG_CONSTRAINT_NAME, "constraint"},
+        {PG_DIAG_DATATYPE_NAME, "data type"},
+    };
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_append(&sb, sqlstate_text(state));
+    const char *sep = ":";
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const char *v = PQresultErrorField(r, names[i].code);
+        if (v && *v) {
+            sb_appendf(&sb, "%s %s \"%s\"", sep, names[i].name, v);
+            sep = ",";
+        }
+    }
+    record_failure(db, sb.buf, state, sql);
+    sb_free(&sb);
+    show_server_text(db, "error", r);
 }
 
 void db_set_conn_error(struct db *db, const char *sql)
@@ -166,6 +292,8 @@ int db_check_result(struct db *db, const PGresult *r, const char *sql, ExecStatu
         snprintf(text, sizeof text, "unexpected result status %s (expected %s)",
                  PQresStatus(PQresultStatus(r)), PQresStatus(want));
         record_failure(db, text, NULL, sql);
+    } else if (state && *state) {
+        record_server_failure(db, r, state, sql);
     } else {
         record_failure(db, msg ? msg : PQerrorMessage(db->conn), state, sql);
     }
@@ -258,6 +386,12 @@ void db_clear_error(struct db *db)
     free(db->error);
     db->error = NULL;
     db->sqlstate[0] = '\0';
+}
+
+bool db_is_superuser(const struct db *db)
+{
+    const char *v = db->conn ? PQparameterStatus(db->conn, "is_superuser") : NULL;
+    return v && strcmp(v, "on") == 0;
 }
 
 bool db_error_is(const struct db *db, const char *sqlstate)

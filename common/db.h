@@ -89,7 +89,9 @@ struct db_shape {
  * statement with text parameters (types and values may be NULL when nparams
  * is 0; a NULL value sends SQL NULL), checks the result status and shape,
  * and returns 0 or AX_ERR_DB.  On failure db->error holds one line: the
- * server's message (or what was wrong with the shape), the SQLSTATE, and the
+ * condition the SQLSTATE names and the schema, table, column, constraint
+ * and type the server gave (never its message text, which can quote a
+ * value), or what was wrong with the shape, then the SQLSTATE and the
  * statement's first line; db->sqlstate keeps the SQLSTATE.  On success the
  * previous error is forgotten, and *res (when res is not NULL) receives the
  * result, which the caller PQclears; *res is NULL after a failure.
@@ -156,6 +158,13 @@ int db_copy(struct db *src, struct db *dst, const char *src_sql, const char *dst
 
 /* Records a libpq-side failure (no result to look at) with the statement, as db_query does. */
 void db_set_conn_error(struct db *db, const char *sql);
+/* Whether the server's texts (error messages, details, notices) are printed
+ * on stderr (--debug-server-messages): they can quote a field's value, so
+ * by default a failure keeps only its SQLSTATE and the names it concerns. */
+void db_set_server_text(bool shown);
+
+/* Whether the session's role is a superuser (the server reports is_superuser). */
+bool db_is_superuser(const struct db *db);
 
 /* True when the last error has this SQLSTATE. */
 bool db_error_is(const struct db *db, const char *sqlstate);

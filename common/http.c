@@ -4,10 +4,13 @@
 #include "http.h"
 #include "ax.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void http_global_init(void)
 {
@@ -19,10 +22,27 @@ void http_global_cleanup(void)
     curl_global_cleanup();
 }
 
+/* The host of a URL as libcurl parsed it: "localhost", an IPv4 address in
+ * 127.0.0.0/8 or the IPv6 loopback, parsed as addresses, never compared as
+ * text prefixes ("127.attacker.example" is a name, not an address). */
 static bool loopback_host(const char *host)
 {
-    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "[::1]") == 0 ||
-           strcmp(host, "::1") == 0;
+    if (strcasecmp(host, "localhost") == 0)
+        return true;
+    struct in_addr v4;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    size_t n = strlen(host);
+    if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+        char inner[64];
+        struct in6_addr v6;
+        if (n - 2 >= sizeof inner)
+            return false;
+        memcpy(inner, host + 1, n - 2);
+        inner[n - 2] = '\0';
+        return inet_pton(AF_INET6, inner, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+    }
+    return false;
 }
 
 bool http_url_allowed(const char *url, char *err, size_t errlen)

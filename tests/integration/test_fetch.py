@@ -4,6 +4,7 @@ tenant's trouble stays its own; mistakes are loud."""
 
 import json
 import os
+import pwd
 import subprocess
 import time
 
@@ -179,6 +180,52 @@ class FetchTests(harness.TestCase):
         self.assertIn('definitions: fetch failed', text)
         self.assertIn('files fetched 3 days ago', text)
 
+    def test_a_key_file_for_a_service_and_an_unreadable_one(self):
+        """root:anonymizer 0640 is how Debian gives a service a secret; a key that cannot be read fails the
+        fetches that need it, not the night (issue 23)."""
+        f, good, bad, gid, bid = self.two_sites()
+        plain = self.tenant()
+        pf = plain.add_form(standard_form())
+        pid = full_submission(plain, pf, ref=ago(40))
+        tenants = [(good.name, good.conninfo, f'url = "{self.api.url("good")}";'), (plain.name, plain.conninfo)]
+        self.write_config(tenants, extra=self.api_group() + ' retention = "30 days";')
+        if os.geteuid() == 0:
+            os.chown(self.key_file, 0, pwd.getpwnam('postgres').pw_gid)
+            os.chmod(self.key_file, 0o640)
+            self.anonymizer('fetch', expect=0)
+            # the group may read only a file root owns, and never write it
+            for uid, mode in ((pwd.getpwnam('postgres').pw_uid, 0o640), (0, 0o660), (0, 0o644)):
+                os.chown(self.key_file, uid, -1)
+                os.chmod(self.key_file, mode)
+                res = self.anonymizer('check', expect=78)
+                self.assertIn('is readable by other users', res.stderr)
+            os.chown(self.key_file, 0, 0)
+            os.chmod(self.key_file, 0o600)
+        # the key gone: the tenant that needs it uses its files, the other one does not notice
+        self.write_config(tenants, extra=self.api_group(os.path.join(self.dir, 'gone.key')) + ' retention = "30 days";')
+        res = self.anonymizer('fetch', expect=1)
+        self.assertIn(f'error: {good.name}: cannot fetch definitions: cannot read the API key file', res.stderr)
+        res = self.anonymizer('-q', 'run')
+        self.assertIn(f'warning: {good.name}: cannot fetch definitions: cannot read the API key file', res.stderr)
+        self.assertIsNotNone(good.row(f, gid)['anonymised'])
+        self.assertEqual(good.row(f, gid)['f2'], 'rdv', 'the fetched definition applied')
+        self.assertIsNotNone(plain.row(pf, pid)['anonymised'])
+        self.assertEqual([r[1] for r in plain.runs()], ['ok'])
+
+    def test_what_fetch_prints_from_wcs_is_escaped(self):
+        """A varname from w.c.s. with an escape sequence and a newline reaches no terminal raw (issue 23)."""
+        f = standard_form()
+        a = self.site_tenant('a', [f])
+        self.config([(a, 'a')])
+        self.anonymizer('fetch', expect=0)
+        self.api.sites['a'].forms['demande-rdv']['fields'][1]['varname'] = 'motif\x1b[2J\nforged: removed form x'
+        self.api.sites['a'].forms['demande-rdv']['fields'][1]['anonymise'] = 'final'
+        res = self.anonymizer('fetch', expect=0)
+        self.assertIn('changed form demande-rdv', res.stdout)
+        self.assertNotIn('\x1b', res.stdout + res.stderr)
+        self.assertFalse(any(line.startswith('forged') for line in res.stdout.splitlines()), res.stdout)
+        self.assertIn('motif\\x1b[2J\\x0aforged', res.stdout)
+
     def test_server_down(self):
         f, good, bad, gid, bid = self.two_sites()
         self.write_config([(good.name, good.conninfo, f'url = "{self.api.url("good")}";'),
@@ -316,9 +363,9 @@ class FetchTests(harness.TestCase):
         self.write_config([t], extra='retention = "30 days";',
                           forms=['{ tenant = "*"; slug = "demande-rdv"; keep = ["nom", "4"]; }'])
         res = self.anonymizer('-q', 'check', expect=0)
-        self.assertIn('warning: ' + t.name + ': form demande-rdv: keep names "nom", which is personal by nature',
+        self.assertIn('warning: ' + t.name + ': form demande-rdv: a keep entry keeps field "nom", which is personal by nature',
                       res.stderr)
-        self.assertIn('keep names "4", which is personal by nature (an email field)', res.stderr)
+        self.assertIn('a keep entry keeps field "email", which is personal by nature (an email field)', res.stderr)
 
 
 if __name__ == '__main__':

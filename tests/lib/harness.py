@@ -165,6 +165,15 @@ class Tenant:
                           ' FROM anonymizer.runs ORDER BY started_at')
 
 
+SUPERUSER_WARNING = re.compile(r'^anonymizer: warning: [^\n]*: connected as "[^"]*", a superuser: [^\n]*\n', re.M)
+
+
+def without_superuser_warning(stderr):
+    """stderr less the warning of a superuser connection (the test clusters' own role is one): what a test
+    about something else must find empty"""
+    return SUPERUSER_WARNING.sub('', stderr)
+
+
 def cfgstr(value):
     """value as the inside of a libconfig string"""
     return value.replace('\\', '\\\\').replace('"', '\\"')

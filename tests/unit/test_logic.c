@@ -11,6 +11,7 @@
 #include "defs.h"
 #include "escape.h"
 #include "history.h"
+#include "http.h"
 #include "ipc.h"
 #include "progress.h"
 #include "timeutil.h"
@@ -152,6 +153,25 @@ static void test_missing_nights(void **state)
     tm_set_timezone(NULL);
 }
 
+/* Plain http only to a loopback host, the host parsed, not prefix-matched. */
+static void test_plain_http_only_to_a_loopback_address(void **state)
+{
+    (void)state;
+    char err[128];
+    static const char *const allowed[] = {"https://demarches.example.org/", "http://localhost:8080/",
+                                          "http://127.0.0.1/", "http://127.1.2.3:99/x", "http://[::1]:8000/"};
+    static const char *const refused[] = {"http://127.attacker.example/", "http://127.0.0.1.attacker.example/",
+                                          "http://localhost.attacker.example/", "http://128.0.0.1/",
+                                          "http://[::2]/", "http://[::ffff:8.8.8.8]/", "http://example.org/"};
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
+        assert_true(http_url_allowed(allowed[i], err, sizeof err));
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        err[0] = '\0';
+        assert_false(http_url_allowed(refused[i], err, sizeof err));
+        assert_non_null(strstr(err, "localhost"));
+    }
+}
+
 static void test_safe_slugs(void **state)
 {
     (void)state;
@@ -194,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_message_framing),
         cmocka_unit_test(test_missing_nights),
         cmocka_unit_test(test_safe_slugs),
+        cmocka_unit_test(test_plain_http_only_to_a_loopback_address),
         cmocka_unit_test(test_ages_and_progress_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,7 @@ static void add_col(struct collist *l, const char *column, const char *reason, c
 {
     l->items = ax_reallocarray(l->items, l->n + 1, sizeof *l->items);
     l->items[l->n++] = (struct colref){ax_strdup(column), ax_strdup(reason), label ? ax_strdup(label) : NULL,
-                                      varname ? ax_strdup(varname) : NULL};
+                                      varname ? ax_strdup(varname) : NULL, false};
 }
 
 static char *sdup(const char *s)
