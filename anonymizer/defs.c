@@ -24,11 +24,12 @@
 #include <unistd.h>
 
 /* One definition as the API served it. */
+/* A definition fetched and validated, waiting in its staging file (next to
+ * where it goes) until the whole tenant is fetched: memory holds one
+ * definition at a time, and the files change only when everything came. */
 struct fetched {
     char *slug;
-    char *text;
-    size_t len;
-    struct definition *def;
+    char *staged; /* path of the staging file */
 };
 
 struct fetched_set {
@@ -51,9 +52,10 @@ static const struct kind {
 static void fetched_set_free(struct fetched_set *s)
 {
     for (size_t i = 0; i < s->n; i++) {
+        if (s->items[i].staged)
+            unlink(s->items[i].staged); /* still there: not stored (a failure elsewhere) */
         free(s->items[i].slug);
-        free(s->items[i].text);
-        def_free(s->items[i].def);
+        free(s->items[i].staged);
     }
     free(s->items);
     s->items = NULL;
@@ -93,12 +95,18 @@ static void describe_refusal(const struct strbuf *body, char *out, size_t outlen
  * A signed GET of path (below the tenant's url) with the request's own
  * query; *doc receives the parsed JSON document, body its text.
  */
-static int api_get(const struct app *app, const struct cfg_tenant *t, const char *path, const char *query,
-                   struct strbuf *body, json_object **doc, char *err, size_t errlen)
+static int api_get(const struct app *app, const struct cfg_tenant *t, double deadline, const char *path,
+                   const char *query, struct strbuf *body, json_object **doc, char *err, size_t errlen)
 {
     const struct cfg_wcs_api *api = &app->cfg->wcs_api;
     char ts[21], nonce[33];
     *doc = NULL;
+    /* each request gets what is left of the tenant's deadline, at most the per-request timeout */
+    double left_ms = (deadline - tm_now()) * 1000;
+    if (left_ms < 1) {
+        snprintf(err, errlen, "the fetch's deadline passed (wcs_api.deadline, or the run's time budget)");
+        return -1;
+    }
     if (!api->key) {
         snprintf(err, errlen, "%s", api->key_error ? api->key_error : "no API key");
         return -1;
@@ -113,10 +121,18 @@ static int api_get(const struct app *app, const struct cfg_tenant *t, const char
         return -1;
     }
     char *url = ax_asprintf("%s%s?%s", t->url, path, signed_query), *where = http_url_for_log(url);
-    struct http_options o = {.ca_file = api->ca_file, .timeout_ms = api->timeout_ms, .max_bytes = HTTP_MAX_BYTES,
+    struct http_options o = {.ca_file = api->ca_file,
+                             .timeout_ms = left_ms < api->timeout_ms ? (int)left_ms : api->timeout_ms,
+                             .max_bytes = HTTP_MAX_BYTES,
                              .user_agent = "anonymizer/" ANONYMIZER_VERSION};
     long status;
     int rc = http_get(&o, url, &status, body, err, errlen);
+    if (rc != 0 && left_ms < api->timeout_ms && tm_now() >= deadline - 0.1) {
+        /* the deadline, not the server's silence, cut this request short: said so */
+        char *why = ax_strdup(err);
+        snprintf(err, errlen, "the fetch's deadline passed (wcs_api.deadline, or the run's time budget): %s", why);
+        free(why);
+    }
     explicit_bzero(signed_query, strlen(signed_query));
     free(signed_query);
     free(url);
@@ -167,56 +183,6 @@ static int list_slugs(json_object *doc, char ***slugs, size_t *n, const char *wh
     return 0;
 }
 
-/* Every definition of one kind, validated. */
-static int fetch_kind(const struct app *app, const struct cfg_tenant *t, const struct kind *k, struct fetched_set *out,
-                      char *err, size_t errlen)
-{
-    struct strbuf body;
-    json_object *doc;
-    char **slugs = NULL;
-    size_t nslugs = 0;
-    sb_init(&body);
-    char *list_where = ax_asprintf("%s%s", t->url, k->list);
-    int rc = api_get(app, t, k->list, k->list_query, &body, &doc, err, errlen);
-    if (rc == 0)
-        rc = list_slugs(doc, &slugs, &nslugs, list_where, err, errlen);
-    json_object_put(doc);
-    out->items = ax_calloc(nslugs, sizeof *out->items);
-    for (size_t i = 0; rc == 0 && i < nslugs; i++) {
-        /* a safe slug needs no quoting in a path */
-        char *path = ax_asprintf("%s%s%s", k->schema_before, slugs[i], k->schema_after);
-        char *where = ax_asprintf("%s%s", t->url, path);
-        rc = api_get(app, t, path, "include-id=on", &body, &doc, err, errlen);
-        json_object_put(doc);
-        struct definition *def = NULL;
-        if (rc == 0 && (rc = def_parse(body.buf, body.len, where, &def, err, errlen)) == AX_OK &&
-            strcmp(def->slug, slugs[i]) != 0) {
-            snprintf(err, errlen, "%s: url_name \"%s\" is not the slug listed, \"%s\"", where, def->slug, slugs[i]);
-            def_free(def);
-            rc = -1;
-        }
-        if (rc == 0) {
-            struct fetched *f = &out->items[out->n++];
-            f->slug = ax_strdup(slugs[i]);
-            f->len = body.len;
-            f->text = sb_detach(&body);
-            f->def = def;
-        }
-        free(path);
-        free(where);
-    }
-    for (size_t i = 0; i < nslugs; i++)
-        free(slugs[i]);
-    free(slugs);
-    free(list_where);
-    sb_free(&body);
-    if (rc) {
-        fetched_set_free(out);
-        return -1;
-    }
-    return 0;
-}
-
 /* -- files ----------------------------------------------------------------------------- */
 
 static int mkdirs(const char *path)
@@ -262,6 +228,68 @@ static int write_atomically(const char *path, const char *text, size_t len, char
     return ok ? 0 : -1;
 }
 
+/*
+ * Every definition of one kind, validated, each written to its staging file
+ * in dir as it arrives (and its memory freed).
+ */
+static int fetch_kind(const struct app *app, const struct cfg_tenant *t, double deadline, const struct kind *k,
+                      const char *dir, struct fetched_set *out, char *err, size_t errlen)
+{
+    struct strbuf body;
+    json_object *doc;
+    char **slugs = NULL;
+    size_t nslugs = 0;
+    sb_init(&body);
+    char *list_where = ax_asprintf("%s%s", t->url, k->list);
+    int rc = api_get(app, t, deadline, k->list, k->list_query, &body, &doc, err, errlen);
+    if (rc == 0)
+        rc = list_slugs(doc, &slugs, &nslugs, list_where, err, errlen);
+    json_object_put(doc);
+    if (rc == 0 && nslugs > 0 && mkdirs(dir) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        rc = -1;
+    }
+    out->items = ax_calloc(nslugs, sizeof *out->items);
+    for (size_t i = 0; rc == 0 && i < nslugs; i++) {
+        /* a safe slug needs no quoting in a path */
+        char *path = ax_asprintf("%s%s%s", k->schema_before, slugs[i], k->schema_after);
+        char *where = ax_asprintf("%s%s", t->url, path);
+        rc = api_get(app, t, deadline, path, "include-id=on", &body, &doc, err, errlen);
+        json_object_put(doc);
+        struct definition *def = NULL;
+        if (rc == 0 && (rc = def_parse(body.buf, body.len, where, &def, err, errlen)) == AX_OK &&
+            strcmp(def->slug, slugs[i]) != 0) {
+            snprintf(err, errlen, "%s: url_name \"%s\" is not the slug listed, \"%s\"", where, def->slug, slugs[i]);
+            rc = -1;
+        }
+        def_free(def);
+        if (rc == 0) {
+            char *staged = ax_asprintf("%s/.%s.json.fetched.%ld", dir, slugs[i], (long)getpid());
+            if (write_atomically(staged, body.buf, body.len, err, errlen) != 0) {
+                free(staged);
+                rc = -1;
+            } else {
+                struct fetched *f = &out->items[out->n++];
+                f->slug = ax_strdup(slugs[i]);
+                f->staged = staged;
+            }
+        }
+        sb_reset(&body);
+        free(path);
+        free(where);
+    }
+    for (size_t i = 0; i < nslugs; i++)
+        free(slugs[i]);
+    free(slugs);
+    free(list_where);
+    sb_free(&body);
+    if (rc) {
+        fetched_set_free(out);
+        return -1;
+    }
+    return 0;
+}
+
 /* What changed in a definition's "anonymise" modes, for the operator. */
 static void describe_changes(const struct definition *old, const struct definition *new, struct strbuf *out)
 {
@@ -295,7 +323,7 @@ static void say(struct progress *progress, bool fetch_command, const char *text)
  * Replaces the files of one kind by what was fetched; says what changed.
  * Returns how many definitions changed (new, changed or removed), or -1.
  */
-static int store_kind(const char *dir, const struct kind *k, const struct fetched_set *set, const char *tenant,
+static int store_kind(const char *dir, const struct kind *k, struct fetched_set *set, const char *tenant,
                       struct progress *progress, bool fetch_command, char *err, size_t errlen)
 {
     int changes = 0;
@@ -305,37 +333,53 @@ static int store_kind(const char *dir, const struct kind *k, const struct fetche
         return -1;
     }
     for (size_t i = 0; i < set->n; i++) {
-        const struct fetched *f = &set->items[i];
+        struct fetched *f = &set->items[i];
         char *path = ax_asprintf("%s/%s.json", dir, f->slug);
-        size_t oldlen = 0;
+        size_t oldlen = 0, newlen = 0;
         char why[128];
         char *old = cfg_read_file(path, CFG_MAX_DEFINITION_BYTES, &oldlen, why, sizeof why);
-        if (old && oldlen == f->len && memcmp(old, f->text, oldlen) == 0) {
-            free(old);
-            free(path);
-            continue;
-        }
-        struct definition *olddef = NULL;
-        char ignored[256];
-        if (old)
-            def_parse(old, oldlen, path, &olddef, ignored, sizeof ignored);
-        if (write_atomically(path, f->text, f->len, err, errlen) != 0) {
-            def_free(olddef);
+        char *text = cfg_read_file(f->staged, CFG_MAX_DEFINITION_BYTES, &newlen, why, sizeof why);
+        if (!text) {
+            snprintf(err, errlen, "%s: %s", f->staged, why);
             free(old);
             free(path);
             return -1;
         }
+        if (old && oldlen == newlen && memcmp(old, text, oldlen) == 0) {
+            free(old);
+            free(text);
+            free(path);
+            continue; /* the staging file goes with the set */
+        }
+        struct definition *olddef = NULL, *newdef = NULL;
+        char ignored[256];
+        bool had_old = old != NULL;
+        if (old)
+            def_parse(old, oldlen, path, &olddef, ignored, sizeof ignored);
+        def_parse(text, newlen, path, &newdef, ignored, sizeof ignored);
+        free(old);
+        free(text);
+        if (rename(f->staged, path) != 0) {
+            snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+            def_free(olddef);
+            def_free(newdef);
+            free(path);
+            return -1;
+        }
+        free(f->staged);
+        f->staged = NULL;
         struct strbuf what;
         sb_init(&what);
-        describe_changes(olddef, f->def, &what);
-        line = old ? ax_asprintf("%s: changed %s %s%s%s", tenant, k->what, f->slug, what.len ? ": " : "",
-                                 what.len ? what.buf : " (no change of anonymise)")
-                   : ax_asprintf("%s: new %s %s", tenant, k->what, f->slug);
+        if (newdef)
+            describe_changes(olddef, newdef, &what);
+        line = had_old ? ax_asprintf("%s: changed %s %s%s%s", tenant, k->what, f->slug, what.len ? ": " : "",
+                                              what.len ? what.buf : " (no change of anonymise)")
+                                : ax_asprintf("%s: new %s %s", tenant, k->what, f->slug);
         say(progress, fetch_command, line);
         free(line);
         sb_free(&what);
         def_free(olddef);
-        free(old);
+        def_free(newdef);
         free(path);
         changes++;
     }
@@ -400,22 +444,31 @@ static double files_age(const char *dir)
     return age;
 }
 
-/* Fetches both kinds, then stores them: nothing changes on disk unless everything was fetched. */
+/*
+ * Fetches both kinds into staging files, then stores them: nothing changes
+ * on disk unless everything was fetched, within the tenant's deadline
+ * (wcs_api.deadline, cut to the run's time budget).
+ */
 static int fetch_tenant(const struct app *app, struct app_tenant *at, struct progress *progress, bool fetch_command,
                         char *err, size_t errlen)
 {
     struct fetched_set sets[AX_ARRAY_LEN(kinds)] = {{0}};
-    char *dir = tenant_dir(app, at);
+    char *dir = tenant_dir(app, at), *subs[AX_ARRAY_LEN(kinds)];
+    double deadline = tm_now() + app->cfg->wcs_api.deadline_ms / 1000.0;
+    if (app->deadline > 0 && app->deadline < deadline)
+        deadline = app->deadline;
     int rc = 0, changes = 0;
+    for (size_t k = 0; k < AX_ARRAY_LEN(kinds); k++)
+        subs[k] = kinds[k].subdir[0] ? ax_asprintf("%s/%s", dir, kinds[k].subdir) : ax_strdup(dir);
     for (size_t k = 0; rc == 0 && k < AX_ARRAY_LEN(kinds); k++)
-        rc = fetch_kind(app, at->cfg, &kinds[k], &sets[k], err, errlen);
+        rc = fetch_kind(app, at->cfg, deadline, &kinds[k], subs[k], &sets[k], err, errlen);
     for (size_t k = 0; rc == 0 && k < AX_ARRAY_LEN(kinds); k++) {
-        char *sub = kinds[k].subdir[0] ? ax_asprintf("%s/%s", dir, kinds[k].subdir) : ax_strdup(dir);
-        int n = store_kind(sub, &kinds[k], &sets[k], at->cfg->name, progress, fetch_command, err, errlen);
-        free(sub);
+        int n = store_kind(subs[k], &kinds[k], &sets[k], at->cfg->name, progress, fetch_command, err, errlen);
         rc = n < 0 ? -1 : 0;
         changes += n > 0 ? n : 0;
     }
+    for (size_t k = 0; k < AX_ARRAY_LEN(kinds); k++)
+        free(subs[k]);
     if (rc == 0) {
         char *stamp = ax_asprintf("%s/.fetched", dir), ts[21];
         sign_timestamp_now(ts);

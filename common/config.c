@@ -408,9 +408,14 @@ static int api_timeout(struct loader *ld, const config_setting_t *s, void *obj)
 {
     return ld_get_duration(ld, s, &((struct cfg_wcs_api *)obj)->timeout_ms);
 }
+static int api_deadline(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return ld_get_positive_duration(ld, s, &((struct cfg_wcs_api *)obj)->deadline_ms,
+                                    "0 would leave no time to fetch anything");
+}
 static const struct key api_keys[] = {
     {"orig", api_orig}, {"key_file", api_key_file}, {"key", api_key}, {"ca_file", api_ca_file},
-    {"timeout", api_timeout},
+    {"timeout", api_timeout}, {"deadline", api_deadline},
 };
 /* -- the top level -- */
 
@@ -691,6 +696,7 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     cfg->bi.min_l = 1;
     cfg->bi.generalise = true;
     cfg->wcs_api.timeout_ms = 30000;
+    cfg->wcs_api.deadline_ms = 300000;
     cfg->backup_retention_days = 120;
     cfg->backup_retention_text = ax_strdup("4 months");
     cfg_settings_digest(&lc, cfg->digest);

@@ -72,6 +72,7 @@ struct cfg_wcs_api {
     char *key_error;   /* key_file could not be read (NULL: read): only the fetches that need it fail */
     char *ca_file;     /* CA bundle for the servers' certificates; NULL: the system's */
     int timeout_ms;
+    int deadline_ms;   /* a tenant's whole fetch (every request); the run's time budget cuts it shorter */
 };
 
 /* The BI staging database (the "bi" group); absent when bi.conninfo is NULL.  See anonymizer-bi(7). */

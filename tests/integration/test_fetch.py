@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import subprocess
+import sys
 import time
 
 import harness
@@ -225,6 +226,57 @@ class FetchTests(harness.TestCase):
         self.assertNotIn('\x1b', res.stdout + res.stderr)
         self.assertFalse(any(line.startswith('forged') for line in res.stdout.splitlines()), res.stdout)
         self.assertIn('motif\\x1b[2J\\x0aforged', res.stdout)
+
+    def test_a_slow_server_gets_the_run_budget_and_a_deadline(self):
+        """The run's time budget covers fetching, and a tenant's fetch has a deadline (issue 23)."""
+        forms = [standard_form(i, f'form-{i}', f'Form {i}') for i in range(1, 6)]
+        a = self.site_tenant('a', forms)
+        self.config([(a, 'a')])
+        self.anonymizer('fetch', expect=0)
+        before = {n: os.path.getmtime(os.path.join(self.defs_dir(a), n)) for n in os.listdir(self.defs_dir(a))}
+        self.api.sites['a'].delay = 1.0   # 6 requests: 6 s
+        for f in forms:
+            self.api.sites['a'].forms[f.slug]['name'] += ' (renamed)'
+        started = time.time()
+        res = self.anonymizer('run', '--max-runtime', '2s')
+        took = time.time() - started
+        self.assertIn("the fetch's deadline passed", res.stderr)
+        self.assertLess(took, 5, f'the run took {took:.1f} s on a 2 s budget')
+        # the deadline of the configuration, for the fetch command; nothing half stored, nothing staged
+        self.config([(a, 'a')], extra='wcs_api_deadline_placeholder')
+        with open(self.config_path) as fp:
+            text = fp.read().replace('wcs_api_deadline_placeholder', '').replace('timeout = "5s";',
+                                                                                   'timeout = "5s"; deadline = "2s";')
+        with open(self.config_path, 'w') as fp:
+            fp.write(text)
+        started = time.time()
+        res = self.anonymizer('fetch', expect=1)
+        self.assertLess(time.time() - started, 5)
+        self.assertIn(f"error: {a.name}: cannot fetch definitions: the fetch's deadline passed", res.stderr)
+        after = {n: os.path.getmtime(os.path.join(self.defs_dir(a), n)) for n in os.listdir(self.defs_dir(a))}
+        self.assertEqual(after, before)
+
+    def test_definitions_are_held_one_at_a_time(self):
+        """Three big definitions take no more memory than one (issue 23: 819 MB for three of 15.8 MB)."""
+        def peak_kib(count):
+            t = self.tenant()
+            site = f'big{count}'
+            defs = {}
+            for i in range(count):
+                d = standard_form(i + 1, f'big-{i}', f'Big {i}').definition()
+                d['description'] = 'x' * (15 * 1024 * 1024)
+                defs[d['url_name']] = d
+            self.api.sites[site] = wcsapi.Site(forms=defs)
+            self.config([(t, site)])
+            probe = ('import resource, subprocess, sys\n'
+                     'sys.exit(subprocess.run(sys.argv[1:]).returncode or'
+                     ' print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))')
+            proc = subprocess.run([sys.executable, '-c', probe, harness.BINARY, '-c', self.config_path, 'fetch'],
+                                  capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            return int(proc.stdout.strip().splitlines()[-1])
+        one, three = peak_kib(1), peak_kib(3)
+        self.assertLess(three, one * 1.4, f'one definition: {one} KiB, three: {three} KiB')
 
     def test_server_down(self):
         f, good, bad, gid, bid = self.two_sites()

@@ -23,6 +23,7 @@ import os
 import ssl
 import subprocess
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -56,6 +57,7 @@ class Site:
         self.failure = None              # None, '500', 'badjson', 'replay', 'redirect', 'huge'
         self.clock_offset = 0            # seconds added to the server's clock (a skewed server)
         self.strip_ids = False           # serve definitions without ids (no include-id)
+        self.delay = 0                   # seconds each answer waits (a slow server)
 
 
 class WcsApi:
@@ -151,6 +153,8 @@ class WcsApi:
                 refusal = api.check_signature(query, site)
                 if refusal:
                     return self.reply(403, {'err': 1, 'err_desc': refusal})
+                if site.delay:
+                    time.sleep(site.delay)
                 if site.failure == '500':
                     return self.reply(500, b'<html><body>Internal Server Error</body></html>', 'text/html')
                 if site.failure == 'redirect':
