@@ -116,7 +116,7 @@ void app_note_entries(const struct app *app, struct app_tenant *at, const struct
 {
     app_note_slug(app, at, NULL, false); /* the entries apply, even to a tenant without tables */
     for (size_t k = 0; k < nforms; k++)
-        app_note_slug(app, at, forms[k].slug, forms[k].kind == FORM_KIND_CARD);
+        app_note_slug(app, at, forms[k].slug, forms[k].of_card);
 }
 
 void app_warn_unmatched_entries(const struct app *app)

@@ -45,6 +45,18 @@ static const char *const schema_ddl[] = {
     " table_name text PRIMARY KEY,"
     " since timestamptz NOT NULL DEFAULT pg_catalog.now(),"
     " run_id uuid NOT NULL)",
+    /* what each committed batch of a run still going did, written in the batch's transaction: a run
+     * killed before it could write a form's entry is accounted for by the next run (audit_begin) */
+    "CREATE TABLE IF NOT EXISTS anonymizer.batches ("
+    " run_id uuid NOT NULL,"
+    " table_name text NOT NULL,"
+    " anonymised bigint NOT NULL,"
+    " completed bigint NOT NULL,"
+    " drafts bigint NOT NULL,"
+    " drafts_deleted boolean NOT NULL,"
+    " history_cleared bigint NOT NULL,"
+    " tracking_codes_deleted bigint NOT NULL,"
+    " committed_at timestamptz NOT NULL DEFAULT pg_catalog.now())",
 };
 
 void audit_new_run_id(char buf[37])
@@ -78,19 +90,20 @@ void audit_new_run_id(char buf[37])
 static int create_schema(struct tenant *t)
 {
     PGresult *res;
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(5),
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(6),
                       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'anonymizer'),"
                       " pg_catalog.to_regclass('anonymizer.runs') IS NOT NULL,"
                       " pg_catalog.to_regclass('anonymizer.changes') IS NOT NULL,"
                       " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attname OPERATOR(pg_catalog.=) 'exported'"
                       "  AND a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('anonymizer.runs')"
                       "  AND NOT a.attisdropped),"
-                      " pg_catalog.to_regclass('anonymizer.vacuum_owed') IS NOT NULL",
+                      " pg_catalog.to_regclass('anonymizer.vacuum_owed') IS NOT NULL,"
+                      " pg_catalog.to_regclass('anonymizer.batches') IS NOT NULL",
                       0, NULL, NULL);
     if (rc)
         return rc;
-    bool have[5];
-    for (int i = 0; i < 5; i++)
+    bool have[6];
+    for (int i = 0; i < 6; i++)
         have[i] = strcmp(PQgetvalue(res, 0, i), "t") == 0;
     PQclear(res);
     if (!have[0] && (rc = db_cmd(&t->db, schema_ddl[0])))
@@ -104,6 +117,8 @@ static int create_schema(struct tenant *t)
         return rc;
     if (!have[4] && (rc = db_cmd(&t->db, schema_ddl[5])))
         return rc;
+    if (!have[5] && (rc = db_cmd(&t->db, schema_ddl[6])))
+        return rc;
     return AX_OK;
 }
 
@@ -112,9 +127,29 @@ int audit_begin(struct tenant *t, const struct app *app, const char *command)
     int rc = create_schema(t);
     if (rc)
         return rc;
-    /* we hold the tenant lock: a row still "running" belongs to a run that died */
+    /* we hold the tenant lock: a row still "running" belongs to a run that died; its committed
+     * batches of forms it had no time to write an entry for become entries, so that the audit
+     * accounts for every batch that committed, whatever killed the run */
     if ((rc = db_cmd(&t->db,
-                     "UPDATE anonymizer.runs SET outcome = 'crashed' WHERE outcome OPERATOR(pg_catalog.=) 'running'")))
+                     "UPDATE anonymizer.runs r SET outcome = 'crashed', forms = r.forms OPERATOR(pg_catalog.||)"
+                     " COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('slug', b.table_name,"
+                     "  'table', b.table_name, 'anonymised', b.anonymised, 'completed', b.completed,"
+                     "  'drafts_deleted', b.drafts_deleted, 'drafts_anonymised', b.drafts_anonymised,"
+                     "  'history_cleared', b.history_cleared, 'tracking_codes_deleted', b.tracking_codes_deleted,"
+                     "  'outcome', 'crashed', 'error', 'the run died: counted from its committed batches')"
+                     "  ORDER BY b.table_name)"
+                     "  FROM (SELECT table_name, pg_catalog.sum(anonymised) AS anonymised,"
+                     "   pg_catalog.sum(completed) AS completed,"
+                     "   pg_catalog.sum(drafts) FILTER (WHERE drafts_deleted) AS drafts_deleted,"
+                     "   pg_catalog.sum(drafts) FILTER (WHERE NOT drafts_deleted) AS drafts_anonymised,"
+                     "   pg_catalog.sum(history_cleared) AS history_cleared,"
+                     "   pg_catalog.sum(tracking_codes_deleted) AS tracking_codes_deleted"
+                     "   FROM anonymizer.batches WHERE run_id OPERATOR(pg_catalog.=) r.run_id"
+                     "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(r.forms) e"
+                     "    WHERE e OPERATOR(pg_catalog.->>) 'table' OPERATOR(pg_catalog.=) table_name)"
+                     "   GROUP BY table_name) b), '[]'::jsonb)"
+                     " WHERE r.outcome OPERATOR(pg_catalog.=) 'running'")) ||
+        (rc = db_cmd(&t->db, "DELETE FROM anonymizer.batches")))
         return rc;
 
     const char *values[6] = {app->run_id, t->name, command, ANONYMIZER_VERSION, app->host, app->cfg->digest};
@@ -149,13 +184,34 @@ int audit_finish(struct tenant *t, const struct app *app, enum tenant_outcome ou
     const char *values[5] = {app->run_id, t->name, tenant_outcome_str(outcome), error, exported >= 0 ? n : NULL};
     const Oid types[5] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_INT8OID};
     db_rollback_quietly(&t->db);
-    return db_command(&t->db,
-                      "UPDATE anonymizer.runs SET finished_at = pg_catalog.clock_timestamp(), outcome = $3, error = $4,"
-                      " exported = $5 WHERE run_id OPERATOR(pg_catalog.=) $1::uuid AND tenant OPERATOR(pg_catalog.=) $2",
-                      5, types, values);
+    int rc = db_command(&t->db,
+                        "UPDATE anonymizer.runs SET finished_at = pg_catalog.clock_timestamp(), outcome = $3, error = $4,"
+                        " exported = $5 WHERE run_id OPERATOR(pg_catalog.=) $1::uuid AND tenant OPERATOR(pg_catalog.=) $2",
+                        5, types, values);
+    /* its entries are written: its batches' counters are no longer needed */
+    if (rc == AX_OK)
+        rc = db_command(&t->db, "DELETE FROM anonymizer.batches WHERE run_id OPERATOR(pg_catalog.=) $1::uuid", 1,
+                        types, values);
+    return rc;
 }
 
 /* -- the change log ------------------------------------------------------------ */
+
+int audit_log_batch(struct tenant *t, const struct app *app, const char *table, bool drafts_deleted,
+                    const PGresult *res)
+{
+    /* the batch's counters: anonymised, completed, drafts, history rows cleared, tracking codes deleted */
+    const char *values[8] = {app->run_id,           table,
+                             PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3),
+                             PQgetvalue(res, 0, 4), drafts_deleted ? "true" : "false",
+                             PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 6)};
+    const Oid types[8] = {DB_TEXTOID, DB_TEXTOID, DB_INT8OID, DB_INT8OID, DB_INT8OID, DB_TEXTOID, DB_INT8OID, DB_INT8OID};
+    return db_command(&t->db,
+                      "INSERT INTO anonymizer.batches (run_id, table_name, anonymised, completed, drafts, drafts_deleted,"
+                      " history_cleared, tracking_codes_deleted)"
+                      " VALUES ($1::uuid, $2, $3, $4, $5, $6::boolean, $7, $8)",
+                      8, types, values);
+}
 
 int audit_log_change(struct tenant *t, const struct app *app, const char *table, const char *lo, const char *hi)
 {

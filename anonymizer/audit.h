@@ -53,6 +53,15 @@ void audit_runs_free(struct audit_run *runs, size_t n);
 /* Records that the batch over (lo, hi] of table changed rows, in the caller's transaction. */
 int audit_log_change(struct tenant *t, const struct app *app, const char *table, const char *lo, const char *hi);
 
+/*
+ * The counters of one committed batch (a plan_batch result row), in the
+ * batch's own transaction: the next run turns those of a run that died into
+ * its form entries (audit_begin).  drafts_deleted: the drafts column counts
+ * deletions, else anonymisations.
+ */
+int audit_log_batch(struct tenant *t, const struct app *app, const char *table, bool drafts_deleted,
+                    const PGresult *res);
+
 /* Forgets the changes up to seq (every form has exported them). */
 int audit_prune_changes(struct tenant *t, long long seq);
 

@@ -205,6 +205,10 @@ static int batch_once(struct batcher *b, PGresult **res, char *hi, size_t hilen)
     /* in the batch's transaction: the export finds exactly what committed */
     if (rc == AX_OK && b->kind == PLAN_ANONYMISE)
         rc = audit_log_change(b->t, b->app, b->f->table, b->lo, hi);
+    /* and the audit too, whatever kills the run before the form's entry is written */
+    if (rc == AX_OK)
+        rc = audit_log_batch(b->t, b->app, b->f->table,
+                             b->kind == PLAN_DELETE_DRAFTS && b->f->pol.drafts == CFG_DRAFTS_DELETE, *res);
     /* and the VACUUM it makes owed, recorded with the change itself */
     bool marking = !b->owed_marked && db_value_ll(*res, 0, 2) + db_value_ll(*res, 0, 3) + db_value_ll(*res, 0, 4) > 0;
     if (rc == AX_OK && marking)

@@ -92,11 +92,18 @@ static void warn_personal_kept(const struct tenant *t, const struct form *f, con
                          t->name, f->label, name, why);
 }
 
-/* Warns of every kept field (and block subfield) that is personal by nature. */
+/* Warns of every kept field (and block subfield) that is personal by nature, and of kept back-office
+ * blocks that w.c.s. exported without their block schema (every subfield is then blanked). */
 static void warn_personal_keeps(const struct tenant *t, const struct form *f)
 {
     for (size_t i = 0; i < f->ncols; i++) {
         const struct column *c = &f->cols[i];
+        const struct def_field *fld = c->field;
+        if (fld && fld->block && fld->backoffice && fld->nsubs == 0 &&
+            (fld->anonymise == DEF_ANON_NO || c->reason == REASON_CONFIG_KEEP) && c->reason != REASON_CONFIG_BLANK)
+            log_loud_warning("%s: %s: back-office block field \"%s\" is kept, but w.c.s. exports back-office blocks"
+                             " without their block schema: no subfield can be told kept, every one is blanked",
+                             t->name, f->label, fld->varname ? fld->varname : fld->id);
         if (c->cls == COL_KEEP && c->field)
             warn_personal_kept(t, f, c->field, c->reason);
         for (size_t k = 0; k < c->nsubs; k++)

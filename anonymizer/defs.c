@@ -44,9 +44,12 @@ static const struct kind {
     const char *list_query;
     const char *schema_before, *schema_after; /* a definition's path, around its slug */
     const char *subdir; /* below <schemas>/<tenant>/ ("" or "cards") */
+    const char *slugs_sql; /* the slugs the tenant's database has */
 } kinds[] = {
-    {"form", "api/formdefs/", "include-disabled=on", "api/formdefs/", "/schema", ""},
-    {"card", "api/cards/@list", "", "api/cards/", "/@schema", "cards"},
+    {"form", "api/formdefs/", "include-disabled=on", "api/formdefs/", "/schema", "",
+     "SELECT slug FROM public.formdefs WHERE slug IS NOT NULL"},
+    {"card", "api/cards/@list", "", "api/cards/", "/@schema", "cards",
+     "SELECT slug FROM public.carddefs WHERE slug IS NOT NULL"},
 };
 
 static void fetched_set_free(struct fetched_set *s)
@@ -290,6 +293,59 @@ static int fetch_kind(const struct app *app, const struct cfg_tenant *t, double 
     return 0;
 }
 
+/* The slugs of one kind the tenant's database has (formdefs, carddefs). */
+struct db_slugs {
+    bool known; /* false: the database could not be read */
+    char **slugs;
+    size_t n;
+};
+
+static bool db_slugs_has(const struct db_slugs *s, const char *name, size_t len)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strlen(s->slugs[i]) == len && strncmp(s->slugs[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+static void db_slugs_free(struct db_slugs *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->slugs[i]);
+    free(s->slugs);
+}
+
+/* The slugs of every kind in the tenant's database: what w.c.s. has, whatever its API shows this client. */
+static void read_db_slugs(const struct app *app, const struct app_tenant *at, struct db_slugs *out)
+{
+    struct db db;
+    struct db_profile profile = app_db_profile(app->cfg, true);
+    if (db_connect(&db, at->cfg->conninfo, NULL, at->cfg->name, &profile) != AX_OK) {
+        log_warning("%s: cannot read the forms the database has (%s): definitions w.c.s. no longer lists are kept",
+                    at->cfg->name, db.error);
+        db_close(&db);
+        return;
+    }
+    for (size_t k = 0; k < AX_ARRAY_LEN(kinds); k++) {
+        PGresult *res;
+        bool exists = false;
+        const char *table = k == 0 ? "formdefs" : "carddefs";
+        if (db_relation(&db, "public", table, &exists, NULL) != AX_OK)
+            continue;
+        out[k].known = true;
+        if (!exists || db_query(&db, &res, DB_ROWS(1), kinds[k].slugs_sql, 0, NULL, NULL) != AX_OK) {
+            out[k].known = exists ? false : true;
+            continue;
+        }
+        out[k].n = (size_t)PQntuples(res);
+        out[k].slugs = ax_calloc(out[k].n + 1, sizeof *out[k].slugs);
+        for (size_t i = 0; i < out[k].n; i++)
+            out[k].slugs[i] = ax_strdup(PQgetvalue(res, (int)i, 0));
+        PQclear(res);
+    }
+    db_close(&db);
+}
+
 /* What changed in a definition's "anonymise" modes, for the operator. */
 static void describe_changes(const struct definition *old, const struct definition *new, struct strbuf *out)
 {
@@ -319,71 +375,74 @@ static void say(struct progress *progress, bool fetch_command, const char *text)
         log_info("%s", text);
 }
 
+/* Where one kind's output goes: the fetch command's lines, or info lines. */
+struct store_out {
+    const char *tenant;
+    struct progress *progress;
+    bool fetch_command;
+};
+
 /*
- * Replaces the files of one kind by what was fetched; says what changed.
- * Returns how many definitions changed (new, changed or removed), or -1.
+ * One fetched definition in place of its file (its staging file renamed),
+ * unless the file is the same; says what changed.  Returns 1 when it
+ * changed, 0 when not, -1 on error.
  */
-static int store_kind(const char *dir, const struct kind *k, struct fetched_set *set, const char *tenant,
-                      struct progress *progress, bool fetch_command, char *err, size_t errlen)
+static int store_one(const char *dir, const struct kind *k, struct fetched *f, const struct store_out *o, char *err,
+                     size_t errlen)
 {
-    int changes = 0;
-    char *line;
-    if (mkdirs(dir) != 0) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    for (size_t i = 0; i < set->n; i++) {
-        struct fetched *f = &set->items[i];
-        char *path = ax_asprintf("%s/%s.json", dir, f->slug);
-        size_t oldlen = 0, newlen = 0;
-        char why[128];
-        char *old = cfg_read_file(path, CFG_MAX_DEFINITION_BYTES, &oldlen, why, sizeof why);
-        char *text = cfg_read_file(f->staged, CFG_MAX_DEFINITION_BYTES, &newlen, why, sizeof why);
-        if (!text) {
-            snprintf(err, errlen, "%s: %s", f->staged, why);
-            free(old);
-            free(path);
-            return -1;
-        }
-        if (old && oldlen == newlen && memcmp(old, text, oldlen) == 0) {
-            free(old);
-            free(text);
-            free(path);
-            continue; /* the staging file goes with the set */
-        }
-        struct definition *olddef = NULL, *newdef = NULL;
+    char *path = ax_asprintf("%s/%s.json", dir, f->slug);
+    size_t oldlen = 0, newlen = 0;
+    char why[128];
+    char *old = cfg_read_file(path, CFG_MAX_DEFINITION_BYTES, &oldlen, why, sizeof why);
+    char *text = cfg_read_file(f->staged, CFG_MAX_DEFINITION_BYTES, &newlen, why, sizeof why);
+    int rc = 1;
+    struct definition *olddef = NULL, *newdef = NULL;
+    if (!text) {
+        snprintf(err, errlen, "%s: %s", f->staged, why);
+        rc = -1;
+    } else if (old && oldlen == newlen && memcmp(old, text, oldlen) == 0) {
+        rc = 0; /* the staging file goes with the set */
+    } else {
         char ignored[256];
-        bool had_old = old != NULL;
         if (old)
             def_parse(old, oldlen, path, &olddef, ignored, sizeof ignored);
         def_parse(text, newlen, path, &newdef, ignored, sizeof ignored);
-        free(old);
-        free(text);
         if (rename(f->staged, path) != 0) {
             snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-            def_free(olddef);
-            def_free(newdef);
-            free(path);
-            return -1;
+            rc = -1;
         }
+    }
+    if (rc == 1) {
         free(f->staged);
         f->staged = NULL;
         struct strbuf what;
         sb_init(&what);
         if (newdef)
             describe_changes(olddef, newdef, &what);
-        line = had_old ? ax_asprintf("%s: changed %s %s%s%s", tenant, k->what, f->slug, what.len ? ": " : "",
-                                              what.len ? what.buf : " (no change of anonymise)")
-                                : ax_asprintf("%s: new %s %s", tenant, k->what, f->slug);
-        say(progress, fetch_command, line);
+        char *line = old ? ax_asprintf("%s: changed %s %s%s%s", o->tenant, k->what, f->slug, what.len ? ": " : "",
+                                       what.len ? what.buf : " (no change of anonymise)")
+                         : ax_asprintf("%s: new %s %s", o->tenant, k->what, f->slug);
+        say(o->progress, o->fetch_command, line);
         free(line);
         sb_free(&what);
-        def_free(olddef);
-        def_free(newdef);
-        free(path);
-        changes++;
     }
-    /* definitions w.c.s. no longer lists */
+    def_free(olddef);
+    def_free(newdef);
+    free(old);
+    free(text);
+    free(path);
+    return rc;
+}
+
+/*
+ * The files of definitions w.c.s. no longer lists: removed when the
+ * tenant's database no longer has the form either, else kept and named in
+ * kept.  Returns how many were removed.
+ */
+static int remove_unlisted(const char *dir, const struct kind *k, const struct fetched_set *set,
+                           const struct db_slugs *in_db, const struct store_out *o, struct strbuf *kept)
+{
+    int removed = 0;
     DIR *d = opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
@@ -395,18 +454,44 @@ static int store_kind(const char *dir, const struct kind *k, struct fetched_set 
             listed = strlen(set->items[i].slug) == len - 5 && strncmp(set->items[i].slug, de->d_name, len - 5) == 0;
         if (listed)
             continue;
+        /* in the database but not listed: hidden from this API access (one with roles), not deleted */
+        if (!in_db->known || db_slugs_has(in_db, de->d_name, len - 5)) {
+            sb_appendf(kept, "%s%s %.*s", kept->len ? ", " : "", k->what, (int)(len - 5), de->d_name);
+            continue;
+        }
         char *path = ax_asprintf("%s/%s", dir, de->d_name);
         if (unlink(path) == 0) {
-            line = ax_asprintf("%s: removed %s %.*s", tenant, k->what, (int)(len - 5), de->d_name);
-            say(progress, fetch_command, line);
+            char *line = ax_asprintf("%s: removed %s %.*s", o->tenant, k->what, (int)(len - 5), de->d_name);
+            say(o->progress, o->fetch_command, line);
             free(line);
-            changes++;
+            removed++;
         }
         free(path);
     }
     if (d)
         closedir(d);
-    return changes;
+    return removed;
+}
+
+/*
+ * Replaces the files of one kind by what was fetched; says what changed.
+ * Returns how many definitions changed (new, changed or removed), or -1.
+ */
+static int store_kind(const char *dir, const struct kind *k, struct fetched_set *set, const struct db_slugs *in_db,
+                      const struct store_out *o, struct strbuf *kept, char *err, size_t errlen)
+{
+    int changes = 0;
+    if (mkdirs(dir) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        int n = store_one(dir, k, &set->items[i], o, err, errlen);
+        if (n < 0)
+            return -1;
+        changes += n;
+    }
+    return changes + remove_unlisted(dir, k, set, in_db, o, kept);
 }
 
 static char *tenant_dir(const struct app *app, const struct app_tenant *at)
@@ -462,13 +547,21 @@ static int fetch_tenant(const struct app *app, struct app_tenant *at, struct pro
         subs[k] = kinds[k].subdir[0] ? ax_asprintf("%s/%s", dir, kinds[k].subdir) : ax_strdup(dir);
     for (size_t k = 0; rc == 0 && k < AX_ARRAY_LEN(kinds); k++)
         rc = fetch_kind(app, at->cfg, deadline, &kinds[k], subs[k], &sets[k], err, errlen);
+    struct db_slugs in_db[AX_ARRAY_LEN(kinds)] = {{0}};
+    struct strbuf kept;
+    sb_init(&kept);
+    if (rc == 0)
+        read_db_slugs(app, at, in_db);
     for (size_t k = 0; rc == 0 && k < AX_ARRAY_LEN(kinds); k++) {
-        int n = store_kind(subs[k], &kinds[k], &sets[k], at->cfg->name, progress, fetch_command, err, errlen);
+        const struct store_out o = {at->cfg->name, progress, fetch_command};
+        int n = store_kind(subs[k], &kinds[k], &sets[k], &in_db[k], &o, &kept, err, errlen);
         rc = n < 0 ? -1 : 0;
         changes += n > 0 ? n : 0;
     }
-    for (size_t k = 0; k < AX_ARRAY_LEN(kinds); k++)
+    for (size_t k = 0; k < AX_ARRAY_LEN(kinds); k++) {
         free(subs[k]);
+        db_slugs_free(&in_db[k]);
+    }
     if (rc == 0) {
         char *stamp = ax_asprintf("%s/.fetched", dir), ts[21];
         sign_timestamp_now(ts);
@@ -483,6 +576,15 @@ static int fetch_tenant(const struct app *app, struct app_tenant *at, struct pro
         say(progress, fetch_command, line);
         free(line);
     }
+    /* everything else is stored; these are an error of their own, for the exit status and the run */
+    if (rc == 0 && kept.len) {
+        snprintf(err, errlen,
+                 "%s: in the tenant's database but not listed by %s: hidden from this API access (one with roles?"
+                 " declare it without roles) or unreadable database; the last definition%s kept",
+                 kept.buf, at->cfg->url, strchr(kept.buf, ',') ? "s are" : " is");
+        rc = -1;
+    }
+    sb_free(&kept);
     for (size_t k = 0; k < AX_ARRAY_LEN(kinds); k++)
         fetched_set_free(&sets[k]);
     free(dir);

@@ -18,7 +18,7 @@
 /* What a table holds. */
 enum form_kind {
     FORM_KIND_FORM = 0, /* formdata_<id>_<slug>: citizens' submissions */
-    FORM_KIND_TEST,     /* test_formdata_<id>_<slug>: copies made to test workflows (real data) */
+    FORM_KIND_TEST,     /* test_formdata_<id>_<slug> (test_carddata_ of cards): copies made to test workflows */
     FORM_KIND_CARD,     /* carddata_<id>_<slug>: a register, anonymised only when configured */
 };
 /* "form", "test copy", "card". */
@@ -50,6 +50,7 @@ struct form_sql {
 
 struct form {
     enum form_kind kind;
+    bool of_card;   /* a card's (carddefs, cards entries): the card itself, or a test copy of a card */
     bool anonymise; /* its rows get the final anonymisation (false: a card without a cards entry) */
     int formdef_id; /* formdefs.id (carddefs.id for a card) */
     char *table;     /* catalog name of the main table */

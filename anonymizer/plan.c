@@ -633,6 +633,18 @@ char *plan_count_work(const struct form *f)
 
 /* -- report ------------------------------------------------------------------------ */
 
+/* Any column of a field the definition marks "intermediate" still set ("false" when there is none). */
+static char *pred_intermediate(const struct form *f)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    for (size_t i = 0; i < f->ncols; i++)
+        if (f->cols[i].reason == REASON_DEF_INTERMEDIATE && f->cols[i].qname)
+            sb_appendf(&sb, "%sm.%s IS NOT NULL", sb.len ? " OR " : "(", f->cols[i].qname);
+    sb_append(&sb, sb.len ? ")" : "false");
+    return sb_finish(&sb);
+}
+
 char *plan_report(const struct form *f)
 {
     struct strbuf sb;
@@ -640,6 +652,7 @@ char *plan_report(const struct form *f)
     /* one pass over the table: related rows may be hashed */
     plan_preds(f, plan_dollar_params, PLAN_SCAN, &p);
     char *unknown = pred_unknown(f, plan_dollar_params, PLAN_SCAN);
+    char *inter = pred_intermediate(f);
     const char *open_anon = f->pol.open_submissions == CFG_OPEN_ANONYMISE ? "true" : "false";
     const char *drafts_anon = f->pol.drafts == CFG_DRAFTS_ANONYMISE ? "true" : "false";
     /* still holds personal data, and the limit applies to it */
@@ -683,19 +696,24 @@ char *plan_report(const struct form *f)
                /* open for want of a status anyone knows: shown, past the limit when inactive past it */
                "  pg_catalog.count(*) FILTER (WHERE unknown AND NOT draft AND holds),\n"
                "  pg_catalog.count(*) FILTER (WHERE unknown AND NOT draft AND holds"
-               " AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true))\n"
+               " AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true)),\n"
+               /* open past the period and still holding what the definition marks "intermediate": the
+                * workflow lacks w.c.s.'s intermediate anonymisation action */
+               "  pg_catalog.count(*) FILTER (WHERE NOT anon AND NOT draft AND NOT final AND past AND inter)\n"
                "FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref OPERATOR(pg_catalog.<) $1, true) AS past,"
                " dirty,\n"
-               "    (NOT anon OR dirty) AS holds, unknown\n"
+               "    (NOT anon OR dirty) AS holds, unknown, inter\n"
                "  FROM (SELECT %s AS ref, m.anonymised,\n"
                "    COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft,\n"
                "    (" PLAN_NOT_DRAFT " AND %s) AS final,\n"
                "    m.anonymised IS NOT NULL AS anon,\n"
                "    CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty,\n"
-               "    %s AS unknown\n"
+               "    %s AS unknown,\n"
+               "    %s AS inter\n"
                "  FROM public.%s m OFFSET 0) r) s",
                open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending,
-               pending, inactive, inactive, pending, p.ref, p.final, p.dirty, unknown, f->q_table);
+               pending, inactive, inactive, pending, p.ref, p.final, p.dirty, unknown, inter, f->q_table);
+    free(inter);
     free(unknown);
     free(pending);
     free(inactive);

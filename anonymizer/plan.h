@@ -76,6 +76,8 @@ struct plan_tenant {
     /* workflow_traces, its archive, and the same for test tables: w.c.s.'s BEFORE DELETE trigger on every data
      * table deletes a row's traces from them */
     bool has_traces[4];
+    bool has_audit, has_loggederrors; /* w.c.s.'s own logs */
+    bool anonymise_wcs_logs;          /* wcs_logs = "anonymise": the run blanks the texts of loggederrors */
     bool allforms_has_id_display;
     char **allforms_personal; /* quoted names of the personal columns of wcs_all_forms */
     size_t nallforms_personal;
@@ -144,11 +146,13 @@ char *plan_count_drafts(const struct form *f);
  * the limit, anonymised still in backups, until when (date); open and
  * inactive past open_limit, the oldest of them (ISO); then the submissions
  * holding personal data by age, done ones then the others: within the
- * period, between the period and the legal limit, past the limit.
+ * period, between the period and the legal limit, past the limit; the
+ * undated; the status unknown, and those past the limit; the open ones
+ * past the period that still hold a field marked "intermediate".
  * Values: plan_bind_report.
  */
 char *plan_report(const struct form *f);
-#define PLAN_REPORT_NCOLS 21
+#define PLAN_REPORT_NCOLS 22
 
 /* -- search tokens ------------------------------------------------------------ */
 

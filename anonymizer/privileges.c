@@ -9,10 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void add(struct priv_list *l, const char *quoted, const char *privileges)
+static void add_need(struct priv_list *l, const char *quoted, const char *privileges, bool optional)
 {
     l->items = ax_reallocarray(l->items, l->n + 1, sizeof *l->items);
-    l->items[l->n++] = (struct priv_need){ax_asprintf("public.%s", quoted), privileges};
+    l->items[l->n++] = (struct priv_need){ax_asprintf("public.%s", quoted), privileges, optional};
+}
+
+static void add(struct priv_list *l, const char *quoted, const char *privileges)
+{
+    add_need(l, quoted, privileges, false);
 }
 
 /* A form's own tables: a run blanks submissions and their history, deletes drafts (with their history). */
@@ -49,6 +54,14 @@ static void add_shared(const struct plan_tenant *facts, enum priv_role role, str
     for (int i = 0; run && i < 4; i++)
         if (facts->has_traces[i])
             add(out, traces[i], "SELECT, DELETE");
+    /* w.c.s.'s own logs: the report shows what they keep of anonymised submissions (when it may read them);
+     * with wcs_logs = "anonymise" the run blanks the errors' texts */
+    if (run && facts->anonymise_wcs_logs && facts->has_loggederrors)
+        add(out, "loggederrors", "SELECT, UPDATE");
+    if (!run && facts->has_audit)
+        add_need(out, "audit", "SELECT", true);
+    if (!run && facts->has_loggederrors)
+        add_need(out, "loggederrors", "SELECT", true);
 }
 
 void privileges_needed(const struct plan_tenant *facts, const struct form *forms, size_t nforms, enum priv_role role,
@@ -125,7 +138,7 @@ static int query_missing(struct db *db, const struct priv_list *list, bool run, 
     const char **values = NULL;
     char **privs = NULL;
     for (size_t i = 0; i < l.n; i++) {
-        for (const char *p = l.items[i].privileges; *p; p += strspn(p, ", ")) {
+        for (const char *p = l.items[i].optional ? "" : l.items[i].privileges; *p; p += strspn(p, ", ")) {
             size_t len = strcspn(p, ",");
             values = ax_reallocarray(values, 2 * (npairs + 1), sizeof *values);
             privs = ax_reallocarray(privs, npairs + 1, sizeof *privs);

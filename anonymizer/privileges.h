@@ -19,6 +19,7 @@ enum priv_role {
 struct priv_need {
     char *table;            /* qualified and quoted: public."formdata_1_x" */
     const char *privileges; /* "SELECT, UPDATE, DELETE" */
+    bool optional;          /* granted by "grants", not required: without it a part of the report says so */
 };
 
 struct priv_list {

@@ -27,6 +27,7 @@
 #include "strbuf.h"
 #include "tenant.h"
 #include "timeutil.h"
+#include "wcs_logs.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -127,6 +128,7 @@ static void read_form_row(const PGresult *res, struct form_report *fr)
     fr->undated = atoll(PQgetvalue(res, 0, c));
     fr->status_unknown = atoll(PQgetvalue(res, 0, c + 1));
     fr->status_unknown_past = atoll(PQgetvalue(res, 0, c + 2));
+    fr->open_intermediate = atoll(PQgetvalue(res, 0, c + 3));
 }
 
 static int collect_form(struct tenant *t, const struct tenant_report *tr, const struct form *f,
@@ -146,6 +148,7 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     fr->open_limit = ax_strdup(f->pol.open_limit_text);
     fr->open_limit_days = f->pol.open_limit_days;
     fr->kind = f->kind;
+    fr->of_card = f->of_card;
     fr->formdef_id = f->formdef_id;
     fr->anonymised_by_run = f->anonymise;
     fr->definition = f->def ? ax_strdup(relative_to(f->def->path, schemas)) : NULL;
@@ -224,6 +227,26 @@ static int collect_audit(struct tenant *t, struct tenant_report *tr)
 }
 
 /* The instant evaluated, the legal limit and until when backups hold what a run removes. */
+/* What w.c.s.'s own logs keep past the legal limit about anonymised submissions (outside the verdict). */
+static int collect_wcs_logs(struct tenant *t, struct tenant_report *tr)
+{
+    struct wcs_logs_counts c;
+    int rc = wcs_logs_count(t, tr->legal_limit, &c);
+    if (rc == AX_OK) {
+        tr->audit_exists = c.audit_exists;
+        tr->audit_read = c.audit_read;
+        tr->errors_exists = c.errors_exists;
+        tr->errors_read = c.errors_read;
+        tr->audit_old = c.audit_old;
+        tr->errors_old = c.errors_old;
+        tr->audit_oldest = c.audit_oldest;
+        tr->errors_oldest = c.errors_oldest;
+    } else {
+        wcs_logs_counts_free(&c);
+    }
+    return rc;
+}
+
 static int collect_dates(struct tenant *t, const struct app *app, struct tenant_report *tr)
 {
     PGresult *res;
@@ -284,6 +307,8 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
     }
     if (rc == AX_OK)
         rc = collect_audit(&t, tr);
+    if (rc == AX_OK)
+        rc = collect_wcs_logs(&t, tr);
     if (rc == AX_OK)
         rc = db_cmd(&t.db, "COMMIT");
     if (rc != AX_OK) {

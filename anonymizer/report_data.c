@@ -121,6 +121,8 @@ static json_object *json_form(const struct tenant_report *tr, const struct form_
     json_object_object_add(f, "status_unknown", fr->error ? NULL : json_object_new_int64(fr->status_unknown));
     json_object_object_add(f, "status_unknown_past_limit",
                            fr->error ? NULL : json_object_new_int64(fr->status_unknown_past));
+    json_object_object_add(f, "open_with_intermediate_fields",
+                           fr->error ? NULL : json_object_new_int64(fr->open_intermediate));
     return f;
 }
 
@@ -157,6 +159,13 @@ void report_render_json(FILE *out, const struct report *r)
         }
         json_object_object_add(t, "vacuum_owed", owed);
         json_object_object_add(t, "superuser", json_object_new_boolean(tr->superuser));
+        /* w.c.s.'s own logs: null when the tenant has no such table or the role may not read it */
+        json_object *logs = json_object_new_object();
+        json_object_object_add(logs, "audit_old_rows", tr->audit_read ? json_object_new_int64(tr->audit_old) : NULL);
+        json_object_object_add(logs, "audit_oldest", jstr(tr->audit_oldest));
+        json_object_object_add(logs, "errors_old_rows", tr->errors_read ? json_object_new_int64(tr->errors_old) : NULL);
+        json_object_object_add(logs, "errors_oldest", jstr(tr->errors_oldest));
+        json_object_object_add(t, "wcs_logs", logs);
         json_object_array_add(tenants, t);
     }
     json_object_object_add(root, "tenants", tenants);

@@ -177,7 +177,7 @@ static void chart(FILE *out, const struct tenant_report *tr, size_t index)
 {
     long long ages[2][AGE_COUNT] = {{0}}, max = 1;
     for (size_t k = 0; k < tr->nforms; k++)
-        for (int d = 0; d < 2 && !tr->forms[k].error && tr->forms[k].kind != FORM_KIND_CARD; d++)
+        for (int d = 0; d < 2 && !tr->forms[k].error && !tr->forms[k].of_card; d++)
             for (int a = 0; a < AGE_COUNT; a++)
                 ages[d][a] += tr->forms[k].ages[d][a];
     for (int d = 0; d < 2; d++)
@@ -358,6 +358,14 @@ static void tenant_section(FILE *out, const struct report *r, const struct tenan
         esc_html(out, report_superuser_text());
         fputs("</p>\n", out);
     }
+    char audit[768], errors[768];
+    report_wcs_logs_text(tr, audit, sizeof audit, errors, sizeof errors);
+    for (int i = 0; i < 2; i++)
+        if ((i ? errors : audit)[0]) {
+            fputs("<p>", out);
+            esc_html(out, i ? errors : audit);
+            fputs("</p>\n", out);
+        }
     chart(out, tr, index);
     forms_table(out, tr);
     fputs("</section>\n", out);
@@ -413,6 +421,10 @@ static void detail_counts(FILE *out, const struct form_report *fr)
     detail_row(out, _("Drafts due"), fr->counts[C_DRAFTS_DUE]);
     detail_row(out, _("Open past cutoff"), fr->counts[C_OPEN_PAST]);
     detail_row(out, _("Open and inactive"), fr->open_inactive);
+    if (fr->open_intermediate > 0)
+        detail_row(out, _("Open past the period with \"intermediate\" fields (no intermediate anonymisation in the"
+                          " workflow)"),
+                   fr->open_intermediate);
     detail_row(out, _("Incomplete"), fr->counts[C_INCOMPLETE]);
     if (fr->undated > 0)
         detail_row(out, _("Undated (counted past the limit)"), fr->undated);

@@ -97,6 +97,8 @@ void tenant_report_free(struct tenant_report *tr)
     free(tr->last_run);
     free(tr->fetch_error);
     free(tr->run_in_progress);
+    free(tr->audit_oldest);
+    free(tr->errors_oldest);
     for (size_t i = 0; i < tr->nowed; i++) {
         free(tr->owed_tables[i]);
         free(tr->owed_since[i]);
@@ -122,6 +124,7 @@ static const struct pack_field form_fields[] = {
     PACK_FIELD(PACK_STR, struct form_report, table),
     PACK_FIELD(PACK_STR, struct form_report, label),
     PACK_FIELD(PACK_INT, struct form_report, kind),
+    PACK_FIELD(PACK_BOOL, struct form_report, of_card),
     PACK_FIELD(PACK_BOOL, struct form_report, anonymised_by_run),
     PACK_FIELD(PACK_STR, struct form_report, definition),
     PACK_FIELD(PACK_STR, struct form_report, retention),
@@ -142,6 +145,7 @@ static const struct pack_field form_fields[] = {
     PACK_FIELD(PACK_LL, struct form_report, undated),
     PACK_FIELD(PACK_LL, struct form_report, status_unknown),
     PACK_FIELD(PACK_LL, struct form_report, status_unknown_past),
+    PACK_FIELD(PACK_LL, struct form_report, open_intermediate),
     PACK_FIELD(PACK_STR, struct form_report, failed_last_run),
     PACK_FIELD(PACK_STR, struct form_report, evo_table),
     PACK_FIELD(PACK_STR, struct form_report, vacuum_owed_since),
@@ -170,6 +174,14 @@ static const struct pack_field tenant_fields[] = {
     PACK_FIELD(PACK_STR, struct tenant_report, fetch_error),
     PACK_FIELD(PACK_DBL, struct tenant_report, files_age),
     PACK_FIELD(PACK_BOOL, struct tenant_report, superuser),
+    PACK_FIELD(PACK_BOOL, struct tenant_report, audit_exists),
+    PACK_FIELD(PACK_BOOL, struct tenant_report, audit_read),
+    PACK_FIELD(PACK_BOOL, struct tenant_report, errors_exists),
+    PACK_FIELD(PACK_BOOL, struct tenant_report, errors_read),
+    PACK_FIELD(PACK_LL, struct tenant_report, audit_old),
+    PACK_FIELD(PACK_LL, struct tenant_report, errors_old),
+    PACK_FIELD(PACK_STR, struct tenant_report, audit_oldest),
+    PACK_FIELD(PACK_STR, struct tenant_report, errors_oldest),
 };
 
 static void pack_collist(struct strbuf *out, const struct collist *l)
@@ -301,4 +313,40 @@ char *report_personal_kept(const struct form_report *fr)
         return NULL;
     }
     return sb_finish(&sb);
+}
+
+/* One of w.c.s.'s logs: its old rows, or why they are not counted. */
+static void wcs_log_line(char *buf, size_t n, const char *name, bool exists, bool read, long long old,
+                         const char *oldest, const char *governs)
+{
+    char when[40];
+    if (!exists)
+        buf[0] = '\0';
+    else if (!read)
+        snprintf(buf, n, _("%s: not counted (this role may not read it, or the tenant has no wcs_all_forms;"
+                           " \"anonymizer grants\" grants SELECT to the report role)"),
+                 name);
+    else if (old == 0)
+        snprintf(buf, n, _("%s: nothing older than the legal limit about anonymised submissions (%s)"), name, governs);
+    else {
+        report_local_time(oldest, when);
+        snprintf(buf, n,
+                 ngettext("%s: %lld row older than the legal limit about anonymised submissions, the oldest of %s;"
+                          " kept by w.c.s.'s own retention (%s)",
+                          "%s: %lld rows older than the legal limit about anonymised submissions, the oldest of %s;"
+                          " kept by w.c.s.'s own retention (%s)",
+                          (unsigned long)old),
+                 name, old, when, governs);
+    }
+}
+
+void report_wcs_logs_text(const struct tenant_report *tr, char *audit, size_t na, char *errors, size_t ne)
+{
+    wcs_log_line(audit, na, _("w.c.s. audit log"), tr->audit_exists, tr->audit_read, tr->audit_old, tr->audit_oldest,
+                 _("agents' e-mails and object names; w.c.s. deletes rows older than its site option"
+                   " audit-retention-days, default 365"));
+    wcs_log_line(errors, ne, _("w.c.s. error log"), tr->errors_exists, tr->errors_read, tr->errors_old,
+                 tr->errors_oldest,
+                 _("values in its context and messages; kept until an agent deletes the error, then 30 days;"
+                   " wcs_logs = \"anonymise\" blanks them"));
 }

@@ -47,6 +47,7 @@ struct form_report {
     char *slug, *name, *table;
     char *label;            /* "form <slug>", "test copy of <slug>", "card <slug>" */
     enum form_kind kind;
+    bool of_card; /* a card or a test copy of one: a register, not held to the legal limit */
     bool anonymised_by_run; /* false: a card without a cards entry (only its drafts) */
     char *definition;       /* the definition file, or NULL */
     char *retention;
@@ -67,6 +68,7 @@ struct form_report {
     long long undated;              /* done, holding personal data, with no date at all: past the limit */
     long long status_unknown;       /* no definition, no wcs_all_forms row: whether they are done is unknown */
     long long status_unknown_past;  /* of those, inactive past the legal limit (or undated) */
+    long long open_intermediate;    /* open past the period, still holding a field marked "intermediate" */
     char *failed_last_run;   /* why the last run failed on it (some submissions or the whole form), or NULL */
     char *evo_table;         /* its history table, or NULL */
     char *vacuum_owed_since; /* a run changed it and no VACUUM has cleaned it since (ISO UTC), or NULL */
@@ -97,6 +99,10 @@ struct tenant_report {
     char *fetch_error;   /* the fetch failed: files were used */
     double files_age;    /* seconds since those files were fetched (-1: unknown) */
     bool superuser;      /* the report's connection is a superuser's (so, likely, the run's) */
+    /* w.c.s.'s own logs (wcs_logs.h): rows older than the legal limit about anonymised submissions */
+    bool audit_exists, audit_read, errors_exists, errors_read;
+    long long audit_old, errors_old;
+    char *audit_oldest, *errors_oldest;
     struct form_report *forms;
     size_t nforms;
     char **owed_tables, **owed_since; /* every table that still owes a VACUUM, and since when */
@@ -121,7 +127,7 @@ struct report {
 /* Cards are registers with their own legal basis: the limit is about submissions. */
 static inline bool form_past_limit(const struct form_report *fr)
 {
-    return fr->kind != FORM_KIND_CARD && (fr->days_past_limit > 0 || fr->undated > 0 || fr->status_unknown_past > 0);
+    return !fr->of_card && (fr->days_past_limit > 0 || fr->undated > 0 || fr->status_unknown_past > 0);
 }
 
 /* Submissions that still hold personal data the next run removes. */
@@ -173,6 +179,10 @@ bool report_bi_text(const struct report *r, const struct form_report *fr, char *
 /* The kept fields of a form that are personal by nature, as "column [varname], ..." (control
  * characters escaped), or NULL when there is none.  Caller frees. */
 char *report_personal_kept(const struct form_report *fr);
+
+/* What w.c.s.'s own logs keep past the legal limit about anonymised submissions, one line each
+ * (translated; "" when the tenant has no such table). */
+void report_wcs_logs_text(const struct tenant_report *tr, char *audit, size_t na, char *errors, size_t ne);
 
 /* What the report says of a superuser connection (translated). */
 const char *report_superuser_text(void);

@@ -89,7 +89,7 @@ static void assess_slipping(struct nagios_state *s, const struct report *r, cons
                  fr->bi_limiting ? fr->bi_limiting : "none");
         s->held_back++;
     }
-    if (fr->kind == FORM_KIND_CARD || !fr->oldest_pending || !tr->last_run || fr->locked_last_run > 0)
+    if (fr->of_card || !fr->oldest_pending || !tr->last_run || fr->locked_last_run > 0)
         return;
     /* due when the last run started (an hour's slack for the run's own length): it was its to do */
     long long since_run = seconds_between(tr->last_run, r->at);
@@ -116,7 +116,7 @@ static void assess_form(struct nagios_state *s, const struct report *r, const st
         add_line(&s->critical, "CRITICAL: %s/%s: %lld open submission%s inactive for more than %s (since %s): to review",
                  tr->name, fr->slug, fr->open_inactive, fr->open_inactive == 1 ? "" : "s", fr->open_limit,
                  fr->oldest_open_inactive ? fr->oldest_open_inactive : "?");
-    if (fr->kind == FORM_KIND_CARD || !fr->oldest_pending)
+    if (fr->of_card || !fr->oldest_pending)
         return;
     long long age = hours_between(fr->oldest_pending, r->at);
     if (age >= 0 && age / 24 > s->oldest_days)

@@ -133,6 +133,23 @@ static void backups(FILE *out, const struct tenant_report *tr, const struct form
              fr->in_backups, fr->in_backups_until);
 }
 
+/* The submissions a form's counts single out: undated, status unknown, intermediate fields left. */
+static void exceptions(FILE *out, const struct form_report *fr)
+{
+    if (fr->undated > 0)
+        line(out, 4, _("undated"), _("%lld done with no date at all: counted past the limit"), fr->undated);
+    if (fr->status_unknown > 0)
+        line(out, 4, _("status unknown"),
+             _("%lld with no definition and no wcs_all_forms row (done or not cannot be told), %lld of them"
+               " inactive past the limit"),
+             fr->status_unknown, fr->status_unknown_past);
+    if (fr->open_intermediate > 0)
+        line(out, 4, _("intermediate fields"),
+             _("%lld open past the period still hold fields marked \"intermediate\": the workflow lacks w.c.s.'s"
+               " intermediate anonymisation action"),
+             fr->open_intermediate);
+}
+
 static void form_section(FILE *out, const struct report *r, const struct tenant_report *tr,
                          const struct form_report *fr)
 {
@@ -171,13 +188,7 @@ static void form_section(FILE *out, const struct report *r, const struct tenant_
     free(period);
     free(open_limit);
     line(out, 4, _("incomplete"), "%lld", fr->counts[C_INCOMPLETE]);
-    if (fr->undated > 0)
-        line(out, 4, _("undated"), _("%lld done with no date at all: counted past the limit"), fr->undated);
-    if (fr->status_unknown > 0)
-        line(out, 4, _("status unknown"),
-             _("%lld with no definition and no wcs_all_forms row (done or not cannot be told), %lld of them"
-               " inactive past the limit"),
-             fr->status_unknown, fr->status_unknown_past);
+    exceptions(out, fr);
     oldest(out, fr);
     if (fr->locked_known)
         line(out, 4, _("locked in last run"), "%lld", fr->locked_last_run);
@@ -241,6 +252,14 @@ static bool tenant_section(FILE *out, const struct report *r, const struct tenan
         fprintf(out, "  %s\n", vacuum);
     if (tr->superuser)
         fprintf(out, "  %s\n", report_superuser_text());
+    char audit[768], errors[768];
+    report_wcs_logs_text(tr, audit, sizeof audit, errors, sizeof errors);
+    for (int i = 0; i < 2; i++) {
+        char *safe = esc_text(i ? errors : audit);
+        if (safe[0])
+            fprintf(out, "  %s\n", safe);
+        free(safe);
+    }
     if (tr->nforms == 0)
         fprintf(out, "  %s\n", _("no form tables"));
     for (size_t k = 0; k < tr->nforms; k++) {

@@ -15,6 +15,7 @@
 #include "tenant.h"
 #include "timeutil.h"
 #include "units.h"
+#include "wcs_logs.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -313,6 +314,17 @@ static enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *
     if (audit_vacuum_paid_outside(&t) != AX_OK)
         log_warning("%s: cannot update anonymizer.vacuum_owed: %s", t.name, t.db.error);
     outcome = units_run(&t, app, ctx, &hooks, &error);
+    if (app->cfg->wcs_logs_anonymise && !error && outcome != TENANT_INTERRUPTED) {
+        long long blanked;
+        if (wcs_logs_anonymise(&t, &blanked) != AX_OK) {
+            log_error("%s: w.c.s.'s error log: %s", t.name, t.db.error);
+            error = ax_asprintf("w.c.s.'s error log: %s", t.db.error);
+            outcome = TENANT_FAILED;
+        } else if (blanked > 0) {
+            log_info("%s: %lld error%s of w.c.s.'s error log about anonymised submissions blanked (wcs_logs)",
+                     t.name, blanked, blanked == 1 ? "" : "s");
+        }
+    }
     /* the tenant-wide tables, changed now or owed from before; not when the session is lost */
     if (app->cfg->vacuum && !error) {
         static const char *const shared[] = {"tracking_codes", "wcs_all_forms", "wcs_search_tokens"};

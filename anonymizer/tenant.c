@@ -163,11 +163,11 @@ static int load_relations(struct tenant *t)
     /* from the catalog: to_regclass() fails without USAGE on the schema */
     static const char *const names[] = {"tracking_codes", "wcs_all_forms", "formdefs", "carddefs", "wcs_search_tokens",
                                         "users", "workflow_traces", "workflow_traces_archive", "test_workflow_traces",
-                                        "test_workflow_traces_archive"};
+                                        "test_workflow_traces_archive", "audit", "loggederrors"};
     bool *facts[AX_ARRAY_LEN(names)] = {&t->facts.has_tracking_codes, &t->facts.has_allforms, &t->facts.has_defs[0],
                                         &t->facts.has_defs[1], &t->facts.has_search_tokens, &t->facts.has_users,
                                         &t->facts.has_traces[0], &t->facts.has_traces[1], &t->facts.has_traces[2],
-                                        &t->facts.has_traces[3]};
+                                        &t->facts.has_traces[3], &t->facts.has_audit, &t->facts.has_loggederrors};
     struct strbuf list;
     sb_init(&list);
     sb_append_pg_text_array(&list, (char *const *)names, AX_ARRAY_LEN(names));
@@ -255,23 +255,24 @@ static char *forms_query(const bool has_defs[2])
                     : has_defs[0]              ? "fd.slug, fd.name, fd.id IS NOT NULL"
                     : has_defs[1]              ? "cd.slug, cd.name, cd.id IS NOT NULL"
                                                : "NULL, NULL, false");
+    sb_append(&sql, ", k.card");
     sb_append(&sql, " FROM pg_catalog.pg_class c"
                     " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
                     "  AND n.nspname OPERATOR(pg_catalog.=) 'public'"
                     " CROSS JOIN LATERAL (SELECT CASE WHEN c.relname OPERATOR(pg_catalog.~) '^formdata_' THEN 0"
                     "  WHEN c.relname OPERATOR(pg_catalog.~) '^test_' THEN 1 ELSE 2 END AS kind,"
-                    "  pg_catalog.substring(c.relname, '^(?:test_formdata|formdata|carddata)_([0-9]{1,9})_')::int AS id) k"
+                    "  c.relname OPERATOR(pg_catalog.~) '^(test_)?carddata_' AS card,"
+                    "  pg_catalog.substring(c.relname, '^(?:test_formdata|test_carddata|formdata|carddata)_([0-9]{1,9})_')::int"
+                    "  AS id) k"
                     " LEFT JOIN pg_catalog.pg_class e ON e.relnamespace OPERATOR(pg_catalog.=) c.relnamespace"
                     "  AND e.relname OPERATOR(pg_catalog.=) (c.relname OPERATOR(pg_catalog.||) '_evolutions')"
                     "  AND e.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])");
     if (has_defs[0])
-        sb_append(&sql, " LEFT JOIN public.formdefs fd ON k.kind OPERATOR(pg_catalog.<) 2"
-                        " AND fd.id OPERATOR(pg_catalog.=) k.id");
+        sb_append(&sql, " LEFT JOIN public.formdefs fd ON NOT k.card AND fd.id OPERATOR(pg_catalog.=) k.id");
     if (has_defs[1])
-        sb_append(&sql, " LEFT JOIN public.carddefs cd ON k.kind OPERATOR(pg_catalog.=) 2"
-                        " AND cd.id OPERATOR(pg_catalog.=) k.id");
+        sb_append(&sql, " LEFT JOIN public.carddefs cd ON k.card AND cd.id OPERATOR(pg_catalog.=) k.id");
     sb_append(&sql, " WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])"
-                    " AND c.relname OPERATOR(pg_catalog.~) '^(test_formdata|formdata|carddata)_[0-9]{1,9}_'"
+                    " AND c.relname OPERATOR(pg_catalog.~) '^(test_formdata|test_carddata|formdata|carddata)_[0-9]{1,9}_'"
                     " AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid"
                     "  AND a.attname OPERATOR(pg_catalog.=) 'receipt_time' AND NOT a.attisdropped)"
                     " ORDER BY k.kind OPERATOR(pg_catalog.=) 2, k.id, k.kind, c.relname");
@@ -373,12 +374,13 @@ static int tenant_discover_forms(struct tenant *t, const struct app *app)
 
     if ((rc = load_relations(t)))
         return rc;
+    t->facts.anonymise_wcs_logs = app->cfg->wcs_logs_anonymise;
     if (t->check_privileges && (rc = privileges_check_definitions(&t->db, &t->facts)))
         return rc;
     if (t->facts.has_allforms && (rc = load_allforms_columns(t)))
         return rc;
     char *sql = forms_query(t->facts.has_defs);
-    rc = db_query(&t->db, &res, DB_ROWS(8), sql, 0, NULL, NULL);
+    rc = db_query(&t->db, &res, DB_ROWS(9), sql, 0, NULL, NULL);
     free(sql);
     if (rc)
         return rc;
@@ -387,16 +389,18 @@ static int tenant_discover_forms(struct tenant *t, const struct app *app)
     char **oids = ax_calloc((size_t)nrows, sizeof *oids);
     t->forms = ax_calloc((size_t)nrows, sizeof *t->forms);
     for (int i = 0; i < nrows; i++) {
-        struct form *f = &t->forms[t->nforms++];
-        oids[i] = PQgetvalue(res, i, 0);
+        struct form *f = &t->forms[t->nforms];
+        oids[t->nforms++] = PQgetvalue(res, i, 0);
         f->table = ax_strdup(PQgetvalue(res, i, 1));
         f->kind = (enum form_kind)atoi(PQgetvalue(res, i, 2));
         f->formdef_id = atoi(PQgetvalue(res, i, 3));
         f->evo_table = PQgetisnull(res, i, 4) ? NULL : ax_strdup(PQgetvalue(res, i, 4));
         f->has_formdef_row = strcmp(PQgetvalue(res, i, 7), "t") == 0;
+        f->of_card = strcmp(PQgetvalue(res, i, 8), "t") == 0;
         name_form(t, f, res, i);
         f->label = ax_asprintf("%s%s %s", form_kind_str(f->kind), f->kind == FORM_KIND_TEST ? " of" : "", f->slug);
-        if (f->kind == FORM_KIND_CARD) {
+        if (f->of_card) {
+            /* a card, or a test copy of a card: the card's definition and cards entry */
             f->def = def_set_find(&t->app_tenant->card_defs, f->slug);
             f->anonymise = cfg_resolve_card(app->cfg, t->app_tenant->cfg, f->slug, &f->pol);
         } else {
@@ -407,8 +411,14 @@ static int tenant_discover_forms(struct tenant *t, const struct app *app)
         }
         f->q_table = db_quote_ident(&t->db, f->table);
         f->q_evo = f->evo_table ? db_quote_ident(&t->db, f->evo_table) : NULL;
+        /* a test copy of a card without a cards entry: part of the card's register, left as it is */
+        if (f->kind == FORM_KIND_TEST && f->of_card && !f->anonymise) {
+            form_free(f);
+            memset(f, 0, sizeof *f);
+            t->nforms--;
+        }
     }
-    rc = nrows > 0 ? load_columns(t, oids) : AX_OK;
+    rc = t->nforms > 0 ? load_columns(t, oids) : AX_OK;
     free(oids);
     PQclear(res);
     if (rc)

@@ -466,6 +466,15 @@ static int root_max_runtime(struct loader *ld, const config_setting_t *s, void *
 {
     return ld_get_positive_duration(ld, s, &((struct cfg *)obj)->max_runtime_ms, "leave it out for no budget");
 }
+static int root_wcs_logs(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    static const char *const choices[] = {"report", "anonymise", NULL};
+    const char *text;
+    int rc = ld_get_one_of(ld, s, choices, &text);
+    if (rc == AX_OK)
+        ((struct cfg *)obj)->wcs_logs_anonymise = strcmp(text, "anonymise") == 0;
+    return rc;
+}
 static int root_vacuum(struct loader *ld, const config_setting_t *s, void *obj)
 {
     return ld_get_bool(ld, s, &((struct cfg *)obj)->vacuum);
@@ -598,6 +607,7 @@ static const struct key root_keys[] = {
     {"batch_target", root_batch_target},
     {"statement_timeout", root_statement_timeout},
     {"vacuum", root_vacuum},
+    {"wcs_logs", root_wcs_logs},
     {"log_syslog", root_log_syslog},
     {"schemas", root_schemas},
     {"backup_retention", root_backup_retention},

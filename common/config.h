@@ -101,6 +101,7 @@ struct cfg {
     int batch_target_ms; /* a batch transaction should take about this long: its size adapts */
     int statement_timeout_ms;
     bool vacuum;
+    bool wcs_logs_anonymise; /* wcs_logs = "anonymise": the texts of w.c.s.'s errors about anonymised submissions are blanked */
     bool log_syslog;
     char *schemas; /* directory of form definitions */
     int backup_retention_days; /* how long backups keep what the database held */

@@ -90,8 +90,9 @@ class FetchTests(harness.TestCase):
         fid = full_submission(a, f1, ref=ago(40))
         self.anonymizer('run', expect=0)
         self.assertIsNone(a.row(f1, fid)['f2'])
-        # and a form deleted in w.c.s. loses its file
+        # and a form deleted in w.c.s. (its formdefs row gone) loses its file
         del self.api.sites['a'].forms['inscription']
+        a.query("DELETE FROM formdefs WHERE slug = 'inscription'")
         res = self.anonymizer('fetch', expect=0)
         self.assertIn(f'{a.name}: removed form inscription', res.stdout)
         self.assertFalse(os.path.exists(os.path.join(self.defs_dir(a), 'inscription.json')))
@@ -277,6 +278,29 @@ class FetchTests(harness.TestCase):
             return int(proc.stdout.strip().splitlines()[-1])
         one, three = peak_kib(1), peak_kib(3)
         self.assertLess(three, one * 1.4, f'one definition: {one} KiB, three: {three} KiB')
+
+    def test_a_form_the_listing_hides_is_not_a_deleted_form(self):
+        """An API access with roles does not list forms restricted to other roles: such a form is an error,
+        its last definition kept and used (issue 22)."""
+        f = standard_form(1, 'demande-rdv', 'RDV')
+        hidden = standard_form(2, 'interne', 'Interne')
+        a = self.site_tenant('a', [f, hidden])
+        self.config([(a, 'a')])
+        self.anonymizer('fetch', expect=0)
+        del self.api.sites['a'].forms['interne']      # still in the tenant's formdefs
+        res = self.anonymizer('fetch', expect=1)
+        self.assertIn(f'error: {a.name}: cannot fetch definitions: form interne: in the tenant\'s database but not'
+                      f' listed by {self.api.url("a")}: hidden from this API access (one with roles?', res.stderr)
+        self.assertNotIn('removed form interne', res.stdout)
+        self.assertTrue(os.path.exists(os.path.join(self.defs_dir(a), 'interne.json')))
+        # the run uses the kept definition: its kept field stays
+        sid = full_submission(a, hidden, ref=ago(40))
+        res = self.anonymizer('run')
+        self.assertIn('form interne: in the tenant\'s database but not listed', res.stderr)
+        row = a.row(hidden, sid)
+        self.assertIsNotNone(row['anonymised'])
+        self.assertEqual(row['f2'], 'rdv', 'the kept definition applied')
+        self.assertIsNone(row['f1'])
 
     def test_server_down(self):
         f, good, bad, gid, bid = self.two_sites()

@@ -401,6 +401,11 @@ class RunTests(harness.TestCase):
                                f" AND last_update_time < now() - interval '30 days'")[0], 0)
         self.assertEqual([r[1] for r in t.runs()], ['crashed', 'ok'])
         self.assertGreater(done, 0)
+        # the audit of the killed run accounts for every batch it committed (issue 23: it had none)
+        crashed = t.runs()[0][2]
+        self.assertEqual(sum(e['anonymised'] for e in crashed), done, crashed)
+        self.assertEqual([e['outcome'] for e in crashed], ['crashed'])
+        self.assertEqual(t.one('SELECT count(*) FROM anonymizer.batches')[0], 0, 'the counters outlived their runs')
 
     def assert_consistent(self, t, f):
         """Every submission is either untouched or completely anonymised, everywhere."""

@@ -71,7 +71,7 @@ class WcsTests(harness.TestCase):
         report = json.loads(self.anonymizer('report', '--format', 'json', expect=0).stdout)
         cols = report['tenants'][0]['forms'][0]['columns']
         self.assertIn({'column': 'f3.2', 'label': 'Âge', 'varname': 'enfants.age',
-                       'reason': 'definition: anonymise no'}, cols['keep'])
+                       'reason': 'definition: anonymise no', 'personal_by_nature': False}, cols['keep'])
         self.assertIn('f3.1', [c['column'] for c in cols['blank']])
 
         self.anonymizer('run', expect=0)
@@ -289,6 +289,107 @@ class WcsTests(harness.TestCase):
         self.assertEqual((row['f1'], row['f2'], row['user_id']), (None, 'Nord', None))
         self.assertNotIn('famille', self.tokens(t, opted))
         self.assertIn('famille', self.tokens(t, kept_card))
+
+    def test_test_copies_of_an_opted_in_card_are_anonymised_the_others_untouched(self):
+        """test_carddata_* hold copies of card rows: they follow their card's cards entry (issue 22)."""
+        t = self.tenant()
+        kept_card = t.add_form(self.card(1, 'registre-familles'), definition=False)
+        opted = t.add_form(self.card(2, 'ecoles'))
+        copies = {}
+        for c in (kept_card, opted):
+            rid = t.insert(c, status='wf-done', receipt_time=ago(400), last_update_time=ago(400),
+                           values={'nom': 'Famille Secret', 'quartier': 'Nord'}, user_id='7')
+            with t.conn.cursor() as cur:
+                copies[c.slug] = wcs.create_test_copy(cur, c, rid)
+        self.assertTrue(kept_card.test_table.startswith('test_carddata_'))
+        untouched = t.one(f'SELECT md5(c::text) FROM {wcs.qi(kept_card.test_table)} c')[0]
+        with open(self.write_config([t], extra='retention = "30 days";'), 'a') as fp:
+            fp.write('cards = ( { tenant = "*"; slug = "ecoles"; retention = "1 year"; } );\n')
+        res = self.anonymizer('check', expect=0)
+        self.assertIn(f'test copy of ecoles "Registre des familles" (table {opted.test_table})', res.stdout)
+        self.assertNotIn(kept_card.test_table, res.stdout)
+        report = json.loads(self.anonymizer('report', '--format', 'json', expect=0).stdout)
+        self.assertTrue(report['compliant'], 'a copy of a card row is a register too')
+        self.anonymizer('run', expect=0)
+        row = t.one(f'SELECT anonymised, f1, f2, user_id FROM {wcs.qi(opted.test_table)} WHERE id = %s',
+                    (copies['ecoles'],))
+        self.assertIsNotNone(row[0])
+        self.assertEqual(row[1:], (None, 'Nord', None))
+        self.assertEqual(t.one(f'SELECT md5(c::text) FROM {wcs.qi(kept_card.test_table)} c')[0], untouched)
+
+
+    def test_a_kept_backoffice_block_without_its_schema_is_warned_about(self):
+        """w.c.s. exports back-office blocks without their block schema: keeping one keeps nothing (issue 22)."""
+        t = self.tenant()
+        f = t.add_form(wcs.Form(1, 'suivi', 'Suivi', [
+            wcs.Field('1', 'string', 'Nom', 'nom', 'final'),
+            wcs.Field('bo1', 'block', 'Intervenants', 'intervenants', 'no', backoffice=True),
+            wcs.Field('bo2', 'block', 'Notes', 'notes', 'final', backoffice=True),
+        ]))
+        self.write_config([t], extra='retention = "30 days";')
+        res = self.anonymizer('-q', 'check', expect=0)
+        self.assertIn('back-office block field "intervenants" is kept, but w.c.s. exports back-office blocks without'
+                      ' their block schema', res.stderr)
+        self.assertNotIn('"notes"', res.stderr)
+
+
+    def test_report_counts_open_submissions_still_holding_intermediate_fields(self):
+        """Intermediate anonymisation is a w.c.s. workflow action; the report shows where it is missing."""
+        t = self.tenant()
+        f = t.add_form(standard_form())       # field 6 (naissance) is "intermediate"
+        self.write_config([t], extra='retention = "30 days";')
+        stuck = full_submission(t, f, ref=ago(40), status='wf-new', marker='stuck')
+        full_submission(t, f, ref=ago(10), status='wf-new', marker='young')
+        cleared = full_submission(t, f, ref=ago(40), status='wf-new', marker='cleared')
+        t.query(f'UPDATE {wcs.qi(f.table)} SET f6 = NULL WHERE id = %s', (cleared,))
+        self.assertIsNotNone(t.row(f, stuck)['f6'])
+        doc = json.loads(self.anonymizer('report', '--format', 'json').stdout)
+        self.assertEqual(doc['tenants'][0]['forms'][0]['open_with_intermediate_fields'], 1)
+        self.assertIn('1 open past the period still hold fields marked "intermediate"',
+                      self.anonymizer('report').stdout)
+
+
+    # -- w.c.s.'s own logs ---------------------------------------------------------------------------
+
+    def test_wcs_logs_old_rows_are_reported_and_errors_blanked_on_request(self):
+        """audit and loggederrors keep what w.c.s.'s retention decides: reported (counts and ages only),
+        outside the verdict; wcs_logs = "anonymise" blanks the errors' texts (issue 22)."""
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        old = full_submission(t, f, ref=ago(200), marker='OLD')
+        young = full_submission(t, f, ref=ago(10), marker='YOUNG')
+        self.write_config([t], extra='retention = "30 days";')
+        self.anonymizer('run', expect=0)
+        secret = harness.unique('Mon fils est malade')
+        for sid, days in ((old, 150), (young, 150), (old, 20)):
+            t.query("INSERT INTO audit (timestamp, action, object_type, object_id, data_id, frozen)"
+                    " VALUES (now() - %s * interval '1 day', 'view', 'formdef', %s, %s, %s)",
+                    (days, str(f.id), sid, json.dumps({'user_email': 'agent@example.org'})))
+            t.query("INSERT INTO loggederrors (tech_id, summary, formdef_class, formdef_id, formdata_id, context,"
+                    " traceback, exception_message, first_occurence_timestamp, latest_occurence_timestamp)"
+                    " VALUES (%s, 'error', 'FormDef', %s, %s, %s, %s, %s, now() - %s * interval '1 day',"
+                    " now() - %s * interval '1 day')",
+                    (harness.unique('e'), str(f.id), str(sid), json.dumps({'form_var_nom': secret}), secret, secret,
+                     days, days))
+        doc = json.loads(self.anonymizer('report', '--format', 'json', expect=0).stdout)
+        tr = doc['tenants'][0]
+        # about the anonymised submission, older than the legal limit: one row each
+        self.assertEqual((tr['wcs_logs']['audit_old_rows'], tr['wcs_logs']['errors_old_rows']), (1, 1))
+        self.assertTrue(doc['compliant'], 'w.c.s.\'s own retention is outside the verdict')
+        text = self.anonymizer('report', expect=0).stdout
+        self.assertIn('w.c.s. audit log: 1 row older than the legal limit about anonymised submissions', text)
+        self.assertIn('audit-retention-days', text)
+        for fmt in ('text', 'html', 'json'):
+            self.assertNotIn(secret, self.anonymizer('report', '--format', fmt).stdout)
+        # on request, the run blanks the errors about anonymised submissions, whatever their age
+        with open(self.config_path, 'a') as fp:
+            fp.write('wcs_logs = "anonymise";\n')
+        res = self.anonymizer('run', expect=0)
+        self.assertIn('2 errors of w.c.s.\'s error log about anonymised submissions blanked', res.stderr)
+        self.assertEqual(t.one("SELECT count(*) FROM loggederrors WHERE context IS NOT NULL")[0], 1)
+        self.assertEqual(t.one("SELECT formdata_id FROM loggederrors WHERE context IS NOT NULL")[0], str(young))
+        doc = json.loads(self.anonymizer('report', '--format', 'json', expect=0).stdout)
+        self.assertEqual(doc['tenants'][0]['wcs_logs']['errors_old_rows'], 0)
 
 
 if __name__ == '__main__':

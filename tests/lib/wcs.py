@@ -11,6 +11,7 @@ trigger, no history).  Also writes the JSON definitions w.c.s. serves at
 /api/formdefs/<slug>/schema (and /api/cards/<slug>/schema).
 """
 
+import base64
 import json
 import os
 import re
@@ -192,10 +193,29 @@ INSERT INTO wcs_meta (key, value) VALUES ('sql_level', '168');
 CREATE TABLE users (id serial PRIMARY KEY, name varchar, ascii_name varchar, email varchar, roles text[],
     is_active bool, is_admin bool, verified_fields text[], name_identifiers text[], lasso_dump text,
     last_seen timestamp, deleted_timestamp timestamp, preferences jsonb, test_uuid varchar);
+CREATE TABLE audit (id bigserial PRIMARY KEY, timestamp timestamptz, action varchar, url varchar,
+    user_id integer, object_type varchar, object_id varchar, data_id integer, extra_data jsonb, frozen jsonb);
+CREATE INDEX audit_timestamp_idx ON audit (timestamp);
+CREATE TABLE loggederrors (id serial PRIMARY KEY, kind varchar, tech_id varchar UNIQUE, summary varchar,
+    formdef_class varchar, formdata_id varchar, formdef_id varchar, workflow_id varchar, status_id varchar,
+    status_item_id varchar, expression varchar, expression_type varchar, context jsonb, traceback text,
+    exception_class varchar, exception_message varchar, occurences_count integer,
+    first_occurence_timestamp timestamptz, latest_occurence_timestamp timestamptz, deleted_timestamp timestamptz,
+    documentation text);
 CREATE TABLE roles (id varchar PRIMARY KEY, name varchar, uuid varchar, slug varchar, internal boolean,
     details text, emails varchar[], emails_to_members boolean, allows_backoffice_access boolean);
-CREATE TABLE test_result (id serial PRIMARY KEY, test_id integer, timestamp timestamptz, success boolean,
-    reason varchar);
+CREATE TABLE test_results (id serial PRIMARY KEY, object_type varchar, object_id varchar, timestamp timestamptz,
+    success boolean, reason varchar, coverage jsonb);
+CREATE TABLE test_result (id serial PRIMARY KEY, test_results_id integer REFERENCES test_results(id) ON DELETE CASCADE,
+    test_id integer, timestamp timestamptz, success boolean, reason varchar);
+CREATE TABLE testdef (id serial PRIMARY KEY, uuid varchar, name varchar, object_type varchar, object_id varchar,
+    data jsonb, is_in_backoffice boolean, query_parameters jsonb, expected_error varchar, user_uuid varchar,
+    submission_agent_uuid varchar, agent_id varchar, frozen_submission_datetime timestamptz, dependencies text[],
+    workflow_options jsonb);
+CREATE TABLE snapshots (id serial PRIMARY KEY, object_type varchar, object_id varchar, timestamp timestamptz,
+    user_id varchar, comment text, serialization text, patch text, label varchar, test_results_id integer,
+    application_slug varchar, application_version varchar, application_ignore_change boolean,
+    deleted_object boolean);
 CREATE TABLE formdefs (id serial PRIMARY KEY, slug varchar NOT NULL, name varchar NOT NULL,
     category_id varchar, workflow_id varchar, backoffice_submission_roles text[], params bytea, fields bytea);
 CREATE TABLE tracking_codes (id varchar PRIMARY KEY, formdef_id varchar, formdata_id varchar);
@@ -412,18 +432,86 @@ def create_form(cur, form):
         create_trigger(cur, form)
 
 
-def create_test_copy(cur, form, fid):
-    """Copies a submission into the form's test table, as TestDef.create_from_formdata does (the table is
-    created on first use, without trigger nor history).  Returns the copy's id."""
+def xml_text(value):
+    return (str(value).replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;').replace('"', '&quot;'))
+
+
+def json_value(v):
+    if isinstance(v, (bytes, memoryview)):
+        return base64.b64encode(bytes(v)).decode()
+    if hasattr(v, 'isoformat'):
+        return v.isoformat()
+    return v
+
+
+def create_test_definition(cur, form, fid, made="now()"):
+    """What TestDef.create_from_formdata keeps of a real submission: a testdef row whose data holds its
+    answers (files in base64) and its receipt time, a test user deep-copied from its submitter (test_uuid
+    set), and snapshots of both (XML serialization, then a patch), made at `made` (an SQL expression).
+    Returns the testdef id."""
+    cur.execute(f'SELECT * FROM {qi(form.table)} WHERE id = %s', (fid,))
+    row = dict(zip([d[0] for d in cur.description], cur.fetchone()))
+    fields = {}
+    for f in form.fields:
+        for col, _ in f.columns():
+            key = f.id + col[len(f.column):]
+            if row.get(col) is not None:
+                fields[key] = json_value(row[col])
+    user_uuid = None
+    user_xml = None
+    if row.get('user_id'):
+        cur.execute('SELECT name, email, name_identifiers FROM users WHERE id = %s', (int(row['user_id']),))
+        u = cur.fetchone()
+        if u:
+            user_uuid = f'test-{fid}-{form.id}-{form.kind}'
+            cur.execute('INSERT INTO users (name, ascii_name, email, name_identifiers, verified_fields, is_active,'
+                        ' test_uuid) VALUES (%s, %s, %s, %s, %s, true, %s) RETURNING id',
+                        (u[0], u[0], u[1], u[2], ['email'], user_uuid))
+            test_user_id = cur.fetchone()[0]
+            user_xml = (test_user_id, f'<user><name>{xml_text(u[0])}</name><email>{xml_text(u[1])}</email>'
+                                      f'<test_uuid>{user_uuid}</test_uuid></user>')
+    data = {'fields': fields}
+    cur.execute('INSERT INTO testdef (uuid, name, object_type, object_id, data, user_uuid,'
+                ' frozen_submission_datetime, is_in_backoffice)'
+                ' VALUES (gen_random_uuid()::text, %s, %s, %s, %s, %s, %s, false) RETURNING id',
+                (f'Test from {fid}', 'carddefs' if form.kind == 'carddata' else 'formdefs', str(form.id),
+                 Json(data), user_uuid, row['receipt_time']))
+    testdef_id = cur.fetchone()[0]
+    dumped = json.dumps(data, ensure_ascii=False)
+    cur.execute(f'INSERT INTO snapshots (object_type, object_id, timestamp, comment, serialization)'
+                f" VALUES ('testdef', %s, {made}, 'Creation', %s)",
+                (str(testdef_id), f'<testdef><name>Test from {fid}</name><data>{xml_text(dumped)}</data></testdef>'))
+    first_key = next(iter(fields), None)
+    if first_key is not None:
+        cur.execute(f'INSERT INTO snapshots (object_type, object_id, timestamp, comment, patch)'
+                    f" VALUES ('testdef', %s, ({made}) + interval '1 minute', 'Change', %s)",
+                    (str(testdef_id), f'-  "{first_key}": null\n+  "{first_key}": {xml_text(json.dumps(fields[first_key], ensure_ascii=False))}\n'))
+    if user_xml:
+        cur.execute(f"INSERT INTO snapshots (object_type, object_id, timestamp, comment, serialization)"
+                    f" VALUES ('user', %s, {made}, 'Creation', %s)", (str(user_xml[0]), user_xml[1]))
+    return testdef_id
+
+
+def create_test_copy(cur, form, fid, made="now()"):
+    """A real submission made into a workflow test, as w.c.s. does: its test definition
+    (create_test_definition), then what a test run creates from it, a row of the form's test table
+    (created on first use, without trigger nor history) tied to a test result.  Returns the test row's id."""
+    create_test_definition(cur, form, fid, made)
     cur.execute('SELECT to_regclass(%s) IS NULL', (qi(form.test_table),))
     if cur.fetchone()[0]:
         create_main_table(cur, form, form.test_table)
+    cur.execute("INSERT INTO test_results (object_type, object_id, timestamp, success) VALUES (%s, %s, now(), true)"
+                " RETURNING id", ('carddefs' if form.kind == 'carddata' else 'formdefs', str(form.id)))
+    results = cur.fetchone()[0]
+    cur.execute('INSERT INTO test_result (test_results_id, timestamp, success) VALUES (%s, now(), true) RETURNING id',
+                (results,))
+    result = cur.fetchone()[0]
     cur.execute("SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position)"
                 " FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s"
-                " AND column_name NOT IN ('id', 'uuid')", (form.test_table,))
+                " AND column_name NOT IN ('id', 'uuid', 'test_result_id')", (form.test_table,))
     cols = cur.fetchone()[0]
-    cur.execute(f'INSERT INTO {qi(form.test_table)} ({cols}) SELECT {cols} FROM {qi(form.table)} WHERE id = %s'
-                f' RETURNING id', (fid,))
+    cur.execute(f'INSERT INTO {qi(form.test_table)} ({cols}, test_result_id) SELECT {cols}, %s FROM {qi(form.table)}'
+                f' WHERE id = %s RETURNING id', (result, fid))
     return cur.fetchone()[0]
 
 

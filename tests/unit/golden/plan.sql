@@ -234,9 +234,10 @@ SELECT pg_catalog.count(*),
   pg_catalog.count(*) FILTER (WHERE holds AND NOT final AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true)),
   pg_catalog.count(*) FILTER (WHERE ref IS NULL AND (NOT anon OR dirty) AND (draft OR final OR false)),
   pg_catalog.count(*) FILTER (WHERE unknown AND NOT draft AND holds),
-  pg_catalog.count(*) FILTER (WHERE unknown AND NOT draft AND holds AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true))
+  pg_catalog.count(*) FILTER (WHERE unknown AND NOT draft AND holds AND COALESCE(ref OPERATOR(pg_catalog.<) $5, true)),
+  pg_catalog.count(*) FILTER (WHERE NOT anon AND NOT draft AND NOT final AND past AND inter)
 FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref OPERATOR(pg_catalog.<) $1, true) AS past, dirty,
-    (NOT anon OR dirty) AS holds, unknown
+    (NOT anon OR dirty) AS holds, unknown, inter
   FROM (SELECT CASE WHEN COALESCE(m.status OPERATOR(pg_catalog.=) ANY ($3), false) THEN COALESCE((pg_catalog.jsonb_path_query_first(m.statistics_data, '$."done-datetime".datetime()', '{}', true) OPERATOR(pg_catalog.#>>) '{}')::timestamptz, COALESCE(m.last_update_time, m.receipt_time)) ELSE COALESCE(m.last_update_time, m.receipt_time) END AS ref, m.anonymised,
     COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft,
     (COALESCE(m.status OPERATOR(pg_catalog.<>) 'draft', true) AND COALESCE(m.status OPERATOR(pg_catalog.=) ANY ($3), false)) AS final,
@@ -269,7 +270,8 @@ FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref OPERATOR(pg_catal
     OR (CASE WHEN pg_catalog.jsonb_typeof(m.statistics_data) OPERATOR(pg_catalog.=) 'object' THEN EXISTS (SELECT 1 FROM pg_catalog.jsonb_object_keys(m.statistics_data) k WHERE k OPERATOR(pg_catalog.<>) ALL ($4)) ELSE m.statistics_data IS NOT NULL END)
     OR EXISTS (SELECT 1 FROM public."formdata_7_Été ""spécial""_evolutions" e WHERE e.formdata_id OPERATOR(pg_catalog.=) m.id AND (e.who IS NOT NULL OR e.comment IS NOT NULL OR e.parts IS NOT NULL))
     OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."concerned_roles_array") x), false) OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."actions_roles_array") x), false) OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL)) OR COALESCE((w.id_display::pg_catalog.text) OPERATOR(pg_catalog.<>) (m.id_display::pg_catalog.text), ((w.id_display::pg_catalog.text) IS NULL) OPERATOR(pg_catalog.<>) ((m.id_display::pg_catalog.text) IS NULL)))) ELSE false END AS dirty,
-    false AS unknown
+    false AS unknown,
+    false AS inter
   FROM public."formdata_7_Été ""spécial""" m OFFSET 0) r) s;
 
 -- export: fields (key = column)
