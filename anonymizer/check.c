@@ -9,6 +9,7 @@
 #include "privileges.h"
 #include "strbuf.h"
 #include "tenant.h"
+#include "testdefs.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,13 @@ static void print_form(FILE *out, struct tenant *t, const struct form *f)
            cfg_source_str(f->pol.drafts_source), f->pol.open_submissions == CFG_OPEN_SKIP ? "skip" : "anonymise",
            cfg_source_str(f->pol.open_source));
     fprintf(out, "    definition: %s\n", f->def ? for_terminal(f->def->path) : "none (every field column is unclassified)");
+    struct testdef_counts tc;
+    if (testdefs_present(t) && f->kind != FORM_KIND_TEST && testdefs_count(t, f, NULL, &tc) == AX_OK) {
+        if (tc.total > 0)
+            fprintf(out, "    test definitions made from submissions: %lld, %lld holding personal data past the period (%s)\n",
+                    tc.total, tc.due, !f->anonymise || !t->facts.anonymise_testdefs ? "left" : "the next run blanks them");
+        free(tc.oldest);
+    }
     if (f->sql.endpoints) {
         fprintf(out, "    final statuses:");
         for (size_t i = 0; i < f->def->nstatuses; i++)

@@ -77,6 +77,8 @@ struct plan_tenant {
      * table deletes a row's traces from them */
     bool has_traces[4];
     bool has_audit, has_loggederrors; /* w.c.s.'s own logs */
+    bool has_testdef, has_snapshots;  /* test definitions made from submissions, and their snapshots */
+    bool anonymise_testdefs;          /* testdefs = "anonymise" (the default) */
     bool anonymise_wcs_logs;          /* wcs_logs = "anonymise": the run blanks the texts of loggederrors */
     bool allforms_has_id_display;
     char **allforms_personal; /* quoted names of the personal columns of wcs_all_forms */

@@ -47,7 +47,7 @@ static void add_shared(const struct plan_tenant *facts, enum priv_role role, str
         add(out, "carddefs", "SELECT");
     /* read by w.c.s.'s triggers when a run updates a submission */
     if (run && facts->has_users)
-        add(out, "users", "SELECT");
+        add(out, "users", facts->has_testdef && facts->anonymise_testdefs ? "SELECT, UPDATE" : "SELECT");
     /* written by w.c.s.'s trigger when a run deletes a draft (of a form, card or test table) */
     static const char *const traces[4] = {"workflow_traces", "workflow_traces_archive", "test_workflow_traces",
                                           "test_workflow_traces_archive"};
@@ -58,6 +58,13 @@ static void add_shared(const struct plan_tenant *facts, enum priv_role role, str
      * with wcs_logs = "anonymise" the run blanks the errors' texts */
     if (run && facts->anonymise_wcs_logs && facts->has_loggederrors)
         add(out, "loggederrors", "SELECT, UPDATE");
+    /* test definitions made from submissions: their data, their test users, their snapshots */
+    if (facts->has_testdef && (!run || facts->anonymise_testdefs))
+        add(out, "testdef", run ? "SELECT, UPDATE" : "SELECT");
+    if (facts->has_snapshots && facts->has_testdef && (!run || facts->anonymise_testdefs))
+        add(out, "snapshots", run ? "SELECT, UPDATE" : "SELECT");
+    if (!run && facts->has_users && facts->has_testdef)
+        add(out, "users", "SELECT");
     if (!run && facts->has_audit)
         add_need(out, "audit", "SELECT", true);
     if (!run && facts->has_loggederrors)

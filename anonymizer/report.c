@@ -26,6 +26,7 @@
 #include "sqltext.h"
 #include "strbuf.h"
 #include "tenant.h"
+#include "testdefs.h"
 #include "timeutil.h"
 #include "wcs_logs.h"
 
@@ -179,6 +180,14 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
         return rc;
     fr->cutoff = ax_strdup(PQgetvalue(res, 0, 0));
     PQclear(res);
+    /* the test definitions made from its submissions: counted in the verdict */
+    struct testdef_counts tc;
+    if ((rc = testdefs_count(t, f, tr->legal_limit, &tc)) != AX_OK)
+        return rc;
+    fr->testdefs = tc.total;
+    fr->testdefs_due = tc.due;
+    fr->testdefs_past_limit = tc.past_limit;
+    fr->testdefs_oldest = tc.oldest;
     return AX_OK;
 }
 
@@ -507,6 +516,7 @@ int cmd_report(const struct app *app, const struct report_options *opts, FILE *o
     r.at = ax_strdup(opts->at ? opts->at : r.generated_at);
     r.at_future = opts->at_future;
     r.backup_retention = app->cfg->backup_retention_text;
+    r.testdefs_report_only = app->cfg->testdefs_report_only;
     r.timezone = app->cfg->timezone;
     r.tenants = ax_calloc(app->ntenants, sizeof *r.tenants);
     r.ntenants = app->ntenants;

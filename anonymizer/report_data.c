@@ -123,6 +123,11 @@ static json_object *json_form(const struct tenant_report *tr, const struct form_
                            fr->error ? NULL : json_object_new_int64(fr->status_unknown_past));
     json_object_object_add(f, "open_with_intermediate_fields",
                            fr->error ? NULL : json_object_new_int64(fr->open_intermediate));
+    json_object_object_add(f, "test_definitions", fr->error ? NULL : json_object_new_int64(fr->testdefs));
+    json_object_object_add(f, "test_definitions_due", fr->error ? NULL : json_object_new_int64(fr->testdefs_due));
+    json_object_object_add(f, "test_definitions_past_limit",
+                           fr->error ? NULL : json_object_new_int64(fr->testdefs_past_limit));
+    json_object_object_add(f, "test_definitions_oldest", jstr(fr->testdefs_oldest));
     return f;
 }
 

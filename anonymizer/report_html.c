@@ -426,6 +426,11 @@ static void detail_counts(FILE *out, const struct form_report *fr)
                           " workflow)"),
                    fr->open_intermediate);
     detail_row(out, _("Incomplete"), fr->counts[C_INCOMPLETE]);
+    if (fr->testdefs > 0) {
+        detail_row(out, _("Test definitions made from submissions"), fr->testdefs);
+        detail_row(out, _("Test definitions holding personal data past the period"), fr->testdefs_due);
+        detail_row(out, _("Test definitions holding personal data past the legal limit"), fr->testdefs_past_limit);
+    }
     if (fr->undated > 0)
         detail_row(out, _("Undated (counted past the limit)"), fr->undated);
     if (fr->status_unknown > 0) {

@@ -74,6 +74,7 @@ static void form_report_free(struct form_report *fr)
     free(fr->oldest_open_inactive);
     free(fr->open_limit);
     free(fr->in_backups_until);
+    free(fr->testdefs_oldest);
     free(fr->error);
     free(fr->failed_last_run);
     free(fr->evo_table);
@@ -146,6 +147,10 @@ static const struct pack_field form_fields[] = {
     PACK_FIELD(PACK_LL, struct form_report, status_unknown),
     PACK_FIELD(PACK_LL, struct form_report, status_unknown_past),
     PACK_FIELD(PACK_LL, struct form_report, open_intermediate),
+    PACK_FIELD(PACK_LL, struct form_report, testdefs),
+    PACK_FIELD(PACK_LL, struct form_report, testdefs_due),
+    PACK_FIELD(PACK_LL, struct form_report, testdefs_past_limit),
+    PACK_FIELD(PACK_STR, struct form_report, testdefs_oldest),
     PACK_FIELD(PACK_STR, struct form_report, failed_last_run),
     PACK_FIELD(PACK_STR, struct form_report, evo_table),
     PACK_FIELD(PACK_STR, struct form_report, vacuum_owed_since),

@@ -69,6 +69,10 @@ struct form_report {
     long long status_unknown;       /* no definition, no wcs_all_forms row: whether they are done is unknown */
     long long status_unknown_past;  /* of those, inactive past the legal limit (or undated) */
     long long open_intermediate;    /* open past the period, still holding a field marked "intermediate" */
+    /* test definitions made from its submissions (testdefs.h): in all, due (period passed since made,
+     * personal data held), of those made before the legal limit; when the oldest holding data was made */
+    long long testdefs, testdefs_due, testdefs_past_limit;
+    char *testdefs_oldest;
     char *failed_last_run;   /* why the last run failed on it (some submissions or the whole form), or NULL */
     char *evo_table;         /* its history table, or NULL */
     char *vacuum_owed_since; /* a run changed it and no VACUUM has cleaned it since (ISO UTC), or NULL */
@@ -114,6 +118,7 @@ enum verdict { VERDICT_COMPLIANT = 0, VERDICT_INCOMPLETE, VERDICT_NOT_COMPLIANT 
 struct report {
     char *bi_error;     /* the BI database could not be read (NULL: read, or none configured) */
     int min_k;          /* bi.min_k, when a BI database is configured; 0: none */
+    bool testdefs_report_only; /* testdefs = "report": the run leaves test definitions */
     char *generated_at; /* ISO UTC */
     char *at;           /* the instant evaluated, ISO UTC */
     bool at_future;     /* --at after now: the figures assume no run happens before then */
@@ -127,7 +132,7 @@ struct report {
 /* Cards are registers with their own legal basis: the limit is about submissions. */
 static inline bool form_past_limit(const struct form_report *fr)
 {
-    return !fr->of_card && (fr->days_past_limit > 0 || fr->undated > 0 || fr->status_unknown_past > 0);
+    return !fr->of_card && (fr->days_past_limit > 0 || fr->testdefs_past_limit > 0 || fr->undated > 0 || fr->status_unknown_past > 0);
 }
 
 /* Submissions that still hold personal data the next run removes. */

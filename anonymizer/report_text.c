@@ -133,9 +133,22 @@ static void backups(FILE *out, const struct tenant_report *tr, const struct form
              fr->in_backups, fr->in_backups_until);
 }
 
-/* The submissions a form's counts single out: undated, status unknown, intermediate fields left. */
-static void exceptions(FILE *out, const struct form_report *fr)
+/* The submissions a form's counts single out: undated, status unknown, intermediate fields left, test
+ * definitions made from them. */
+static void exceptions(FILE *out, const struct report *r, const struct form_report *fr)
 {
+    if (fr->testdefs > 0) {
+        char when[40];
+        report_local_time(fr->testdefs_oldest, when);
+        line(out, 4, _("test definitions"),
+             _("%lld made from submissions, %lld holding personal data past the period (%lld past the legal limit%s%s):"
+               " %s"),
+             fr->testdefs, fr->testdefs_due, fr->testdefs_past_limit, fr->testdefs_oldest ? _("; the oldest made ") : "",
+             fr->testdefs_oldest ? when : "",
+             fr->testdefs_due == 0             ? _("nothing to do")
+             : r->testdefs_report_only ? _("left (testdefs = \"report\")")
+                                               : _("the next run blanks them (data, test user, snapshots)"));
+    }
     if (fr->undated > 0)
         line(out, 4, _("undated"), _("%lld done with no date at all: counted past the limit"), fr->undated);
     if (fr->status_unknown > 0)
@@ -188,7 +201,7 @@ static void form_section(FILE *out, const struct report *r, const struct tenant_
     free(period);
     free(open_limit);
     line(out, 4, _("incomplete"), "%lld", fr->counts[C_INCOMPLETE]);
-    exceptions(out, fr);
+    exceptions(out, r, fr);
     oldest(out, fr);
     if (fr->locked_known)
         line(out, 4, _("locked in last run"), "%lld", fr->locked_last_run);

@@ -14,6 +14,7 @@
 #include "strbuf.h"
 #include "tenant.h"
 #include "timeutil.h"
+#include "testdefs.h"
 #include "units.h"
 #include "wcs_logs.h"
 
@@ -290,6 +291,22 @@ static const char *tenant_error(enum tenant_outcome outcome)
         return app_interruption_str();
     return NULL;
 }
+/* The test definitions made from submissions whose period passed: each form's, one transaction each. */
+static enum tenant_outcome run_testdefs(struct tenant *t, enum tenant_outcome outcome, char **error)
+{
+    for (size_t i = 0; i < t->nforms && !app_interrupted; i++) {
+        long long done;
+        if (testdefs_anonymise(t, &t->forms[i], &done) != AX_OK) {
+            log_error("%s: %s: test definitions: %s", t->name, t->forms[i].label, t->db.error);
+            *error = ax_asprintf("%s: test definitions: %s", t->forms[i].label, t->db.error);
+            return TENANT_FAILED;
+        }
+        if (done > 0)
+            log_info("%s: %s: %lld test definition%s made from submissions anonymised (data, test user, snapshots)",
+                     t->name, t->forms[i].label, done, done == 1 ? "" : "s");
+    }
+    return outcome;
+}
 /* One tenant's night (a job of the executor): never exits, reports failures in its outcome. */
 static enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *at, struct job_ctx *ctx)
 {
@@ -314,6 +331,8 @@ static enum tenant_outcome run_tenant(const struct app *app, struct app_tenant *
     if (audit_vacuum_paid_outside(&t) != AX_OK)
         log_warning("%s: cannot update anonymizer.vacuum_owed: %s", t.name, t.db.error);
     outcome = units_run(&t, app, ctx, &hooks, &error);
+    if (t.facts.anonymise_testdefs && !error && outcome != TENANT_INTERRUPTED)
+        outcome = run_testdefs(&t, outcome, &error);
     if (app->cfg->wcs_logs_anonymise && !error && outcome != TENANT_INTERRUPTED) {
         long long blanked;
         if (wcs_logs_anonymise(&t, &blanked) != AX_OK) {

@@ -163,11 +163,12 @@ static int load_relations(struct tenant *t)
     /* from the catalog: to_regclass() fails without USAGE on the schema */
     static const char *const names[] = {"tracking_codes", "wcs_all_forms", "formdefs", "carddefs", "wcs_search_tokens",
                                         "users", "workflow_traces", "workflow_traces_archive", "test_workflow_traces",
-                                        "test_workflow_traces_archive", "audit", "loggederrors"};
+                                        "test_workflow_traces_archive", "audit", "loggederrors", "testdef", "snapshots"};
     bool *facts[AX_ARRAY_LEN(names)] = {&t->facts.has_tracking_codes, &t->facts.has_allforms, &t->facts.has_defs[0],
                                         &t->facts.has_defs[1], &t->facts.has_search_tokens, &t->facts.has_users,
                                         &t->facts.has_traces[0], &t->facts.has_traces[1], &t->facts.has_traces[2],
-                                        &t->facts.has_traces[3], &t->facts.has_audit, &t->facts.has_loggederrors};
+                                        &t->facts.has_traces[3], &t->facts.has_audit, &t->facts.has_loggederrors,
+                                        &t->facts.has_testdef, &t->facts.has_snapshots};
     struct strbuf list;
     sb_init(&list);
     sb_append_pg_text_array(&list, (char *const *)names, AX_ARRAY_LEN(names));
@@ -375,6 +376,7 @@ static int tenant_discover_forms(struct tenant *t, const struct app *app)
     if ((rc = load_relations(t)))
         return rc;
     t->facts.anonymise_wcs_logs = app->cfg->wcs_logs_anonymise;
+    t->facts.anonymise_testdefs = !app->cfg->testdefs_report_only;
     if (t->check_privileges && (rc = privileges_check_definitions(&t->db, &t->facts)))
         return rc;
     if (t->facts.has_allforms && (rc = load_allforms_columns(t)))

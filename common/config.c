@@ -475,6 +475,15 @@ static int root_wcs_logs(struct loader *ld, const config_setting_t *s, void *obj
         ((struct cfg *)obj)->wcs_logs_anonymise = strcmp(text, "anonymise") == 0;
     return rc;
 }
+static int root_testdefs(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    static const char *const choices[] = {"anonymise", "report", NULL};
+    const char *text;
+    int rc = ld_get_one_of(ld, s, choices, &text);
+    if (rc == AX_OK)
+        ((struct cfg *)obj)->testdefs_report_only = strcmp(text, "report") == 0;
+    return rc;
+}
 static int root_vacuum(struct loader *ld, const config_setting_t *s, void *obj)
 {
     return ld_get_bool(ld, s, &((struct cfg *)obj)->vacuum);
@@ -608,6 +617,7 @@ static const struct key root_keys[] = {
     {"statement_timeout", root_statement_timeout},
     {"vacuum", root_vacuum},
     {"wcs_logs", root_wcs_logs},
+    {"testdefs", root_testdefs},
     {"log_syslog", root_log_syslog},
     {"schemas", root_schemas},
     {"backup_retention", root_backup_retention},

@@ -101,6 +101,7 @@ struct cfg {
     int batch_target_ms; /* a batch transaction should take about this long: its size adapts */
     int statement_timeout_ms;
     bool vacuum;
+    bool testdefs_report_only; /* testdefs = "report": test definitions made from submissions are left, and reported */
     bool wcs_logs_anonymise; /* wcs_logs = "anonymise": the texts of w.c.s.'s errors about anonymised submissions are blanked */
     bool log_syslog;
     char *schemas; /* directory of form definitions */

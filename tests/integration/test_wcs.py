@@ -4,8 +4,11 @@ a submission was done, test copies and cards.  The real binary against
 fixtures built the way w.c.s. builds them (triggers included)."""
 
 import json
+import subprocess
+import os
 
 import harness
+import pgcluster
 import wcs
 from forms import full_submission, set_done_datetime, standard_form
 
@@ -390,6 +393,65 @@ class WcsTests(harness.TestCase):
         self.assertEqual(t.one("SELECT formdata_id FROM loggederrors WHERE context IS NOT NULL")[0], str(young))
         doc = json.loads(self.anonymizer('report', '--format', 'json', expect=0).stdout)
         self.assertEqual(doc['tenants'][0]['wcs_logs']['errors_old_rows'], 0)
+
+
+    # -- test definitions made from submissions ------------------------------------------------------
+
+    def dump(self, t):
+        pg_dump = os.path.join(pgcluster.bindir(), 'pg_dump')
+        proc = subprocess.run([pg_dump if os.path.exists(pg_dump) else 'pg_dump', '--data-only', '-d', t.conninfo],
+                              capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return proc.stdout
+
+    def test_test_definitions_made_from_submissions_are_anonymised_after_the_period(self):
+        """TestDef.create_from_formdata keeps the answers, a copy of the submitter and snapshots of both: once
+        the form's period has passed since the test was made, they go as the submission did (issue 22)."""
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        marker, young_marker = harness.unique('OLDTEST'), harness.unique('YOUNGTEST')
+        account = harness.unique('Personne Unique')
+        t.query("INSERT INTO users (id, name, email) VALUES (77, %s, %s)", (account, f'{account}@example.org'))
+        real = full_submission(t, f, ref=ago(40), marker=marker, user_id='77')
+        young = full_submission(t, f, ref=ago(40), marker=young_marker)
+        with t.conn.cursor() as cur:
+            wcs.create_test_copy(cur, f, real, made="now() - interval '35 days'")
+            wcs.create_test_definition(cur, f, young, made="now() - interval '5 days'")
+        old_td = t.one("SELECT min(id) FROM testdef")[0]
+        old_user = t.one("SELECT user_uuid FROM testdef WHERE id = %s", (old_td,))[0]
+        self.assertIn(marker, self.dump(t))
+
+        # testdefs = "report": nothing changes, the report says what a run would do
+        self.write_config([t], extra='retention = "30 days"; testdefs = "report";')
+        before = t.one("SELECT md5(string_agg(d::text, ',' ORDER BY id)) FROM testdef d")[0]
+        self.anonymizer('run', expect=0)
+        self.assertEqual(t.one("SELECT md5(string_agg(d::text, ',' ORDER BY id)) FROM testdef d")[0], before)
+        doc = json.loads(self.anonymizer('report', '--format', 'json').stdout)
+        fr = [x for x in doc['tenants'][0]['forms'] if x['kind'] == 'form'][0]
+        self.assertEqual((fr['test_definitions'], fr['test_definitions_due'], fr['test_definitions_past_limit']),
+                         (2, 1, 0))
+        self.assertIn('left (testdefs = "report")', self.anonymizer('report').stdout)
+        self.assertIn('test definitions made from submissions: 2, 1 holding personal data past the period (left)',
+                      self.anonymizer('check').stdout)
+
+        # the default: the old one is anonymised, the young one kept
+        self.write_config([t], extra='retention = "30 days";')
+        res = self.anonymizer('run', expect=0)
+        self.assertIn('1 test definition made from submissions anonymised', res.stderr)
+        data = t.one("SELECT data FROM testdef WHERE id = %s", (old_td,))[0]['fields']
+        self.assertEqual(data['2'], 'rdv', 'a kept field stays')
+        self.assertIsNone(data['1'])
+        self.assertIsNone(data['3'])
+        user = t.one("SELECT name, email, test_uuid FROM users WHERE test_uuid = %s", (old_user,))
+        self.assertEqual(user, (None, None, old_user))
+        dump = self.dump(t)
+        self.assertNotIn(marker, dump)
+        # the account the test user was copied from is the platform's, and the only place its name stays
+        self.assertEqual([line.split('\t')[0] for line in dump.splitlines() if account in line], ['77'])
+        self.assertIn(young_marker, t.one("SELECT data::text FROM testdef WHERE id <> %s", (old_td,))[0])
+        doc = json.loads(self.anonymizer('report', '--format', 'json').stdout)
+        fr = [x for x in doc['tenants'][0]['forms'] if x['kind'] == 'form'][0]
+        self.assertEqual(fr['test_definitions_due'], 0)
 
 
 if __name__ == '__main__':
