@@ -318,6 +318,14 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
         rc = collect_audit(&t, tr);
     if (rc == AX_OK)
         rc = collect_wcs_logs(&t, tr);
+    if (rc == AX_OK && app->cfg->wcs_sites) {
+        struct wcs_site_options so;
+        wcs_site_options_read(app->cfg->wcs_sites, tr->name, &so);
+        tr->site_options_read = true;
+        tr->unused_files = so.unused_files;
+        tr->audit_days = so.audit_days;
+        tr->site_options_error = so.error;
+    }
     if (rc == AX_OK)
         rc = db_cmd(&t.db, "COMMIT");
     if (rc != AX_OK) {

@@ -171,6 +171,14 @@ void report_render_json(FILE *out, const struct report *r)
         json_object_object_add(logs, "errors_old_rows", tr->errors_read ? json_object_new_int64(tr->errors_old) : NULL);
         json_object_object_add(logs, "errors_oldest", jstr(tr->errors_oldest));
         json_object_object_add(t, "wcs_logs", logs);
+        json_object *so = NULL;
+        if (tr->site_options_read) {
+            so = json_object_new_object();
+            json_object_object_add(so, "unused_files_behaviour", jstr(tr->unused_files));
+            json_object_object_add(so, "audit_retention_days", jstr(tr->audit_days));
+            json_object_object_add(so, "error", jstr(tr->site_options_error));
+        }
+        json_object_object_add(t, "wcs_site_options", so);
         json_object_array_add(tenants, t);
     }
     json_object_object_add(root, "tenants", tenants);
@@ -235,7 +243,8 @@ void report_render_csv(FILE *out, const struct report *r)
         "anonymised_in_backups_until", "kept_fields",
         "blanked_fields", "unclassified_columns", "kind", "open_inactive", "oldest_open_inactive",
         "vacuumed_by_last_run", "bi_smallest_group", "bi_held_back", "failed_in_last_run",
-        "undated", "status_unknown", "status_unknown_past_limit",
+        "undated", "status_unknown", "status_unknown_past_limit", "open_with_intermediate_fields", "test_definitions",
+        "test_definitions_due", "test_definitions_past_limit",
     };
     for (size_t i = 0; i < AX_ARRAY_LEN(header); i++)
         esc_csv_field(out, header[i], i + 1 == AX_ARRAY_LEN(header));
@@ -291,7 +300,11 @@ void report_render_csv(FILE *out, const struct report *r)
             esc_csv_field(out, fr->failed_last_run, false);
             csv_int(out, ok, fr->undated);
             csv_int(out, ok, fr->status_unknown);
-            csv_int_at(out, ok, fr->status_unknown_past, true);
+            csv_int(out, ok, fr->status_unknown_past);
+            csv_int(out, ok, fr->open_intermediate);
+            csv_int(out, ok, fr->testdefs);
+            csv_int(out, ok, fr->testdefs_due);
+            csv_int_at(out, ok, fr->testdefs_past_limit, true);
             free(kept);
             free(blanked);
             free(uncl);

@@ -358,12 +358,14 @@ static void tenant_section(FILE *out, const struct report *r, const struct tenan
         esc_html(out, report_superuser_text());
         fputs("</p>\n", out);
     }
-    char audit[768], errors[768];
+    char audit[768], errors[768], files[768];
     report_wcs_logs_text(tr, audit, sizeof audit, errors, sizeof errors);
-    for (int i = 0; i < 2; i++)
-        if ((i ? errors : audit)[0]) {
+    report_files_text(tr, files, sizeof files);
+    const char *notes[3] = {audit, errors, files};
+    for (int i = 0; i < 3; i++)
+        if (notes[i][0]) {
             fputs("<p>", out);
-            esc_html(out, i ? errors : audit);
+            esc_html(out, notes[i]);
             fputs("</p>\n", out);
         }
     chart(out, tr, index);

@@ -100,6 +100,9 @@ void tenant_report_free(struct tenant_report *tr)
     free(tr->run_in_progress);
     free(tr->audit_oldest);
     free(tr->errors_oldest);
+    free(tr->unused_files);
+    free(tr->audit_days);
+    free(tr->site_options_error);
     for (size_t i = 0; i < tr->nowed; i++) {
         free(tr->owed_tables[i]);
         free(tr->owed_since[i]);
@@ -187,6 +190,10 @@ static const struct pack_field tenant_fields[] = {
     PACK_FIELD(PACK_LL, struct tenant_report, errors_old),
     PACK_FIELD(PACK_STR, struct tenant_report, audit_oldest),
     PACK_FIELD(PACK_STR, struct tenant_report, errors_oldest),
+    PACK_FIELD(PACK_BOOL, struct tenant_report, site_options_read),
+    PACK_FIELD(PACK_STR, struct tenant_report, unused_files),
+    PACK_FIELD(PACK_STR, struct tenant_report, audit_days),
+    PACK_FIELD(PACK_STR, struct tenant_report, site_options_error),
 };
 
 static void pack_collist(struct strbuf *out, const struct collist *l)
@@ -347,11 +354,40 @@ static void wcs_log_line(char *buf, size_t n, const char *name, bool exists, boo
 
 void report_wcs_logs_text(const struct tenant_report *tr, char *audit, size_t na, char *errors, size_t ne)
 {
-    wcs_log_line(audit, na, _("w.c.s. audit log"), tr->audit_exists, tr->audit_read, tr->audit_old, tr->audit_oldest,
+    char governs[256];
+    if (tr->audit_days)
+        snprintf(governs, sizeof governs,
+                 _("agents' e-mails and object names; w.c.s. deletes rows older than its site option"
+                   " audit-retention-days, here %s"),
+                 tr->audit_days);
+    else
+        snprintf(governs, sizeof governs, "%s",
                  _("agents' e-mails and object names; w.c.s. deletes rows older than its site option"
                    " audit-retention-days, default 365"));
+    wcs_log_line(audit, na, _("w.c.s. audit log"), tr->audit_exists, tr->audit_read, tr->audit_old, tr->audit_oldest,
+                 governs);
     wcs_log_line(errors, ne, _("w.c.s. error log"), tr->errors_exists, tr->errors_read, tr->errors_old,
                  tr->errors_oldest,
                  _("values in its context and messages; kept until an agent deletes the error, then 30 days;"
                    " wcs_logs = \"anonymise\" blanks them"));
+}
+
+void report_files_text(const struct tenant_report *tr, char *buf, size_t n)
+{
+    if (!tr->site_options_read)
+        buf[0] = '\0';
+    else if (tr->site_options_error)
+        snprintf(buf, n, _("files of blanked fields: site-options.cfg not read (%s)"), tr->site_options_error);
+    else if (!tr->unused_files || strcmp(tr->unused_files, "remove") == 0)
+        snprintf(buf, n, "%s",
+                 _("files of blanked fields: removed by w.c.s.'s nightly cleanup (02:00) once nothing refers to them"
+                   " (unused-files-behaviour: remove); never on remote storage"));
+    else if (strcmp(tr->unused_files, "move") == 0)
+        snprintf(buf, n, "%s",
+                 _("files of blanked fields: kept by w.c.s. under unused-files/ (unused-files-behaviour: move): TO"
+                   " REVIEW"));
+    else
+        snprintf(buf, n, _("files of blanked fields: unused-files-behaviour is \"%s\": w.c.s. does not remove them:"
+                           " TO REVIEW"),
+                 tr->unused_files);
 }

@@ -107,6 +107,9 @@ struct tenant_report {
     bool audit_exists, audit_read, errors_exists, errors_read;
     long long audit_old, errors_old;
     char *audit_oldest, *errors_oldest;
+    /* its site-options.cfg (wcs_sites): what w.c.s. does of unused files and of its audit log */
+    bool site_options_read;
+    char *unused_files, *audit_days, *site_options_error;
     struct form_report *forms;
     size_t nforms;
     char **owed_tables, **owed_since; /* every table that still owes a VACUUM, and since when */
@@ -188,6 +191,10 @@ char *report_personal_kept(const struct form_report *fr);
 /* What w.c.s.'s own logs keep past the legal limit about anonymised submissions, one line each
  * (translated; "" when the tenant has no such table). */
 void report_wcs_logs_text(const struct tenant_report *tr, char *audit, size_t na, char *errors, size_t ne);
+
+/* What the tenant's w.c.s. does of the files of blanked fields, from its site-options.cfg (translated; ""
+ * when wcs_sites is not set). */
+void report_files_text(const struct tenant_report *tr, char *buf, size_t n);
 
 /* What the report says of a superuser connection (translated). */
 const char *report_superuser_text(void);

@@ -265,10 +265,11 @@ static bool tenant_section(FILE *out, const struct report *r, const struct tenan
         fprintf(out, "  %s\n", vacuum);
     if (tr->superuser)
         fprintf(out, "  %s\n", report_superuser_text());
-    char audit[768], errors[768];
+    char audit[768], errors[768], files[768];
     report_wcs_logs_text(tr, audit, sizeof audit, errors, sizeof errors);
-    for (int i = 0; i < 2; i++) {
-        char *safe = esc_text(i ? errors : audit);
+    report_files_text(tr, files, sizeof files);
+    for (int i = 0; i < 3; i++) {
+        char *safe = esc_text(i == 0 ? audit : i == 1 ? errors : files);
         if (safe[0])
             fprintf(out, "  %s\n", safe);
         free(safe);

@@ -4,10 +4,13 @@
  */
 #include "wcs_logs.h"
 #include "ax.h"
+#include "config.h"
 #include "sqltext.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A w.c.s. id kept as text (audit.object_id, loggederrors.formdef_id...) as an integer, or NULL: the
  * index of wcs_all_forms serves, and a value that is not a number matches nothing instead of failing. */
@@ -86,4 +89,67 @@ int wcs_logs_anonymise(struct tenant *t, long long *blanked)
         PQclear(res);
     }
     return rc;
+}
+
+/* -- site-options.cfg ------------------------------------------------------------ */
+
+static char *trimmed(char *s, char *end)
+{
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    *end = '\0';
+    return s;
+}
+
+void wcs_site_options_read(const char *sites, const char *tenant, struct wcs_site_options *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!tenant[0] || tenant[0] == '.' || strchr(tenant, '/')) {
+        out->error = ax_strdup("the tenant's name is not a directory name");
+        return;
+    }
+    char *path = ax_asprintf("%s/%s/site-options.cfg", sites, tenant), why[256];
+    size_t len;
+    char *text = cfg_read_file(path, 1024 * 1024, &len, why, sizeof why);
+    free(path);
+    if (!text) {
+        out->error = ax_strdup(why);
+        return;
+    }
+    bool in_options = false;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        char *end = next ? next : line + strlen(line);
+        if (next)
+            next++;
+        char *l = trimmed(line, end);
+        if (*l == '[') {
+            char *close = strchr(l, ']');
+            in_options = close && strncmp(l + 1, "options", (size_t)(close - l - 1)) == 0 && close - l - 1 == 7;
+            continue;
+        }
+        char *sep = strpbrk(l, "=:");
+        if (!in_options || !sep || *l == '#' || *l == ';')
+            continue;
+        *sep = '\0';
+        char *key = trimmed(l, sep), *value = trimmed(sep + 1, sep + 1 + strlen(sep + 1));
+        char **slot = strcasecmp(key, "unused-files-behaviour") == 0 ? &out->unused_files
+                      : strcasecmp(key, "audit-retention-days") == 0 ? &out->audit_days
+                                                                       : NULL;
+        if (slot) {
+            free(*slot);
+            *slot = ax_strdup(value);
+        }
+    }
+    free(text);
+}
+
+void wcs_site_options_free(struct wcs_site_options *o)
+{
+    free(o->unused_files);
+    free(o->audit_days);
+    free(o->error);
+    memset(o, 0, sizeof *o);
 }

@@ -23,6 +23,18 @@ struct wcs_logs_counts {
     char *audit_oldest, *errors_oldest; /* ISO UTC, or NULL */
 };
 
+/* What a tenant's site-options.cfg says of w.c.s.'s own retention ([options] section). */
+struct wcs_site_options {
+    char *unused_files; /* unused-files-behaviour, or NULL when not set (w.c.s.: "remove") */
+    char *audit_days;   /* audit-retention-days, or NULL when not set (w.c.s.: 365) */
+    char *error;        /* the file could not be read, or NULL */
+};
+
+/* Reads <sites>/<tenant>/site-options.cfg (an INI file, at most 1 MiB); a tenant name that is not a plain
+ * host name is refused. */
+void wcs_site_options_read(const char *sites, const char *tenant, struct wcs_site_options *out);
+void wcs_site_options_free(struct wcs_site_options *o);
+
 /* Counts as of the legal limit (a timestamptz the server reads). */
 int wcs_logs_count(struct tenant *t, const char *limit, struct wcs_logs_counts *out);
 void wcs_logs_counts_free(struct wcs_logs_counts *c);

@@ -53,6 +53,7 @@ void cfg_free(struct cfg *cfg)
         return;
     free(cfg->path);
     free(cfg->schemas);
+    free(cfg->wcs_sites);
     free(cfg->backup_retention_text);
     free(cfg->timezone);
     free(cfg->bi.conninfo);
@@ -496,6 +497,10 @@ static int root_schemas(struct loader *ld, const config_setting_t *s, void *obj)
 {
     return ld_load_nonempty(ld, s, &((struct cfg *)obj)->schemas);
 }
+static int root_wcs_sites(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    return ld_load_nonempty(ld, s, &((struct cfg *)obj)->wcs_sites);
+}
 static int root_backup_retention(struct loader *ld, const config_setting_t *s, void *obj)
 {
     struct cfg *cfg = obj;
@@ -620,6 +625,7 @@ static const struct key root_keys[] = {
     {"testdefs", root_testdefs},
     {"log_syslog", root_log_syslog},
     {"schemas", root_schemas},
+    {"wcs_sites", root_wcs_sites},
     {"backup_retention", root_backup_retention},
     {"jobs", root_jobs},
     {"max_runtime", root_max_runtime},

@@ -105,6 +105,7 @@ struct cfg {
     bool wcs_logs_anonymise; /* wcs_logs = "anonymise": the texts of w.c.s.'s errors about anonymised submissions are blanked */
     bool log_syslog;
     char *schemas; /* directory of form definitions */
+    char *wcs_sites; /* w.c.s.'s directory of tenants (<dir>/<tenant>/site-options.cfg), or NULL */
     int backup_retention_days; /* how long backups keep what the database held */
     char *timezone;            /* of the times people read (report, history); NULL: the system's */
     char *backup_retention_text;

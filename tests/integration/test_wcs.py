@@ -454,5 +454,30 @@ class WcsTests(harness.TestCase):
         self.assertEqual(fr['test_definitions_due'], 0)
 
 
+    def test_report_states_the_tenants_files_behaviour_from_its_site_options(self):
+        """Files of blanked fields go only when w.c.s.'s unused-files-behaviour says so: the report reads the
+        tenant's site-options.cfg where wcs_sites points (issue 22)."""
+        t = self.tenant()
+        t.add_form(standard_form())
+        sites = os.path.join(self.dir, 'wcs')
+        os.makedirs(os.path.join(sites, t.name))
+        with open(os.path.join(sites, t.name, 'site-options.cfg'), 'w') as fp:
+            fp.write('[variables]\nunused-files-behaviour = remove\n\n[options]\n'
+                     'unused-files-behaviour = move\naudit-retention-days: 30\n')
+        self.write_config([t], extra=f'retention = "30 days"; wcs_sites = "{harness.cfgstr(sites)}";')
+        text = self.anonymizer('report').stdout
+        self.assertIn('files of blanked fields: kept by w.c.s. under unused-files/ (unused-files-behaviour: move):'
+                      ' TO REVIEW', text)
+        self.assertIn('audit-retention-days, here 30', text)
+        doc = json.loads(self.anonymizer('report', '--format', 'json').stdout)
+        self.assertEqual(doc['tenants'][0]['wcs_site_options'],
+                         {'unused_files_behaviour': 'move', 'audit_retention_days': '30', 'error': None})
+        os.remove(os.path.join(sites, t.name, 'site-options.cfg'))
+        self.assertIn('files of blanked fields: site-options.cfg not read (', self.anonymizer('report').stdout)
+        # without wcs_sites, nothing is claimed
+        self.write_config([t], extra='retention = "30 days";')
+        self.assertNotIn('files of blanked fields', self.anonymizer('report').stdout)
+
+
 if __name__ == '__main__':
     harness.main()
