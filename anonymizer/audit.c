@@ -482,3 +482,23 @@ void audit_runs_free(struct audit_run *runs, size_t n)
     }
     free(runs);
 }
+
+int audit_first_run(struct tenant *t, char **first)
+{
+    bool exists, readable;
+    *first = NULL;
+    int rc = db_relation(&t->db, "anonymizer", "runs", &exists, &readable);
+    if (rc || !exists || !readable)
+        return rc;
+    PGresult *res;
+    rc = db_query(&t->db, &res, DB_ONE_ROW(1),
+                  "SELECT " SQL_ISO_UTC("pg_catalog.min(started_at)") " FROM anonymizer.runs"
+                  " WHERE command OPERATOR(pg_catalog.=) 'run'",
+                  0, NULL, NULL);
+    if (rc)
+        return rc;
+    if (!PQgetisnull(res, 0, 0))
+        *first = ax_strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return AX_OK;
+}

@@ -356,8 +356,6 @@ int bi_open(const struct app *app, struct bi *bi, bool dry_run)
     if (rc == AX_ERR_CONNECT)
         return rc;
     bi->schema_q = db_quote_ident(&bi->db, bi->schema);
-    if (rc == AX_OK && db_is_superuser(&bi->db))
-        app_warn_superuser("bi", PQuser(bi->db.conn));
     if (rc || (rc = bi_check_privileges(bi)))
         return rc;
     return bi_setup(bi, app);

@@ -110,8 +110,9 @@ static enum tenant_outcome finish_slot(struct slot *sl, struct tenant *t, struct
     /* whichever side failed has the message */
     const char *msg = sl->bi->db.error ? sl->bi->db.error : t->db.error;
     log_error("%s: %s: export failed: %s", t->name, sl->fe.f->label, msg ? msg : ax_status_str(rc));
-    free(*error);
-    *error = ax_strdup(msg ? msg : ax_status_str(rc));
+    /* the first failure, with the form it concerns: what the audit and the BI runs row say */
+    if (!*error)
+        *error = ax_asprintf("%s: %s", sl->fe.f->label, msg ? msg : ax_status_str(rc));
     return TENANT_FAILED;
 }
 
@@ -223,7 +224,7 @@ static size_t exported_forms(const struct tenant *t)
 }
 
 enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, bool dry_run, struct progress *progress,
-                                  struct export_totals *tot, long long *watermark_seq)
+                                  struct export_totals *tot, long long *watermark_seq, char **why)
 {
     struct bi bi, bi2;
     struct bi *bis[2] = {&bi, NULL};
@@ -238,6 +239,8 @@ enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, bool 
         bi_close(&bi);
         return rc == AX_ERR_CONNECT ? TENANT_UNREACHABLE : TENANT_FAILED;
     }
+    if (db_is_superuser(&bi.db))
+        app_warn_superuser("bi", PQuser(bi.db.conn));
     /* the second session only pipelines: without it (or with one form), the first does everything */
     if (exported_forms(t) > 1) {
         if (bi_open(app, &bi2, dry_run) == AX_OK)
@@ -269,8 +272,15 @@ enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, bool 
             log_debug("%s: bi: ANALYZE: %s", t->name, bi.db.error);
     }
     db_rollback_quietly(&t->db); /* read-only: nothing to commit */
+    if (!error && outcome == TENANT_INTERRUPTED)
+        error = ax_strdup(app_interruption_str());
+    else if (!error && outcome != TENANT_OK)
+        error = ax_strdup("some forms could not be exported");
     bi_run_row(&bi, app, t->name, tenant_outcome_str(outcome), error, dry_run);
-    free(error);
+    if (why)
+        *why = error;
+    else
+        free(error);
     if (bis[1])
         bi_close(bis[1]);
     bi_close(&bi);
@@ -286,7 +296,7 @@ static enum tenant_outcome export_job(const struct app *app, struct app_tenant *
 
     enum tenant_outcome outcome = tenant_begin(&t, app, at, TB_READ_ONLY | TB_LOCK | TB_PRIV_READ | TB_WARN_SUPERUSER, NULL);
     if (outcome == TENANT_OK)
-        outcome = export_tenant(app, &t, app->export_dry_run, ctx->progress, &etot, &seq);
+        outcome = export_tenant(app, &t, app->export_dry_run, ctx->progress, &etot, &seq, NULL);
     ctx->tot.exported += etot.inserted + etot.updated;
     tenant_close(&t);
     return outcome;

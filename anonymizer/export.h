@@ -25,7 +25,7 @@ struct export_totals {
  * every form (-1 when some form was not exported).  Returns the outcome.
  */
 enum tenant_outcome export_tenant(const struct app *app, struct tenant *t, bool dry_run, struct progress *progress,
-                                  struct export_totals *tot, long long *watermark_seq);
+                                  struct export_totals *tot, long long *watermark_seq, char **why);
 
 /* The "export" command; returns the exit status. */
 int cmd_export(const struct app *app);

@@ -29,8 +29,9 @@ struct tenant_history {
     char *error; /* could not be read */
     struct audit_run *runs;
     size_t nruns;
-    char **missing; /* local dates with no successful run */
+    char **missing; /* local dates with no successful run, from the first recorded run on */
     size_t nmissing;
+    char *first_run; /* the first recorded run (ISO UTC), NULL: none; nights before it are not counted */
 };
 
 /* The local date of a successful nightly run, or "" for any other row. */
@@ -88,7 +89,14 @@ static enum tenant_outcome read_tenant(const struct app *app, struct app_tenant 
     } else if (audit_history(&t, since, &th->runs, &th->nruns) != AX_OK) {
         outcome = TENANT_FAILED;
         th->error = ax_strdup(t.db.error);
-    } else {
+    } else if (audit_first_run(&t, &th->first_run) != AX_OK) {
+        outcome = TENANT_FAILED;
+        th->error = ax_strdup(t.db.error);
+    } else if (th->first_run) {
+        /* the nights before the tool ran here at all are not nights it missed */
+        time_t first;
+        if (tm_parse_utc(th->first_run, &first) == 0 && first > since_t)
+            since_t = first;
         th->nmissing = history_missing_nights(th->runs, th->nruns, since_t, time(NULL), &th->missing);
     }
     if (th->error)
@@ -104,6 +112,24 @@ static long duration(const struct audit_run *r)
     if (!r->finished_at || tm_parse_utc(r->started_at, &a) || tm_parse_utc(r->finished_at, &b))
         return -1;
     return (long)(b - a);
+}
+
+/*
+ * The words a run stores in its audit row (outcome, and the fixed errors of
+ * run.c and app.c), for the catalogue: a stored value is shown translated
+ * when the catalogue has it, as it is otherwise (a server's condition, a
+ * form's name).
+ */
+static const char *const stored_words[] __attribute__((unused)) = {
+    N_("ok"), N_("failed"), N_("unreachable"), N_("peer"), N_("interrupted"), N_("crashed"), N_("running"),
+    N_("some forms could not be processed"), N_("the export to the BI database failed"),
+    N_("time budget exhausted"), N_("interrupted by a signal"),
+    N_("the run died: counted from its committed batches"),
+};
+
+static const char *shown(const char *stored)
+{
+    return stored && *stored ? _(stored) : stored;
 }
 
 /* -- text ------------------------------------------------------------------------------ */
@@ -137,10 +163,11 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
             char *host = esc_text(r->host ? r->host : "?");
             fprintf(out, _("  %s  %-7s %-12s %6ld s  anonymised %lld, completed %lld, drafts %lld, exported %s"
                            " (on %s, version %s)\n"),
-                    when, r->command, r->outcome, d, r->anonymised, r->completed, r->drafts, exported, host, r->version);
+                    when, r->command, shown(r->outcome), d, r->anonymised, r->completed, r->drafts, exported, host,
+                    r->version);
             free(host);
             if (r->error) {
-                char *error = esc_text(r->error);
+                char *error = esc_text(shown(r->error));
                 fprintf(out, "      %s\n", error);
                 free(error);
             }
@@ -153,6 +180,10 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
             sb_append(&sb, _(", and more"));
         fprintf(out, "  %s: %s\n", _("nights without a successful run"), th->nmissing ? sb.buf : _("none"));
         sb_free(&sb);
+        if (th->first_run && strcmp(th->first_run, since) > 0) {
+            report_local_time(th->first_run, when);
+            fprintf(out, _("  (counted from the first recorded run, %s)\n"), when);
+        }
     }
 }
 
@@ -194,6 +225,7 @@ static void render_json(FILE *out, const struct tenant_history *ths, size_t n, c
             json_object_array_add(missing, json_object_new_string(th->missing[k]));
         json_object_object_add(t, "runs", runs);
         json_object_object_add(t, "nights_without_successful_run", missing);
+        json_object_object_add(t, "first_run", jstr(th->first_run));
         json_object_array_add(tenants, t);
     }
     json_object_object_add(root, "tenants", tenants);
@@ -240,6 +272,7 @@ static void render_csv(FILE *out, const struct tenant_history *ths, size_t n)
 
 /* -- HTML ------------------------------------------------------------------------------------- */
 
+
 static void render_html(FILE *out, const struct tenant_history *ths, size_t n, const char *since)
 {
     char when[40];
@@ -254,6 +287,7 @@ static void render_html(FILE *out, const struct tenant_history *ths, size_t n, c
     esc_html(out, _("Anonymisation runs"));
     fputs("</h1>\n<p>", out);
     char *line = ax_asprintf(_("runs since %s\n"), when);
+    line[strcspn(line, "\n")] = '\0'; /* a line of the text document, a paragraph here */
     esc_html(out, line);
     free(line);
     fputs("</p>\n", out);
@@ -285,10 +319,10 @@ static void render_html(FILE *out, const struct tenant_history *ths, size_t n, c
             fprintf(out, "</td><td class=\"n\">%ld</td><td>", duration(r));
             esc_html(out, r->command);
             fprintf(out, "</td><td%s>", strcmp(r->outcome, "ok") == 0 ? "" : " class=\"bad\"");
-            esc_html(out, r->outcome);
+            esc_html(out, shown(r->outcome));
             if (r->error) {
                 fputs("<br>", out);
-                esc_html(out, r->error);
+                esc_html(out, shown(r->error));
             }
             fprintf(out, "</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td>",
                     r->anonymised, r->completed, r->drafts);
@@ -340,6 +374,7 @@ int cmd_history(const struct app *app, const struct history_options *opts, FILE 
         for (size_t k = 0; k < ths[i].nmissing; k++)
             free(ths[i].missing[k]);
         free(ths[i].missing);
+        free(ths[i].first_run);
     }
     free(ths);
     int status = app_exit_status(outcomes, app->ntenants);

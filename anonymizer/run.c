@@ -270,16 +270,20 @@ static enum tenant_outcome run_export(struct tenant *t, const struct app *app, s
 {
     struct export_totals etot = {0};
     long long seq;
-    enum tenant_outcome eo = export_tenant(app, t, false, ctx->progress, &etot, &seq);
+    char *why = NULL;
+    enum tenant_outcome eo = export_tenant(app, t, false, ctx->progress, &etot, &seq, &why);
     ctx->tot.exported += etot.inserted + etot.updated;
     if (eo != TENANT_OK) {
         if (outcome == TENANT_OK)
             outcome = eo == TENANT_INTERRUPTED ? TENANT_INTERRUPTED : TENANT_FAILED;
+        /* the cause, not only where it happened (a form's missing privilege, a server error) */
         free(*error);
-        *error = ax_strdup("the export to the BI database failed");
+        *error = why ? ax_asprintf("the export to the BI database failed: %s", why)
+                     : ax_strdup("the export to the BI database failed");
     } else if (seq > 0 && audit_prune_changes(t, seq) != AX_OK) {
         log_warning("%s: cannot prune anonymizer.changes: %s", t->name, t->db.error);
     }
+    free(why);
     return outcome;
 }
 /* What the audit says of a tenant that ended without a message of its own. */

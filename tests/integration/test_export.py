@@ -436,6 +436,29 @@ class ExportTests(harness.TestCase):
 
     # -- without a bi group --------------------------------------------------------------------
 
+    def test_a_form_that_fails_to_export_is_named_in_both_audits(self):
+        """The audit's error names the cause, not only "the export failed", and the BI runs row carries it
+        (issue 24: the real cause was only in the JSON, the BI row's error empty)."""
+        t, f = self.setup_pair()
+        g = t.add_form(standard_form(2, 'inscription', 'Inscription'))
+        for form in (f, g):
+            full_submission(t, form, ref=ago(40))
+        self.anonymizer('run', expect=0)
+        # the BI side refuses the rows of one form
+        self.bi_query("""CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+                         BEGIN RAISE EXCEPTION 'refused'; END $$""")
+        self.bi_query('CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON anonymised.submission_rows FOR EACH ROW'
+                      ' WHEN (NEW.form_id = 2) EXECUTE FUNCTION public.refuse()')
+        full_submission(t, g, ref=ago(40))
+        self.anonymizer('run', expect=1)
+        run = t.runs()[-1]
+        self.assertEqual(run[1], 'failed')
+        self.assertIn('the export to the BI database failed: form inscription: raise exception (SQLSTATE P0001',
+                      run[3])
+        bi_run = self.bi_query('SELECT outcome, error FROM anonymised.runs ORDER BY started_at DESC LIMIT 1')[0]
+        self.assertEqual(bi_run[0], 'failed')
+        self.assertIn('form inscription: raise exception', bi_run[1] or '')
+
     def test_without_bi_group(self):
         t = self.tenant()
         f = t.add_form(standard_form())

@@ -87,7 +87,7 @@ class HistoryTests(harness.TestCase):
                           failed[0]['seconds'], failed[0]['exported']), ('could not lock', 3, 1, 2, 42, 7))
         # a failed run and an export do not count as a night's run; today is not over
         self.assertEqual(tenant['nights_without_successful_run'],
-                         [self.one_date(7), self.one_date(4), self.one_date(3)])
+                         [self.one_date(4), self.one_date(3)])
         # --since cuts the list
         doc = json.loads(self.anonymizer('history', '--since', self.since(2), '--format', 'json', expect=0).stdout)
         self.assertEqual(len(doc['tenants'][0]['runs']), 4)
@@ -99,12 +99,21 @@ class HistoryTests(harness.TestCase):
         self.assertIn('tenant ville.example.org', text)
         self.assertIn('failed', text)
         self.assertIn('could not lock', text)
-        self.assertIn(f'nights without a successful run: {self.one_date(7)}, {self.one_date(4)}, '
-                      f'{self.one_date(3)}', text)
+        # the night before the first recorded run is not one the tool missed
+        self.assertIn(f'nights without a successful run: {self.one_date(4)}, {self.one_date(3)}\n'
+                      f'  (counted from the first recorded run, ', text)
         self.assertIn('anonymised 1, completed 0, drafts 1, exported 1', text)
         fr = self.anonymizer('history', '--since', self.since(7), '--lang', 'fr', expect=0).stdout
         self.assertIn('site ville.example.org', fr)
         self.assertIn('nuits sans passage réussi', fr)
+        # the stored outcome words in the reader's language (issue 24), in text and HTML
+        self.assertIn('échouée', fr)
+        self.assertNotRegex(fr, r'\bfailed\b')
+        html_fr = self.anonymizer('history', '--since', self.since(7), '--format', 'html', '--lang', 'fr',
+                                  expect=0).stdout
+        self.assertIn('échouée', html_fr)
+        self.assertNotRegex(html_fr, r'\b(failed|ok)\b')
+        self.assertNotIn('\\x0a', html_fr, 'a line end of the text document shown as an escape')
         rows = list(csv.DictReader(io.StringIO(
             self.anonymizer('history', '--since', self.since(7), '--format', 'csv', expect=0).stdout, newline='')))
         self.assertEqual(len(rows), 8)
@@ -126,8 +135,9 @@ class HistoryTests(harness.TestCase):
         doc = json.loads(res.stdout)
         first, down = doc['tenants']
         self.assertEqual(first['runs'], [])
-        # never ran: every night of the default month is missing
-        self.assertEqual(len(first['nights_without_successful_run']), 31)
+        # never ran: nights before the tool ran at all are not nights it missed (issue 24: 31 were listed)
+        self.assertEqual(first['nights_without_successful_run'], [])
+        self.assertIsNone(first['first_run'])
         self.assertIn('cannot connect', down['error'])
         self.assertIn('down: cannot connect', res.stderr)
 

@@ -186,8 +186,9 @@ static void test_many_fields(void **state)
     clock_gettime(CLOCK_MONOTONIC, &b);
     assert_int_equal(def->nfields, 40000);
     double seconds = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-    /* generous for a sanitizer build on a busy machine; quadratic was 6 s without sanitizers */
-    assert_true(seconds < 2.0);
+    /* generous for a sanitizer build on a busy machine (2 s failed once with two test runs at once);
+     * quadratic was 6 s without sanitizers, several times that with them */
+    assert_true(seconds < 4.0);
     def_free(def);
     sb_free(&sb);
 }
