@@ -56,8 +56,13 @@ static void add_shared(const struct plan_tenant *facts, enum priv_role role, str
             add(out, traces[i], "SELECT, DELETE");
     /* w.c.s.'s own logs: the report shows what they keep of anonymised submissions (when it may read them);
      * with wcs_logs = "anonymise" the run blanks the errors' texts */
+    /* read by the report, whichever role runs it (a platform may report with the run's configuration) */
     if (run && facts->anonymise_wcs_logs && facts->has_loggederrors)
         add(out, "loggederrors", "SELECT, UPDATE");
+    else if (run && facts->has_loggederrors)
+        add_need(out, "loggederrors", "SELECT", true);
+    if (run && facts->has_audit)
+        add_need(out, "audit", "SELECT", true);
     /* test definitions made from submissions: their data, their test users, their snapshots */
     if (facts->has_testdef && (!run || facts->anonymise_testdefs))
         add(out, "testdef", run ? "SELECT, UPDATE" : "SELECT");

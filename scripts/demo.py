@@ -156,9 +156,32 @@ def run_demo(binary, schemas, config):
                                    c2=cluster.conninfo(dbs['eservices.agglo-exemple.fr']),
                                    bi=cluster.conninfo('bi')))
         os.chmod(config, 0o600)
+        # least privilege, as on a platform: a superuser applies what "grants" prints, then the job runs as
+        # the roles it names (never as a superuser: a table owner's trigger would run with its rights)
+        banner('The roles the job runs as: what "anonymizer grants" prints, applied by a superuser')
+        roles = ['--role-run', 'anonymizer_run', '--role-report', 'anonymizer_report', '--role-bi', 'anonymizer_bi']
+        grants = subprocess.run([binary, '-c', config, 'grants'] + roles, capture_output=True, text=True)
+        print(f'$ anonymizer -c demo.conf grants {" ".join(roles)} | psql -U postgres')
+        if grants.returncode != 0:
+            print(grants.stderr, end='')
+            return 1
+        print(f'({len(grants.stdout.splitlines())} lines: roles, table privileges, default privileges, schemas)')
+        psql = os.path.join(pgcluster.bindir(), 'psql')
+        applied = subprocess.run([psql if os.path.exists(psql) else 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+                                  '-d', cluster.conninfo('postgres')], input=grants.stdout, capture_output=True,
+                                 text=True)
+        if applied.returncode != 0:
+            print(applied.stderr, end='')
+            return 1
+        with open(config, 'w') as fp:
+            fp.write(CONFIG.format(
+                schemas=schemas, c1=cluster.conninfo(dbs['demarches.ville-exemple.fr'], user='anonymizer_run'),
+                c2=cluster.conninfo(dbs['eservices.agglo-exemple.fr'], user='anonymizer_run'),
+                bi=cluster.conninfo('bi', user='anonymizer_bi')))
         print(f'\nconfiguration ({config}):\n')
-        print(CONFIG.format(schemas=schemas, c1='dbname=wcs_demarches_ville_exemple_fr',
-                            c2='dbname=wcs_eservices_agglo_exemple_fr', bi='dbname=bi'))
+        print(CONFIG.format(schemas=schemas, c1='dbname=wcs_demarches_ville_exemple_fr user=anonymizer_run',
+                            c2='dbname=wcs_eservices_agglo_exemple_fr user=anonymizer_run',
+                            bi='dbname=bi user=anonymizer_bi'))
         for tenant, db in dbs.items():
             psql_show(cluster, db, STATE_SQL, f'{tenant} before the run')
 

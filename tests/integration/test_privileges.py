@@ -311,9 +311,11 @@ class PrivilegeTests(harness.TestCase):
                 before = t.checksums()
                 self.admin_sql(f'REVOKE {privilege} ON {table} FROM {role}', db=t.dbname)
                 try:
-                    if role != wcs.qi(self.roles[RUN]) and table in ('public.audit', 'public.loggederrors'):
-                        # w.c.s.'s own logs: the report reads them when it may, and says so when not
-                        res = self.anonymizer('-c', report_conf, 'report', config=False)
+                    if table in ('public.audit', 'public.loggederrors'):
+                        # w.c.s.'s own logs: the report reads them when it may, and says so when not; the
+                        # run does not need them (wcs_logs = "report")
+                        conf = report_conf if role != wcs.qi(self.roles[RUN]) else run_conf
+                        res = self.anonymizer('-c', conf, 'report', config=False)
                         self.assertIn('not counted (this role may not read it', res.stdout)
                         continue
                     if role == wcs.qi(self.roles[RUN]):
