@@ -406,12 +406,13 @@ void audit_view_free(struct audit_view *v)
 
 /* -- history ------------------------------------------------------------------------- */
 
-int audit_history(struct tenant *t, const char *since, struct audit_run **runs, size_t *n)
+int audit_history(struct tenant *t, const char *since, struct audit_run **runs, size_t *n, char **first_run)
 {
     PGresult *res;
     bool exists, readable;
     *runs = NULL;
     *n = 0;
+    *first_run = NULL;
     int rc = db_relation(&t->db, "anonymizer", "runs", &exists, &readable);
     if (rc || !exists)
         return rc;
@@ -419,14 +420,17 @@ int audit_history(struct tenant *t, const char *since, struct audit_run **runs, 
         db_set_error(&t->db, "no SELECT privilege on anonymizer.runs");
         return AX_ERR_DB;
     }
-    /* runs written before the exported column: unknown */
-    rc = db_query(&t->db, &res, DB_ONE_ROW(1),
+    /* runs written before the exported column: unknown; and when the first run of all started */
+    rc = db_query(&t->db, &res, DB_ONE_ROW(2),
                   "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attname OPERATOR(pg_catalog.=) 'exported'"
-                  " AND attrelid OPERATOR(pg_catalog.=) 'anonymizer.runs'::pg_catalog.regclass AND NOT attisdropped)",
+                  " AND attrelid OPERATOR(pg_catalog.=) 'anonymizer.runs'::pg_catalog.regclass AND NOT attisdropped),"
+                  " (SELECT " SQL_ISO_UTC("pg_catalog.min(started_at)") " FROM anonymizer.runs"
+                  "  WHERE command OPERATOR(pg_catalog.=) 'run')",
                   0, NULL, NULL);
     if (rc)
         return rc;
     bool has_exported = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    *first_run = PQgetisnull(res, 0, 1) ? NULL : ax_strdup(PQgetvalue(res, 0, 1));
     PQclear(res);
     const char *values[1] = {since};
     const Oid types[1] = {DB_TIMESTAMPTZOID};
@@ -481,24 +485,4 @@ void audit_runs_free(struct audit_run *runs, size_t n)
         free(runs[i].finished_at);
     }
     free(runs);
-}
-
-int audit_first_run(struct tenant *t, char **first)
-{
-    bool exists, readable;
-    *first = NULL;
-    int rc = db_relation(&t->db, "anonymizer", "runs", &exists, &readable);
-    if (rc || !exists || !readable)
-        return rc;
-    PGresult *res;
-    rc = db_query(&t->db, &res, DB_ONE_ROW(1),
-                  "SELECT " SQL_ISO_UTC("pg_catalog.min(started_at)") " FROM anonymizer.runs"
-                  " WHERE command OPERATOR(pg_catalog.=) 'run'",
-                  0, NULL, NULL);
-    if (rc)
-        return rc;
-    if (!PQgetisnull(res, 0, 0))
-        *first = ax_strdup(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return AX_OK;
 }

@@ -44,10 +44,9 @@ struct audit_run {
     long long anonymised, completed, drafts, exported; /* exported -1: unknown */
 };
 
-/* The runs of the tenant since an instant (ISO UTC), oldest first; *n 0 without an audit table. */
-int audit_history(struct tenant *t, const char *since, struct audit_run **runs, size_t *n);
-/* When the tenant's first recorded run started (ISO UTC, caller frees), NULL when none (or no table). */
-int audit_first_run(struct tenant *t, char **first);
+/* The runs of the tenant since an instant (ISO UTC), oldest first; *n 0 without an audit table; and
+ * *first_run, when its first recorded run started (ISO UTC, caller frees; NULL: none). */
+int audit_history(struct tenant *t, const char *since, struct audit_run **runs, size_t *n, char **first_run);
 void audit_runs_free(struct audit_run *runs, size_t n);
 
 /* -- the change log ------------------------------------------------------------ */

@@ -332,11 +332,12 @@ static void read_db_slugs(const struct app *app, const struct app_tenant *at, st
         const char *table = k == 0 ? "formdefs" : "carddefs";
         if (db_relation(&db, "public", table, &exists, NULL) != AX_OK)
             continue;
-        out[k].known = true;
+        /* no such table: the tenant has no form of that kind, none is kept */
         if (!exists || db_query(&db, &res, DB_ROWS(1), kinds[k].slugs_sql, 0, NULL, NULL) != AX_OK) {
-            out[k].known = exists ? false : true;
+            out[k].known = !exists;
             continue;
         }
+        out[k].known = true;
         out[k].n = (size_t)PQntuples(res);
         out[k].slugs = ax_calloc(out[k].n + 1, sizeof *out[k].slugs);
         for (size_t i = 0; i < out[k].n; i++)

@@ -86,10 +86,7 @@ static enum tenant_outcome read_tenant(const struct app *app, struct app_tenant 
         outcome = PQstatus(t.db.conn) == CONNECTION_OK ? TENANT_FAILED : TENANT_UNREACHABLE;
         th->error = outcome == TENANT_UNREACHABLE ? ax_asprintf(_("cannot connect: %s"), t.db.error)
                                                      : ax_strdup(t.db.error);
-    } else if (audit_history(&t, since, &th->runs, &th->nruns) != AX_OK) {
-        outcome = TENANT_FAILED;
-        th->error = ax_strdup(t.db.error);
-    } else if (audit_first_run(&t, &th->first_run) != AX_OK) {
+    } else if (audit_history(&t, since, &th->runs, &th->nruns, &th->first_run) != AX_OK) {
         outcome = TENANT_FAILED;
         th->error = ax_strdup(t.db.error);
     } else if (th->first_run) {

@@ -37,17 +37,6 @@ static void add_key(char ***keys, size_t *n, const char *key)
     (*keys)[(*n)++] = ax_strdup(key);
 }
 
-static char *text_array(char **items, size_t n)
-{
-    struct strbuf sb;
-    sb_init(&sb);
-    sb_append_pg_text_array(&sb, items, n);
-    for (size_t i = 0; i < n; i++)
-        free(items[i]);
-    free(items);
-    return sb_finish(&sb);
-}
-
 /* Why the form cannot be processed safely, or NULL. */
 static char *unsupported(const struct form *f)
 {
@@ -78,7 +67,7 @@ static char *endpoints(const struct form *f)
         ends = ax_reallocarray(ends, n + 1, sizeof *ends);
         ends[n++] = ax_asprintf("wf-%s", f->def->statuses[i].id);
     }
-    return text_array(ends, n);
+    return pg_text_array_taking(ends, n);
 }
 
 /* The statistics_data keys that survive: done-datetime and those of the kept fields. */
@@ -101,7 +90,7 @@ static char *stat_keys(const struct form *f)
         }
         add_key(&keys, &n, c->name);
     }
-    return text_array(keys, n);
+    return pg_text_array_taking(keys, n);
 }
 
 /*

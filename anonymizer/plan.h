@@ -79,6 +79,9 @@ struct plan_tenant {
     bool has_audit, has_loggederrors; /* w.c.s.'s own logs */
     bool has_testdef, has_snapshots;  /* test definitions made from submissions, and their snapshots */
     bool anonymise_testdefs;          /* testdefs = "anonymise" (the default) */
+    /* the personal columns of users (every nullable one but the account's bookkeeping), read once where the
+     * tenant has test definitions: "c = NULL, ...", "u.c::text, ...", "u.c IS NOT NULL OR ..."; NULL: none */
+    char *users_set_null, *users_as_text, *users_holds;
     bool anonymise_wcs_logs;          /* wcs_logs = "anonymise": the run blanks the texts of loggederrors */
     bool allforms_has_id_display;
     char **allforms_personal; /* quoted names of the personal columns of wcs_all_forms */

@@ -80,6 +80,9 @@ void tenant_close(struct tenant *t)
     for (size_t i = 0; i < t->facts.nallforms_personal; i++)
         free(t->facts.allforms_personal[i]);
     free(t->facts.allforms_personal);
+    free(t->facts.users_set_null);
+    free(t->facts.users_as_text);
+    free(t->facts.users_holds);
     memset(&t->facts, 0, sizeof t->facts);
     for (size_t i = 0; i < t->nforms; i++)
         form_free(&t->forms[i]);
@@ -189,6 +192,40 @@ static int load_relations(struct tenant *t)
             *facts[i] |= strcmp(PQgetvalue(res, r, 0), names[i]) == 0;
     }
     PQclear(res);
+    return AX_OK;
+}
+
+/* The personal columns of users, which a test user copied from a submitter holds (testdefs.h). */
+static int load_user_columns(struct tenant *t)
+{
+    PGresult *res;
+    int rc = db_query(&t->db, &res, DB_ROWS(1),
+                      "SELECT a.attname FROM pg_catalog.pg_attribute a"
+                      " WHERE a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('public.users')"
+                      " AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND NOT a.attnotnull"
+                      " AND a.attname OPERATOR(pg_catalog.<>) ALL ('{id,test_uuid,roles,is_active,is_admin,"
+                      "last_seen,deleted_timestamp}'::name[])"
+                      " ORDER BY a.attnum",
+                      0, NULL, NULL);
+    if (rc || PQntuples(res) == 0) {
+        PQclear(res);
+        return rc;
+    }
+    struct strbuf s, x, h;
+    sb_init(&s);
+    sb_init(&x);
+    sb_init(&h);
+    for (int i = 0; i < PQntuples(res); i++) {
+        char *q = db_quote_ident(&t->db, PQgetvalue(res, i, 0));
+        sb_appendf(&s, "%s%s = NULL", i ? ", " : "", q);
+        sb_appendf(&x, "%su.%s::text", i ? ", " : "", q);
+        sb_appendf(&h, "%su.%s IS NOT NULL", i ? " OR " : "", q);
+        free(q);
+    }
+    PQclear(res);
+    t->facts.users_set_null = sb_finish(&s);
+    t->facts.users_as_text = sb_finish(&x);
+    t->facts.users_holds = sb_finish(&h);
     return AX_OK;
 }
 
@@ -377,6 +414,8 @@ static int tenant_discover_forms(struct tenant *t, const struct app *app)
         return rc;
     t->facts.anonymise_wcs_logs = app->cfg->wcs_logs_anonymise;
     t->facts.anonymise_testdefs = !app->cfg->testdefs_report_only;
+    if (t->facts.has_testdef && t->facts.has_users && (rc = load_user_columns(t)))
+        return rc;
     if (t->check_privileges && (rc = privileges_check_definitions(&t->db, &t->facts)))
         return rc;
     if (t->facts.has_allforms && (rc = load_allforms_columns(t)))

@@ -32,47 +32,6 @@ static void made_sql(const struct tenant *t, struct strbuf *sb)
     "(CASE WHEN pg_catalog.jsonb_typeof(d.data OPERATOR(pg_catalog.->) 'fields') OPERATOR(pg_catalog.=) 'object'" \
     " THEN d.data OPERATOR(pg_catalog.->) 'fields' ELSE '{}'::jsonb END)"
 
-/* The personal columns of users (every nullable one but the account's bookkeeping), quoted; NULL when none. */
-static int user_columns(struct tenant *t, char **set_null, char **as_text, char **holds)
-{
-    *set_null = *as_text = *holds = NULL;
-    if (!t->facts.has_users)
-        return AX_OK;
-    PGresult *res;
-    int rc = db_query(&t->db, &res, DB_ROWS(1),
-                      "SELECT a.attname FROM pg_catalog.pg_attribute a"
-                      " WHERE a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('public.users')"
-                      " AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND NOT a.attnotnull"
-                      " AND a.attname OPERATOR(pg_catalog.<>) ALL ('{id,test_uuid,roles,is_active,is_admin,"
-                      "last_seen,deleted_timestamp}'::name[])"
-                      " ORDER BY a.attnum",
-                      0, NULL, NULL);
-    if (rc)
-        return rc;
-    struct strbuf s, x, h;
-    sb_init(&s);
-    sb_init(&x);
-    sb_init(&h);
-    for (int i = 0; i < PQntuples(res); i++) {
-        char *q = db_quote_ident(&t->db, PQgetvalue(res, i, 0));
-        sb_appendf(&s, "%s%s = NULL", i ? ", " : "", q);
-        sb_appendf(&x, "%su.%s::text", i ? ", " : "", q);
-        sb_appendf(&h, "%su.%s IS NOT NULL", i ? " OR " : "", q);
-        free(q);
-    }
-    PQclear(res);
-    if (s.len) {
-        *set_null = sb_finish(&s);
-        *as_text = sb_finish(&x);
-        *holds = sb_finish(&h);
-    } else {
-        sb_free(&s);
-        sb_free(&x);
-        sb_free(&h);
-    }
-    return AX_OK;
-}
-
 /* The keys of testdef.data's fields the form keeps: "<id>", "<id>_display", ... of its kept columns. */
 static char *kept_keys(const struct form *f)
 {
@@ -86,13 +45,7 @@ static char *kept_keys(const struct form *f)
         if (strncmp(c->name, c->field->column, plen) == 0)
             keys[n++] = ax_asprintf("%s%s", c->field->id, c->name + plen);
     }
-    struct strbuf sb;
-    sb_init(&sb);
-    sb_append_pg_text_array(&sb, keys, n);
-    for (size_t i = 0; i < n; i++)
-        free(keys[i]);
-    free(keys);
-    return sb_finish(&sb);
+    return pg_text_array_taking(keys, n);
 }
 
 /* The SELECT of a form's test definitions with made, holds and due ($1 object type, $2 object id, $3 kept
@@ -119,21 +72,32 @@ bool testdefs_present(const struct tenant *t)
     return t->facts.has_testdef;
 }
 
-/* The parameters of base_sql for a form. */
-struct params {
-    char id[16], *kept;
+/* One statement over a form's test definitions (head, base_sql, tail) and its
+ * parameters: $1 object type, $2 object id, $3 kept keys, $4 cutoff, $5 extra (a timestamptz, or NULL). */
+struct query {
+    char *sql, id[16], *kept;
     const char *values[5];
     Oid types[5];
 };
 
-static void bind(const struct form *f, const char *extra, struct params *p)
+static void query_init(struct query *q, const struct tenant *t, const struct form *f, const char *head,
+                       const char *tail, const char *extra)
 {
-    snprintf(p->id, sizeof p->id, "%d", f->formdef_id);
-    p->kept = kept_keys(f);
-    const char *values[5] = {f->of_card ? "carddefs" : "formdefs", p->id, p->kept, f->cutoff, extra};
+    char *base = base_sql(t, t->facts.users_holds);
+    q->sql = ax_asprintf("%s%s%s", head, base, tail);
+    free(base);
+    snprintf(q->id, sizeof q->id, "%d", f->formdef_id);
+    q->kept = kept_keys(f);
+    const char *values[5] = {f->of_card ? "carddefs" : "formdefs", q->id, q->kept, f->cutoff, extra};
     const Oid types[5] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TIMESTAMPTZOID, DB_TIMESTAMPTZOID};
-    memcpy(p->values, values, sizeof values);
-    memcpy(p->types, types, sizeof types);
+    memcpy(q->values, values, sizeof values);
+    memcpy(q->types, types, sizeof types);
+}
+
+static void query_free(struct query *q)
+{
+    free(q->sql);
+    free(q->kept);
 }
 
 int testdefs_count(struct tenant *t, const struct form *f, const char *legal_limit, struct testdef_counts *out)
@@ -141,21 +105,16 @@ int testdefs_count(struct tenant *t, const struct form *f, const char *legal_lim
     memset(out, 0, sizeof *out);
     if (!t->facts.has_testdef || f->kind == FORM_KIND_TEST)
         return AX_OK;
-    char *set_null, *as_text, *holds;
-    int rc = user_columns(t, &set_null, &as_text, &holds);
-    if (rc)
-        return rc;
-    char *base = base_sql(t, holds);
-    char *sql = ax_asprintf("SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE due),"
-                            " pg_catalog.count(*) FILTER (WHERE due AND COALESCE(made OPERATOR(pg_catalog.<) $5, true)),"
-                            " " SQL_ISO_UTC("pg_catalog.min(made) FILTER (WHERE holds)")
-                            " FROM (SELECT made, holds, holds AND COALESCE(made OPERATOR(pg_catalog.<) $4, true) AS due"
-                            " FROM (%s) b) c",
-                            base);
-    struct params p;
-    bind(f, legal_limit, &p);
+    struct query q;
+    query_init(&q, t, f,
+               "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE due),"
+               " pg_catalog.count(*) FILTER (WHERE due AND COALESCE(made OPERATOR(pg_catalog.<) $5, true)),"
+               " " SQL_ISO_UTC("pg_catalog.min(made) FILTER (WHERE holds)")
+               " FROM (SELECT made, holds, holds AND COALESCE(made OPERATOR(pg_catalog.<) $4, true) AS due"
+               " FROM (",
+               ") b) c", legal_limit);
     PGresult *res;
-    rc = db_query(&t->db, &res, DB_ONE_ROW(4), sql, 5, p.types, p.values);
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(4), q.sql, 5, q.types, q.values);
     if (rc == AX_OK) {
         out->total = db_value_ll(res, 0, 0);
         out->due = db_value_ll(res, 0, 1);
@@ -163,12 +122,7 @@ int testdefs_count(struct tenant *t, const struct form *f, const char *legal_lim
         out->oldest = PQgetisnull(res, 0, 3) ? NULL : ax_strdup(PQgetvalue(res, 0, 3));
         PQclear(res);
     }
-    free(p.kept);
-    free(sql);
-    free(base);
-    free(set_null);
-    free(as_text);
-    free(holds);
+    query_free(&q);
     return rc;
 }
 
@@ -337,9 +291,9 @@ static int blank_snapshots(struct tenant *t, const char *id, const char *user_uu
 }
 
 /* One test definition, in one transaction: its values out of the snapshots, its data, its test user. */
-static int treat_one(struct tenant *t, const char *id, const char *user_uuid, const char *kept,
-                     const char *set_null, const char *user_text)
+static int treat_one(struct tenant *t, const char *id, const char *user_uuid, const char *kept)
 {
+    const char *set_null = t->facts.users_set_null, *user_text = t->facts.users_as_text;
     char **vals = NULL;
     size_t nvals = 0;
     int rc = db_cmd(&t->db, "BEGIN");
@@ -380,29 +334,18 @@ int testdefs_anonymise(struct tenant *t, const struct form *f, long long *done)
     *done = 0;
     if (!t->facts.has_testdef || f->kind == FORM_KIND_TEST || !f->anonymise)
         return AX_OK;
-    char *set_null, *as_text, *holds;
-    int rc = user_columns(t, &set_null, &as_text, &holds);
-    if (rc)
-        return rc;
-    char *base = base_sql(t, holds);
-    char *sql = ax_asprintf("SELECT id, user_uuid FROM (%s) b WHERE holds AND COALESCE(made OPERATOR(pg_catalog.<) $4, true)"
-                            " ORDER BY id",
-                            base);
-    struct params p;
-    bind(f, NULL, &p);
+    struct query q;
+    query_init(&q, t, f,
+               "SELECT id, user_uuid FROM (",
+               ") b WHERE holds AND COALESCE(made OPERATOR(pg_catalog.<) $4, true) ORDER BY id", NULL);
     PGresult *res = NULL;
-    rc = db_query(&t->db, &res, DB_ROWS(2), sql, 4, p.types, p.values);
+    int rc = db_query(&t->db, &res, DB_ROWS(2), q.sql, 4, q.types, q.values);
     for (int i = 0; rc == AX_OK && i < PQntuples(res); i++) {
         const char *user = PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1);
-        if ((rc = treat_one(t, PQgetvalue(res, i, 0), user, p.kept, set_null, as_text)) == AX_OK)
+        if ((rc = treat_one(t, PQgetvalue(res, i, 0), user, q.kept)) == AX_OK)
             (*done)++;
     }
     PQclear(res);
-    free(p.kept);
-    free(sql);
-    free(base);
-    free(set_null);
-    free(as_text);
-    free(holds);
+    query_free(&q);
     return rc;
 }

@@ -467,23 +467,27 @@ static int root_max_runtime(struct loader *ld, const config_setting_t *s, void *
 {
     return ld_get_positive_duration(ld, s, &((struct cfg *)obj)->max_runtime_ms, "leave it out for no budget");
 }
-static int root_wcs_logs(struct loader *ld, const config_setting_t *s, void *obj)
+/* A setting of two choices, "report" or "anonymise", as whether it says report. */
+static int report_or_anonymise(struct loader *ld, const config_setting_t *s, bool *report)
 {
     static const char *const choices[] = {"report", "anonymise", NULL};
     const char *text;
     int rc = ld_get_one_of(ld, s, choices, &text);
     if (rc == AX_OK)
-        ((struct cfg *)obj)->wcs_logs_anonymise = strcmp(text, "anonymise") == 0;
+        *report = strcmp(text, "report") == 0;
+    return rc;
+}
+static int root_wcs_logs(struct loader *ld, const config_setting_t *s, void *obj)
+{
+    bool report = true;
+    int rc = report_or_anonymise(ld, s, &report);
+    if (rc == AX_OK)
+        ((struct cfg *)obj)->wcs_logs_anonymise = !report;
     return rc;
 }
 static int root_testdefs(struct loader *ld, const config_setting_t *s, void *obj)
 {
-    static const char *const choices[] = {"anonymise", "report", NULL};
-    const char *text;
-    int rc = ld_get_one_of(ld, s, choices, &text);
-    if (rc == AX_OK)
-        ((struct cfg *)obj)->testdefs_report_only = strcmp(text, "report") == 0;
-    return rc;
+    return report_or_anonymise(ld, s, &((struct cfg *)obj)->testdefs_report_only);
 }
 static int root_vacuum(struct loader *ld, const config_setting_t *s, void *obj)
 {

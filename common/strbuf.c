@@ -105,3 +105,14 @@ void sb_append_pg_text_array(struct strbuf *sb, char *const *items, size_t n)
     }
     sb_appendc(sb, '}');
 }
+
+char *pg_text_array_taking(char **items, size_t n)
+{
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_append_pg_text_array(&sb, items, n);
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+    return sb_finish(&sb);
+}

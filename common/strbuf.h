@@ -31,4 +31,7 @@ char *sb_finish(struct strbuf *sb);
  * text[] parameter value. */
 void sb_append_pg_text_array(struct strbuf *sb, char *const *items, size_t n);
 
+/* The text[] literal of n strings the caller allocated, which it frees (and the array). */
+char *pg_text_array_taking(char **items, size_t n);
+
 #endif

@@ -39,20 +39,15 @@ class AttackTests(harness.TestCase):
         prefix = harness.unique('wcs_evil')
         planted = os.path.join(self.dir, 'planted')
         name = f"{prefix}\n\\! touch {planted}\n-- '\" \\\\ $anonymizer$"
-        t.conn.close()
-        admin = t.cluster.connect('postgres')
-        admin.cursor().execute(f'CREATE DATABASE {wcs.qi(name)} TEMPLATE {wcs.qi(t.dbname)}')
-        admin.close()
-        t.conn = t.cluster.connect(t.dbname)
+        t.copy_database(name)
         self.write_config([], extra=f'retention = "30 days"; discover = ( {{ conninfo = '
                                     f'"{harness.cfgstr(t.cluster.conninfo("postgres"))}"; databases = "{prefix}%"; }} );')
         role = harness.unique('run_role')
         res = self.anonymizer('grants', '--role-run', role, expect=0)
         # the name's newlines stay inside quotes psql knows (an identifier, a meta-command's argument)
-        # or are escaped (a comment)
-        for line in res.stdout.splitlines():
-            if line.startswith('-- '):
-                self.assertNotIn(planted, line.split(prefix, 1)[0])
+        # or are escaped (the comment that names the tenant stays one line)
+        self.assertIn(f'-- tenant {prefix}\\x0a\\! touch {planted}\\x0a', res.stdout)
+        self.assertIn("\\connect -reuse-previous=on 'dbname=\\'" + prefix + "\\012", res.stdout)
         proc = subprocess.run([psql(), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', t.cluster.conninfo('postgres')],
                               input=res.stdout, capture_output=True, text=True)
         self.assertEqual(proc.returncode, 0, proc.stderr + res.stdout)

@@ -221,11 +221,7 @@ class HardeningTests(harness.TestCase):
         full_submission(t, f, ref=ago(40))
         prefix = harness.unique('wcs_slash')
         name = f'{prefix}/../x'
-        t.conn.close()
-        admin = t.cluster.connect('postgres')
-        admin.cursor().execute(f'CREATE DATABASE {wcs.qi(name)} TEMPLATE {wcs.qi(t.dbname)}')
-        admin.close()
-        t.conn = t.cluster.connect(t.dbname)
+        t.copy_database(name)
         # its definitions under an encoded directory name, never a path that climbs out of schemas
         encoded = name.replace('/', '%2F')
         f.write_definition(self.schemas, encoded)

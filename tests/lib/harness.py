@@ -107,6 +107,16 @@ class Tenant:
     def conninfo(self):
         return self.cluster.conninfo(self.dbname)
 
+    def copy_database(self, name):
+        """A copy of this tenant's database under another name (CREATE DATABASE ... TEMPLATE)."""
+        self.conn.close()
+        admin = self.cluster.connect('postgres')
+        try:
+            admin.cursor().execute(f'CREATE DATABASE {wcs.qi(name)} TEMPLATE {wcs.qi(self.dbname)}')
+        finally:
+            admin.close()
+            self.conn = self.cluster.connect(self.dbname)
+
     def add_form(self, form, definition=True, **def_kw):
         with self.conn.cursor() as cur:
             wcs.create_form(cur, form)
