@@ -57,6 +57,19 @@ static const char *const schema_ddl[] = {
     " history_cleared bigint NOT NULL,"
     " tracking_codes_deleted bigint NOT NULL,"
     " committed_at timestamptz NOT NULL DEFAULT pg_catalog.now())",
+    /* the rows of each form a run can have work on, found once per run through w.c.s.'s index on anonymised
+     * (units.c): rebuilt by every run, so unlogged */
+    "CREATE UNLOGGED TABLE IF NOT EXISTS anonymizer.candidates ("
+    " table_name text NOT NULL,"
+    " id bigint NOT NULL,"
+    " PRIMARY KEY (table_name, id))",
+    /* per form: the rows anonymised before checked_until were all found clean under the rule (a digest of
+     * what the run blanks) by a run that left nothing behind */
+    "CREATE TABLE IF NOT EXISTS anonymizer.checked ("
+    " table_name text PRIMARY KEY,"
+    " rule text NOT NULL,"
+    " checked_until timestamptz NOT NULL,"
+    " updated_at timestamptz NOT NULL DEFAULT pg_catalog.now())",
 };
 
 void audit_new_run_id(char buf[37])
@@ -90,7 +103,7 @@ void audit_new_run_id(char buf[37])
 static int create_schema(struct tenant *t)
 {
     PGresult *res;
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(6),
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(8),
                       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'anonymizer'),"
                       " pg_catalog.to_regclass('anonymizer.runs') IS NOT NULL,"
                       " pg_catalog.to_regclass('anonymizer.changes') IS NOT NULL,"
@@ -98,12 +111,14 @@ static int create_schema(struct tenant *t)
                       "  AND a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('anonymizer.runs')"
                       "  AND NOT a.attisdropped),"
                       " pg_catalog.to_regclass('anonymizer.vacuum_owed') IS NOT NULL,"
-                      " pg_catalog.to_regclass('anonymizer.batches') IS NOT NULL",
+                      " pg_catalog.to_regclass('anonymizer.batches') IS NOT NULL,"
+                      " pg_catalog.to_regclass('anonymizer.candidates') IS NOT NULL,"
+                      " pg_catalog.to_regclass('anonymizer.checked') IS NOT NULL",
                       0, NULL, NULL);
     if (rc)
         return rc;
-    bool have[6];
-    for (int i = 0; i < 6; i++)
+    bool have[8];
+    for (int i = 0; i < 8; i++)
         have[i] = strcmp(PQgetvalue(res, 0, i), "t") == 0;
     PQclear(res);
     if (!have[0] && (rc = db_cmd(&t->db, schema_ddl[0])))
@@ -118,6 +133,10 @@ static int create_schema(struct tenant *t)
     if (!have[4] && (rc = db_cmd(&t->db, schema_ddl[5])))
         return rc;
     if (!have[5] && (rc = db_cmd(&t->db, schema_ddl[6])))
+        return rc;
+    if (!have[6] && (rc = db_cmd(&t->db, schema_ddl[7])))
+        return rc;
+    if (!have[7] && (rc = db_cmd(&t->db, schema_ddl[8])))
         return rc;
     return AX_OK;
 }
@@ -213,15 +232,19 @@ int audit_log_batch(struct tenant *t, const struct app *app, const char *table, 
                       8, types, values);
 }
 
-int audit_log_change(struct tenant *t, const struct app *app, const char *table, const char *lo, const char *hi)
+int audit_log_change(struct tenant *t, const struct app *app, const char *table, const char *ids)
 {
-    const char *values[4] = {app->run_id, table, lo, hi};
-    const Oid types[4] = {DB_TEXTOID, DB_TEXTOID, DB_INT8OID, DB_INT8OID};
-    /* ranges are stored inclusive */
+    if (!ids || !*ids)
+        return AX_OK;
+    const char *values[3] = {app->run_id, table, ids};
+    const Oid types[3] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
+    /* runs of consecutive ids, each one inclusive range: a night's ids spread over the table stay exact */
     return db_command(&t->db,
                       "INSERT INTO anonymizer.changes (run_id, table_name, lo, hi)"
-                      " VALUES ($1::uuid, $2, $3 OPERATOR(pg_catalog.+) 1, $4)",
-                      4, types, values);
+                      " SELECT $1::uuid, $2, pg_catalog.min(r.id), pg_catalog.max(r.id)"
+                      " FROM (SELECT x.id, x.id OPERATOR(pg_catalog.-) x.n AS island"
+                      "  FROM pg_catalog.unnest($3::bigint[]) WITH ORDINALITY x(id, n)) r GROUP BY r.island",
+                      3, types, values);
 }
 
 int audit_owe_vacuum(struct tenant *t, const struct app *app, const char *tables)

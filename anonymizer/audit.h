@@ -51,8 +51,8 @@ void audit_runs_free(struct audit_run *runs, size_t n);
 
 /* -- the change log ------------------------------------------------------------ */
 
-/* Records that the batch over (lo, hi] of table changed rows, in the caller's transaction. */
-int audit_log_change(struct tenant *t, const struct app *app, const char *table, const char *lo, const char *hi);
+/* Records the ids a batch of table changed (an int8[] literal; NULL or "": none), in the caller's transaction. */
+int audit_log_change(struct tenant *t, const struct app *app, const char *table, const char *ids);
 
 /*
  * The counters of one committed batch (a plan_batch result row), in the

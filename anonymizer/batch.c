@@ -10,7 +10,9 @@
  * rows held are left for the next run, and counted).  A second statement
  * makes sure wcs_all_forms carries nothing personal only where the form's
  * trigger is missing or did not do it (seen on the form's first batch);
- * the range is recorded in the change log the export reads.  A kill at any
+ * the ids it changed are recorded in the change log the export reads (as
+ * ranges of consecutive ids).  Candidates come from anonymizer.candidates,
+ * which the unit planner fills once per form and run (units.c).  A kill at any
  * point loses at most the batch in flight, which the next run finds again:
  * every predicate is about the data, never about what a previous run
  * remembers.
@@ -204,7 +206,7 @@ static int batch_once(struct batcher *b, PGresult **res, char *hi, size_t hilen)
     }
     /* in the batch's transaction: the export finds exactly what committed */
     if (rc == AX_OK && b->kind == PLAN_ANONYMISE)
-        rc = audit_log_change(b->t, b->app, b->f->table, b->lo, hi);
+        rc = audit_log_change(b->t, b->app, b->f->table, PQgetvalue(*res, 0, 7));
     /* and the audit too, whatever kills the run before the form's entry is written */
     if (rc == AX_OK)
         rc = audit_log_batch(b->t, b->app, b->f->table,

@@ -118,6 +118,16 @@ static int bi_install(struct bi *bi, int *from)
     return AX_OK;
 }
 
+/* The form figures' tables and triggers (bi_counting), created and seeded once, under the setup's lock. */
+static int bi_counting_install(struct bi *bi)
+{
+    bool exists;
+    int rc = db_relation(&bi->db, bi->schema, "form_counts", &exists, NULL);
+    if (rc || exists)
+        return rc;
+    return run_all(bi, bi_counting, bi_counting_n);
+}
+
 /* A role of the configuration, quoted, once checked to exist on the BI server (NULL: not configured). */
 static int role_quoted(struct bi *bi, const char *setting, const char *role, char **q)
 {
@@ -235,7 +245,7 @@ static int bi_setup(struct bi *bi, const struct app *app)
     if ((rc = db_cmd(&bi->db, "BEGIN")))
         return rc;
     if ((rc = db_cmd(&bi->db, "SELECT pg_catalog.pg_advisory_xact_lock(" LOCK_BI_SETUP ")")) ||
-        (rc = bi_install(bi, &from)))
+        (rc = bi_install(bi, &from)) || (rc = bi_counting_install(bi)))
         goto fail;
     /* staging tables for COPY, private to this session (kanon.h says what each holds) */
     static const char *const temporary[] = {

@@ -297,6 +297,79 @@ static const char *const comments_v3[] = {
     " distinct values first).'",
 };
 
+/*
+ * Not part of the contract (no role but the export's reads them): the
+ * form's figures kept up to date by every statement that changes its rows,
+ * so that a night costs what it changes, not what the form holds.  Counts
+ * of live rows per kind (held, or the precision published, ":suppressed"
+ * when a field is), and the size of each published group (by pub_hash: a
+ * collision could only make a group look larger; a figure, never a
+ * decision).  Seeded from the rows when created (bi.c).
+ */
+#define COUNT_KIND(b)                                                                                              \
+    "CASE WHEN " b ".pub IS NULL THEN 'held' ELSE (" b ".pub OPERATOR(pg_catalog.->>) 'precision')"               \
+    " OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.jsonb_array_length(" b ".pub OPERATOR(pg_catalog.->)"          \
+    " 'suppressed') OPERATOR(pg_catalog.>) 0 THEN ':suppressed' ELSE '' END END"
+const char *const bi_counting[] = {
+    "CREATE TABLE @S.form_counts (tenant text NOT NULL, form_id integer NOT NULL, kind text NOT NULL,"
+    " n bigint NOT NULL, PRIMARY KEY (tenant, form_id, kind))",
+    "CREATE TABLE @S.group_sizes (tenant text NOT NULL, form_id integer NOT NULL, pub_hash bigint NOT NULL,"
+    " n bigint NOT NULL, PRIMARY KEY (tenant, form_id, pub_hash))",
+    "CREATE INDEX group_sizes_smallest ON @S.group_sizes (tenant, form_id, n)",
+    /* the schema is the trigger's table's (no name of it in the body); every name qualified */
+    "CREATE FUNCTION @S.count_rows() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS"
+    " $anonymizer_count$ DECLARE d text; BEGIN"
+    " d := CASE TG_OP"
+    "  WHEN 'INSERT' THEN 'SELECT tenant, form_id, pub, pub_hash, deleted_at, 1 AS s FROM new_rows'"
+    "  WHEN 'DELETE' THEN 'SELECT tenant, form_id, pub, pub_hash, deleted_at, -1 AS s FROM old_rows'"
+    "  ELSE 'SELECT tenant, form_id, pub, pub_hash, deleted_at, 1 AS s FROM new_rows UNION ALL"
+    "   SELECT tenant, form_id, pub, pub_hash, deleted_at, -1 FROM old_rows' END;"
+    " EXECUTE pg_catalog.format('INSERT INTO %1$I.form_counts AS c (tenant, form_id, kind, n)"
+    "  SELECT d.tenant, d.form_id, CASE WHEN d.pub IS NULL THEN ''held'' ELSE (d.pub OPERATOR(pg_catalog.->>)"
+    "  ''precision'') OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.jsonb_array_length(d.pub OPERATOR(pg_catalog.->)"
+    "  ''suppressed'') OPERATOR(pg_catalog.>) 0 THEN '':suppressed'' ELSE '''' END END, pg_catalog.sum(d.s)"
+    "  FROM (%2$s) d WHERE d.deleted_at IS NULL GROUP BY 1, 2, 3 HAVING pg_catalog.sum(d.s) OPERATOR(pg_catalog.<>) 0"
+    "  ON CONFLICT (tenant, form_id, kind) DO UPDATE SET n = c.n OPERATOR(pg_catalog.+) EXCLUDED.n',"
+    "  TG_TABLE_SCHEMA, d);"
+    " EXECUTE pg_catalog.format('INSERT INTO %1$I.group_sizes AS g (tenant, form_id, pub_hash, n)"
+    "  SELECT d.tenant, d.form_id, d.pub_hash, pg_catalog.sum(d.s) FROM (%2$s) d WHERE d.deleted_at IS NULL"
+    "  AND d.pub IS NOT NULL GROUP BY 1, 2, 3 HAVING pg_catalog.sum(d.s) OPERATOR(pg_catalog.<>) 0"
+    "  ON CONFLICT (tenant, form_id, pub_hash) DO UPDATE SET n = g.n OPERATOR(pg_catalog.+) EXCLUDED.n',"
+    "  TG_TABLE_SCHEMA, d);"
+    /* a statement cannot see what its own CTE changed: the emptied groups go in a second one */
+    " EXECUTE pg_catalog.format('DELETE FROM %1$I.group_sizes g USING (SELECT DISTINCT d.tenant, d.form_id,"
+    "  d.pub_hash FROM (%2$s) d WHERE d.pub IS NOT NULL) u WHERE g.n OPERATOR(pg_catalog.<=) 0"
+    "  AND g.tenant OPERATOR(pg_catalog.=) u.tenant AND g.form_id OPERATOR(pg_catalog.=) u.form_id"
+    "  AND g.pub_hash OPERATOR(pg_catalog.=) u.pub_hash', TG_TABLE_SCHEMA, d);"
+    " RETURN NULL; END $anonymizer_count$",
+    "CREATE TRIGGER count_inserted AFTER INSERT ON @S.submission_rows REFERENCING NEW TABLE AS new_rows"
+    " FOR EACH STATEMENT EXECUTE FUNCTION @S.count_rows()",
+    "CREATE TRIGGER count_updated AFTER UPDATE ON @S.submission_rows REFERENCING OLD TABLE AS old_rows"
+    " NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION @S.count_rows()",
+    "CREATE TRIGGER count_deleted AFTER DELETE ON @S.submission_rows REFERENCING OLD TABLE AS old_rows"
+    " FOR EACH STATEMENT EXECUTE FUNCTION @S.count_rows()",
+    "COMMENT ON TABLE @S.form_counts IS 'Not in the contract, for the export only: live rows of each form per kind"
+    " (held, or the precision published, :suppressed when a field is), kept by triggers on submission_rows.'",
+    "COMMENT ON COLUMN @S.form_counts.tenant IS 'The tenant.'",
+    "COMMENT ON COLUMN @S.form_counts.form_id IS 'The form.'",
+    "COMMENT ON COLUMN @S.form_counts.kind IS 'held, or the precision published (:suppressed when a field is).'",
+    "COMMENT ON COLUMN @S.form_counts.n IS 'Live rows of that kind.'",
+    "COMMENT ON TABLE @S.group_sizes IS 'Not in the contract, for the export only: the rows of each published group"
+    " (by pub_hash), kept by triggers on submission_rows; the smallest is the figure export_state.smallest_group.'",
+    "COMMENT ON COLUMN @S.group_sizes.tenant IS 'The tenant.'",
+    "COMMENT ON COLUMN @S.group_sizes.form_id IS 'The form.'",
+    "COMMENT ON COLUMN @S.group_sizes.pub_hash IS 'The group, as submission_rows.pub_hash.'",
+    "COMMENT ON COLUMN @S.group_sizes.n IS 'Its published rows.'",
+    /* the rows already there, counted once (the setup's lock keeps other exports out) */
+    "LOCK TABLE @S.submission_rows IN SHARE ROW EXCLUSIVE MODE",
+    "INSERT INTO @S.form_counts (tenant, form_id, kind, n) SELECT b.tenant, b.form_id, " COUNT_KIND("b")
+    ", pg_catalog.count(*) FROM @S.submission_rows b WHERE b.deleted_at IS NULL GROUP BY 1, 2, 3",
+    "INSERT INTO @S.group_sizes (tenant, form_id, pub_hash, n) SELECT b.tenant, b.form_id, b.pub_hash,"
+    " pg_catalog.count(*) FROM @S.submission_rows b WHERE b.deleted_at IS NULL AND b.pub IS NOT NULL"
+    " GROUP BY 1, 2, 3",
+};
+const size_t bi_counting_n = AX_ARRAY_LEN(bi_counting);
+
 /* Version 1 (installed), then each migration with its comments. */
 static const struct {
     const char *const *stmts[2];

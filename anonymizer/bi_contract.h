@@ -24,4 +24,8 @@
  */
 const char *const *bi_contract_step(int version, int part, size_t *n);
 
+/* The export's own figures of each form, kept by triggers (not in the contract): created and seeded in order. */
+extern const char *const bi_counting[];
+extern const size_t bi_counting_n;
+
 #endif

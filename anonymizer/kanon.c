@@ -203,8 +203,8 @@ static const char withdraw_tail[] =
 /*
  * The form's figures, for the report and the warning: rows published and
  * held back, how many published generalised or with a suppressed field,
- * the smallest group, and the most varied quasi-identifier among the rows
- * still held back.
+ * the smallest group (by pub_hash), and the most varied quasi-identifier
+ * among the rows still held back.
  */
 static const char figures_sql[] =
     "UPDATE @S.export_state x SET published = f.published, held_back = f.held, generalised = f.generalised,"
@@ -218,16 +218,14 @@ static const char figures_sql[] =
     "  UNION ALL SELECT pg_catalog.regexp_replace(e.key, '_display$', ''), pg_catalog.count(DISTINCT e.value)"
     "  FROM pg_temp.anonymizer_cand c, pg_catalog.jsonb_each(c.qf) e WHERE " WAITING " GROUP BY 1) d"
     "  WHERE d.n OPERATOR(pg_catalog.>) 1 ORDER BY d.n DESC, d.name LIMIT 1)"
-    " FROM (SELECT pg_catalog.count(*) FILTER (WHERE b.pub IS NOT NULL) AS published,"
-    "  pg_catalog.count(*) FILTER (WHERE b.pub IS NULL) AS held,"
-    "  pg_catalog.count(*) FILTER (WHERE (b.pub OPERATOR(pg_catalog.->>) 'precision') OPERATOR(pg_catalog.<>) $9)"
-    "  AS generalised,"
-    "  pg_catalog.count(*) FILTER (WHERE pg_catalog.jsonb_array_length(b.pub OPERATOR(pg_catalog.->) 'suppressed')"
-    "  OPERATOR(pg_catalog.>) 0) AS suppressed,"
-    /* by pub_hash, an index-only count: a collision could only make it look larger (a figure, not a decision) */
-    "  (SELECT pg_catalog.min(g.n) FROM (SELECT pg_catalog.count(*) AS n FROM @S.submission_rows r"
-    "   WHERE " FORM_OF("r") " AND r.pub IS NOT NULL GROUP BY r.pub_hash) g) AS smallest"
-    "  FROM @S.submission_rows b WHERE " FORM_OF("b") " AND b.deleted_at IS NULL) f"
+    /* kept by the triggers on submission_rows (bi_contract.h): a night costs what it changed */
+    " FROM (SELECT COALESCE(pg_catalog.sum(c.n) FILTER (WHERE c.kind OPERATOR(pg_catalog.<>) 'held'), 0) AS published,"
+    "  COALESCE(pg_catalog.sum(c.n) FILTER (WHERE c.kind OPERATOR(pg_catalog.=) 'held'), 0) AS held,"
+    "  COALESCE(pg_catalog.sum(c.n) FILTER (WHERE c.kind OPERATOR(pg_catalog.<>) 'held'"
+    "  AND pg_catalog.split_part(c.kind, ':', 1) OPERATOR(pg_catalog.<>) $9), 0) AS generalised,"
+    "  COALESCE(pg_catalog.sum(c.n) FILTER (WHERE c.kind OPERATOR(pg_catalog.~~) '%:suppressed'), 0) AS suppressed,"
+    "  (SELECT g.n FROM @S.group_sizes g WHERE " FORM_OF("g") " ORDER BY g.n LIMIT 1) AS smallest"
+    "  FROM @S.form_counts c WHERE " FORM_OF("c") ") f"
     " WHERE " FORM_OF("x");
 
 /* Queues a statement with the common parameters, its step ($9, $10), its counts into out0, out1. */

@@ -16,16 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const plan_dollar_params[PLAN_NPARAMS + 1] = {"", "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9"};
+const char *const plan_dollar_params[PLAN_NPARAMS + 1] = {"", "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10"};
 
 static const Oid param_types[PLAN_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_INT8OID, DB_INT8OID, DB_TIMESTAMPTZOID,
-    DB_JSONBOID, DB_INT8OID,
+    DB_JSONBOID, DB_INT8OID, DB_TEXTOID,
 };
 
 static const Oid report_param_types[PLAN_NPARAMS] = {
     DB_TIMESTAMPTZOID, DB_INT4OID, DB_TEXTARRAYOID, DB_TEXTARRAYOID, DB_TIMESTAMPTZOID, DB_TIMESTAMPTZOID,
-    DB_INT4OID, DB_JSONBOID, DB_TIMESTAMPTZOID,
+    DB_INT4OID, DB_JSONBOID, DB_TIMESTAMPTZOID, DB_TIMESTAMPTZOID,
 };
 
 static void add_key(char ***keys, size_t *n, const char *key)
@@ -450,6 +450,7 @@ static void bind_form(const struct form *f, struct plan_values *out)
     out->values[2] = f->sql.endpoints ? f->sql.endpoints : "{}";
     out->values[3] = f->sql.stat_keys;
     out->values[7] = f->sql.block_keys;
+    out->values[9] = f->table;
 }
 
 void plan_bind(const struct form *f, const struct plan_args *a, struct plan_values *out)
@@ -470,9 +471,17 @@ void plan_bind_report(const struct form *f, const struct plan_report_args *a, st
     out->values[5] = a->at;
     out->values[6] = a->backup_days;
     out->values[8] = a->open_limit;
+    out->values[9] = a->since ? a->since : "-infinity";
 }
 
 /* -- batches ---------------------------------------------------------------------- */
+
+/* The form's candidates ($10) in the work unit's range ($5, $9], and in a batch's range ($5, $6]. */
+#define CANDIDATES_IN(hi)                                                                                          \
+    "(SELECT c.id FROM anonymizer.candidates c WHERE c.table_name OPERATOR(pg_catalog.=) $10"                      \
+    " AND c.id OPERATOR(pg_catalog.>) $5 AND c.id OPERATOR(pg_catalog.<=) " hi ") k"
+#define CANDIDATES_IN_UNIT CANDIDATES_IN("$9")
+#define CANDIDATES_IN_BATCH CANDIDATES_IN("$6")
 
 static const char drafts_pred[] =
     "m.status OPERATOR(pg_catalog.=) 'draft' AND COALESCE(" PLAN_ACTIVITY " OPERATOR(pg_catalog.<) $1, true)";
@@ -503,7 +512,8 @@ static void batch_tail(struct strbuf *sb, const struct form *f, bool anonymise, 
     sb_appendf(sb,
                "\nSELECT (SELECT pg_catalog.max(id) FROM cand), (SELECT pg_catalog.count(*) FROM cand),"
                " pg_catalog.count(*) FILTER (WHERE fresh AND NOT draft), pg_catalog.count(*) FILTER (WHERE NOT fresh),"
-               " pg_catalog.count(*) FILTER (WHERE fresh AND draft), %s, %s FROM chg",
+               " pg_catalog.count(*) FILTER (WHERE fresh AND draft), %s, %s,"
+               " pg_catalog.array_agg(id ORDER BY id) FROM chg",
                evo ? "(SELECT pg_catalog.count(*) FROM evo)" : "0", tc ? "(SELECT pg_catalog.count(*) FROM tc)" : "0");
 }
 
@@ -517,9 +527,10 @@ char *plan_batch(const struct form *f, enum plan_batch kind)
 
     sb_init(&sb);
     sb_appendf(&sb,
-               "WITH cand AS MATERIALIZED (SELECT m.id FROM public.%s m\n"
-               "  WHERE m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $9 AND %s\n"
-               "  ORDER BY m.id LIMIT $6),\n"
+               "WITH cand AS MATERIALIZED (SELECT m.id FROM " CANDIDATES_IN_UNIT " JOIN public.%s m"
+               " ON m.id OPERATOR(pg_catalog.=) k.id\n"
+               "  WHERE %s\n"
+               "  ORDER BY k.id LIMIT $6),\n"
                "locked AS (SELECT m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
                " COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft\n"
                "  FROM public.%s m\n"
@@ -556,9 +567,10 @@ char *plan_batch_unlocked(const struct form *f)
     sb_init(&sb);
     sb_appendf(&sb,
                "WITH cand AS MATERIALIZED (SELECT m.ctid AS t, m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
-               " COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft FROM public.%s m\n"
-               "  WHERE m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $9 AND %s\n"
-               "  ORDER BY m.id LIMIT $6),\n"
+               " COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft FROM " CANDIDATES_IN_UNIT
+               " JOIN public.%s m ON m.id OPERATOR(pg_catalog.=) k.id\n"
+               "  WHERE %s\n"
+               "  ORDER BY k.id LIMIT $6),\n"
                /* no lock taken first: the UPDATE locks as it goes, and waits for a
                 * row a w.c.s. request holds (lock_timeout: the batch is then done
                 * again the careful way, plan_batch); it checks again, on the row
@@ -580,9 +592,10 @@ char *plan_count_drafts(const struct form *f)
 
 char *plan_batch_range(const struct form *f, enum plan_batch kind)
 {
-    return ax_asprintf("SELECT pg_catalog.max(s.id), pg_catalog.count(*) FROM (SELECT m.id FROM public.%s m\n"
-                       "  WHERE m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $9 AND %s\n"
-                       "  ORDER BY m.id LIMIT $6) s",
+    return ax_asprintf("SELECT pg_catalog.max(s.id), pg_catalog.count(*) FROM (SELECT m.id FROM " CANDIDATES_IN_UNIT
+                       " JOIN public.%s m ON m.id OPERATOR(pg_catalog.=) k.id\n"
+                       "  WHERE %s\n"
+                       "  ORDER BY k.id LIMIT $6) s",
                        f->q_table, batch_pred(f, kind));
 }
 
@@ -593,25 +606,21 @@ char *plan_batch_allforms(const struct form *f, enum plan_batch kind)
         if (!f->sql.allforms_set)
             return NULL;
         return ax_asprintf("UPDATE public.wcs_all_forms w SET %s\n"
-                           "  FROM public.%s m\n"
-                           "  WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.>) $5"
-                           " AND w.id OPERATOR(pg_catalog.<=) $6 AND w.id OPERATOR(pg_catalog.=) m.id\n"
-                           "  AND m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $6"
+                           "  FROM " CANDIDATES_IN_BATCH " JOIN public.%s m ON m.id OPERATOR(pg_catalog.=) k.id\n"
+                           "  WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) k.id"
                            " AND m.anonymised IS NOT NULL\n"
                            "  AND %s\n"
                            "  AND %s",
                            f->sql.allforms_set, f->q_table, f->sql.pred.due_base, f->sql.allforms_dirty);
     }
-    /* a deleted draft leaves nothing in wcs_all_forms, trigger or not; both
-     * sides bounded by the range: an anti-join could otherwise read the whole
-     * table per batch */
+    /* a deleted draft leaves nothing in wcs_all_forms, trigger or not; only
+     * the batch's candidates are looked at */
     if (!f->sql.allforms)
         return NULL;
     return ax_asprintf("DELETE FROM public.wcs_all_forms w\n"
-                       "  WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.>) $5"
-                       " AND w.id OPERATOR(pg_catalog.<=) $6\n"
-                       "  AND NOT EXISTS (SELECT 1 FROM public.%s m WHERE m.id OPERATOR(pg_catalog.=) w.id"
-                       " AND m.id OPERATOR(pg_catalog.>) $5 AND m.id OPERATOR(pg_catalog.<=) $6)",
+                       "  WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) ANY (ARRAY("
+                       "SELECT k.id FROM " CANDIDATES_IN_BATCH "\n"
+                       "  WHERE NOT EXISTS (SELECT 1 FROM public.%s m WHERE m.id OPERATOR(pg_catalog.=) k.id)))",
                        f->q_table);
 }
 
@@ -699,7 +708,9 @@ char *plan_report(const struct form *f)
                "    CASE WHEN m.anonymised IS NOT NULL THEN %s ELSE false END AS dirty,\n"
                "    %s AS unknown,\n"
                "    %s AS inter\n"
-               "  FROM public.%s m OFFSET 0) r) s",
+               /* what a run found clean is not looked at again (plan_report_settled counts it) */
+               "  FROM public.%s m WHERE m.anonymised IS NULL OR m.anonymised OPERATOR(pg_catalog.>=) $10"
+               " OFFSET 0) r) s",
                open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending,
                pending, inactive, inactive, pending, p.ref, p.final, p.dirty, unknown, inter, f->q_table);
     free(inter);
@@ -708,6 +719,17 @@ char *plan_report(const struct form *f)
     free(inactive);
     form_preds_free(&p);
     return sb_finish(&sb);
+}
+
+char *plan_report_settled(const struct form *f)
+{
+    return ax_asprintf("SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE b),"
+                       " pg_catalog.to_char((pg_catalog.max(anonymised) FILTER (WHERE b) OPERATOR(pg_catalog.+)"
+                       " pg_catalog.make_interval(days => $7)) AT TIME ZONE 'UTC', 'YYYY-MM-DD')\n"
+                       "FROM (SELECT m.anonymised, m.anonymised OPERATOR(pg_catalog.>) ($6 OPERATOR(pg_catalog.-)"
+                       " pg_catalog.make_interval(days => $7)) AS b\n"
+                       "  FROM public.%s m WHERE m.anonymised OPERATOR(pg_catalog.<) $10) s",
+                       f->q_table);
 }
 
 /* -- search tokens ------------------------------------------------------------------ */

@@ -16,9 +16,11 @@
  *   $1 cutoff, $2 formdef id, $3 final statuses (text[]), $4 kept
  *   statistics keys (text[]), $5 lo (exclusive), $6 a batch's size or a
  *   range's last id, $7 the run timestamp, $8 the keys kept in the elements
- *   of each trimmed block (jsonb), $9 the last id of the work unit;
+ *   of each trimmed block (jsonb), $9 the last id of the work unit, $10 the
+ *   form's table name (its candidates in anonymizer.candidates, units.h);
  * the report's aggregate takes $5 the legal limit, $6 the instant
- * evaluated, $7 the backup retention in days, $9 the open limit instead.
+ * evaluated, $7 the backup retention in days, $9 the open limit, $10 the
+ * instant before which anonymised rows were found clean, instead.
  */
 #ifndef PLAN_H
 #define PLAN_H
@@ -29,10 +31,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PLAN_NPARAMS 9
+#define PLAN_NPARAMS 10
 /* The last id of a work unit that is not bounded */
 #define PLAN_NO_END "9223372036854775807"
-/* "$1".."$9" (index 0 unused): where plan_preds reads its values in ordinary statements */
+/* "$1".."$10" (index 0 unused): where plan_preds reads its values in ordinary statements */
 extern const char *const plan_dollar_params[PLAN_NPARAMS + 1];
 
 /* What a batch, a range or a count of a form is run with, besides what the form itself gives. */
@@ -50,6 +52,7 @@ struct plan_report_args {
     const char *at;          /* the instant evaluated */
     const char *backup_days; /* backup_retention, in days */
     const char *open_limit;  /* the instant evaluated minus open_limit */
+    const char *since;       /* rows anonymised before it were found clean by a run (candidates.h); NULL: none */
 };
 
 /* A statement's values, bound: pass values, types, PLAN_NPARAMS to db_query. */
@@ -119,14 +122,17 @@ enum plan_batch { PLAN_ANONYMISE = 0, PLAN_DELETE_DRAFTS };
 
 /*
  * One batch in one statement: the next $6 candidates after $5 (and up to
- * $9) in id order, locked (rows a w.c.s. request holds are skipped; the
+ * $9) in id order, taken from the form's candidates (anonymizer.candidates,
+ * filled once per run: the rows the anonymised index says can need work),
+ * locked (rows a w.c.s. request holds are skipped; the
  * lock checks again that they are due, not the whole "needs work"
  * predicate, evaluated once), changed.  Returns one
  * row: the range's upper bound, candidates, anonymised, completed, drafts,
- * history rows cleared, tracking codes deleted.
+ * history rows cleared, tracking codes deleted, the ids changed (int8[],
+ * for the change log).
  */
 char *plan_batch(const struct form *f, enum plan_batch kind);
-#define PLAN_BATCH_NCOLS 7
+#define PLAN_BATCH_NCOLS 8
 /*
  * The same anonymisation batch without taking the locks first: cheaper per
  * row, for the common case where no w.c.s. request holds a candidate; run
@@ -136,7 +142,7 @@ char *plan_batch_unlocked(const struct form *f);
 /* The range the next batch would take (max id, candidates), without changing
  * anything: to step over a range that could not be locked. */
 char *plan_batch_range(const struct form *f, enum plan_batch kind);
-/* The wcs_all_forms statement that follows a batch over ($5, $6], or NULL. */
+/* The wcs_all_forms statement that follows a batch over the candidates in ($5, $6], or NULL. */
 char *plan_batch_allforms(const struct form *f, enum plan_batch kind);
 /* How many submissions still need the final anonymisation (one row, one column). */
 char *plan_count_work(const struct form *f);
@@ -158,6 +164,14 @@ char *plan_count_drafts(const struct form *f);
  */
 char *plan_report(const struct form *f);
 #define PLAN_REPORT_NCOLS 22
+/*
+ * What the rows anonymised before $10 add to the report (found clean by a
+ * run: nothing due, nothing pending): how many, how many in backups, and
+ * until when (as plan_report's columns 8 and 9), on w.c.s.'s index on
+ * anonymised.  Values: plan_bind_report.
+ */
+char *plan_report_settled(const struct form *f);
+#define PLAN_REPORT_SETTLED_NCOLS 3
 
 /* -- search tokens ------------------------------------------------------------ */
 

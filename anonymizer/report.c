@@ -17,6 +17,7 @@
 #include "report.h"
 #include "audit.h"
 #include "ax.h"
+#include "candidates.h"
 #include "classify.h"
 #include "defs.h"
 #include "executor.h"
@@ -132,6 +133,31 @@ static void read_form_row(const PGresult *res, struct form_report *fr)
     fr->open_intermediate = atoll(PQgetvalue(res, 0, c + 3));
 }
 
+/*
+ * The rows a run found clean (anonymised before the form's last complete
+ * check), counted on w.c.s.'s index: submissions, anonymised, in backups.
+ */
+static int add_settled(struct tenant *t, const struct form *f, const struct plan_values *pv, struct form_report *fr)
+{
+    PGresult *res;
+    char *sql = plan_report_settled(f);
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_SETTLED_NCOLS), sql, PLAN_NPARAMS, pv->types, pv->values);
+    free(sql);
+    if (rc)
+        return rc;
+    long long n = atoll(PQgetvalue(res, 0, 0));
+    fr->counts[C_SUBMISSIONS] += n;
+    fr->counts[C_ANONYMISED] += n;
+    fr->in_backups += atoll(PQgetvalue(res, 0, 1));
+    /* ISO dates: the later one is the greater string */
+    if (!PQgetisnull(res, 0, 2) && (!fr->in_backups_until || strcmp(PQgetvalue(res, 0, 2), fr->in_backups_until) > 0)) {
+        free(fr->in_backups_until);
+        fr->in_backups_until = ax_strdup(PQgetvalue(res, 0, 2));
+    }
+    PQclear(res);
+    return AX_OK;
+}
+
 static int collect_form(struct tenant *t, const struct tenant_report *tr, const struct form *f,
                         struct form_report *fr, int backup_days, const char *schemas)
 {
@@ -163,9 +189,12 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     int rc = open_limit_instant(t, f, open_limit, sizeof open_limit);
     if (rc)
         return rc;
+    char since[64];
+    if ((rc = candidates_since(t, f, since, sizeof since)))
+        return rc;
     snprintf(days, sizeof days, "%d", backup_days);
     plan_bind_report(f, &(struct plan_report_args){.legal_limit = tr->legal_limit, .at = t->now, .backup_days = days,
-                                                   .open_limit = open_limit}, &pv);
+                                                   .open_limit = open_limit, .since = since}, &pv);
     char *sql = plan_report(f);
     rc = db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS, pv.types, pv.values);
     free(sql);
@@ -173,6 +202,8 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
         return rc;
     read_form_row(res, fr);
     PQclear(res);
+    if (strcmp(since, "-infinity") != 0 && (rc = add_settled(t, f, &pv, fr)))
+        return rc;
 
     const char *cutoff[1] = {f->cutoff};
     rc = db_query(&t->db, &res, DB_ONE_ROW(1), "SELECT " SQL_ISO_UTC("$1::timestamptz"), 1, NULL, cutoff);

@@ -253,6 +253,12 @@ static int finish_form(void *arg, size_t fi, struct form_state *fs)
                   fs->error ? fs->error : "?");
     else if (rc == AX_ERR_DB || rc == AX_ERR_DATA)
         log_error("%s: %s: failed: %s", t->name, f->label, fs->error ? fs->error : "?");
+    /* nothing left behind: the rows anonymised before this night's pass need not be looked at again */
+    if (rc == AX_OK && c->locked == 0 && candidates_checked(t, f, &fs->cand) != AX_OK) {
+        if (!fs->error)
+            fs->error = failure_text(&t->db);
+        rc = failure_scope(&t->db) == FAIL_SESSION ? AX_ERR_DB : AX_ERR_DATA;
+    }
     fs->rc = rc;
     return form_done(t, app, f, c, rc, fs->error, fs->started_at, &ctx->tot);
 }

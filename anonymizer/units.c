@@ -2,8 +2,8 @@
  * units.c: a tenant's work cut into units, and their scheduling (see
  * units.h).
  *
- * A unit is a form, or for a table of more than about 18 x batch_size rows,
- * a range of its ids.  The tenant's process (its coordinator, which holds
+ * A unit is a form's candidates (candidates.h), or when there are more
+ * than about 18 x batch_size of them, a range of them.  The tenant's process (its coordinator, which holds
  * the tenant lock for the run) starts helper processes while the run's
  * --jobs leaves tokens free (executor.h); it and its helpers take units one
  * after another from a counter in shared memory, so that no helper waits
@@ -28,7 +28,7 @@
 
 /* -- work units ------------------------------------------------------------------------ */
 
-/* A form's table is cut into units of about this many batches of rows (a few seconds of work). */
+/* A form's candidates are cut into units of about this many batches (a few seconds of work). */
 #define UNIT_BATCHES 12
 /* One unit: the ids (lo, end] of one form. */
 struct unit {
@@ -42,46 +42,44 @@ struct unit_result {
     struct form_counts c;
     char error[1024];
 };
-/* The units of one form: the whole table, or ranges of ids for a large one (the last one open-ended). */
-static int plan_units(struct tenant *t, const struct app *app, size_t fi, struct unit **units, size_t *n)
+/* Appends the unit (lo, end] of form fi ("0" and PLAN_NO_END for the open bounds). */
+static void add_unit(struct unit **units, size_t *n, size_t fi, long long lo, long long end)
+{
+    *units = ax_reallocarray(*units, *n + 1, sizeof **units);
+    struct unit *u = &(*units)[(*n)++];
+    u->form = fi;
+    snprintf(u->lo, sizeof u->lo, "%lld", lo);
+    if (end < 0)
+        snprintf(u->end, sizeof u->end, "%s", PLAN_NO_END);
+    else
+        snprintf(u->end, sizeof u->end, "%lld", end);
+}
+/*
+ * The units of one form: its candidates (candidates.h), found once, cut
+ * into parts of about UNIT_BATCHES batches each (the last one open-ended).
+ */
+static int plan_units(struct tenant *t, const struct app *app, size_t fi, struct form_candidates *fc,
+                      struct unit **units, size_t *n)
 {
     const struct form *f = &t->forms[fi];
-    const double unit_rows = (double)UNIT_BATCHES * app->cfg->batch_size;
-    PGresult *res;
-    char *sql = ax_asprintf("SELECT pg_catalog.min(m.id), pg_catalog.max(m.id), (SELECT c.reltuples"
-                            " FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1))"
-                            " FROM public.%s m",
-                            f->q_table);
-    char *name = ax_asprintf("public.%s", f->q_table);
-    const char *values[1] = {name};
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(3), sql, 1, NULL, values);
-    free(sql);
-    free(name);
+    const long long unit_rows = (long long)UNIT_BATCHES * app->cfg->batch_size;
+    double t0 = tm_now();
+    int rc = candidates_fill(t, f, fc);
     if (rc)
         return rc;
-    long long lo = PQgetisnull(res, 0, 0) ? 0 : atoll(PQgetvalue(res, 0, 0));
-    long long hi = PQgetisnull(res, 0, 1) ? 0 : atoll(PQgetvalue(res, 0, 1));
-    double rows = PQgetisnull(res, 0, 2) ? -1 : atof(PQgetvalue(res, 0, 2));
-    PQclear(res);
-    if (rows < 0)
-        rows = (double)(hi - lo + 1);
-    long long parts = rows > unit_rows * 1.5 ? (long long)(rows / unit_rows + 0.5) : 1;
-    if (parts > 1000)
-        parts = 1000;
-    long long width = parts > 1 ? (hi - lo + 1 + parts - 1) / parts : 0;
-    for (long long k = 0; k < parts; k++) {
-        *units = ax_reallocarray(*units, *n + 1, sizeof **units);
-        struct unit *u = &(*units)[(*n)++];
-        u->form = fi;
-        if (k == 0)
-            snprintf(u->lo, sizeof u->lo, "0");
-        else
-            snprintf(u->lo, sizeof u->lo, "%lld", lo - 1 + k * width);
-        if (k == parts - 1)
-            snprintf(u->end, sizeof u->end, "%s", PLAN_NO_END);
-        else
-            snprintf(u->end, sizeof u->end, "%lld", lo - 1 + (k + 1) * width);
+    long long *bounds = NULL;
+    size_t nb = 0;
+    if (fc->count > unit_rows + unit_rows / 2 && (rc = candidates_bounds(t, f, unit_rows, 999, &bounds, &nb)))
+        return rc;
+    log_debug("%s: %s: %lld candidates (anonymised rows from %s), %zu units, in %.3f s", t->name, f->label, fc->count,
+              fc->since, nb + 1, tm_now() - t0);
+    long long lo = 0;
+    for (size_t k = 0; k < nb; k++) {
+        add_unit(units, n, fi, lo, bounds[k]);
+        lo = bounds[k];
     }
+    add_unit(units, n, fi, lo, -1);
+    free(bounds);
     return AX_OK;
 }
 /*
@@ -321,7 +319,7 @@ static bool run_next_unit(struct scheduler *s)
     return true;
 }
 /*
- * The table could not be measured (plan_units failed): a lock is waited for
+ * The candidates could not be found (plan_units failed): a lock is waited for
  * again by the unit, which leaves the table for the next run; another error
  * fails the form.  False: the session is lost.
  */
@@ -359,7 +357,7 @@ static bool plan_forms(struct scheduler *s, enum tenant_outcome *outcome)
             continue;
         }
         size_t before = s->nunits;
-        if (plan_units(t, s->app, i, &s->units, &s->nunits) != AX_OK && !plan_one_unit(t, s, i)) {
+        if (plan_units(t, s->app, i, &s->fs[i].cand, &s->units, &s->nunits) != AX_OK && !plan_one_unit(t, s, i)) {
             s->fatal = AX_ERR_DB;
             s->fatal_error = ax_strdup(t->db.error);
             return false;

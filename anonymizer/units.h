@@ -7,6 +7,7 @@
 #define UNITS_H
 
 #include "batch.h"
+#include "candidates.h"
 #include "executor.h"
 
 /* Where a form stands while its units run. */
@@ -17,6 +18,7 @@ struct form_state {
     int rc;       /* the first failure of its units */
     char *error;
     double started_at;
+    struct form_candidates cand; /* its candidate pass ("" rule: none) */
 };
 
 /* What the caller does with forms (run.c: search tokens, VACUUM, audit entry, summary line). */

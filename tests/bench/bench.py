@@ -1,8 +1,9 @@
 """The performance benchmark (on demand, not in CI): tests/bench/run.
 
 Builds w.c.s.-faithful tenants (default 4 tenants x 3 forms, 500,000
-submissions in all, with history rows, tracking codes and wcs_all_forms with
-its trigger) as template databases, then measures on the same data, reset
+submissions in all, with history rows, tracking codes, wcs_all_forms with
+its trigger, and a workflow trace per submission with w.c.s.'s BEFORE DELETE
+trigger) as template databases, then measures on the same data, reset
 from the templates between contestants:
 
   1. anonymizer run (anonymisation only, --jobs 1), and its longest batch;
@@ -39,6 +40,7 @@ sys.path.insert(0, os.path.join(HERE, '..', 'lib'))
 import pgcluster  # noqa: E402
 import wcs  # noqa: E402
 from forms import standard_form  # noqa: E402
+from steady import Steady  # noqa: E402
 
 RETENTION_DAYS = 30
 SLUGS = ['demande-rdv', 'inscription-cantine', 'signalement-voirie']
@@ -83,7 +85,8 @@ class Bench:
                     wcs.replicate(cur, f, factor)
                 else:
                     wcs.create_form(cur, f)
-                    wcs.populate(cur, f, sizes[i] if sizes else per_form, max_age_days=max_age_days, bulk=True)
+                    wcs.populate(cur, f, sizes[i] if sizes else per_form, max_age_days=max_age_days, bulk=True,
+                                 traces=True)
             cur.execute('VACUUM ANALYZE')
         conn.close()
 
@@ -281,6 +284,9 @@ class Bench:
                 return
             if a.two_hosts_only:
                 self.two_hosts()
+                return
+            if a.steady_only:
+                Steady(self).run()
                 return
             log(f'building {a.tenants} tenants x {a.forms} forms x {per_form} submissions')
             t0 = time.monotonic()
@@ -586,6 +592,12 @@ def main():
     p.add_argument('--one-tenant-only', action='store_true', help='measure --jobs within one tenant only')
     p.add_argument('--one-tenant-rounds', type=int, default=3,
                    help='the one-tenant contestants, in turn, this many times (medians compared)')
+    p.add_argument('--steady-only', action='store_true',
+                   help='measure steady nights only (spread and clustered, a night and an empty one)')
+    p.add_argument('--steady-small', type=int, default=100000)
+    p.add_argument('--steady-large', type=int, default=1000000)
+    p.add_argument('--steady-rounds', type=int, default=2)
+    p.add_argument('--steady-due', type=int, default=10000, help='rows due on a steady night (as many not due yet)')
     p.add_argument('--per-row-sample', type=int, default=10000,
                    help='submissions the per-row baseline processes (its rate is what is compared)')
     args = p.parse_args()

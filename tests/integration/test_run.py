@@ -187,6 +187,81 @@ class RunTests(harness.TestCase):
         entry = t.runs()[-1][2][0]
         self.assertEqual((entry['anonymised'], entry['completed']), (0, 1))
 
+    # -- steady nights: candidates found through w.c.s.'s index on anonymised ------------------
+
+    def candidates(self, t, f):
+        return [r[0] for r in t.query('SELECT id FROM anonymizer.candidates WHERE table_name = %s ORDER BY id',
+                                      (f.table,))]
+
+    def test_a_steady_night_looks_at_candidates_only(self):
+        t, f = self.one_tenant()
+        done = [full_submission(t, f, ref=ago(40), marker=f'D{i}') for i in range(4)]
+        self.anonymizer('run', expect=0)
+        self.assertEqual(self.candidates(t, f), done, 'the first night looks at the whole form')
+        checked = t.one('SELECT checked_until FROM anonymizer.checked WHERE table_name = %s', (f.table,))[0]
+        self.assertLess(checked, t.one("SELECT now() - interval '23 hours'")[0])
+        # that night was yesterday: its rows were anonymised two days before the next one (a day of margin
+        # before a check looks at the rows anonymised since it, and a day between the nights)
+        t.query(f"UPDATE {wcs.qi(f.table)} SET anonymised = anonymised - interval '2 days'")
+
+        # after it: one row w.c.s. anonymised today, incompletely (a candidate: anonymised after the check)...
+        wcs_today = full_submission(t, f, ref=ago(50), anonymised=ago(0, 120), marker='T')
+        # ...one young, one new due row...
+        young = full_submission(t, f, ref=ago(2), marker='Y')
+        due = full_submission(t, f, ref=ago(31), marker='N')
+        # ...and one made to look anonymised long before the check, left dirty: the night does not look at it
+        stale = full_submission(t, f, ref=ago(60), anonymised=ago(45), marker='S')
+        res = self.anonymizer('run', '-v', expect=0)
+        self.assertEqual(self.candidates(t, f), sorted([wcs_today, due, young]))
+        self.assertIsNotNone(t.row(f, due)['anonymised'])
+        self.assertIsNone(t.row(f, wcs_today)['prefilling_data'], 'completed')
+        self.assertIsNone(t.row(f, young)['anonymised'])
+        self.assertIsNotNone(t.row(f, stale)['prefilling_data'], 'anonymised before the check: not looked at')
+        entry = t.runs()[-1][2][0]
+        self.assertEqual((entry['anonymised'], entry['completed']), (1, 1))
+        self.assertIn('3 candidates', res.stderr)
+        # the change log holds the ids changed, not the range between them (the young row's)
+        changes = t.query('SELECT lo, hi FROM anonymizer.changes c JOIN anonymizer.runs r USING (run_id)'
+                          ' WHERE r.started_at = (SELECT max(started_at) FROM anonymizer.runs) ORDER BY lo')
+        self.assertEqual(changes, [(wcs_today, wcs_today), (due, due)])
+
+        # a new rule (a field kept before is blanked now) looks at the whole form again
+        self.write_config([t], extra='retention = "30 days";',
+                          forms=['{ tenant = "*"; slug = "demande-rdv"; blank = ["motif"]; }'])
+        self.anonymizer('run', expect=0)
+        self.assertIsNone(t.row(f, stale)['prefilling_data'], 'a new rule checks every anonymised row')
+        # the report counts the rows found clean on the index (as they will be the next night): the same
+        # figures as counting every row
+        t.query(f"UPDATE {wcs.qi(f.table)} SET anonymised = anonymised - interval '2 days'")
+        settled_rows = t.one(f'SELECT count(*) FROM {wcs.qi(f.table)} WHERE anonymised < (SELECT checked_until'
+                             ' FROM anonymizer.checked)')[0]
+        self.assertEqual(settled_rows, 7)
+        at = t.one("SELECT to_char(now(), 'YYYY-MM-DD\"T\"HH24:MI:SSOF')")[0]
+        settled = json.loads(self.anonymizer('report', '--format', 'json', '--at', at, expect=0).stdout)
+        t.query('DELETE FROM anonymizer.checked')
+        whole = json.loads(self.anonymizer('report', '--format', 'json', '--at', at, expect=0).stdout)
+        self.assertEqual(settled['tenants'], whole['tenants'])
+        self.assertEqual(settled['tenants'][0]['forms'][0]['submissions'], 8)
+
+
+    def test_a_night_that_leaves_rows_behind_keeps_the_check(self):
+        t, f = self.one_tenant()
+        full_submission(t, f, ref=ago(40), marker='A')
+        self.anonymizer('run', expect=0)
+        t.query("UPDATE anonymizer.checked SET checked_until = checked_until - interval '10 days'")
+        before = t.one('SELECT checked_until FROM anonymizer.checked WHERE table_name = %s', (f.table,))[0]
+        held = full_submission(t, f, ref=ago(40), marker='H')
+        other = t.cluster.connect(t.dbname, autocommit=False)
+        try:
+            with other.cursor() as cur:
+                cur.execute(f'SELECT id FROM {wcs.qi(f.table)} WHERE id = %s FOR UPDATE', (held,))
+            self.anonymizer('run', expect=0)
+        finally:
+            other.rollback()
+            other.close()
+        self.assertEqual(t.one('SELECT checked_until FROM anonymizer.checked WHERE table_name = %s', (f.table,))[0],
+                         before, 'a row left locked: the check stays where it was')
+
     # -- retention overrides -------------------------------------------------------
 
     def test_per_tenant_and_per_form_retention(self):

@@ -678,7 +678,7 @@ def field_expr(f, options=None):
 
 def replicate(cur, form, factor):
     """Multiplies the form's submissions by factor (copies with new ids, uuids and tracking codes,
-    with their history, tracking codes and wcs_all_forms rows): a large tenant in seconds."""
+    with their history, tracking codes, workflow traces and wcs_all_forms rows): a large tenant in seconds."""
     cur.execute(f'SELECT max(id) FROM {qi(form.table)}')
     top = cur.fetchone()[0]
     cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
@@ -699,6 +699,13 @@ def replicate(cur, form, factor):
     cur.execute(f"""INSERT INTO tracking_codes (id, formdef_id, formdata_id)
                     SELECT tracking_code, '{form.id}', id::text FROM {qi(form.table)}
                      WHERE id > {top} AND tracking_code IS NOT NULL""")
+    kind = 'carddata' if isinstance(form, Card) else 'formdata'
+    cur.execute(f"""INSERT INTO workflow_traces (formdef_type, formdef_id, formdata_id, status_id, event, event_args,
+                        timestamp)
+                    SELECT t.formdef_type, t.formdef_id, t.formdata_id + k * {top}, t.status_id, t.event, t.event_args,
+                           t.timestamp
+                      FROM workflow_traces t, generate_series(1, {factor - 1}) k
+                     WHERE t.formdef_type = '{kind}' AND t.formdef_id = {form.id} AND t.formdata_id <= {top}""")
     fill_all_forms(cur, form, top)
 
 
@@ -721,7 +728,7 @@ def fill_all_forms(cur, form, start=0):
 
 
 def populate(cur, form, n, *, start=0, now='now()', max_age_days=200, seed_users=True, history=True,
-             tracking=True, options=None, bulk=False):
+             tracking=True, options=None, bulk=False, traces=False):
     """Inserts n submissions with realistic values, history and tracking codes, with one set-based
     statement per table (the wcs_all_forms trigger fires per row, as in w.c.s.).
 
@@ -812,6 +819,14 @@ def populate(cur, form, n, *, start=0, now='now()', max_age_days=200, seed_users
                     THEN convert_to('(lp0\\nccopy_reg\\nAttachmentEvolutionPart\\n' || m.id, 'UTF8') END, m.id
           FROM {qi(form.table)} m WHERE m.id > {start} AND m.status <> 'draft'
         """)
+    if traces:
+        # one workflow trace per submission, as w.c.s. writes when a submission enters its workflow
+        kind = 'carddata' if isinstance(form, Card) else 'formdata'
+        cur.execute(f"""INSERT INTO workflow_traces (formdef_type, formdef_id, formdata_id, status_id, event, event_args,
+                            timestamp)
+                        SELECT '{kind}', {form.id}, m.id, 'new', 'frontoffice-created',
+                               jsonb_build_object('user', m.user_id), m.receipt_time
+                        FROM {qi(form.table)} m WHERE m.id > {start}""")
     if tracking:
         cur.execute(f"""INSERT INTO tracking_codes (id, formdef_id, formdata_id)
                         SELECT tracking_code, '{form.id}', id::text FROM {qi(form.table)}

@@ -310,7 +310,9 @@ static bool expression_start(const struct tok *prev)
 /* Words that take a table after them, and those that may follow them instead of a table. */
 static const char *const before_table[] = {"FROM", "JOIN", "UPDATE", "INTO", "USING", "TABLE", "TRUNCATE", "COPY",
                                            NULL};
-static const char *const not_tables[] = {"LATERAL", "ONLY", "STDIN", "STDOUT", "IF", "SELECT", "TABLES", "SET", "OF", "SKIP", "NOWAIT", "ROWS", NULL};
+static const char *const not_tables[] = {"LATERAL", "ONLY", "STDIN", "STDOUT", "IF", "SELECT", "TABLES", "SET", "OF", "SKIP", "NOWAIT", "ROWS",
+                                            /* reserved words: a trigger's "UPDATE ON t", "OLD TABLE AS x" */
+                                            "ON", "AS", NULL};
 
 struct checker {
     const char *sql;

@@ -48,6 +48,11 @@ static void test_names_a_statement_defines(void **state)
     expect_clean("WITH t(a, b) AS (VALUES (1, 2)) SELECT t.a FROM t");
     expect_clean("WITH t AS MATERIALIZED (SELECT 1) SELECT 1 FROM t");
     expect_problems("WITH t(a) AS (VALUES (1)) SELECT 1 FROM u", 1, "table not schema-qualified: u");
+    /* a statement trigger's events and transition tables are no tables (the checker does not look at its
+     * table: ON is not followed by a table elsewhere) */
+    expect_clean("CREATE TRIGGER c AFTER UPDATE ON s.t REFERENCING OLD TABLE AS o NEW TABLE AS n"
+                 " FOR EACH STATEMENT EXECUTE FUNCTION s.f()");
+    expect_problems("SELECT 1 FROM t AS x", 1, "table not schema-qualified: t");
     /* REVOKE ... FROM names a role; the next statement's FROM is a table again */
     expect_clean("REVOKE ALL ON ALL TABLES IN SCHEMA \"s\" FROM \"reader\"");
     expect_problems("REVOKE ALL ON public.t FROM r; SELECT 1 FROM t", 1, "table not schema-qualified: t");

@@ -1,0 +1,141 @@
+/*
+ * candidates.c: the rows of a form a run can have work on (see
+ * candidates.h).
+ */
+#include "candidates.h"
+#include "ax.h"
+#include "plan.h"
+#include "strbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Everything that decides whether an anonymised row is clean: the batch statement and the values it takes. */
+static char *rule_text(const struct form *f)
+{
+    char *batch = plan_batch(f, PLAN_ANONYMISE);
+    char *text = ax_asprintf("%s\n%s\n%s\n%s", batch, f->sql.endpoints ? f->sql.endpoints : "{}",
+                             f->sql.stat_keys ? f->sql.stat_keys : "", f->sql.block_keys ? f->sql.block_keys : "");
+    free(batch);
+    return text;
+}
+
+int candidates_since(struct tenant *t, const struct form *f, char *since, size_t len)
+{
+    bool exists = false, readable = false;
+    snprintf(since, len, "-infinity");
+    int rc = db_relation(&t->db, "anonymizer", "checked", &exists, &readable);
+    if (rc || !exists || !readable)
+        return rc;
+    PGresult *res;
+    char *rule = rule_text(f);
+    const char *v[2] = {f->table, rule};
+    rc = db_query(&t->db, &res, (struct db_shape){1, 0, 1},
+                  "SELECT c.checked_until::text FROM anonymizer.checked c WHERE c.table_name OPERATOR(pg_catalog.=) $1"
+                  " AND c.rule OPERATOR(pg_catalog.=) pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to($2,"
+                  " 'UTF8')), 'hex')",
+                  2, NULL, v);
+    free(rule);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 1)
+        snprintf(since, len, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return AX_OK;
+}
+
+static int fill(struct tenant *t, const struct form *f, struct form_candidates *fc)
+{
+    PGresult *res;
+    char *rule = rule_text(f);
+    const char *v[2] = {f->table, rule};
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(3),
+                      "SELECT r.digest, COALESCE((SELECT c.checked_until::text FROM anonymizer.checked c"
+                      "  WHERE c.table_name OPERATOR(pg_catalog.=) $1 AND c.rule OPERATOR(pg_catalog.=) r.digest),"
+                      "  '-infinity'),"
+                      /* the transaction's start: the rows this pass sees were anonymised before it, or later */
+                      " (pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval)::text"
+                      " FROM (SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')), 'hex')"
+                      " AS digest) r",
+                      2, NULL, v);
+    free(rule);
+    if (rc)
+        return rc;
+    snprintf(fc->rule, sizeof fc->rule, "%s", PQgetvalue(res, 0, 0));
+    snprintf(fc->since, sizeof fc->since, "%s", PQgetvalue(res, 0, 1));
+    snprintf(fc->next, sizeof fc->next, "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if ((rc = db_command(&t->db, "DELETE FROM anonymizer.candidates WHERE table_name OPERATOR(pg_catalog.=) $1", 1,
+                         NULL, v)))
+        return rc;
+    /* two ranges of w.c.s.'s index on anonymised (a bitmap of both), or the whole table the first time */
+    char *sql = ax_asprintf("INSERT INTO anonymizer.candidates (table_name, id) SELECT $1, m.id FROM public.%s m"
+                            " WHERE m.anonymised IS NULL OR m.anonymised OPERATOR(pg_catalog.>=) $2::timestamptz",
+                            f->q_table);
+    const char *iv[2] = {f->table, fc->since};
+    rc = db_query(&t->db, &res, DB_ANY, sql, 2, NULL, iv);
+    free(sql);
+    if (rc)
+        return rc;
+    fc->count = atoll(PQcmdTuples(res));
+    PQclear(res);
+    return AX_OK;
+}
+
+int candidates_fill(struct tenant *t, const struct form *f, struct form_candidates *fc)
+{
+    memset(fc, 0, sizeof *fc);
+    int rc = db_cmd(&t->db, "BEGIN");
+    if (rc == AX_OK)
+        rc = fill(t, f, fc);
+    if (rc == AX_OK)
+        rc = db_cmd(&t->db, "COMMIT");
+    if (rc) {
+        db_rollback_quietly(&t->db);
+        memset(fc, 0, sizeof *fc);
+    }
+    return rc;
+}
+
+int candidates_bounds(struct tenant *t, const struct form *f, long long per_unit, size_t max, long long **bounds,
+                      size_t *n)
+{
+    PGresult *res;
+    char every[32], limit[32];
+    snprintf(every, sizeof every, "%lld", per_unit < 1 ? 1 : per_unit);
+    snprintf(limit, sizeof limit, "%zu", max);
+    const char *v[3] = {f->table, every, limit};
+    const Oid ty[3] = {DB_TEXTOID, DB_INT8OID, DB_INT8OID};
+    *bounds = NULL;
+    *n = 0;
+    int rc = db_query(&t->db, &res, (struct db_shape){1, 0, -1},
+                      "SELECT x.id FROM (SELECT c.id, pg_catalog.row_number() OVER (ORDER BY c.id) AS n,"
+                      " pg_catalog.count(*) OVER () AS total FROM anonymizer.candidates c"
+                      " WHERE c.table_name OPERATOR(pg_catalog.=) $1) x"
+                      /* no part of less than half a unit at the end */
+                      " WHERE (x.n OPERATOR(pg_catalog.%) $2) OPERATOR(pg_catalog.=) 0"
+                      " AND (x.total OPERATOR(pg_catalog.-) x.n) OPERATOR(pg_catalog.>=) ($2 OPERATOR(pg_catalog./) 2)"
+                      " ORDER BY x.id LIMIT $3",
+                      3, ty, v);
+    if (rc)
+        return rc;
+    *n = (size_t)PQntuples(res);
+    *bounds = ax_calloc(*n + 1, sizeof **bounds);
+    for (size_t i = 0; i < *n; i++)
+        (*bounds)[i] = atoll(PQgetvalue(res, (int)i, 0));
+    PQclear(res);
+    return AX_OK;
+}
+
+int candidates_checked(struct tenant *t, const struct form *f, const struct form_candidates *fc)
+{
+    if (!fc->next[0] || !fc->rule[0])
+        return AX_OK;
+    const char *v[3] = {f->table, fc->rule, fc->next};
+    return db_command(&t->db,
+                      "INSERT INTO anonymizer.checked AS c (table_name, rule, checked_until) VALUES ($1, $2, $3::timestamptz)"
+                      " ON CONFLICT (table_name) DO UPDATE SET rule = EXCLUDED.rule,"
+                      " checked_until = EXCLUDED.checked_until, updated_at = pg_catalog.now()",
+                      3, NULL, v);
+}
