@@ -128,6 +128,13 @@ int candidates_bounds(struct tenant *t, const struct form *f, long long per_unit
     return AX_OK;
 }
 
+int candidates_clear(struct tenant *t, const struct form *f)
+{
+    const char *v[1] = {f->table};
+    return db_command(&t->db, "DELETE FROM anonymizer.candidates WHERE table_name OPERATOR(pg_catalog.=) $1", 1, NULL,
+                      v);
+}
+
 int candidates_checked(struct tenant *t, const struct form *f, const struct form_candidates *fc)
 {
     if (!fc->next[0] || !fc->rule[0])

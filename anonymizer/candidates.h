@@ -48,6 +48,8 @@ int candidates_bounds(struct tenant *t, const struct form *f, long long per_unit
  * be read), for the report.
  */
 int candidates_since(struct tenant *t, const struct form *f, char *since, size_t len);
+/* The form's candidates, once its units are done (the next run finds its own). */
+int candidates_clear(struct tenant *t, const struct form *f);
 /* The form was done whole under fc's rule: anonymised rows before fc->next need not be looked at again. */
 int candidates_checked(struct tenant *t, const struct form *f, const struct form_candidates *fc);
 

@@ -481,6 +481,11 @@ void plan_bind_report(const struct form *f, const struct plan_report_args *a, st
     "(SELECT c.id FROM anonymizer.candidates c WHERE c.table_name OPERATOR(pg_catalog.=) $10"                      \
     " AND c.id OPERATOR(pg_catalog.>) $5 AND c.id OPERATOR(pg_catalog.<=) " hi ") k"
 #define CANDIDATES_IN_UNIT CANDIDATES_IN("$9")
+/* The row of candidate k, looked up by its id (a subquery the planner keeps: a merge join of the candidates
+ * with the form's whole primary key index would read the table from its first id at every batch). */
+#define ROW_OF_CANDIDATE(table)                                                                                    \
+    "CROSS JOIN LATERAL (SELECT r.ctid AS anonymizer_ctid, r.* FROM public." table " r"                            \
+    " WHERE r.id OPERATOR(pg_catalog.=) k.id OFFSET 0) m"
 #define CANDIDATES_IN_BATCH CANDIDATES_IN("$6")
 
 static const char drafts_pred[] =
@@ -527,8 +532,7 @@ char *plan_batch(const struct form *f, enum plan_batch kind)
 
     sb_init(&sb);
     sb_appendf(&sb,
-               "WITH cand AS MATERIALIZED (SELECT m.id FROM " CANDIDATES_IN_UNIT " JOIN public.%s m"
-               " ON m.id OPERATOR(pg_catalog.=) k.id\n"
+               "WITH cand AS MATERIALIZED (SELECT m.id FROM " CANDIDATES_IN_UNIT " " ROW_OF_CANDIDATE("%s") "\n"
                "  WHERE %s\n"
                "  ORDER BY k.id LIMIT $6),\n"
                "locked AS (SELECT m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
@@ -566,9 +570,9 @@ char *plan_batch_unlocked(const struct form *f)
     bool tc = f->sql.tracking_codes;
     sb_init(&sb);
     sb_appendf(&sb,
-               "WITH cand AS MATERIALIZED (SELECT m.ctid AS t, m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
+               "WITH cand AS MATERIALIZED (SELECT m.anonymizer_ctid AS t, m.id, %s AS tracking_code, m.anonymised IS NULL AS fresh,"
                " COALESCE(m.status OPERATOR(pg_catalog.=) 'draft', false) AS draft FROM " CANDIDATES_IN_UNIT
-               " JOIN public.%s m ON m.id OPERATOR(pg_catalog.=) k.id\n"
+               " " ROW_OF_CANDIDATE("%s") "\n"
                "  WHERE %s\n"
                "  ORDER BY k.id LIMIT $6),\n"
                /* no lock taken first: the UPDATE locks as it goes, and waits for a
@@ -593,7 +597,7 @@ char *plan_count_drafts(const struct form *f)
 char *plan_batch_range(const struct form *f, enum plan_batch kind)
 {
     return ax_asprintf("SELECT pg_catalog.max(s.id), pg_catalog.count(*) FROM (SELECT m.id FROM " CANDIDATES_IN_UNIT
-                       " JOIN public.%s m ON m.id OPERATOR(pg_catalog.=) k.id\n"
+                       " " ROW_OF_CANDIDATE("%s") "\n"
                        "  WHERE %s\n"
                        "  ORDER BY k.id LIMIT $6) s",
                        f->q_table, batch_pred(f, kind));

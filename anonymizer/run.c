@@ -253,6 +253,9 @@ static int finish_form(void *arg, size_t fi, struct form_state *fs)
                   fs->error ? fs->error : "?");
     else if (rc == AX_ERR_DB || rc == AX_ERR_DATA)
         log_error("%s: %s: failed: %s", t->name, f->label, fs->error ? fs->error : "?");
+    /* the candidates are this run's: a backlog's would cost the next night their deletion */
+    if (rc != AX_ERR_DB && candidates_clear(t, f) != AX_OK)
+        log_warning("%s: %s: cannot empty anonymizer.candidates: %s", t->name, f->label, t->db.error);
     /* nothing left behind: the rows anonymised before this night's pass need not be looked at again */
     if (rc == AX_OK && c->locked == 0 && candidates_checked(t, f, &fs->cand) != AX_OK) {
         if (!fs->error)

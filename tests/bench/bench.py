@@ -16,7 +16,9 @@ from the templates between contestants:
      submissions, and the report on the 1,000,000-submission tenant;
   8. one tenant of 200,000 submissions (one large form, two small):
      --jobs 1 and --jobs 2 against the single statement (with and without
-     JIT), the four in turn over rounds (medians compared).
+     JIT), the four in turn over rounds (medians compared);
+  9. steady nights on a form of 100,000 and one of 1,000,000 rows
+     (tests/bench/steady.py).
 
 The export against the raw pipe alternates over rounds too (--export-rounds).
 
@@ -425,6 +427,8 @@ class Bench:
 
             # 8. one tenant: --jobs within a tenant
             self.one_tenant()
+            # 9. steady nights (printed as they are measured)
+            Steady(self).run()
         finally:
             self.cluster.stop()
             shutil.rmtree(self.work, ignore_errors=True)
