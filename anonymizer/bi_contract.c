@@ -306,16 +306,18 @@ static const char *const comments_v3[] = {
  * collision could only make a group look larger; a figure, never a
  * decision).  Seeded from the rows when created (bi.c).
  */
-#define COUNT_KIND(b)                                                                                              \
-    "CASE WHEN " b ".pub IS NULL THEN 'held' ELSE (" b ".pub OPERATOR(pg_catalog.->>) 'precision')"               \
-    " OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.jsonb_array_length(" b ".pub OPERATOR(pg_catalog.->)"          \
-    " 'suppressed') OPERATOR(pg_catalog.>) 0 THEN ':suppressed' ELSE '' END END"
 const char *const bi_counting[] = {
     "CREATE TABLE @S.form_counts (tenant text NOT NULL, form_id integer NOT NULL, kind text NOT NULL,"
     " n bigint NOT NULL, PRIMARY KEY (tenant, form_id, kind))",
     "CREATE TABLE @S.group_sizes (tenant text NOT NULL, form_id integer NOT NULL, pub_hash bigint NOT NULL,"
     " n bigint NOT NULL, PRIMARY KEY (tenant, form_id, pub_hash))",
     "CREATE INDEX group_sizes_smallest ON @S.group_sizes (tenant, form_id, n)",
+    /* a row's kind, one definition for the seeding and the trigger */
+    "CREATE FUNCTION @S.count_kind(pub jsonb) RETURNS text LANGUAGE sql IMMUTABLE"
+    " SET search_path = pg_catalog, pg_temp AS $anonymizer_kind$ SELECT CASE WHEN pub IS NULL THEN 'held'"
+    " ELSE (pub OPERATOR(pg_catalog.->>) 'precision') OPERATOR(pg_catalog.||) CASE WHEN"
+    " pg_catalog.jsonb_array_length(pub OPERATOR(pg_catalog.->) 'suppressed') OPERATOR(pg_catalog.>) 0"
+    " THEN ':suppressed' ELSE '' END END $anonymizer_kind$",
     /* the schema is the trigger's table's (no name of it in the body); every name qualified */
     "CREATE FUNCTION @S.count_rows() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS"
     " $anonymizer_count$ DECLARE d text; BEGIN"
@@ -325,9 +327,7 @@ const char *const bi_counting[] = {
     "  ELSE 'SELECT tenant, form_id, pub, pub_hash, deleted_at, 1 AS s FROM new_rows UNION ALL"
     "   SELECT tenant, form_id, pub, pub_hash, deleted_at, -1 FROM old_rows' END;"
     " EXECUTE pg_catalog.format('INSERT INTO %1$I.form_counts AS c (tenant, form_id, kind, n)"
-    "  SELECT d.tenant, d.form_id, CASE WHEN d.pub IS NULL THEN ''held'' ELSE (d.pub OPERATOR(pg_catalog.->>)"
-    "  ''precision'') OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.jsonb_array_length(d.pub OPERATOR(pg_catalog.->)"
-    "  ''suppressed'') OPERATOR(pg_catalog.>) 0 THEN '':suppressed'' ELSE '''' END END, pg_catalog.sum(d.s)"
+    "  SELECT d.tenant, d.form_id, %1$I.count_kind(d.pub), pg_catalog.sum(d.s)"
     "  FROM (%2$s) d WHERE d.deleted_at IS NULL GROUP BY 1, 2, 3 HAVING pg_catalog.sum(d.s) OPERATOR(pg_catalog.<>) 0"
     "  ON CONFLICT (tenant, form_id, kind) DO UPDATE SET n = c.n OPERATOR(pg_catalog.+) EXCLUDED.n',"
     "  TG_TABLE_SCHEMA, d);"
@@ -362,8 +362,8 @@ const char *const bi_counting[] = {
     "COMMENT ON COLUMN @S.group_sizes.n IS 'Its published rows.'",
     /* the rows already there, counted once (the setup's lock keeps other exports out) */
     "LOCK TABLE @S.submission_rows IN SHARE ROW EXCLUSIVE MODE",
-    "INSERT INTO @S.form_counts (tenant, form_id, kind, n) SELECT b.tenant, b.form_id, " COUNT_KIND("b")
-    ", pg_catalog.count(*) FROM @S.submission_rows b WHERE b.deleted_at IS NULL GROUP BY 1, 2, 3",
+    "INSERT INTO @S.form_counts (tenant, form_id, kind, n) SELECT b.tenant, b.form_id, @S.count_kind(b.pub),"
+    " pg_catalog.count(*) FROM @S.submission_rows b WHERE b.deleted_at IS NULL GROUP BY 1, 2, 3",
     "INSERT INTO @S.group_sizes (tenant, form_id, pub_hash, n) SELECT b.tenant, b.form_id, b.pub_hash,"
     " pg_catalog.count(*) FROM @S.submission_rows b WHERE b.deleted_at IS NULL AND b.pub IS NOT NULL"
     " GROUP BY 1, 2, 3",

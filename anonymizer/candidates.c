@@ -21,53 +21,62 @@ static char *rule_text(const struct form *f)
     return text;
 }
 
+/*
+ * The digest of the form's rule (rule[65]) and the instant before which its
+ * anonymised rows were found clean under it ("-infinity": never).
+ */
+static int read_check(struct tenant *t, const struct form *f, char *rule, char *since, size_t len)
+{
+    PGresult *res;
+    char *text = rule_text(f);
+    const char *v[2] = {f->table, text};
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(2),
+                      "SELECT r.digest, COALESCE((SELECT c.checked_until::text FROM anonymizer.checked c"
+                      "  WHERE c.table_name OPERATOR(pg_catalog.=) $1 AND c.rule OPERATOR(pg_catalog.=) r.digest),"
+                      "  '-infinity')"
+                      " FROM (SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')), 'hex')"
+                      " AS digest) r",
+                      2, NULL, v);
+    free(text);
+    if (rc)
+        return rc;
+    snprintf(rule, 65, "%s", PQgetvalue(res, 0, 0));
+    snprintf(since, len, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return AX_OK;
+}
+
 int candidates_since(struct tenant *t, const struct form *f, char *since, size_t len)
 {
     bool exists = false, readable = false;
+    char rule[65];
     snprintf(since, len, "-infinity");
     int rc = db_relation(&t->db, "anonymizer", "checked", &exists, &readable);
     if (rc || !exists || !readable)
         return rc;
-    PGresult *res;
-    char *rule = rule_text(f);
-    const char *v[2] = {f->table, rule};
-    rc = db_query(&t->db, &res, (struct db_shape){1, 0, 1},
-                  "SELECT c.checked_until::text FROM anonymizer.checked c WHERE c.table_name OPERATOR(pg_catalog.=) $1"
-                  " AND c.rule OPERATOR(pg_catalog.=) pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to($2,"
-                  " 'UTF8')), 'hex')",
-                  2, NULL, v);
-    free(rule);
-    if (rc)
-        return rc;
-    if (PQntuples(res) == 1)
-        snprintf(since, len, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return AX_OK;
+    return read_check(t, f, rule, since, len);
+}
+
+int candidates_clear(struct tenant *t, const struct form *f)
+{
+    const char *v[1] = {f->table};
+    return db_command(&t->db, "DELETE FROM anonymizer.candidates WHERE table_name OPERATOR(pg_catalog.=) $1", 1, NULL,
+                      v);
 }
 
 static int fill(struct tenant *t, const struct form *f, struct form_candidates *fc)
 {
     PGresult *res;
-    char *rule = rule_text(f);
-    const char *v[2] = {f->table, rule};
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(3),
-                      "SELECT r.digest, COALESCE((SELECT c.checked_until::text FROM anonymizer.checked c"
-                      "  WHERE c.table_name OPERATOR(pg_catalog.=) $1 AND c.rule OPERATOR(pg_catalog.=) r.digest),"
-                      "  '-infinity'),"
-                      /* the transaction's start: the rows this pass sees were anonymised before it, or later */
-                      " (pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval)::text"
-                      " FROM (SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8')), 'hex')"
-                      " AS digest) r",
-                      2, NULL, v);
-    free(rule);
+    int rc = read_check(t, f, fc->rule, fc->since, sizeof fc->since);
+    /* the transaction's start: the rows this pass sees were anonymised before it, or later */
+    if (rc == AX_OK)
+        rc = db_query(&t->db, &res, DB_ONE_ROW(1),
+                      "SELECT (pg_catalog.now() OPERATOR(pg_catalog.-) '1 day'::interval)::text", 0, NULL, NULL);
     if (rc)
         return rc;
-    snprintf(fc->rule, sizeof fc->rule, "%s", PQgetvalue(res, 0, 0));
-    snprintf(fc->since, sizeof fc->since, "%s", PQgetvalue(res, 0, 1));
-    snprintf(fc->next, sizeof fc->next, "%s", PQgetvalue(res, 0, 2));
+    snprintf(fc->next, sizeof fc->next, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    if ((rc = db_command(&t->db, "DELETE FROM anonymizer.candidates WHERE table_name OPERATOR(pg_catalog.=) $1", 1,
-                         NULL, v)))
+    if ((rc = candidates_clear(t, f)))
         return rc;
     /* two ranges of w.c.s.'s index on anonymised (a bitmap of both), or the whole table the first time */
     char *sql = ax_asprintf("INSERT INTO anonymizer.candidates (table_name, id) SELECT $1, m.id FROM public.%s m"
@@ -126,13 +135,6 @@ int candidates_bounds(struct tenant *t, const struct form *f, long long per_unit
         (*bounds)[i] = atoll(PQgetvalue(res, (int)i, 0));
     PQclear(res);
     return AX_OK;
-}
-
-int candidates_clear(struct tenant *t, const struct form *f)
-{
-    const char *v[1] = {f->table};
-    return db_command(&t->db, "DELETE FROM anonymizer.candidates WHERE table_name OPERATOR(pg_catalog.=) $1", 1, NULL,
-                      v);
 }
 
 int candidates_checked(struct tenant *t, const struct form *f, const struct form_candidates *fc)

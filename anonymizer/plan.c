@@ -481,8 +481,8 @@ void plan_bind_report(const struct form *f, const struct plan_report_args *a, st
     "(SELECT c.id FROM anonymizer.candidates c WHERE c.table_name OPERATOR(pg_catalog.=) $10"                      \
     " AND c.id OPERATOR(pg_catalog.>) $5 AND c.id OPERATOR(pg_catalog.<=) " hi ") k"
 #define CANDIDATES_IN_UNIT CANDIDATES_IN("$9")
-/* The row of candidate k, looked up by its id (a subquery the planner keeps: a merge join of the candidates
- * with the form's whole primary key index would read the table from its first id at every batch). */
+/* The row of candidate k, looked up by its id: one primary-key lookup per candidate whatever the planner makes
+ * of the candidates' statistics (a join it could reorder might walk the form's index from its first id). */
 #define ROW_OF_CANDIDATE(table)                                                                                    \
     "CROSS JOIN LATERAL (SELECT r.ctid AS anonymizer_ctid, r.* FROM public." table " r"                            \
     " WHERE r.id OPERATOR(pg_catalog.=) k.id OFFSET 0) m"
