@@ -312,9 +312,10 @@ const char *const bi_counting[] = {
     "CREATE TABLE @S.group_sizes (tenant text NOT NULL, form_id integer NOT NULL, pub_hash bigint NOT NULL,"
     " n bigint NOT NULL, PRIMARY KEY (tenant, form_id, pub_hash))",
     "CREATE INDEX group_sizes_smallest ON @S.group_sizes (tenant, form_id, n)",
-    /* a row's kind, one definition for the seeding and the trigger */
+    /* a row's kind, one definition for the seeding and the trigger; every name qualified and no SET clause,
+     * so that the planner inlines it (a function call per row otherwise) */
     "CREATE FUNCTION @S.count_kind(pub jsonb) RETURNS text LANGUAGE sql IMMUTABLE"
-    " SET search_path = pg_catalog, pg_temp AS $anonymizer_kind$ SELECT CASE WHEN pub IS NULL THEN 'held'"
+    " AS $anonymizer_kind$ SELECT CASE WHEN pub IS NULL THEN 'held'"
     " ELSE (pub OPERATOR(pg_catalog.->>) 'precision') OPERATOR(pg_catalog.||) CASE WHEN"
     " pg_catalog.jsonb_array_length(pub OPERATOR(pg_catalog.->) 'suppressed') OPERATOR(pg_catalog.>) 0"
     " THEN ':suppressed' ELSE '' END END $anonymizer_kind$",
