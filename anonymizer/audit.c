@@ -3,6 +3,7 @@
  */
 #include "audit.h"
 #include "ax.h"
+#include "chain.h"
 #include "sqltext.h"
 #include "strbuf.h"
 #include "version.h"
@@ -65,6 +66,21 @@ static const char *const schema_ddl[] = {
     " PRIMARY KEY (table_name, id))",
     /* per form: the rows anonymised before checked_until were all found clean under the rule (a digest of
      * what the run blanks) by a run that left nothing behind */
+    /* the history's chain (chain.h) and the settings in force; added in 0.9 */
+    "ALTER TABLE anonymizer.runs ADD COLUMN IF NOT EXISTS seq bigint, ADD COLUMN IF NOT EXISTS details jsonb,"
+    " ADD COLUMN IF NOT EXISTS sealed_at timestamptz, ADD COLUMN IF NOT EXISTS key_id text,"
+    " ADD COLUMN IF NOT EXISTS prev_mac text, ADD COLUMN IF NOT EXISTS mac text, ADD COLUMN IF NOT EXISTS chain_note text",
+    /* legal holds (hold.h): submissions, or whole forms, kept out of anonymisation */
+    "CREATE TABLE IF NOT EXISTS anonymizer.holds ("
+    " hold_id bigserial PRIMARY KEY,"
+    " table_name text NOT NULL,"
+    " slug text NOT NULL,"
+    " submission_id bigint,"
+    " reason text NOT NULL,"
+    " created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),"
+    " until timestamptz,"
+    " os_user text NOT NULL,"
+    " db_role text NOT NULL DEFAULT CURRENT_USER)",
     "CREATE TABLE IF NOT EXISTS anonymizer.checked ("
     " table_name text PRIMARY KEY,"
     " rule text NOT NULL,"
@@ -95,6 +111,25 @@ void audit_new_run_id(char buf[37])
              b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+/* Whether each piece of schema_ddl is there already (a column of runs: attribute of runs). */
+#define RUNS_COLUMN(c)                                                                                             \
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attname OPERATOR(pg_catalog.=) '" c "'"               \
+    " AND a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('anonymizer.runs') AND NOT a.attisdropped)"
+static const char *const schema_present[AX_ARRAY_LEN(schema_ddl)] = {
+    "EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'anonymizer')",
+    "pg_catalog.to_regclass('anonymizer.runs') IS NOT NULL",
+    "pg_catalog.to_regclass('anonymizer.changes') IS NOT NULL",
+    "pg_catalog.to_regclass('anonymizer.changes') IS NOT NULL",
+    /* a runs table from before the column: added by its owner (a new one has it) */
+    "pg_catalog.to_regclass('anonymizer.runs') IS NULL OR " RUNS_COLUMN("exported"),
+    "pg_catalog.to_regclass('anonymizer.vacuum_owed') IS NOT NULL",
+    "pg_catalog.to_regclass('anonymizer.batches') IS NOT NULL",
+    "pg_catalog.to_regclass('anonymizer.candidates') IS NOT NULL",
+    RUNS_COLUMN("chain_note"),
+    "pg_catalog.to_regclass('anonymizer.holds') IS NOT NULL",
+    "pg_catalog.to_regclass('anonymizer.checked') IS NOT NULL",
+};
+
 /*
  * Creates what is missing of the schema: only that, so that a role without
  * CREATE on the database works once the schema exists (CREATE SCHEMA IF NOT
@@ -103,41 +138,23 @@ void audit_new_run_id(char buf[37])
 static int create_schema(struct tenant *t)
 {
     PGresult *res;
-    int rc = db_query(&t->db, &res, DB_ONE_ROW(8),
-                      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'anonymizer'),"
-                      " pg_catalog.to_regclass('anonymizer.runs') IS NOT NULL,"
-                      " pg_catalog.to_regclass('anonymizer.changes') IS NOT NULL,"
-                      " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attname OPERATOR(pg_catalog.=) 'exported'"
-                      "  AND a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('anonymizer.runs')"
-                      "  AND NOT a.attisdropped),"
-                      " pg_catalog.to_regclass('anonymizer.vacuum_owed') IS NOT NULL,"
-                      " pg_catalog.to_regclass('anonymizer.batches') IS NOT NULL,"
-                      " pg_catalog.to_regclass('anonymizer.candidates') IS NOT NULL,"
-                      " pg_catalog.to_regclass('anonymizer.checked') IS NOT NULL",
-                      0, NULL, NULL);
+    struct strbuf sb;
+    sb_init(&sb);
+    sb_append(&sb, "SELECT ");
+    for (size_t i = 0; i < AX_ARRAY_LEN(schema_present); i++)
+        sb_appendf(&sb, "%s(%s)", i ? ", " : "", schema_present[i]);
+    int rc = db_query(&t->db, &res, DB_ONE_ROW((int)AX_ARRAY_LEN(schema_present)), sb.buf, 0, NULL, NULL);
+    sb_free(&sb);
     if (rc)
         return rc;
-    bool have[8];
-    for (int i = 0; i < 8; i++)
-        have[i] = strcmp(PQgetvalue(res, 0, i), "t") == 0;
+    bool have[AX_ARRAY_LEN(schema_present)];
+    for (size_t i = 0; i < AX_ARRAY_LEN(schema_present); i++)
+        have[i] = strcmp(PQgetvalue(res, 0, (int)i), "t") == 0;
     PQclear(res);
-    if (!have[0] && (rc = db_cmd(&t->db, schema_ddl[0])))
-        return rc;
-    if (!have[1] && (rc = db_cmd(&t->db, schema_ddl[1])))
-        return rc;
-    if (!have[2] && ((rc = db_cmd(&t->db, schema_ddl[2])) || (rc = db_cmd(&t->db, schema_ddl[3]))))
-        return rc;
-    /* a runs table from before the column: added by its owner */
-    if (have[1] && !have[3] && (rc = db_cmd(&t->db, schema_ddl[4])))
-        return rc;
-    if (!have[4] && (rc = db_cmd(&t->db, schema_ddl[5])))
-        return rc;
-    if (!have[5] && (rc = db_cmd(&t->db, schema_ddl[6])))
-        return rc;
-    if (!have[6] && (rc = db_cmd(&t->db, schema_ddl[7])))
-        return rc;
-    if (!have[7] && (rc = db_cmd(&t->db, schema_ddl[8])))
-        return rc;
+    /* in order: a runs table created now has the columns added later to older ones */
+    for (size_t i = 0; i < AX_ARRAY_LEN(schema_ddl); i++)
+        if (!have[i] && (rc = db_cmd(&t->db, schema_ddl[i])))
+            return rc;
     return AX_OK;
 }
 
@@ -149,7 +166,8 @@ int audit_begin(struct tenant *t, const struct app *app, const char *command)
     /* we hold the tenant lock: a row still "running" belongs to a run that died; its committed
      * batches of forms it had no time to write an entry for become entries, so that the audit
      * accounts for every batch that committed, whatever killed the run */
-    if ((rc = db_cmd(&t->db,
+    PGresult *crashed;
+    if ((rc = db_query(&t->db, &crashed, DB_ROWS(1),
                      "UPDATE anonymizer.runs r SET outcome = 'crashed', forms = r.forms OPERATOR(pg_catalog.||)"
                      " COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('slug', b.table_name,"
                      "  'table', b.table_name, 'anonymised', b.anonymised, 'completed', b.completed,"
@@ -167,7 +185,13 @@ int audit_begin(struct tenant *t, const struct app *app, const char *command)
                      "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(r.forms) e"
                      "    WHERE e OPERATOR(pg_catalog.->>) 'table' OPERATOR(pg_catalog.=) table_name)"
                      "   GROUP BY table_name) b), '[]'::jsonb)"
-                     " WHERE r.outcome OPERATOR(pg_catalog.=) 'running'")) ||
+                     " WHERE r.outcome OPERATOR(pg_catalog.=) 'running' RETURNING r.run_id::text", 0, NULL, NULL)))
+        return rc;
+    /* their entries are final now: sealed, in the order they started */
+    for (int i = 0; i < PQntuples(crashed) && rc == AX_OK; i++)
+        rc = chain_seal(t, app, PQgetvalue(crashed, i, 0));
+    PQclear(crashed);
+    if (rc ||
         (rc = db_cmd(&t->db, "DELETE FROM anonymizer.batches")))
         return rc;
 
@@ -211,6 +235,8 @@ int audit_finish(struct tenant *t, const struct app *app, enum tenant_outcome ou
     if (rc == AX_OK)
         rc = db_command(&t->db, "DELETE FROM anonymizer.batches WHERE run_id OPERATOR(pg_catalog.=) $1::uuid", 1,
                         types, values);
+    if (rc == AX_OK)
+        rc = chain_seal(t, app, app->run_id);
     return rc;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "history.h"
 #include "audit.h"
+#include "chain.h"
 #include "escape.h"
 #include "ax.h"
 #include "i18n.h"
@@ -32,6 +33,7 @@ struct tenant_history {
     char **missing; /* local dates with no successful run, from the first recorded run on */
     size_t nmissing;
     char *first_run; /* the first recorded run (ISO UTC), NULL: none; nights before it are not counted */
+    struct chain_status chain;
 };
 
 /* The local date of a successful nightly run, or "" for any other row. */
@@ -86,7 +88,8 @@ static enum tenant_outcome read_tenant(const struct app *app, struct app_tenant 
         outcome = PQstatus(t.db.conn) == CONNECTION_OK ? TENANT_FAILED : TENANT_UNREACHABLE;
         th->error = outcome == TENANT_UNREACHABLE ? ax_asprintf(_("cannot connect: %s"), t.db.error)
                                                      : ax_strdup(t.db.error);
-    } else if (audit_history(&t, since, &th->runs, &th->nruns, &th->first_run) != AX_OK) {
+    } else if (audit_history(&t, since, &th->runs, &th->nruns, &th->first_run) != AX_OK ||
+               chain_verify(&t, app, &th->chain) != AX_OK) {
         outcome = TENANT_FAILED;
         th->error = ax_strdup(t.db.error);
     } else if (th->first_run) {
@@ -148,6 +151,9 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
             free(error);
             continue;
         }
+        char *chain = chain_status_text(&th->chain);
+        fprintf(out, "  %s: %s\n", _("history's chain"), chain);
+        free(chain);
         if (th->nruns == 0)
             fprintf(out, "  %s\n", _("no run recorded"));
         for (size_t k = 0; k < th->nruns; k++) {
@@ -191,6 +197,25 @@ static json_object *jstr(const char *s)
     return esc_json_string(s);
 }
 
+static json_object *chain_json(const struct chain_status *c)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "state", json_object_new_string(chain_state_str(c->state)));
+    json_object_object_add(o, "fault", c->fault ? json_object_new_string(chain_fault_str(c->fault)) : NULL);
+    json_object_object_add(o, "bad_entry", c->fault && c->bad_seq >= 0 ? json_object_new_int64(c->bad_seq) : NULL);
+    json_object_object_add(o, "bad_run_id", jstr(c->bad_run_id));
+    json_object_object_add(o, "bad_started_at", jstr(c->bad_started));
+    json_object_object_add(o, "entries", json_object_new_int64(c->entries));
+    json_object_object_add(o, "unchained_entries", json_object_new_int64(c->unchained));
+    json_object_object_add(o, "since", jstr(c->since));
+    json_object_object_add(o, "key_id", jstr(c->key_id));
+    json_object_object_add(o, "not_verified", jstr(c->unverified));
+    char *text = chain_status_text(c);
+    json_object_object_add(o, "text", jstr(text));
+    free(text);
+    return o;
+}
+
 static void render_json(FILE *out, const struct tenant_history *ths, size_t n, const char *since)
 {
     json_object *root = json_object_new_object(), *tenants = json_object_new_array();
@@ -223,6 +248,7 @@ static void render_json(FILE *out, const struct tenant_history *ths, size_t n, c
         json_object_object_add(t, "runs", runs);
         json_object_object_add(t, "nights_without_successful_run", missing);
         json_object_object_add(t, "first_run", jstr(th->first_run));
+        json_object_object_add(t, "chain", chain_json(&th->chain));
         json_object_array_add(tenants, t);
     }
     json_object_object_add(root, "tenants", tenants);
@@ -270,6 +296,17 @@ static void render_csv(FILE *out, const struct tenant_history *ths, size_t n)
 /* -- HTML ------------------------------------------------------------------------------------- */
 
 
+static void html_chain(FILE *out, const struct chain_status *c)
+{
+    char *chain = chain_status_text(c);
+    fprintf(out, "<p class=\"chain%s\">", c->state == CHAIN_BROKEN ? " bad" : "");
+    esc_html(out, _("history's chain"));
+    fputs(": ", out);
+    esc_html(out, chain);
+    fputs("</p>\n", out);
+    free(chain);
+}
+
 static void render_html(FILE *out, const struct tenant_history *ths, size_t n, const char *since)
 {
     char when[40];
@@ -299,6 +336,7 @@ static void render_html(FILE *out, const struct tenant_history *ths, size_t n, c
             fputs("</p>\n</section>\n", out);
             continue;
         }
+        html_chain(out, &th->chain);
         fputs("<table><thead><tr>", out);
         const char *cols[] = {_("Started"), _("Duration (s)"), _("Command"), _("Outcome"), _("Anonymised"),
                               _("Completed"), _("Drafts"), _("Exported"), _("Host"), _("Version")};
@@ -349,20 +387,61 @@ static void render_html(FILE *out, const struct tenant_history *ths, size_t n, c
     fputs("</body>\n</html>\n", out);
 }
 
+/* --verify: each tenant's chain, and a status that says whether they all hold. */
+static int render_verify(FILE *out, const struct tenant_history *ths, size_t n, enum report_format format)
+{
+    int status = EXIT_OK;
+    json_object *root = json_object_new_array();
+    for (size_t i = 0; i < n; i++) {
+        const struct tenant_history *th = &ths[i];
+        char *text = th->error ? ax_strdup(th->error) : chain_status_text(&th->chain);
+        if (th->error || th->chain.state == CHAIN_BROKEN)
+            status = EXIT_SOME_FAILED;
+        else if (th->chain.state != CHAIN_INTACT && status == EXIT_OK)
+            status = EXIT_INCOMPLETE;
+        if (format == REPORT_JSON) {
+            json_object *o = th->error ? json_object_new_object() : chain_json(&th->chain);
+            json_object_object_add(o, "tenant", jstr(th->name));
+            json_object_object_add(o, "error", jstr(th->error));
+            json_object_array_add(root, o);
+        } else {
+            char *name = esc_text(th->name), *line = esc_text(text);
+            fprintf(out, "%s: %s\n", name, line);
+            free(name);
+            free(line);
+        }
+        free(text);
+    }
+    if (format == REPORT_JSON) {
+        fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE),
+              out);
+        fputc('\n', out);
+    }
+    json_object_put(root);
+    return status;
+}
+
 int cmd_history(const struct app *app, const struct history_options *opts, FILE *out)
 {
+    if (opts->verify && !app->cfg->audit.key.path) {
+        log_error("%s: no audit_key_file: the history is not chained, there is nothing to verify (see"
+                  " anonymizer.conf(5))", app->cfg->path);
+        return EXIT_CONFIG;
+    }
     struct tenant_history *ths = ax_calloc(app->ntenants, sizeof *ths);
     enum tenant_outcome *outcomes = ax_calloc(app->ntenants, sizeof *outcomes);
     char since[32];
     tm_format_utc(opts->since, since);
     for (size_t i = 0; i < app->ntenants; i++)
         outcomes[i] = read_tenant(app, &app->tenants[i], since, opts->since, &ths[i]);
-    switch (opts->format) {
+    int verified = EXIT_OK;
+    switch (opts->verify ? REPORT_NAGIOS : opts->format) {
     case REPORT_TEXT: render_text(out, ths, app->ntenants, since); break;
     case REPORT_JSON: render_json(out, ths, app->ntenants, since); break;
     case REPORT_CSV: render_csv(out, ths, app->ntenants); break;
     case REPORT_HTML: render_html(out, ths, app->ntenants, since); break;
-    case REPORT_NAGIOS: break; /* refused on the command line */
+    case REPORT_NAGIOS: verified = render_verify(out, ths, app->ntenants, opts->format); break;
     }
     fflush(out);
     for (size_t i = 0; i < app->ntenants; i++) {
@@ -372,9 +451,10 @@ int cmd_history(const struct app *app, const struct history_options *opts, FILE 
             free(ths[i].missing[k]);
         free(ths[i].missing);
         free(ths[i].first_run);
+        chain_status_free(&ths[i].chain);
     }
     free(ths);
     int status = app_exit_status(outcomes, app->ntenants);
     free(outcomes);
-    return status;
+    return opts->verify && status == EXIT_OK ? verified : status;
 }

@@ -15,6 +15,7 @@
 struct history_options {
     enum report_format format;
     time_t since; /* runs started at or after this instant */
+    bool verify;  /* --verify: only the chain's verification; the exit status says whether it holds */
 };
 
 /* At most this many nights without a run are listed one by one. */
@@ -28,7 +29,8 @@ struct history_options {
  */
 size_t history_missing_nights(const struct audit_run *runs, size_t nruns, time_t since, time_t now, char ***out);
 
-/* Writes the history to out; returns the exit status. */
+/* Writes the history to out; returns the exit status (--verify: 0 intact, 1 broken or unreadable, 3 some
+ * part could not be checked). */
 int cmd_history(const struct app *app, const struct history_options *opts, FILE *out);
 
 #endif

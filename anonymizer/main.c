@@ -68,7 +68,7 @@ static const struct command {
 enum {
     OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN, OPT_JOBS, OPT_MAX_RUNTIME, OPT_FORM, OPT_LANG, OPT_SINCE, OPT_WARNING,
     OPT_STALE, OPT_ROLE_RUN, OPT_ROLE_REPORT, OPT_ROLE_BI, OPT_ROLE_BI_READER, OPT_ADMIN_CONNINFO,
-    OPT_DEBUG_SERVER,
+    OPT_DEBUG_SERVER, OPT_VERIFY,
 };
 
 /* One table drives parsing, validation and --help. */
@@ -99,6 +99,8 @@ static const struct opt {
     {"stale", OPT_STALE, required_argument, "HOURS", CMD_REPORT,
      "report --format nagios: WARNING when a tenant's last successful run is older (default 36)"},
     {"since", OPT_SINCE, required_argument, "DATE", CMD_HISTORY, "history: runs since (default: 31 days ago)"},
+    {"verify", OPT_VERIFY, no_argument, NULL, CMD_HISTORY,
+     "history: verify the chain of every entry (audit_key_file): exit 0 intact, 1 broken, 3 not verifiable"},
     {"role-run", OPT_ROLE_RUN, required_argument, "NAME", CMD_GRANTS,
      "grants: the run role (default: the role of each tenant's connection)"},
     {"role-report", OPT_ROLE_REPORT, required_argument, "NAME", CMD_GRANTS,
@@ -137,6 +139,7 @@ struct cli {
     int warning_days;   /* --warning; -1: default */
     int stale_hours;    /* --stale; -1: default */
     bool dry_run;
+    bool verify;        /* history --verify */
     int jobs;           /* 0: from the configuration */
     int max_runtime_ms; /* -1: from the configuration */
     unsigned seen;     /* CMD_* masks of the options given, to check them against the command */
@@ -149,7 +152,7 @@ static void usage(FILE *out)
                  "       anonymizer report [--format text|html|json|csv] [--at TIMESTAMP] [--form SLUG]... [--lang LANG]\n"
                  "       anonymizer report --format nagios [--warning DAYS] [--stale HOURS]\n"
                  "       anonymizer run [--dry-run [--format FORMAT] [--at TIMESTAMP]]\n"
-                 "       anonymizer history [--since DATE] [--format FORMAT] [--lang LANG]\n"
+                 "       anonymizer history [--since DATE] [--format FORMAT] [--lang LANG] [--verify]\n"
                  "       anonymizer grants [--admin-conninfo CONNINFO] [--role-run NAME] [--role-report NAME] [--role-bi NAME] [--role-bi-reader NAME]\n\n");
     fprintf(out, "Keeps w.c.s. form submissions free of personal data past their retention period.\n\nCommands:\n");
     for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
@@ -312,6 +315,7 @@ static int apply_option(struct cli *cli, int c, char *arg, const char *word)
                                  : &cli->grants.bi_reader) = arg;
         return GO_ON;
     case OPT_DRY_RUN: cli->dry_run = true; return GO_ON;
+    case OPT_VERIFY: cli->verify = true; return GO_ON;
     case OPT_JOBS: return parse_number("jobs", arg, 1, 64, &cli->jobs);
     case OPT_MAX_RUNTIME:
         if (tm_parse_duration_ms(arg, &ms, msg, sizeof msg) != AX_OK)
@@ -353,6 +357,8 @@ static int check_command(struct cli *cli, int argc, char **argv)
         return usage_error("--format nagios is for report");
     if (!nagios && (cli->warning_days >= 0 || cli->stale_hours >= 0))
         return usage_error("--warning and --stale apply to report --format nagios");
+    if (cli->verify && cli->format && strcmp(cli->format, "text") != 0 && strcmp(cli->format, "json") != 0)
+        return usage_error("history --verify writes text or json");
     if (cmd->id == CMD_RUN && cli->dry_run && cli->max_runtime_ms >= 0)
         return usage_error("--max-runtime does not apply to --dry-run");
     return GO_ON;
@@ -556,6 +562,7 @@ static int dispatch(const struct cli *cli, const struct command *cmd, const stru
             .since = !cli->since         ? tm_local_midnight(time(NULL) - 31 * 86400, false)
                      : cli->since_is_date ? tm_local_midnight(cli->since, true)
                                           : cli->since,
+            .verify = cli->verify,
         };
         status = cmd_history(app, &hopts, stdout);
     } else if (cmd->id == CMD_GRANTS) {

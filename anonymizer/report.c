@@ -16,6 +16,7 @@
  */
 #include "report.h"
 #include "audit.h"
+#include "chain.h"
 #include "ax.h"
 #include "candidates.h"
 #include "classify.h"
@@ -223,13 +224,21 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
 }
 
 /* The audit trail: last successful run, and what the last run found locked. */
-static int collect_audit(struct tenant *t, struct tenant_report *tr)
+static int collect_audit(struct tenant *t, const struct app *app, struct tenant_report *tr)
 {
     struct audit_view v;
     int rc = audit_read(t, &v);
     if (rc == AX_OK && v.exists && !v.readable) {
         log_warning("%s: no SELECT privilege on anonymizer.runs: last run unknown", tr->name);
         tr->last_run_unknown = true;
+    }
+    struct chain_status cs;
+    if (rc == AX_OK && chain_verify(t, app, &cs) == AX_OK) {
+        tr->chain_state = ax_strdup(chain_state_str(cs.state));
+        tr->chain_text = chain_status_text(&cs);
+        chain_status_free(&cs);
+    } else if (rc == AX_OK) {
+        log_warning("%s: the history's chain cannot be verified: %s", tr->name, t->db.error);
     }
     if (rc == AX_OK) {
         tr->last_run = v.last_ok ? ax_strdup(v.last_ok) : NULL;
@@ -346,7 +355,7 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
                           app->cfg->schemas);
     }
     if (rc == AX_OK)
-        rc = collect_audit(&t, tr);
+        rc = collect_audit(&t, app, tr);
     if (rc == AX_OK)
         rc = collect_wcs_logs(&t, tr);
     if (rc == AX_OK && app->cfg->wcs_sites) {

@@ -179,6 +179,10 @@ void report_render_json(FILE *out, const struct report *r)
             json_object_object_add(so, "error", jstr(tr->site_options_error));
         }
         json_object_object_add(t, "wcs_site_options", so);
+        json_object *chain = json_object_new_object();
+        json_object_object_add(chain, "state", jstr(tr->chain_state));
+        json_object_object_add(chain, "text", jstr(tr->chain_text));
+        json_object_object_add(t, "history_chain", chain);
         json_object_array_add(tenants, t);
     }
     json_object_object_add(root, "tenants", tenants);

@@ -341,6 +341,14 @@ static void tenant_section(FILE *out, const struct report *r, const struct tenan
         fputs("</strong>", out);
     }
     fputs("</p>\n", out);
+    if (tr->chain_text) {
+        bool broken = tr->chain_state && strcmp(tr->chain_state, "broken") == 0;
+        fputs(broken ? "<p class=\"review\">" : "<p>", out);
+        esc_html(out, _("history's chain"));
+        fputs(": ", out);
+        esc_html(out, tr->chain_text);
+        fputs("</p>\n", out);
+    }
     if (tr->error) {
         fputs("<p class=\"review\">", out);
         esc_html(out, tr->error);

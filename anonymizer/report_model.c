@@ -96,6 +96,8 @@ void tenant_report_free(struct tenant_report *tr)
     free(tr->legal_limit);
     free(tr->backups_until);
     free(tr->last_run);
+    free(tr->chain_state);
+    free(tr->chain_text);
     free(tr->fetch_error);
     free(tr->run_in_progress);
     free(tr->audit_oldest);
@@ -178,6 +180,8 @@ static const struct pack_field tenant_fields[] = {
     PACK_FIELD(PACK_STR, struct tenant_report, last_run),
     PACK_FIELD(PACK_BOOL, struct tenant_report, last_run_unknown),
     PACK_FIELD(PACK_STR, struct tenant_report, run_in_progress),
+    PACK_FIELD(PACK_STR, struct tenant_report, chain_state),
+    PACK_FIELD(PACK_STR, struct tenant_report, chain_text),
     PACK_FIELD(PACK_BOOL, struct tenant_report, fetched),
     PACK_FIELD(PACK_STR, struct tenant_report, fetch_error),
     PACK_FIELD(PACK_DBL, struct tenant_report, files_age),

@@ -98,6 +98,8 @@ struct tenant_report {
     char *last_run;      /* ISO UTC, NULL when never */
     bool last_run_unknown;
     char *run_in_progress; /* start of a run still working on the tenant (ISO UTC), or NULL */
+    char *chain_state;     /* the history's chain (chain.h): "off", "intact", "broken", "unverified"; NULL: unread */
+    char *chain_text;      /* and in words, in the reader's language */
     const char *url;     /* its w.c.s., NULL: definitions from files only */
     bool fetched;        /* definitions fetched from it now */
     char *fetch_error;   /* the fetch failed: files were used */

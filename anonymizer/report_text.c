@@ -259,6 +259,11 @@ static bool tenant_section(FILE *out, const struct report *r, const struct tenan
         report_local_time(tr->run_in_progress, when);
         fprintf(out, _("  a run started at %s is in progress: the figures change as it goes\n"), when);
     }
+    if (tr->chain_text) {
+        char *chain = esc_text(tr->chain_text);
+        fprintf(out, "  %s: %s\n", _("history's chain"), chain);
+        free(chain);
+    }
     char vacuum[512];
     report_vacuum_text(r, tr, vacuum, sizeof vacuum);
     if (vacuum[0])

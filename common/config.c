@@ -53,6 +53,7 @@ void cfg_free(struct cfg *cfg)
         return;
     free(cfg->path);
     free(cfg->schemas);
+    cfg_audit_free(&cfg->audit);
     free(cfg->wcs_sites);
     free(cfg->backup_retention_text);
     free(cfg->timezone);
@@ -353,52 +354,21 @@ static int api_key(struct loader *ld, const config_setting_t *s, void *obj)
 }
 static int api_key_file(struct loader *ld, const config_setting_t *s, void *obj)
 {
+    struct cfg_wcs_api *api = obj;
     const char *path;
-    struct stat st;
+    char *key = NULL;
+    size_t len = 0;
     int rc = ld_get_nonempty_string(ld, s, &path);
     if (rc)
         return rc;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        /* a key this process cannot read fails the fetches that need it, not the night: the tenants
-         * are anonymised with the definitions already fetched (defs.c) */
-        struct cfg_wcs_api *api = obj;
-        free(api->key_error);
-        api->key_error = ax_asprintf("cannot read the API key file %s: %s", path, strerror(errno));
-        return AX_OK;
+    /* a key this process cannot read fails the fetches that need it, not the night: the tenants
+     * are anonymised with the definitions already fetched (defs.c) */
+    if ((rc = ld_read_key_file(ld, s, "API key", path, &key, &len, &api->key_error)) == AX_OK && key)
+        set_key(api, key, len);
+    if (key) {
+        explicit_bzero(key, len);
+        free(key);
     }
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return ld_bad(ld, s, "%s is not a regular file", path);
-    }
-    /* private, or readable by its group when root owns it (root:anonymizer 0640, the Debian way
-     * for a secret a service reads); never writable by the group, nothing for others */
-    if ((st.st_mode & (S_IRWXO | S_IWGRP | S_IXGRP)) || ((st.st_mode & S_IRGRP) && st.st_uid != 0)) {
-        fclose(fp);
-        return ld_bad(ld, s, "%s is readable by other users: make it private (chmod 600, or root:anonymizer 640)",
-                      path);
-    }
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf, fp);
-    bool more = fgetc(fp) != EOF;
-    fclose(fp);
-    /* one line: the key, then at most line ends */
-    size_t line = 0;
-    while (line < n && buf[line] != '\n' && buf[line] != '\r')
-        line++;
-    bool extra = false;
-    for (size_t i = line; i < n; i++)
-        extra |= buf[i] != '\n' && buf[i] != '\r';
-    rc = AX_OK;
-    if (more)
-        rc = ld_bad(ld, s, "%s is too large for a key", path);
-    else if (extra)
-        rc = ld_bad(ld, s, "%s must hold the key on one line", path);
-    else
-        set_key(obj, buf, line);
-    explicit_bzero(buf, sizeof buf);
-    if (rc == AX_OK && ((struct cfg_wcs_api *)obj)->keylen == 0)
-        rc = ld_bad(ld, s, "%s is empty", path);
     return rc;
 }
 static int api_ca_file(struct loader *ld, const config_setting_t *s, void *obj)
@@ -636,6 +606,9 @@ static const struct key root_keys[] = {
     {"discover", root_discover},
     {"bi", root_bi},
     {"wcs_api", root_wcs_api},
+    {"audit_key_file", ld_root_audit_key_file},
+    {"audit_old_key_files", ld_root_audit_old_key_files},
+    {"audit_head_directory", ld_root_audit_head_directory},
     {"tenants", root_tenants},
     {"forms", root_forms},
     {"cards", root_cards},
@@ -718,6 +691,7 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
     cfg->statement_timeout_ms = 600000;
     cfg->vacuum = true;
     cfg->schemas = ax_strdup("/var/lib/anonymizer/schemas");
+    cfg->audit.head_directory = ax_strdup("/var/lib/anonymizer/audit");
     cfg->jobs = 1;
     cfg->bi.schema = ax_strdup("anonymised");
     cfg->bi.time_precision = ax_strdup("day");

@@ -92,6 +92,23 @@ struct cfg_bi {
     char *loader_role;    /* the loading pipeline's role: also the rows with their export times; NULL: none */
 };
 
+/* A key of the chained history (audit_key_file, audit_old_key_files): see anonymizer(1), "THE HISTORY'S CHAIN". */
+struct cfg_audit_key {
+    char *path;
+    char *key;     /* NULL: not configured, or unreadable (error says why) */
+    size_t keylen;
+    char id[17];   /* the first 8 bytes of its SHA-256, hex: how entries name the key that sealed them */
+    char *error;   /* the file could not be read by this process */
+};
+
+struct cfg_audit {
+    struct cfg_audit_key key;  /* seals new entries (path NULL: the history is not chained) */
+    struct cfg_audit_key *old; /* retired keys: they verify the entries they sealed */
+    size_t nold;
+    char *head_directory;      /* where this host keeps each tenant's chain head */
+};
+void cfg_audit_free(struct cfg_audit *a);
+
 struct cfg {
     char *path;
     char digest[65]; /* SHA-256 (hex) of the settings with their secrets removed: the audit's config_sha256 */
@@ -111,6 +128,7 @@ struct cfg {
     char *backup_retention_text;
     struct cfg_bi bi;
     struct cfg_wcs_api wcs_api;
+    struct cfg_audit audit;
     int jobs;              /* tenants processed at once */
     int max_runtime_ms;    /* 0: no time budget */
     struct cfg_discover *discover;

@@ -65,6 +65,18 @@ int ld_load_group(struct loader *ld, const config_setting_t *g, const struct key
 int ld_load_list(struct loader *ld, const config_setting_t *s, size_t size, void **items, size_t *n,
                  int (*load_one)(struct loader *ld, const config_setting_t *g, void *item), const char *shape);
 
+/*
+ * A secret key file: a regular file, private (600, or root:group 640), one
+ * line; what names it in messages ("API key").  *key a new string (its length in *len); a file this process cannot
+ * open is not an error: *key NULL and *unreadable says why.
+ */
+int ld_read_key_file(struct loader *ld, const config_setting_t *s, const char *what, const char *path, char **key,
+                     size_t *len, char **unreadable);
+/* audit_key_file, audit_old_key_files, audit_head_directory (config_audit.c). */
+int ld_root_audit_key_file(struct loader *ld, const config_setting_t *s, void *obj);
+int ld_root_audit_old_key_files(struct loader *ld, const config_setting_t *s, void *obj);
+int ld_root_audit_head_directory(struct loader *ld, const config_setting_t *s, void *obj);
+
 /* The text of a configuration file, checked before libconfig reads it (config_file.c). */
 int cfg_check_text(const char *path, const char *text, size_t len, char *err, size_t errlen);
 /* SHA-256 (hex) of the settings with their secrets removed (config_digest.c). */

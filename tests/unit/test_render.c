@@ -74,7 +74,9 @@ static void build(struct report *r)
     struct tenant_report *t = &r->tenants[0];
     *t = (struct tenant_report){.name = sdup("t.example.org"), .outcome = TENANT_OK, .at = sdup(r->at),
                                 .legal_limit = sdup("2036-03-03 00:00:00+00"), .backups_until = sdup("2036-09-29"),
-                                .last_run = sdup("2036-05-31T02:15:07Z"), .files_age = -1};
+                                .last_run = sdup("2036-05-31T02:15:07Z"), .files_age = -1,
+                                .chain_state = sdup("intact"),
+                                .chain_text = sdup("intact since 2036-01-01T02:15:07+00:00: 151 entries sealed and linked")};
     forms(t);
     t->nowed = 1;
     t->owed_tables = ax_calloc(2, sizeof(char *));
