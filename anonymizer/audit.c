@@ -6,6 +6,7 @@
 #include "chain.h"
 #include "sqltext.h"
 #include "strbuf.h"
+#include "timeutil.h"
 #include "version.h"
 
 #include <stdio.h>
@@ -135,7 +136,7 @@ static const char *const schema_present[AX_ARRAY_LEN(schema_ddl)] = {
  * CREATE on the database works once the schema exists (CREATE SCHEMA IF NOT
  * EXISTS checks the privilege first).
  */
-static int create_schema(struct tenant *t)
+int audit_ensure_schema(struct tenant *t)
 {
     PGresult *res;
     struct strbuf sb;
@@ -158,9 +159,49 @@ static int create_schema(struct tenant *t)
     return AX_OK;
 }
 
+json_object *audit_settings(const struct app *app)
+{
+    const struct cfg *c = app->cfg;
+    json_object *o = json_object_new_object(), *bi = json_object_new_object(), *sensitive = json_object_new_array();
+    json_object_object_add(o, "config_sha256", json_object_new_string(c->digest));
+    json_object_object_add(o, "retention_cap_days", json_object_new_int(RETENTION_CAP_DAYS));
+    json_object_object_add(o, "retention", c->policy.has_retention ? json_object_new_string(c->policy.retention_text)
+                                                                   : NULL);
+    json_object_object_add(o, "backup_retention_days", json_object_new_int(c->backup_retention_days));
+    json_object_object_add(o, "wcs_logs", json_object_new_string(c->wcs_logs_anonymise ? "anonymise" : "report"));
+    json_object_object_add(o, "testdefs", json_object_new_string(c->testdefs_report_only ? "report" : "anonymise"));
+    json_object_object_add(o, "audit_key_id", c->audit.key.key ? json_object_new_string(c->audit.key.id) : NULL);
+    if (c->bi.conninfo) {
+        json_object_object_add(bi, "min_k", json_object_new_int(c->bi.min_k));
+        json_object_object_add(bi, "min_l", json_object_new_int(c->bi.min_l));
+        json_object_object_add(bi, "time_precision", json_object_new_string(c->bi.time_precision));
+        json_object_object_add(bi, "date_precision", json_object_new_string(c->bi.date_precision));
+        json_object_object_add(bi, "generalise", json_object_new_boolean(c->bi.generalise));
+        for (size_t i = 0; i < c->bi.nsensitive; i++)
+            json_object_array_add(sensitive, json_object_new_string(c->bi.sensitive[i]));
+    }
+    json_object_object_add(bi, "sensitive", sensitive);
+    json_object_object_add(o, "bi", c->bi.conninfo ? bi : NULL);
+    if (!c->bi.conninfo)
+        json_object_put(bi);
+    return o;
+}
+
+int audit_record(struct tenant *t, const struct app *app, const char *command, json_object *details)
+{
+    const char *values[7] = {app->run_id, t->name, command, ANONYMIZER_VERSION, app->host, app->cfg->digest,
+                             json_object_to_json_string_ext(details, JSON_C_TO_STRING_PLAIN)};
+    return db_command(&t->db,
+                      "INSERT INTO anonymizer.runs (run_id, tenant, command, started_at, finished_at, version, host,"
+                      " config_sha256, outcome, details)"
+                      " VALUES ($1::uuid, $2, $3, pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp(), $4, $5, $6,"
+                      " 'ok', $7::jsonb)",
+                      7, NULL, values);
+}
+
 int audit_begin(struct tenant *t, const struct app *app, const char *command)
 {
-    int rc = create_schema(t);
+    int rc = audit_ensure_schema(t);
     if (rc)
         return rc;
     /* we hold the tenant lock: a row still "running" belongs to a run that died; its committed
@@ -195,13 +236,15 @@ int audit_begin(struct tenant *t, const struct app *app, const char *command)
         (rc = db_cmd(&t->db, "DELETE FROM anonymizer.batches")))
         return rc;
 
-    const char *values[6] = {app->run_id, t->name, command, ANONYMIZER_VERSION, app->host, app->cfg->digest};
-    const Oid types[6] = {DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID, DB_TEXTOID};
+    json_object *settings = audit_settings(app);
+    const char *values[7] = {app->run_id, t->name, command, ANONYMIZER_VERSION, app->host, app->cfg->digest,
+                             json_object_to_json_string_ext(settings, JSON_C_TO_STRING_PLAIN)};
     rc = db_command(&t->db,
                     "INSERT INTO anonymizer.runs (run_id, tenant, command, started_at, version, host,"
-                    " config_sha256, outcome)"
-                    " VALUES ($1::uuid, $2, $3, pg_catalog.clock_timestamp(), $4, $5, $6, 'running')",
-                    6, types, values);
+                    " config_sha256, outcome, details)"
+                    " VALUES ($1::uuid, $2, $3, pg_catalog.clock_timestamp(), $4, $5, $6, 'running', $7::jsonb)",
+                    7, NULL, values);
+    json_object_put(settings);
     return rc;
 }
 
@@ -470,15 +513,17 @@ int audit_history(struct tenant *t, const char *since, struct audit_run **runs, 
         return AX_ERR_DB;
     }
     /* runs written before the exported column: unknown; and when the first run of all started */
-    rc = db_query(&t->db, &res, DB_ONE_ROW(2),
+    rc = db_query(&t->db, &res, DB_ONE_ROW(3),
                   "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attname OPERATOR(pg_catalog.=) 'exported'"
                   " AND attrelid OPERATOR(pg_catalog.=) 'anonymizer.runs'::pg_catalog.regclass AND NOT attisdropped),"
                   " (SELECT " SQL_ISO_UTC("pg_catalog.min(started_at)") " FROM anonymizer.runs"
-                  "  WHERE command OPERATOR(pg_catalog.=) 'run')",
+                  "  WHERE command OPERATOR(pg_catalog.=) 'run'),"
+                  " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attname OPERATOR(pg_catalog.=) 'details'"
+                  " AND attrelid OPERATOR(pg_catalog.=) 'anonymizer.runs'::pg_catalog.regclass AND NOT attisdropped)",
                   0, NULL, NULL);
     if (rc)
         return rc;
-    bool has_exported = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    bool has_exported = strcmp(PQgetvalue(res, 0, 0), "t") == 0, has_details = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
     *first_run = PQgetisnull(res, 0, 1) ? NULL : ax_strdup(PQgetvalue(res, 0, 1));
     PQclear(res);
     const char *values[1] = {since};
@@ -492,10 +537,18 @@ int audit_history(struct tenant *t, const char *since, struct audit_run **runs, 
         "  FROM pg_catalog.jsonb_array_elements(forms) f),"
         " (SELECT COALESCE(pg_catalog.sum(COALESCE((f OPERATOR(pg_catalog.->>) 'drafts_deleted')::bigint, 0)"
         "  OPERATOR(pg_catalog.+) COALESCE((f OPERATOR(pg_catalog.->>) 'drafts_anonymised')::bigint, 0)), 0)"
-        "  FROM pg_catalog.jsonb_array_elements(forms) f), %s"
+        "  FROM pg_catalog.jsonb_array_elements(forms) f), %s, %s, config_sha256,"
+        /* what was in force: the run's settings, and each form's retention and fields */
+        " CASE WHEN command OPERATOR(pg_catalog.=) 'run' THEN pg_catalog.jsonb_build_object('run', %s, 'forms',"
+        "  (SELECT pg_catalog.jsonb_object_agg(f OPERATOR(pg_catalog.->>) 'table', pg_catalog.jsonb_build_object("
+        "   'retention_days', f OPERATOR(pg_catalog.->) 'retention_days',"
+        "   'retention_source', f OPERATOR(pg_catalog.->) 'retention_source',"
+        "   'kept', f OPERATOR(pg_catalog.->) 'kept', 'blanked', f OPERATOR(pg_catalog.->) 'blanked'))"
+        "   FROM pg_catalog.jsonb_array_elements(forms) f))::text END"
         " FROM anonymizer.runs WHERE started_at OPERATOR(pg_catalog.>=) $1 ORDER BY started_at",
-        has_exported ? "exported" : "NULL::bigint");
-    rc = db_query(&t->db, &res, DB_ROWS(12), sql, 1, types, values);
+        has_exported ? "exported" : "NULL::bigint", has_details ? "details::text" : "NULL::text",
+        has_details ? "details" : "NULL::jsonb");
+    rc = db_query(&t->db, &res, DB_ROWS(15), sql, 1, types, values);
     free(sql);
     if (rc)
         return rc;
@@ -516,6 +569,9 @@ int audit_history(struct tenant *t, const char *since, struct audit_run **runs, 
         r->completed = atoll(PQgetvalue(res, row, 9));
         r->drafts = atoll(PQgetvalue(res, row, 10));
         r->exported = PQgetisnull(res, row, 11) ? -1 : atoll(PQgetvalue(res, row, 11));
+        r->details = value_or_null(res, row, 12);
+        r->config_sha256 = value_or_null(res, row, 13);
+        r->settings = value_or_null(res, row, 14);
     }
     PQclear(res);
     return AX_OK;
@@ -532,6 +588,9 @@ void audit_runs_free(struct audit_run *runs, size_t n)
         free(runs[i].host);
         free(runs[i].started_at);
         free(runs[i].finished_at);
+        free(runs[i].details);
+        free(runs[i].config_sha256);
+        free(runs[i].settings);
     }
     free(runs);
 }

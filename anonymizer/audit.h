@@ -25,6 +25,20 @@ void audit_new_run_id(char buf[37]);
 
 /* -- the audit trail (run) ----------------------------------------------------- */
 
+/* Creates what is missing of the schema and its tables (a role that cannot is refused by the server). */
+int audit_ensure_schema(struct tenant *t);
+
+/*
+ * An entry that is final when written (a hold added or removed): command,
+ * details (a JSON object, not consumed), in the caller's transaction, with
+ * app's run id; the caller seals it (chain_seal_in).
+ */
+int audit_record(struct tenant *t, const struct app *app, const char *command, json_object *details);
+
+/* The settings that decide what a run does, as its entry's details (the forms' own, retention and fields
+ * kept and blanked, are in their entries). */
+json_object *audit_settings(const struct app *app);
+
 /* Creates the schema and tables when missing, closes stale rows and inserts
  * this run's row. */
 int audit_begin(struct tenant *t, const struct app *app, const char *command);
@@ -41,6 +55,9 @@ int audit_finish(struct tenant *t, const struct app *app, enum tenant_outcome ou
 struct audit_run {
     char *run_id, *command, *outcome, *error, *version, *host;
     char *started_at, *finished_at; /* ISO UTC; finished NULL while running */
+    char *details; /* what a hold entry recorded (JSON text), or NULL */
+    char *config_sha256;
+    char *settings; /* a run's: what was in force (JSON text: "run", its settings, "forms", per table), or NULL */
     long long anonymised, completed, drafts, exported; /* exported -1: unknown */
 };
 

@@ -22,6 +22,7 @@ struct form_counts {
     long long locked;            /* due, but held by another session */
     long long tokens_deleted;    /* search tokens no row matches any more */
     long long failed;            /* submissions a server error kept from being done (skipped) */
+    long long held;              /* left alone: under a legal hold (hold.h) */
     int table_locked;            /* units whose table a lock kept the run off (left for the next run) */
     int not_vacuumed;            /* its tables the role could not vacuum (it does not own them) */
 };

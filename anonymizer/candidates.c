@@ -3,6 +3,7 @@
  * candidates.h).
  */
 #include "candidates.h"
+#include "hold.h"
 #include "ax.h"
 #include "plan.h"
 #include "strbuf.h"
@@ -78,18 +79,43 @@ static int fill(struct tenant *t, const struct form *f, struct form_candidates *
     PQclear(res);
     if ((rc = candidates_clear(t, f)))
         return rc;
-    /* two ranges of w.c.s.'s index on anonymised (a bitmap of both), or the whole table the first time */
-    char *sql = ax_asprintf("INSERT INTO anonymizer.candidates (table_name, id) SELECT $1, m.id FROM public.%s m"
-                            " WHERE m.anonymised IS NULL OR m.anonymised OPERATOR(pg_catalog.>=) $2::timestamptz",
-                            f->q_table);
-    const char *iv[2] = {f->table, fc->since};
-    rc = db_query(&t->db, &res, DB_ANY, sql, 2, NULL, iv);
-    free(sql);
-    if (rc)
+    /* the holds in force: the whole form, or some submissions, kept out */
+    const char *hv[1] = {f->table};
+    if ((rc = db_query(&t->db, &res, DB_ONE_ROW(2),
+                       "SELECT COALESCE(pg_catalog.bool_or(h.submission_id IS NULL), false),"
+                       " COALESCE(pg_catalog.array_agg(h.submission_id) FILTER (WHERE h.submission_id IS NOT NULL), '{}')"
+                       " FROM anonymizer.holds h WHERE " HOLD_IN_FORCE("$1"),
+                       1, NULL, hv)))
         return rc;
-    fc->count = atoll(PQcmdTuples(res));
+    bool whole = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    char *held = ax_strdup(PQgetvalue(res, 0, 1));
     PQclear(res);
-    return AX_OK;
+    bool some = strcmp(held, "{}") != 0;
+    /* two ranges of w.c.s.'s index on anonymised (a bitmap of both), or the whole table the first time */
+    const char *rows = " WHERE (m.anonymised IS NULL OR m.anonymised OPERATOR(pg_catalog.>=) $2::timestamptz)";
+    char *sql = ax_asprintf("INSERT INTO anonymizer.candidates (table_name, id) SELECT $1, m.id FROM public.%s m%s%s",
+                            f->q_table, rows, some ? " AND m.id OPERATOR(pg_catalog.<>) ALL ($3::bigint[])" : "");
+    const char *iv[3] = {f->table, fc->since, held};
+    rc = whole ? AX_OK : db_query(&t->db, &res, DB_ANY, sql, some ? 3 : 2, NULL, iv);
+    free(sql);
+    if (rc == AX_OK && !whole) {
+        fc->count = atoll(PQcmdTuples(res));
+        PQclear(res);
+    }
+    /* what the holds keep that a run would look at */
+    if (rc == AX_OK && (whole || some)) {
+        sql = ax_asprintf("SELECT pg_catalog.count(*) FROM public.%s m%s%s", f->q_table, rows,
+                          whole ? "" : " AND m.id OPERATOR(pg_catalog.=) ANY ($3::bigint[])");
+        /* $1 is not used there: typed, so that the server accepts it */
+        rc = db_query(&t->db, &res, DB_ONE_ROW(1), sql, whole ? 2 : 3, (const Oid[]){DB_TEXTOID, 0, 0}, iv);
+        free(sql);
+        if (rc == AX_OK) {
+            fc->held = atoll(PQgetvalue(res, 0, 0));
+            PQclear(res);
+        }
+    }
+    free(held);
+    return rc;
 }
 
 int candidates_fill(struct tenant *t, const struct form *f, struct form_candidates *fc)

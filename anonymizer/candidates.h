@@ -31,6 +31,7 @@ struct form_candidates {
     char since[64]; /* anonymised rows from then are candidates ("-infinity": the whole form) */
     char next[64];  /* what checked_until becomes if the run leaves nothing behind ("" before the pass) */
     long long count;
+    long long held; /* left out: under a legal hold (hold.h), and not anonymised or not found clean */
 };
 
 /* Fills anonymizer.candidates with the form's candidates, in one transaction. */

@@ -173,26 +173,40 @@ out:
     return rc;
 }
 
-int chain_seal(struct tenant *t, const struct app *app, const char *run_id)
+int chain_seal_in(struct tenant *t, const struct app *app, const char *run_id, struct chain_head *head)
 {
     const struct cfg_audit_key *k = &app->cfg->audit.key;
+    memset(head, 0, sizeof *head);
     if (!k->path)
         return AX_OK;
     if (!k->key) {
         log_loud_warning("%s: the history's entry is not sealed: %s", t->name, k->error);
         return AX_OK;
     }
-    long long seq = 0;
-    char mac[65];
+    int rc = seal_in_transaction(t, app, run_id, &head->seq, head->mac);
+    if (rc)
+        head->seq = 0;
+    return rc;
+}
+
+void chain_sealed(const struct app *app, const char *tenant, const struct chain_head *head)
+{
+    if (head->seq > 0)
+        head_write(app, tenant, head->seq, head->mac);
+}
+
+int chain_seal(struct tenant *t, const struct app *app, const char *run_id)
+{
+    struct chain_head head;
     db_rollback_quietly(&t->db);
     int rc = db_cmd(&t->db, "BEGIN");
-    if (rc == AX_OK && (rc = seal_in_transaction(t, app, run_id, &seq, mac)) == AX_OK)
+    if (rc == AX_OK && (rc = chain_seal_in(t, app, run_id, &head)) == AX_OK)
         rc = db_cmd(&t->db, "COMMIT");
     if (rc) {
         db_rollback_quietly(&t->db);
         return rc;
     }
-    head_write(app, t->name, seq, mac);
+    chain_sealed(app, t->name, &head);
     return AX_OK;
 }
 

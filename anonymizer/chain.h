@@ -25,6 +25,15 @@
  */
 int chain_seal(struct tenant *t, const struct app *app, const char *run_id);
 
+/* The same inside the caller's transaction (an entry sealed with what it records); once committed,
+ * chain_sealed records the head (seq 0: nothing was sealed). */
+struct chain_head {
+    long long seq;
+    char mac[65];
+};
+int chain_seal_in(struct tenant *t, const struct app *app, const char *run_id, struct chain_head *head);
+void chain_sealed(const struct app *app, const char *tenant, const struct chain_head *head);
+
 enum chain_state {
     CHAIN_OFF = 0,    /* no audit key configured: the history is not chained */
     CHAIN_INTACT,     /* every sealed entry verified, and linked */

@@ -61,7 +61,7 @@ static void print_card(FILE *out, struct tenant *t, const struct form *f)
     /* only the rows and drafts are shown: the limits are those of now */
     plan_bind_report(f, &(struct plan_report_args){.legal_limit = t->now, .at = t->now, .backup_days = "0",
                                                    .open_limit = t->now}, &pv);
-    char *sql = plan_report(f);
+    char *sql = plan_report(f, PLAN_HELD_ANY);
     int rc = f->sql.unsupported ? AX_ERR_DATA
                                 : db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS, pv.types,
                                            pv.values);

@@ -127,6 +127,163 @@ static const char *const stored_words[] __attribute__((unused)) = {
     N_("the run died: counted from its committed batches"),
 };
 
+/* -- what was in force ---------------------------------------------------------------------------- */
+
+/* One setting as "path=value": objects walked, arrays joined with ",". */
+static void flatten(json_object *o, const char *path, char ***lines, size_t *n)
+{
+    if (o && json_object_is_type(o, json_type_object)) {
+        json_object_object_foreach(o, k, v) {
+            char *sub = *path ? ax_asprintf("%s.%s", path, k) : ax_strdup(k);
+            flatten(v, sub, lines, n);
+            free(sub);
+        }
+        return;
+    }
+    struct strbuf sb;
+    sb_init(&sb);
+    if (!o)
+        sb_append(&sb, "-");
+    else if (json_object_is_type(o, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(o); i++)
+            sb_appendf(&sb, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(o, i)));
+        if (json_object_array_length(o) == 0)
+            sb_append(&sb, "(none)");
+    } else
+        sb_append(&sb, json_object_get_string(o));
+    *lines = ax_reallocarray(*lines, *n + 1, sizeof **lines);
+    (*lines)[(*n)++] = ax_asprintf("%s=%s", path, sb.buf);
+    sb_free(&sb);
+}
+
+static int key_cmp(const char *a, const char *b)
+{
+    size_t la = strcspn(a, "="), lb = strcspn(b, "=");
+    int c = strncmp(a, b, la < lb ? la : lb);
+    return c ? c : la < lb ? -1 : la > lb;
+}
+
+static int line_cmp(const void *a, const void *b)
+{
+    return key_cmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+struct settings {
+    char **lines;
+    size_t n;
+};
+
+static void settings_read(const char *text, struct settings *out)
+{
+    memset(out, 0, sizeof *out);
+    json_object *o = text ? json_tokener_parse(text) : NULL;
+    if (o)
+        flatten(o, "", &out->lines, &out->n);
+    json_object_put(o);
+    if (out->n)
+        qsort(out->lines, out->n, sizeof *out->lines, line_cmp);
+}
+
+static void settings_free(struct settings *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->lines[i]);
+    free(s->lines);
+    memset(s, 0, sizeof *s);
+}
+
+/* Calls change(key, before, after) for each setting that differs (NULL: absent on that side). */
+static size_t settings_diff(const struct settings *a, const struct settings *b,
+                            void (*change)(void *arg, const char *key, size_t klen, const char *before,
+                                           const char *after),
+                            void *arg)
+{
+    size_t i = 0, k = 0, n = 0;
+    while (i < a->n || k < b->n) {
+        int c = i == a->n ? 1 : k == b->n ? -1 : key_cmp(a->lines[i], b->lines[k]);
+        const char *l = c <= 0 ? a->lines[i] : b->lines[k];
+        size_t klen = strcspn(l, "=");
+        const char *before = c <= 0 ? a->lines[i] + klen + 1 : NULL, *after = c >= 0 ? b->lines[k] + klen + 1 : NULL;
+        if (!before || !after || strcmp(before, after) != 0) {
+            change(arg, l, klen, before, after);
+            n++;
+        }
+        i += c <= 0;
+        k += c >= 0;
+    }
+    return n;
+}
+
+static void change_text(void *arg, const char *key, size_t klen, const char *before, const char *after)
+{
+    struct strbuf *sb = arg;
+    sb_appendf(sb, "%s%.*s %s -> %s", sb->len ? "; " : "", (int)klen, key, before ? before : "-", after ? after : "-");
+}
+
+static void change_json(void *arg, const char *key, size_t klen, const char *before, const char *after)
+{
+    json_object *o = json_object_new_object();
+    char *k = ax_strndup(key, klen);
+    json_object_object_add(o, "setting", json_object_new_string(k));
+    json_object_object_add(o, "before", before ? json_object_new_string(before) : NULL);
+    json_object_object_add(o, "after", after ? json_object_new_string(after) : NULL);
+    json_object_array_add(arg, o);
+    free(k);
+}
+
+/* The settings of the run before r among the tenant's runs (NULL: r is the first listed). */
+static const struct audit_run *previous_settings(const struct tenant_history *th, size_t k)
+{
+    while (k-- > 0)
+        if (th->runs[k].settings)
+            return &th->runs[k];
+    return NULL;
+}
+
+/* What changed since the run before, for people ("" when nothing; NULL for the first run listed). */
+static char *settings_changes(const struct tenant_history *th, size_t k)
+{
+    const struct audit_run *prev = previous_settings(th, k);
+    if (!prev || !th->runs[k].settings)
+        return NULL;
+    struct settings a, b;
+    struct strbuf sb;
+    sb_init(&sb);
+    settings_read(prev->settings, &a);
+    settings_read(th->runs[k].settings, &b);
+    settings_diff(&a, &b, change_text, &sb);
+    settings_free(&a);
+    settings_free(&b);
+    return sb_finish(&sb);
+}
+
+/* What a hold entry recorded, for people: "hold 3 on form, submission 12: reason (os user, role)". */
+static char *hold_summary(const struct audit_run *r)
+{
+    json_object *d = r->details ? json_tokener_parse(r->details) : NULL, *holds = NULL;
+    struct strbuf sb;
+    sb_init(&sb);
+    if (d && json_object_object_get_ex(d, "holds", &holds) && json_object_is_type(holds, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(holds); i++) {
+            json_object *h = json_object_array_get_idx(holds, i), *v;
+#define FIELD(k) (json_object_object_get_ex(h, k, &v) && json_object_get_string(v) ? json_object_get_string(v) : "")
+            char what[64];
+            if (*FIELD("submission_id"))
+                snprintf(what, sizeof what, _("submission %s"), FIELD("submission_id"));
+            else
+                snprintf(what, sizeof what, "%s", _("every submission"));
+            sb_appendf(&sb, "%s", i ? "; " : "");
+            sb_appendf(&sb, _("hold %s on %s, %s: \"%s\" (%s, role %s)"), FIELD("hold_id"), FIELD("form"), what,
+                       FIELD("reason"), FIELD("os_user"), FIELD("db_role"));
+            if (*FIELD("removal_reason"))
+                sb_appendf(&sb, _(", removed: \"%s\""), FIELD("removal_reason"));
+#undef FIELD
+        }
+    }
+    json_object_put(d);
+    return sb_finish(&sb);
+}
+
 static const char *shown(const char *stored)
 {
     return stored && *stored ? _(stored) : stored;
@@ -152,7 +309,7 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
             continue;
         }
         char *chain = chain_status_text(&th->chain);
-        fprintf(out, "  %s: %s\n", _("history's chain"), chain);
+        fprintf(out, _("  history's chain: %s\n"), chain);
         free(chain);
         if (th->nruns == 0)
             fprintf(out, "  %s\n", _("no run recorded"));
@@ -169,6 +326,21 @@ static void render_text(FILE *out, const struct tenant_history *ths, size_t n, c
                     when, r->command, shown(r->outcome), d, r->anonymised, r->completed, r->drafts, exported, host,
                     r->version);
             free(host);
+            if (strncmp(r->command, "hold", 4) == 0) {
+                char *summary = hold_summary(r), *text = esc_text(summary);
+                fprintf(out, "      %s\n", text);
+                free(summary);
+                free(text);
+            }
+            char *changes = settings_changes(th, k);
+            if (!changes && r->settings && r->config_sha256)
+                fprintf(out, _("      settings: configuration %.12s (the JSON history lists them)\n"), r->config_sha256);
+            else if (changes && *changes) {
+                char *text = esc_text(changes);
+                fprintf(out, _("      settings changed: %s\n"), text);
+                free(text);
+            }
+            free(changes);
             if (r->error) {
                 char *error = esc_text(shown(r->error));
                 fprintf(out, "      %s\n", error);
@@ -241,6 +413,22 @@ static void render_json(FILE *out, const struct tenant_history *ths, size_t n, c
             json_object_object_add(o, "exported", r->exported >= 0 ? json_object_new_int64(r->exported) : NULL);
             json_object_object_add(o, "version", jstr(r->version));
             json_object_object_add(o, "host", jstr(r->host));
+            json_object_object_add(o, "details",
+                                   r->details && !r->settings ? json_tokener_parse(r->details) : NULL);
+            json_object_object_add(o, "config_sha256", jstr(r->config_sha256));
+            json_object_object_add(o, "settings", r->settings ? json_tokener_parse(r->settings) : NULL);
+            const struct audit_run *prev = previous_settings(th, k);
+            json_object *changed = NULL;
+            if (prev && r->settings) {
+                struct settings a, b;
+                changed = json_object_new_array();
+                settings_read(prev->settings, &a);
+                settings_read(r->settings, &b);
+                settings_diff(&a, &b, change_json, changed);
+                settings_free(&a);
+                settings_free(&b);
+            }
+            json_object_object_add(o, "settings_changed", changed);
             json_object_array_add(runs, o);
         }
         for (size_t k = 0; k < th->nmissing; k++)
@@ -300,11 +488,49 @@ static void html_chain(FILE *out, const struct chain_status *c)
 {
     char *chain = chain_status_text(c);
     fprintf(out, "<p class=\"chain%s\">", c->state == CHAIN_BROKEN ? " bad" : "");
-    esc_html(out, _("history's chain"));
-    fputs(": ", out);
-    esc_html(out, chain);
+    esc_htmlf(out, _("History's chain: %s"), chain);
     fputs("</p>\n", out);
     free(chain);
+}
+
+/* One run, a row of the table. */
+static void html_run(FILE *out, const struct tenant_history *th, size_t k)
+{
+    const struct audit_run *r = &th->runs[k];
+    char when[40];
+    report_local_time(r->started_at, when);
+    fputs("<tr><td>", out);
+    esc_html(out, when);
+    fprintf(out, "</td><td class=\"n\">%ld</td><td>", duration(r));
+    esc_html(out, r->command);
+    fprintf(out, "</td><td%s>", strcmp(r->outcome, "ok") == 0 ? "" : " class=\"bad\"");
+    esc_html(out, shown(r->outcome));
+    if (r->error) {
+        fputs("<br>", out);
+        esc_html(out, shown(r->error));
+    }
+    if (strncmp(r->command, "hold", 4) == 0) {
+        char *summary = hold_summary(r);
+        fputs("<br>", out);
+        esc_html(out, summary);
+        free(summary);
+    }
+    char *changes = settings_changes(th, k);
+    if (changes && *changes) {
+        fputs("<br>", out);
+        esc_htmlf(out, _("settings changed: %s"), changes);
+    }
+    free(changes);
+    fprintf(out, "</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td>",
+            r->anonymised, r->completed, r->drafts);
+    if (r->exported >= 0)
+        fprintf(out, "<td class=\"n\">%lld</td><td>", r->exported);
+    else
+        fputs("<td class=\"n\">-</td><td>", out);
+    esc_html(out, r->host ? r->host : "?");
+    fputs("</td><td>", out);
+    esc_html(out, r->version);
+    fputs("</td></tr>\n", out);
 }
 
 static void render_html(FILE *out, const struct tenant_history *ths, size_t n, const char *since)
@@ -346,30 +572,8 @@ static void render_html(FILE *out, const struct tenant_history *ths, size_t n, c
             fputs("</th>", out);
         }
         fputs("</tr></thead><tbody>\n", out);
-        for (size_t k = 0; k < th->nruns; k++) {
-            const struct audit_run *r = &th->runs[k];
-            report_local_time(r->started_at, when);
-            fputs("<tr><td>", out);
-            esc_html(out, when);
-            fprintf(out, "</td><td class=\"n\">%ld</td><td>", duration(r));
-            esc_html(out, r->command);
-            fprintf(out, "</td><td%s>", strcmp(r->outcome, "ok") == 0 ? "" : " class=\"bad\"");
-            esc_html(out, shown(r->outcome));
-            if (r->error) {
-                fputs("<br>", out);
-                esc_html(out, shown(r->error));
-            }
-            fprintf(out, "</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td><td class=\"n\">%lld</td>",
-                    r->anonymised, r->completed, r->drafts);
-            if (r->exported >= 0)
-                fprintf(out, "<td class=\"n\">%lld</td><td>", r->exported);
-            else
-                fputs("<td class=\"n\">-</td><td>", out);
-            esc_html(out, r->host ? r->host : "?");
-            fputs("</td><td>", out);
-            esc_html(out, r->version);
-            fputs("</td></tr>\n", out);
-        }
+        for (size_t k = 0; k < th->nruns; k++)
+            html_run(out, th, k);
         fputs("</tbody></table>\n<p>", out);
         esc_html(out, _("nights without a successful run"));
         fputs(": ", out);

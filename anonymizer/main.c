@@ -15,6 +15,7 @@
 #include "fetch.h"
 #include "grants.h"
 #include "history.h"
+#include "hold.h"
 #include "i18n.h"
 #include "http.h"
 #include "executor.h"
@@ -47,8 +48,9 @@ enum command_id {
     CMD_FETCH = 1 << 4,
     CMD_HISTORY = 1 << 5,
     CMD_GRANTS = 1 << 6,
+    CMD_HOLD = 1 << 7,
 };
-#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT | CMD_EXPORT | CMD_FETCH | CMD_HISTORY | CMD_GRANTS)
+#define CMD_ALL (CMD_RUN | CMD_CHECK | CMD_REPORT | CMD_EXPORT | CMD_FETCH | CMD_HISTORY | CMD_GRANTS | CMD_HOLD)
 
 static const struct command {
     const char *name;
@@ -62,13 +64,14 @@ static const struct command {
     {"fetch", CMD_FETCH, "fetch the form and card definitions of tenants with a url from w.c.s. (signed API)"},
     {"history", CMD_HISTORY, "the runs of every tenant from the audit tables (writes nothing)"},
     {"grants", CMD_GRANTS, "the SQL that gives each role exactly the privileges it needs (writes nothing)"},
+    {"hold", CMD_HOLD, "add, remove or list legal holds: submissions kept out of anonymisation (hold add|remove|list)"},
 };
 
 /* Long-only options get codes past the ASCII range. */
 enum {
     OPT_FORMAT = 256, OPT_AT, OPT_DRY_RUN, OPT_JOBS, OPT_MAX_RUNTIME, OPT_FORM, OPT_LANG, OPT_SINCE, OPT_WARNING,
     OPT_STALE, OPT_ROLE_RUN, OPT_ROLE_REPORT, OPT_ROLE_BI, OPT_ROLE_BI_READER, OPT_ADMIN_CONNINFO,
-    OPT_DEBUG_SERVER, OPT_VERIFY,
+    OPT_DEBUG_SERVER, OPT_VERIFY, OPT_ID, OPT_REASON, OPT_UNTIL,
 };
 
 /* One table drives parsing, validation and --help. */
@@ -87,12 +90,18 @@ static const struct opt {
     {"quiet", 'q', no_argument, NULL, CMD_ALL, "print errors (and warnings to act on) only"},
     {"debug-server-messages", OPT_DEBUG_SERVER, no_argument, NULL, CMD_ALL,
      "also print PostgreSQL's error and notice texts on stderr (they may quote personal data)"},
-    {"format", OPT_FORMAT, required_argument, "FORMAT", CMD_REPORT | CMD_RUN | CMD_HISTORY,
-     "report, history: text (default), html, json or csv; report: also nagios"},
+    {"format", OPT_FORMAT, required_argument, "FORMAT", CMD_REPORT | CMD_RUN | CMD_HISTORY | CMD_HOLD,
+     "report, history: text (default), html, json or csv; report: also nagios; hold list: text or json"},
     {"at", OPT_AT, required_argument, "TIMESTAMP", CMD_REPORT | CMD_RUN,
      "report: compute cutoffs as of this instant, now or later (ISO 8601, UTC unless a zone is given)"},
-    {"form", OPT_FORM, required_argument, "SLUG", CMD_REPORT | CMD_RUN, "report: only this form (repeatable)"},
-    {"lang", OPT_LANG, required_argument, "LANG", CMD_REPORT | CMD_RUN | CMD_HISTORY,
+    {"form", OPT_FORM, required_argument, "SLUG", CMD_REPORT | CMD_RUN | CMD_HOLD,
+     "report: only this form (repeatable); hold: the form or card held"},
+    {"id", OPT_ID, required_argument, "N", CMD_HOLD, "hold add, remove: one submission (default: the whole form)"},
+    {"reason", OPT_REASON, required_argument, "TEXT", CMD_HOLD,
+     "hold add: why (required: the dispute, the inquiry); hold remove: why it ends"},
+    {"until", OPT_UNTIL, required_argument, "DATE", CMD_HOLD,
+     "hold add: when the hold ends by itself (ISO 8601; a date: its local midnight)"},
+    {"lang", OPT_LANG, required_argument, "LANG", CMD_REPORT | CMD_RUN | CMD_HISTORY | CMD_HOLD,
      "report, history: en or fr (default: the locale's)"},
     {"warning", OPT_WARNING, required_argument, "DAYS", CMD_REPORT,
      "report --format nagios: the oldest_days perfdata warns this many days before the limit (default 10)"},
@@ -121,6 +130,8 @@ static const struct opt {
     {"version", 'V', no_argument, NULL, CMD_ALL, "show the version and exit"},
 };
 
+_Static_assert(AX_ARRAY_LEN(options) <= 32, "cli.seen holds one bit per option");
+
 struct cli {
     const char *config;
     const char **tenants;
@@ -140,6 +151,7 @@ struct cli {
     int stale_hours;    /* --stale; -1: default */
     bool dry_run;
     bool verify;        /* history --verify */
+    struct hold_options hold; /* hold ACTION, --id, --reason, --until */
     int jobs;           /* 0: from the configuration */
     int max_runtime_ms; /* -1: from the configuration */
     unsigned seen;     /* CMD_* masks of the options given, to check them against the command */
@@ -153,6 +165,9 @@ static void usage(FILE *out)
                  "       anonymizer report --format nagios [--warning DAYS] [--stale HOURS]\n"
                  "       anonymizer run [--dry-run [--format FORMAT] [--at TIMESTAMP]]\n"
                  "       anonymizer history [--since DATE] [--format FORMAT] [--lang LANG] [--verify]\n"
+                 "       anonymizer hold add -t TENANT --form SLUG [--id N] --reason TEXT [--until DATE]\n"
+                 "       anonymizer hold remove -t TENANT --form SLUG [--id N] [--reason TEXT]\n"
+                 "       anonymizer hold list [-t TENANT]... [--format text|json]\n"
                  "       anonymizer grants [--admin-conninfo CONNINFO] [--role-run NAME] [--role-report NAME] [--role-bi NAME] [--role-bi-reader NAME]\n\n");
     fprintf(out, "Keeps w.c.s. form submissions free of personal data past their retention period.\n\nCommands:\n");
     for (size_t i = 0; i < AX_ARRAY_LEN(commands); i++)
@@ -257,6 +272,36 @@ static int parse_number(const char *name, const char *text, long min, long max, 
     return GO_ON;
 }
 
+/* hold's options: --id, --reason, --until. */
+static int apply_hold_option(struct cli *cli, int c, const char *arg)
+{
+    char msg[256];
+    switch (c) {
+    case OPT_ID: {
+        char *end;
+        long long id = strtoll(arg, &end, 10);
+        if (*arg == '\0' || *end != '\0' || id <= 0)
+            return usage_error("--id must be a submission's id (a positive number), not \"%s\"", arg);
+        cli->hold.id = id;
+        return GO_ON;
+    }
+    case OPT_REASON:
+        if (!hold_valid_reason(arg))
+            return usage_error("--reason must be 1 to 1000 bytes without control characters");
+        cli->hold.reason = arg;
+        return GO_ON;
+    case OPT_UNTIL:
+        if (tm_parse_instant(arg, &cli->hold.until, msg, sizeof msg) != 0)
+            return usage_error("--until: %s", msg);
+        if (strlen(arg) == 10)
+            cli->hold.until = tm_local_midnight(cli->hold.until, true);
+        if (cli->hold.until <= time(NULL))
+            return usage_error("--until %s is not in the future", arg);
+        return GO_ON;
+    }
+    return GO_ON;
+}
+
 /* One option; returns GO_ON, or an exit status. */
 static int apply_option(struct cli *cli, int c, char *arg, const char *word)
 {
@@ -316,6 +361,9 @@ static int apply_option(struct cli *cli, int c, char *arg, const char *word)
         return GO_ON;
     case OPT_DRY_RUN: cli->dry_run = true; return GO_ON;
     case OPT_VERIFY: cli->verify = true; return GO_ON;
+    case OPT_ID:
+    case OPT_REASON:
+    case OPT_UNTIL: return apply_hold_option(cli, c, arg);
     case OPT_JOBS: return parse_number("jobs", arg, 1, 64, &cli->jobs);
     case OPT_MAX_RUNTIME:
         if (tm_parse_duration_ms(arg, &ms, msg, sizeof msg) != AX_OK)
@@ -339,6 +387,11 @@ static int check_command(struct cli *cli, int argc, char **argv)
     if (optind >= argc)
         return usage_error("no command given");
     cli->command = argv[optind++];
+    if (strcmp(cli->command, "hold") == 0) {
+        if (optind >= argc || !(cli->hold.action = hold_parse_action(argv[optind])))
+            return usage_error("hold needs an action: add, remove or list");
+        optind++;
+    }
     if (optind < argc)
         return usage_error("unexpected argument \"%s\"", argv[optind]);
     const struct command *cmd = NULL;
@@ -357,6 +410,21 @@ static int check_command(struct cli *cli, int argc, char **argv)
         return usage_error("--format nagios is for report");
     if (!nagios && (cli->warning_days >= 0 || cli->stale_hours >= 0))
         return usage_error("--warning and --stale apply to report --format nagios");
+    if (cmd->id == CMD_HOLD && (cli->hold.action == HOLD_LIST) != !cli->nforms)
+        return usage_error(cli->hold.action == HOLD_LIST ? "hold list takes no --form" : "hold add and remove need --form");
+    if (cmd->id == CMD_HOLD && cli->hold.action != HOLD_LIST && cli->ntenants != 1)
+        return usage_error("hold add and remove: name one tenant with -t");
+    if (cmd->id == CMD_HOLD && cli->nforms > 1)
+        return usage_error("hold: one --form at a time");
+    if (cmd->id == CMD_HOLD && cli->hold.action == HOLD_ADD && !cli->hold.reason)
+        return usage_error("hold add needs --reason: the dispute or inquiry that requires keeping the data");
+    if (cmd->id == CMD_HOLD && cli->hold.action != HOLD_ADD && cli->hold.until)
+        return usage_error("--until applies to hold add");
+    if (cmd->id == CMD_HOLD && cli->hold.action == HOLD_LIST && (cli->hold.id || cli->hold.reason))
+        return usage_error("hold list takes no --id or --reason");
+    if (cmd->id == CMD_HOLD && cli->format && strcmp(cli->format, "text") != 0 &&
+        (strcmp(cli->format, "json") != 0 || cli->hold.action != HOLD_LIST))
+        return usage_error("hold list writes text or json; add and remove write one line each");
     if (cli->verify && cli->format && strcmp(cli->format, "text") != 0 && strcmp(cli->format, "json") != 0)
         return usage_error("history --verify writes text or json");
     if (cmd->id == CMD_RUN && cli->dry_run && cli->max_runtime_ms >= 0)
@@ -520,6 +588,7 @@ static void check_schemas_directory(const struct app *app)
 static bool cmd_reads(const struct cli *cli)
 {
     return strcmp(cli->command, "report") == 0 || strcmp(cli->command, "history") == 0 ||
+           strcmp(cli->command, "hold") == 0 ||
            (strcmp(cli->command, "run") == 0 && cli->dry_run);
 }
 
@@ -565,6 +634,11 @@ static int dispatch(const struct cli *cli, const struct command *cmd, const stru
             .verify = cli->verify,
         };
         status = cmd_history(app, &hopts, stdout);
+    } else if (cmd->id == CMD_HOLD) {
+        struct hold_options hopts = cli->hold;
+        hopts.form = cli->nforms ? cli->forms[0] : NULL;
+        hopts.format = cli->format ? (enum report_format)report_parse_format(cli->format) : REPORT_TEXT;
+        status = cmd_hold(app, &hopts, stdout);
     } else if (cmd->id == CMD_GRANTS) {
         status = cmd_grants(app, &cli->grants, stdout);
     } else if (cmd->id == CMD_CHECK) {

@@ -647,7 +647,12 @@ static char *pred_intermediate(const struct form *f)
     return sb_finish(&sb);
 }
 
-char *plan_report(const struct form *f)
+/* The rows under a legal hold in force, as the report's session set them (plan.h). */
+#define HELD_ROWS                                                                                                  \
+    "(pg_catalog.current_setting('anonymizer.held_all')::boolean OR m.id OPERATOR(pg_catalog.=)"                   \
+    " ANY (pg_catalog.current_setting('anonymizer.held')::bigint[]))"
+
+char *plan_report(const struct form *f, enum plan_held held)
 {
     struct strbuf sb;
     struct form_preds p;
@@ -713,10 +718,12 @@ char *plan_report(const struct form *f)
                "    %s AS unknown,\n"
                "    %s AS inter\n"
                /* what a run found clean is not looked at again (plan_report_settled counts it) */
-               "  FROM public.%s m WHERE m.anonymised IS NULL OR m.anonymised OPERATOR(pg_catalog.>=) $10"
+               "  FROM public.%s m WHERE (m.anonymised IS NULL OR m.anonymised OPERATOR(pg_catalog.>=) $10)%s%s"
                " OFFSET 0) r) s",
                open_anon, f->pol.drafts == CFG_DRAFTS_DELETE ? "true" : "false", open_anon, drafts_anon, pending,
-               pending, inactive, inactive, pending, p.ref, p.final, p.dirty, unknown, inter, f->q_table);
+               pending, inactive, inactive, pending, p.ref, p.final, p.dirty, unknown, inter, f->q_table,
+               held == PLAN_HELD_NOT ? " AND NOT " : held == PLAN_HELD_ONLY ? " AND " : "",
+               held == PLAN_HELD_ANY ? "" : HELD_ROWS);
     free(inter);
     free(unknown);
     free(pending);

@@ -162,7 +162,10 @@ char *plan_count_drafts(const struct form *f);
  * past the period that still hold a field marked "intermediate".
  * Values: plan_bind_report.
  */
-char *plan_report(const struct form *f);
+/* Which rows: all, those not under a legal hold, or only those (settings anonymizer.held_all, a boolean, and
+ * anonymizer.held, a bigint[] of ids, set in the session: see report.c). */
+enum plan_held { PLAN_HELD_ANY = 0, PLAN_HELD_NOT, PLAN_HELD_ONLY };
+char *plan_report(const struct form *f, enum plan_held held);
 #define PLAN_REPORT_NCOLS 22
 /*
  * What the rows anonymised before $10 add to the report (found clean by a

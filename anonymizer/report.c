@@ -17,6 +17,7 @@
 #include "report.h"
 #include "audit.h"
 #include "chain.h"
+#include "hold.h"
 #include "ax.h"
 #include "candidates.h"
 #include "classify.h"
@@ -159,6 +160,67 @@ static int add_settled(struct tenant *t, const struct form *f, const struct plan
     return AX_OK;
 }
 
+static int aggregate(struct tenant *t, const struct form *f, const struct plan_values *pv, enum plan_held held,
+                     struct form_report *fr)
+{
+    PGresult *res;
+    char *sql = plan_report(f, held);
+    int rc = db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS, pv->types, pv->values);
+    free(sql);
+    if (rc == AX_OK) {
+        read_form_row(res, fr);
+        PQclear(res);
+    }
+    return rc;
+}
+
+/*
+ * The form's rows counted: those under a legal hold in force apart (held data past the limit is lawful
+ * while the hold lasts: not in the verdict), the others as the verdict sees them.
+ */
+static int count_rows(struct tenant *t, const struct tenant_report *tr, const struct form *f,
+                      const struct plan_values *pv, struct form_report *fr)
+{
+    bool whole = false;
+    struct strbuf ids;
+    sb_init(&ids);
+    sb_append(&ids, "{");
+    for (size_t i = 0; i < tr->nholds; i++) {
+        const struct report_hold *h = &tr->holds[i];
+        if (h->expired || strcmp(h->table, f->table) != 0)
+            continue;
+        whole |= h->submission_id == 0;
+        if (h->submission_id)
+            sb_appendf(&ids, "%s%lld", ids.len > 1 ? "," : "", h->submission_id);
+    }
+    sb_append(&ids, "}");
+    int rc;
+    if (!whole && ids.len == 2) {
+        sb_free(&ids);
+        return aggregate(t, f, pv, PLAN_HELD_ANY, fr);
+    }
+    rc = db_query(&t->db, NULL, DB_ONE_ROW(2),
+                  "SELECT pg_catalog.set_config('anonymizer.held_all', $1, false),"
+                  " pg_catalog.set_config('anonymizer.held', $2, false)",
+                  2, NULL, (const char *const[]){whole ? "true" : "false", ids.buf});
+    sb_free(&ids);
+    struct form_report held = {0};
+    if (rc == AX_OK && (rc = aggregate(t, f, pv, PLAN_HELD_NOT, fr)) == AX_OK &&
+        (rc = aggregate(t, f, pv, PLAN_HELD_ONLY, &held)) == AX_OK) {
+        fr->held = held.counts[C_SUBMISSIONS] - held.counts[C_ANONYMISED];
+        fr->held_due = pending_of(&held);
+        fr->held_past_limit = f->of_card ? 0 : held.ages[0][AGE_PAST];
+        /* they are the form's submissions all the same */
+        for (int c = 0; c < C_COUNT; c++)
+            if (c == C_SUBMISSIONS || c == C_ANONYMISED)
+                fr->counts[c] += held.counts[c];
+    }
+    free(held.oldest_pending);
+    free(held.in_backups_until);
+    free(held.oldest_open_inactive);
+    return rc;
+}
+
 static int collect_form(struct tenant *t, const struct tenant_report *tr, const struct form *f,
                         struct form_report *fr, int backup_days, const char *schemas)
 {
@@ -196,13 +258,8 @@ static int collect_form(struct tenant *t, const struct tenant_report *tr, const 
     snprintf(days, sizeof days, "%d", backup_days);
     plan_bind_report(f, &(struct plan_report_args){.legal_limit = tr->legal_limit, .at = t->now, .backup_days = days,
                                                    .open_limit = open_limit, .since = since}, &pv);
-    char *sql = plan_report(f);
-    rc = db_query(&t->db, &res, DB_ONE_ROW(PLAN_REPORT_NCOLS), sql, PLAN_NPARAMS, pv.types, pv.values);
-    free(sql);
-    if (rc)
+    if ((rc = count_rows(t, tr, f, &pv, fr)))
         return rc;
-    read_form_row(res, fr);
-    PQclear(res);
     if (strcmp(since, "-infinity") != 0 && (rc = add_settled(t, f, &pv, fr)))
         return rc;
 
@@ -347,6 +404,11 @@ static void collect_tenant(const struct app *app, struct app_tenant *at, const s
     }
     tr->superuser = db_is_superuser(&t.db);
     rc = collect_dates(&t, app, tr);
+    /* the legal holds first: the forms' figures count what they keep apart */
+    if (rc == AX_OK && hold_read(&t, tr->at, &tr->holds, &tr->nholds) != AX_OK) {
+        log_warning("%s: legal holds unknown: %s; held submissions are counted as any other", tr->name, t.db.error);
+        tr->holds_unknown = true;
+    }
     tr->forms = ax_calloc(t.nforms, sizeof *tr->forms);
     for (size_t i = 0; rc == AX_OK && i < t.nforms; i++) {
         if (!wanted(opts, t.forms[i].slug))

@@ -6,6 +6,7 @@
 #include "ax.h"
 #include "escape.h"
 #include "report_model.h"
+#include "hold.h"
 #include "strbuf.h"
 #include "timeutil.h"
 
@@ -128,6 +129,10 @@ static json_object *json_form(const struct tenant_report *tr, const struct form_
     json_object_object_add(f, "test_definitions_past_limit",
                            fr->error ? NULL : json_object_new_int64(fr->testdefs_past_limit));
     json_object_object_add(f, "test_definitions_oldest", jstr(fr->testdefs_oldest));
+    /* under a legal hold: apart from the verdict */
+    json_object_object_add(f, "held", fr->error ? NULL : json_object_new_int64(fr->held));
+    json_object_object_add(f, "held_due", fr->error ? NULL : json_object_new_int64(fr->held_due));
+    json_object_object_add(f, "held_past_limit", fr->error ? NULL : json_object_new_int64(fr->held_past_limit));
     return f;
 }
 
@@ -183,6 +188,7 @@ void report_render_json(FILE *out, const struct report *r)
         json_object_object_add(chain, "state", jstr(tr->chain_state));
         json_object_object_add(chain, "text", jstr(tr->chain_text));
         json_object_object_add(t, "history_chain", chain);
+        json_object_object_add(t, "legal_holds", tr->holds_unknown ? NULL : hold_list_json(tr->holds, tr->nholds));
         json_object_array_add(tenants, t);
     }
     json_object_object_add(root, "tenants", tenants);
@@ -248,7 +254,7 @@ void report_render_csv(FILE *out, const struct report *r)
         "blanked_fields", "unclassified_columns", "kind", "open_inactive", "oldest_open_inactive",
         "vacuumed_by_last_run", "bi_smallest_group", "bi_held_back", "failed_in_last_run",
         "undated", "status_unknown", "status_unknown_past_limit", "open_with_intermediate_fields", "test_definitions",
-        "test_definitions_due", "test_definitions_past_limit",
+        "test_definitions_due", "test_definitions_past_limit", "held", "held_past_limit",
     };
     for (size_t i = 0; i < AX_ARRAY_LEN(header); i++)
         esc_csv_field(out, header[i], i + 1 == AX_ARRAY_LEN(header));
@@ -308,7 +314,9 @@ void report_render_csv(FILE *out, const struct report *r)
             csv_int(out, ok, fr->open_intermediate);
             csv_int(out, ok, fr->testdefs);
             csv_int(out, ok, fr->testdefs_due);
-            csv_int_at(out, ok, fr->testdefs_past_limit, true);
+            csv_int(out, ok, fr->testdefs_past_limit);
+            csv_int(out, ok, fr->held);
+            csv_int_at(out, ok, fr->held_past_limit, true);
             free(kept);
             free(blanked);
             free(uncl);

@@ -15,6 +15,7 @@
 #include "defs.h"
 #include "i18n.h"
 #include "report_model.h"
+#include "hold.h"
 #include "strbuf.h"
 #include "timeutil.h"
 #include "version.h"
@@ -341,12 +342,17 @@ static void tenant_section(FILE *out, const struct report *r, const struct tenan
         fputs("</strong>", out);
     }
     fputs("</p>\n", out);
+    for (size_t i = 0; i < tr->nholds; i++) {
+        char *text = hold_text(&tr->holds[i]);
+        fputs(tr->holds[i].expired || tr->holds[i].over_a_year ? "<p class=\"review\">" : "<p>", out);
+        esc_htmlf(out, _("Legal hold: %s"), text);
+        fputs("</p>\n", out);
+        free(text);
+    }
     if (tr->chain_text) {
         bool broken = tr->chain_state && strcmp(tr->chain_state, "broken") == 0;
         fputs(broken ? "<p class=\"review\">" : "<p>", out);
-        esc_html(out, _("history's chain"));
-        fputs(": ", out);
-        esc_html(out, tr->chain_text);
+        esc_htmlf(out, _("History's chain: %s"), tr->chain_text);
         fputs("</p>\n", out);
     }
     if (tr->error) {
@@ -436,6 +442,11 @@ static void detail_counts(FILE *out, const struct form_report *fr)
                           " workflow)"),
                    fr->open_intermediate);
     detail_row(out, _("Incomplete"), fr->counts[C_INCOMPLETE]);
+    if (fr->held > 0) {
+        detail_row(out, _("Kept under a legal hold"), fr->held);
+        detail_row(out, _("Kept under a legal hold, done past the legal limit (lawful while it lasts)"),
+                   fr->held_past_limit);
+    }
     if (fr->testdefs > 0) {
         detail_row(out, _("Test definitions made from submissions"), fr->testdefs);
         detail_row(out, _("Test definitions holding personal data past the period"), fr->testdefs_due);

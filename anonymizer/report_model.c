@@ -85,6 +85,20 @@ static void form_report_free(struct form_report *fr)
     collist_free(&fr->unclassified);
 }
 
+void report_holds_free(struct report_hold *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(h[i].slug);
+        free(h[i].table);
+        free(h[i].reason);
+        free(h[i].created_at);
+        free(h[i].until);
+        free(h[i].os_user);
+        free(h[i].db_role);
+    }
+    free(h);
+}
+
 void tenant_report_free(struct tenant_report *tr)
 {
     for (size_t i = 0; i < tr->nforms; i++)
@@ -97,6 +111,7 @@ void tenant_report_free(struct tenant_report *tr)
     free(tr->backups_until);
     free(tr->last_run);
     free(tr->chain_state);
+    report_holds_free(tr->holds, tr->nholds);
     free(tr->chain_text);
     free(tr->fetch_error);
     free(tr->run_in_progress);
@@ -167,7 +182,19 @@ static const struct pack_field form_fields[] = {
     PACK_FIELD(PACK_STR, struct form_report, bi_limiting),
     PACK_FIELD(PACK_LL, struct form_report, in_backups),
     PACK_FIELD(PACK_STR, struct form_report, in_backups_until),
+    PACK_FIELD(PACK_LL, struct form_report, held),
+    PACK_FIELD(PACK_LL, struct form_report, held_due),
+    PACK_FIELD(PACK_LL, struct form_report, held_past_limit),
     PACK_FIELD(PACK_STR, struct form_report, error),
+};
+
+static const struct pack_field hold_fields[] = {
+    PACK_FIELD(PACK_LL, struct report_hold, id),          PACK_FIELD(PACK_STR, struct report_hold, slug),
+    PACK_FIELD(PACK_STR, struct report_hold, table),      PACK_FIELD(PACK_STR, struct report_hold, reason),
+    PACK_FIELD(PACK_STR, struct report_hold, created_at), PACK_FIELD(PACK_STR, struct report_hold, until),
+    PACK_FIELD(PACK_STR, struct report_hold, os_user),    PACK_FIELD(PACK_STR, struct report_hold, db_role),
+    PACK_FIELD(PACK_LL, struct report_hold, submission_id), PACK_FIELD(PACK_LL, struct report_hold, age_days),
+    PACK_FIELD(PACK_BOOL, struct report_hold, expired),   PACK_FIELD(PACK_BOOL, struct report_hold, over_a_year),
 };
 
 static const struct pack_field tenant_fields[] = {
@@ -182,6 +209,7 @@ static const struct pack_field tenant_fields[] = {
     PACK_FIELD(PACK_STR, struct tenant_report, run_in_progress),
     PACK_FIELD(PACK_STR, struct tenant_report, chain_state),
     PACK_FIELD(PACK_STR, struct tenant_report, chain_text),
+    PACK_FIELD(PACK_BOOL, struct tenant_report, holds_unknown),
     PACK_FIELD(PACK_BOOL, struct tenant_report, fetched),
     PACK_FIELD(PACK_STR, struct tenant_report, fetch_error),
     PACK_FIELD(PACK_DBL, struct tenant_report, files_age),
@@ -226,6 +254,9 @@ void tenant_report_pack(struct strbuf *out, const struct tenant_report *tr)
         pack_collist(out, &fr->blank);
         pack_collist(out, &fr->unclassified);
     }
+    pack_size(out, tr->nholds);
+    for (size_t i = 0; i < tr->nholds; i++)
+        pack_fields(out, &tr->holds[i], hold_fields, AX_ARRAY_LEN(hold_fields));
     pack_size(out, tr->nowed);
     for (size_t i = 0; i < tr->nowed; i++) {
         const struct pack_field owed[] = {{PACK_STR, 0, 1}};
@@ -248,6 +279,10 @@ bool tenant_report_unpack(const char *data, size_t len, struct tenant_report *tr
         unpack_collist(&in, &fr->blank);
         unpack_collist(&in, &fr->unclassified);
     }
+    tr->nholds = unpack_size(&in);
+    tr->holds = ax_calloc(tr->nholds + 1, sizeof *tr->holds);
+    for (size_t i = 0; i < tr->nholds; i++)
+        unpack_fields(&in, &tr->holds[i], hold_fields, AX_ARRAY_LEN(hold_fields));
     tr->nowed = unpack_size(&in);
     tr->owed_tables = ax_calloc(tr->nowed + 1, sizeof *tr->owed_tables);
     tr->owed_since = ax_calloc(tr->nowed + 1, sizeof *tr->owed_since);

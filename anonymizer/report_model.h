@@ -86,6 +86,19 @@ struct form_report {
     char *in_backups_until; /* when the last of them leaves the backups */
     char *error; /* the form could not be assessed */
     struct collist keep, blank, unclassified;
+    /* under a legal hold: submissions still holding personal data, of those due, and done past the legal
+     * limit (lawful while the hold lasts: not in the verdict) */
+    long long held, held_due, held_past_limit;
+};
+
+/* A legal hold (hold.h), as the report and hold list show it. */
+struct report_hold {
+    long long id;
+    char *slug, *table, *reason, *created_at, *until, *os_user, *db_role; /* until NULL: until removed */
+    long long submission_id; /* 0: the whole form */
+    long long age_days;
+    bool expired;     /* its end has passed: it keeps nothing any more, and should be removed */
+    bool over_a_year; /* in force for more than a year: to review */
 };
 
 struct tenant_report {
@@ -100,6 +113,9 @@ struct tenant_report {
     char *run_in_progress; /* start of a run still working on the tenant (ISO UTC), or NULL */
     char *chain_state;     /* the history's chain (chain.h): "off", "intact", "broken", "unverified"; NULL: unread */
     char *chain_text;      /* and in words, in the reader's language */
+    struct report_hold *holds; /* every legal hold, in force or expired */
+    size_t nholds;
+    bool holds_unknown;        /* anonymizer.holds could not be read */
     const char *url;     /* its w.c.s., NULL: definitions from files only */
     bool fetched;        /* definitions fetched from it now */
     char *fetch_error;   /* the fetch failed: files were used */
@@ -154,6 +170,8 @@ char *report_period(int days);
 
 /* "2026-06-01T02:00:00+02:00" in the report's time zone, from an ISO UTC value (NULL: "-"). */
 void report_local_time(const char *iso_utc, char buf[40]);
+
+void report_holds_free(struct report_hold *h, size_t n);
 
 /* Free what they own (not the structs themselves). */
 void tenant_report_free(struct tenant_report *tr);

@@ -29,6 +29,8 @@ struct nagios_state {
     int state;
     long long tenants, unchecked, stale, due, drafts_due, incomplete, past_forms, open_inactive;
     long long left_behind, failed, held_back; /* forms: due data the last run left, failed in it, mostly held in BI */
+    long long holds_to_review;   /* legal holds expired (still listed) or in force for over a year */
+    long long chains_broken;     /* tenants whose history's chain is broken */
     long long max_past_days;     /* days past the limit of the oldest data past it */
     long long oldest_days;       /* age of the oldest personal data the limit applies to */
     long long last_run_hours;    /* the longest since a tenant's last successful run */
@@ -144,6 +146,19 @@ static void assess_tenant(struct nagios_state *s, const struct report *r, const 
         if (!tr->forms[k].error)
             assess_slipping(s, r, tr, &tr->forms[k]);
     }
+    for (size_t k = 0; k < tr->nholds; k++) {
+        const struct report_hold *h = &tr->holds[k];
+        if (!h->expired && !h->over_a_year)
+            continue;
+        add_line(&s->warning, "WARNING: %s/%s: legal hold %lld %s: review it (anonymizer hold list)", tr->name,
+                 h->slug, h->id, h->expired ? "has expired and is still listed" : "is over a year old");
+        s->holds_to_review++;
+    }
+    if (tr->chain_state && strcmp(tr->chain_state, "broken") == 0) {
+        add_line(&s->warning, "WARNING: %s: the history's chain is broken: %s", tr->name,
+                 tr->chain_text ? tr->chain_text : "?");
+        s->chains_broken++;
+    }
     if (tr->last_run_unknown) {
         add_line(&s->unknown, "CRITICAL: %s: last run unknown (no SELECT on anonymizer.runs)", tr->name);
         s->unchecked++;
@@ -200,8 +215,17 @@ static void status_text(struct strbuf *sb, const struct nagios_state *s, const s
             sb_appendf(sb, "%s%lld form%s failed in the last run", sep, s->failed, plural(s->failed));
             sep = ", ";
         }
-        if (s->held_back)
+        if (s->held_back) {
             sb_appendf(sb, "%s%lld form%s mostly held back from BI", sep, s->held_back, plural(s->held_back));
+            sep = ", ";
+        }
+        if (s->holds_to_review) {
+            sb_appendf(sb, "%s%lld legal hold%s to review", sep, s->holds_to_review, plural(s->holds_to_review));
+            sep = ", ";
+        }
+        if (s->chains_broken)
+            sb_appendf(sb, "%s%lld tenant%s with a broken history chain", sep, s->chains_broken,
+                       plural(s->chains_broken));
         break;
     default:
         sb_appendf(sb, "%lld tenant%s compliant, %lld due", s->tenants, plural(s->tenants), s->due);
@@ -219,7 +243,7 @@ int report_render_nagios(FILE *out, const struct report *r, const struct nagios_
         assess_tenant(&s, r, &r->tenants[i], no);
 
     s.state = r->verdict == VERDICT_NOT_COMPLIANT || s.unchecked ? 2
-              : s.stale || s.left_behind || s.failed || s.held_back ? 1
+              : s.stale || s.left_behind || s.failed || s.held_back || s.holds_to_review || s.chains_broken ? 1
                                                                    : 0;
 
     struct strbuf line;
@@ -233,7 +257,8 @@ int report_render_nagios(FILE *out, const struct report *r, const struct nagios_
         fprintf(out, " last_run_hours=U;%d;;0", no->stale_hours);
     else
         fprintf(out, " last_run_hours=%lld;%d;;0", s.last_run_hours, no->stale_hours);
-    fprintf(out, " stale_tenants=%lld;0 left_behind=%lld;0 failed_forms=%lld;0\n", s.stale, s.left_behind, s.failed);
+    fprintf(out, " stale_tenants=%lld;0 left_behind=%lld;0 failed_forms=%lld;0 holds_to_review=%lld;0\n", s.stale,
+            s.left_behind, s.failed, s.holds_to_review);
     fputs(s.critical.buf, out);
     fputs(s.unknown.buf, out);
     fputs(s.warning.buf, out);

@@ -9,6 +9,7 @@
 #include "defs.h"
 #include "i18n.h"
 #include "report_model.h"
+#include "hold.h"
 #include "strbuf.h"
 #include "timeutil.h"
 #include "version.h"
@@ -201,6 +202,10 @@ static void form_section(FILE *out, const struct report *r, const struct tenant_
     free(period);
     free(open_limit);
     line(out, 4, _("incomplete"), "%lld", fr->counts[C_INCOMPLETE]);
+    if (fr->held > 0)
+        line(out, 4, _("under a legal hold"),
+             _("%lld kept (%lld due, %lld done past the legal limit: lawful while the hold lasts, not in the verdict)"),
+             fr->held, fr->held_due, fr->held_past_limit);
     exceptions(out, r, fr);
     oldest(out, fr);
     if (fr->locked_known)
@@ -261,8 +266,16 @@ static bool tenant_section(FILE *out, const struct report *r, const struct tenan
     }
     if (tr->chain_text) {
         char *chain = esc_text(tr->chain_text);
-        fprintf(out, "  %s: %s\n", _("history's chain"), chain);
+        fprintf(out, _("  history's chain: %s\n"), chain);
         free(chain);
+    }
+    if (tr->holds_unknown)
+        fprintf(out, _("  legal holds: %s\n"), _("unknown (no access to anonymizer.holds)"));
+    for (size_t i = 0; i < tr->nholds; i++) {
+        char *text = hold_text(&tr->holds[i]), *shown = esc_text(text);
+        fprintf(out, _("  legal hold: %s\n"), shown);
+        free(text);
+        free(shown);
     }
     char vacuum[512];
     report_vacuum_text(r, tr, vacuum, sizeof vacuum);

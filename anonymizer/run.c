@@ -119,6 +119,21 @@ static void warn_not_vacuumed(const struct tenant *t, int tables)
                     " until autovacuum (see \"anonymizer grants\")",
                     t->name, tables, tables == 1 ? "" : "s", tables == 1 ? "it" : "them");
 }
+/* The form's field columns kept and blanked (unclassified ones are blanked too): what was in force. */
+static void add_fields(json_object *o, const struct form *f)
+{
+    json_object *kept = json_object_new_array(), *blanked = json_object_new_array();
+    for (size_t i = 0; i < f->ncols; i++) {
+        const struct column *c = &f->cols[i];
+        if (col_is_kept(c->cls))
+            json_object_array_add(kept, json_object_new_string(c->name));
+        else if (c->cls == COL_BLANK || c->cls == COL_UNCLASSIFIED)
+            json_object_array_add(blanked, json_object_new_string(c->name));
+    }
+    json_object_object_add(o, "kept", kept);
+    json_object_object_add(o, "blanked", blanked);
+}
+
 static json_object *form_entry(const struct form *f, const struct form_counts *c, const char *outcome,
                                const char *error, double seconds)
 {
@@ -138,6 +153,8 @@ static json_object *form_entry(const struct form *f, const struct form_counts *c
     json_object_object_add(o, "tracking_codes_deleted", json_object_new_int64(c->tracking_deleted));
     json_object_object_add(o, "locked", json_object_new_int64(c->locked));
     json_object_object_add(o, "search_tokens_deleted", json_object_new_int64(c->tokens_deleted));
+    json_object_object_add(o, "held", json_object_new_int64(c->held));
+    add_fields(o, f);
     json_object_object_add(o, "failed", json_object_new_int64(c->failed));
     json_object_object_add(o, "table_locked", json_object_new_boolean(c->table_locked > 0));
     json_object_object_add(o, "kind", json_object_new_string(form_kind_str(f->kind)));
@@ -263,6 +280,10 @@ static int finish_form(void *arg, size_t fi, struct form_state *fs)
         rc = failure_scope(&t->db) == FAIL_SESSION ? AX_ERR_DB : AX_ERR_DATA;
     }
     fs->rc = rc;
+    c->held = fs->cand.held;
+    if (c->held > 0)
+        log_info("%s: %s: %lld submission%s left alone: under a legal hold (anonymizer hold list)", t->name, f->label,
+                 c->held, c->held == 1 ? "" : "s");
     return form_done(t, app, f, c, rc, fs->error, fs->started_at, &ctx->tot);
 }
 /* A form left out: its audit entry says why. */

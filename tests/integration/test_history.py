@@ -141,6 +141,33 @@ class HistoryTests(harness.TestCase):
         self.assertIn('cannot connect', down['error'])
         self.assertIn('down: cannot connect', res.stderr)
 
+    def test_what_was_in_force_and_how_it_changed(self):
+        t = self.tenant()
+        f = t.add_form(standard_form())
+        full_submission(t, f, ref=ago(40), marker='a')
+        self.write_config([t], extra='retention = "30 days"; timezone = "UTC";')
+        self.anonymizer('run', expect=0)
+        self.write_config([t], extra='retention = "60 days"; timezone = "UTC";',
+                          forms=[f'{{ tenant = "*"; slug = "{f.slug}"; keep = ["commentaire"]; }}'])
+        self.anonymizer('run', expect=0)
+        doc = json.loads(self.anonymizer('history', '--format', 'json', expect=0).stdout)
+        first, second = doc['tenants'][0]['runs']
+        self.assertNotEqual(first['config_sha256'], second['config_sha256'])
+        self.assertEqual(first['settings']['run']['retention'], '30 days')
+        self.assertEqual(first['settings']['run']['retention_cap_days'], 90)
+        self.assertEqual(first['settings']['forms'][f.table]['retention_days'], 30)
+        self.assertIsNone(first['settings_changed'])
+        changed = {c['setting']: (c['before'], c['after']) for c in second['settings_changed']}
+        self.assertEqual(changed[f'forms.{f.table}.retention_days'], ('30', '60'))
+        self.assertEqual(changed['run.retention'], ('30 days', '60 days'))
+        self.assertIn('run.config_sha256', changed)
+        self.assertIn('f3', changed[f'forms.{f.table}.kept'][1].split(','))
+        text = self.anonymizer('history', expect=0).stdout
+        self.assertIn(f'settings: configuration {first["config_sha256"][:12]}', text)
+        self.assertIn(f'settings changed: forms.{f.table}.blanked', text)
+        self.assertIn(f'forms.{f.table}.retention_days 30 -> 60', text)
+        self.assertIn('run.retention 30 days -> 60 days', text)
+
     def test_bad_options(self):
         t = self.tenant()
         self.write_config([t])

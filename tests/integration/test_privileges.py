@@ -154,6 +154,16 @@ class PrivilegeTests(harness.TestCase):
         self.admin_sql('VACUUM', db=t.dbname)
         self.assertTrue(self.wait_until(lambda: 'VACUUM owed' not in self.anonymizer(
             '-c', report_conf, 'report', config=False).stdout, timeout=30), 'the debt stayed after a VACUUM')
+        # legal holds: the run role places them, the report role lists them and cannot place one
+        hold = ('hold', 'add', '-t', t.name, '--form', f.slug, '--reason', 'recours')
+        self.anonymizer('-c', run_conf, *hold, config=False, expect=0)
+        res = self.anonymizer('-c', report_conf, *hold, config=False, expect=1)
+        self.assertIn('insufficient privilege', res.stderr)
+        self.assertEqual(t.one('SELECT count(*) FROM anonymizer.holds')[0], 1)
+        listed = self.anonymizer('-c', report_conf, 'hold', 'list', '--format', 'json', config=False, expect=0)
+        self.assertEqual(len(json.loads(listed.stdout)[0]['holds']), 1)
+        doc = json.loads(self.anonymizer('-c', report_conf, 'report', '--format', 'json', config=False).stdout)
+        self.assertEqual(len(doc['tenants'][0]['legal_holds']), 1)
         # the report role cannot write
         conn = self.cluster.connect(t.dbname, user=self.roles[REPORT])
         self.addCleanup(conn.close)

@@ -418,7 +418,7 @@ class ReportTests(harness.TestCase):
                                      'tenants', 'verdict', 'at_in_future', 'timezone', 'bi_min_k', 'bi_error'])
         self.assertEqual(list(doc['tenants'][0]), ['name', 'status', 'error', 'last_run', 'backups_until', 'forms',
                                                    'definitions', 'run_in_progress_since', 'vacuum_owed', 'superuser',
-                                                   'wcs_logs', 'wcs_site_options', 'history_chain'])
+                                                   'wcs_logs', 'wcs_site_options', 'history_chain', 'legal_holds'])
         self.assertEqual(doc['generated_at'], AT)
         rows = list(csv.DictReader(io.StringIO(outputs['csv'], newline='')))
         self.assertEqual(len(rows), 3)

@@ -181,7 +181,7 @@ static char *render(const struct form *f)
     section(&out, "batch: wcs_all_forms after drafts", plan_batch_allforms(f, PLAN_DELETE_DRAFTS));
     section(&out, "work left (progress, time budget)", plan_count_work(f));
     section(&out, "search tokens no row matches any more", plan_purge_tokens(f));
-    section(&out, "report: one pass over the table", plan_report(f));
+    section(&out, "report: one pass over the table", plan_report(f, PLAN_HELD_ANY));
     struct plan_field *fields;
     size_t nfields = plan_export_fields(f, &fields);
     sb_append(&out, "-- export: fields (key = column)\n");
@@ -270,7 +270,7 @@ static void test_one_predicate_for_every_command(void **state)
     (void)state;
     struct fixture fx;
     build(&fx, true, false);
-    char *report = plan_report(&fx.form), *batch = plan_batch(&fx.form, PLAN_ANONYMISE);
+    char *report = plan_report(&fx.form, PLAN_HELD_ANY), *batch = plan_batch(&fx.form, PLAN_ANONYMISE);
     struct form_preds scan;
     plan_preds(&fx.form, plan_dollar_params, PLAN_SCAN, &scan);
     assert_non_null(strstr(batch, fx.form.sql.pred.work));

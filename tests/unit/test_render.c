@@ -49,7 +49,8 @@ static void forms(struct tenant_report *tr)
                               .oldest_open_inactive = sdup("2035-03-01T09:00:00Z"), .ages = {{1, 2, 1}, {0, 1, 2}},
                               .locked_known = true, .locked_last_run = 2, .formdef_id = 1, .bi_known = true,
                               .bi_smallest_group = 5, .bi_held_back = 3, .bi_published = 40, .in_backups = 2,
-                              .in_backups_until = sdup("2036-08-18"), .failed_last_run = sdup("submission 4: 22P02")};
+                              .in_backups_until = sdup("2036-08-18"), .failed_last_run = sdup("submission 4: 22P02"),
+                              .held = 2, .held_due = 1, .held_past_limit = 1};
     add_col(&f->keep, "f2", "definition: anonymise no", "Motif", "motif");
     add_col(&f->blank, "f1", "definition: anonymise final", "Nom", "nom");
     add_col(&f->unclassified, "f99", "not in the definition", NULL, NULL);
@@ -78,6 +79,17 @@ static void build(struct report *r)
                                 .chain_state = sdup("intact"),
                                 .chain_text = sdup("intact since 2036-01-01T02:15:07+00:00: 151 entries sealed and linked")};
     forms(t);
+    t->nholds = 2;
+    t->holds = ax_calloc(3, sizeof *t->holds);
+    t->holds[0] = (struct report_hold){.id = 3, .slug = sdup("demande-rdv"), .table = sdup("formdata_1_demande_rdv"),
+                                       .reason = sdup("Recours TA n°2036-118"), .created_at = sdup("2036-04-01T09:00:00Z"),
+                                       .os_user = sdup("root (sudo by dpo)"), .db_role = sdup("anonymizer"),
+                                       .submission_id = 12, .age_days = 61};
+    t->holds[1] = (struct report_hold){.id = 1, .slug = sdup("demande-rdv"), .table = sdup("formdata_1_demande_rdv"),
+                                       .reason = sdup("enquête"), .created_at = sdup("2035-01-01T09:00:00Z"),
+                                       .until = sdup("2036-05-01T00:00:00Z"), .os_user = sdup("dpo"),
+                                       .db_role = sdup("anonymizer"), .age_days = 517, .expired = true,
+                                       .over_a_year = true};
     t->nowed = 1;
     t->owed_tables = ax_calloc(2, sizeof(char *));
     t->owed_since = ax_calloc(2, sizeof(char *));

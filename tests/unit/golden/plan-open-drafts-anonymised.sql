@@ -271,7 +271,7 @@ FROM (SELECT ref, anonymised, draft, final, anon, COALESCE(ref OPERATOR(pg_catal
     OR EXISTS (SELECT 1 FROM public.wcs_all_forms w WHERE w.formdef_id OPERATOR(pg_catalog.=) $2 AND w.id OPERATOR(pg_catalog.=) m.id AND (w."user_id" IS NOT NULL OR w."user_label" IS NOT NULL OR w."user_name" IS NOT NULL OR w."submission_agent_id" IS NOT NULL OR w."digests" IS NOT NULL OR w."fts" IS NOT NULL OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."concerned_roles_array") x), false) OR COALESCE((SELECT pg_catalog.bool_or(pg_catalog.starts_with(x, '_user:')) FROM pg_catalog.unnest(w."actions_roles_array") x), false) OR w."geoloc_base_x" IS NOT NULL OR w."geoloc_base_y" IS NOT NULL OR w."relations_data" IS NOT NULL OR COALESCE((w.statistics_data) OPERATOR(pg_catalog.<>) (m.statistics_data), ((w.statistics_data) IS NULL) OPERATOR(pg_catalog.<>) ((m.statistics_data) IS NULL)) OR COALESCE((w.anonymised) OPERATOR(pg_catalog.<>) (m.anonymised), ((w.anonymised) IS NULL) OPERATOR(pg_catalog.<>) ((m.anonymised) IS NULL)) OR COALESCE((w.id_display::pg_catalog.text) OPERATOR(pg_catalog.<>) (m.id_display::pg_catalog.text), ((w.id_display::pg_catalog.text) IS NULL) OPERATOR(pg_catalog.<>) ((m.id_display::pg_catalog.text) IS NULL)))) ELSE false END AS dirty,
     false AS unknown,
     false AS inter
-  FROM public."formdata_7_Été ""spécial""" m WHERE m.anonymised IS NULL OR m.anonymised OPERATOR(pg_catalog.>=) $10 OFFSET 0) r) s;
+  FROM public."formdata_7_Été ""spécial""" m WHERE (m.anonymised IS NULL OR m.anonymised OPERATOR(pg_catalog.>=) $10) OFFSET 0) r) s;
 
 -- export: fields (key = column)
 --   motif = "f2"
