@@ -440,10 +440,7 @@ static void render_json(FILE *out, const struct tenant_history *ths, size_t n, c
         json_object_array_add(tenants, t);
     }
     json_object_object_add(root, "tenants", tenants);
-    fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
-          out);
-    fputc('\n', out);
+    esc_json_print(out, root);
     json_object_put(root);
 }
 
@@ -617,10 +614,7 @@ static int render_verify(FILE *out, const struct tenant_history *ths, size_t n, 
         free(text);
     }
     if (format == REPORT_JSON) {
-        fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                       JSON_C_TO_STRING_NOSLASHESCAPE),
-              out);
-        fputc('\n', out);
+        esc_json_print(out, root);
     }
     json_object_put(root);
     return status;

@@ -326,10 +326,7 @@ static int list(const struct app *app, const struct hold_options *o, FILE *out)
         tenant_close(&t);
     }
     if (o->format == REPORT_JSON) {
-        fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                       JSON_C_TO_STRING_NOSLASHESCAPE),
-              out);
-        fputc('\n', out);
+        esc_json_print(out, root);
     }
     json_object_put(root);
     return status;

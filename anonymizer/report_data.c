@@ -197,10 +197,7 @@ void report_render_json(FILE *out, const struct report *r)
     json_object_object_add(root, "timezone", jstr(r->timezone));
     json_object_object_add(root, "bi_min_k", r->min_k ? json_object_new_int(r->min_k) : NULL);
     json_object_object_add(root, "bi_error", jstr(r->bi_error));
-    fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
-          out);
-    fputc('\n', out);
+    esc_json_print(out, root);
     json_object_put(root);
 }
 

@@ -153,3 +153,11 @@ json_object *esc_json_string(const char *s)
     free(valid);
     return o;
 }
+
+void esc_json_print(FILE *out, json_object *root)
+{
+    fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
+          out);
+    fputc('\n', out);
+}

@@ -41,4 +41,7 @@ char *esc_utf8(const char *s);
 /* A JSON string of s made valid UTF-8 (esc_utf8); NULL gives NULL (null). */
 json_object *esc_json_string(const char *s);
 
+/* A JSON document as the tool prints them (indented, "/" unescaped), then a line end. */
+void esc_json_print(FILE *out, json_object *root);
+
 #endif
